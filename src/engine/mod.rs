@@ -1,0 +1,5 @@
+//! The tokio shell: sockets, files, timers. It moves bytes and reports events; policy lives in
+//! `crate::policy`.
+
+pub mod announce;
+pub mod storage;

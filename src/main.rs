@@ -1,0 +1,5 @@
+//! The `btvod` command line. `anyhow` lives here and nowhere else.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
