@@ -2,4 +2,5 @@
 //! `crate::policy`.
 
 pub mod announce;
+pub mod codec;
 pub mod storage;
