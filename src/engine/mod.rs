@@ -3,4 +3,5 @@
 
 pub mod announce;
 pub mod codec;
+pub mod rate_limit;
 pub mod storage;
