@@ -71,12 +71,3 @@ impl Encoder<Message> for PeerCodec {
         Ok(())
     }
 }
-
-impl Encoder<&Message> for PeerCodec {
-    type Error = CodecError;
-
-    fn encode(&mut self, item: &Message, dst: &mut BytesMut) -> Result<(), CodecError> {
-        item.encode(dst);
-        Ok(())
-    }
-}
