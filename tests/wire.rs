@@ -1,5 +1,6 @@
 //! The wire codec over real TCP on 127.0.0.1: a handshake then every message kind through
-//! `Framed`, in both directions, and a hostile peer refused at its first bad frame.
+//! `Framed`, in both directions; a hostile peer refused at its first bad frame; and a real
+//! libtorrent seed (python3-libtorrent) that our codec handshakes with and downloads blocks from.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use btvod::proto::wire::{BlockSpec, Handshake, Message, WireError};
 use btvod::proto::{InfoHash, PeerId};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
@@ -142,7 +143,10 @@ async fn a_four_gib_frame_from_a_peer_is_refused_without_waiting_for_it() {
     assert!(
         matches!(
             seen[1],
-            Err(CodecError::Wire(WireError::FrameTooLarge { len: u32::MAX, .. }))
+            Err(CodecError::Wire(WireError::FrameTooLarge {
+                len: u32::MAX,
+                ..
+            }))
         ),
         "{:?}",
         seen[1]
@@ -168,7 +172,10 @@ async fn a_non_bittorrent_peer_is_refused_at_the_handshake() {
     let addr = listener.local_addr().unwrap();
     let talker = tokio::spawn(async move {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"GET /announce HTTP/1.1\r\n").await.unwrap();
+        stream
+            .write_all(b"GET /announce HTTP/1.1\r\n")
+            .await
+            .unwrap();
         tokio::time::sleep(LIMIT).await;
     });
     let first = timeout(LIMIT, async {
@@ -179,7 +186,154 @@ async fn a_non_bittorrent_peer_is_refused_at_the_handshake() {
     .expect("handshake decoder waited instead of refusing");
     talker.abort();
     assert!(
-        matches!(first, Some(Err(CodecError::Wire(WireError::BadProtocol { .. })))),
+        matches!(
+            first,
+            Some(Err(CodecError::Wire(WireError::BadProtocol { .. })))
+        ),
         "{first:?}"
     );
+}
+
+/// Seeds `movie.bin` of the directory given as argv[1] from a fresh libtorrent session on an
+/// ephemeral loopback port, then prints `READY <port> <info hash hex>` and runs until stdin closes.
+const LIBTORRENT_SEED: &str = r#"
+import os, sys, time
+import libtorrent as lt
+d = sys.argv[1]
+fs = lt.file_storage()
+lt.add_files(fs, os.path.join(d, "movie.bin"))
+t = lt.create_torrent(fs, 32768)
+lt.set_piece_hashes(t, d)
+path = os.path.join(d, "movie.torrent")
+with open(path, "wb") as f:
+    f.write(lt.bencode(t.generate()))
+ses = lt.session({
+    "listen_interfaces": "127.0.0.1:0",
+    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "in_enc_policy": lt.enc_policy.disabled, "out_enc_policy": lt.enc_policy.disabled,
+    "alert_mask": 0,
+})
+ti = lt.torrent_info(path)
+h = ses.add_torrent({"ti": ti, "save_path": d})
+deadline = time.time() + 30
+while not h.status().is_seeding:
+    if time.time() > deadline:
+        sys.exit("libtorrent did not start seeding within 30 s")
+    time.sleep(0.05)
+print("READY", ses.listen_port(), str(ti.info_hashes().v1), flush=True)
+sys.stdin.read()
+"#;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+fn require_libtorrent() {
+    let ok = std::process::Command::new(PYTHON)
+        .args(["-c", "import libtorrent"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        ok,
+        "{PYTHON} cannot import libtorrent: install the Debian package python3-libtorrent \
+         (scripts/test.sh does)"
+    );
+}
+
+/// Reads messages until one matches `want`, returning it (other messages are skipped).
+async fn next_matching(
+    framed: &mut Framed<TcpStream, PeerCodec>,
+    want: impl Fn(&Message) -> bool,
+) -> Message {
+    loop {
+        let msg = framed
+            .next()
+            .await
+            .expect("libtorrent closed the connection")
+            .expect("libtorrent sent a frame our decoder refused");
+        if want(&msg) {
+            return msg;
+        }
+    }
+}
+
+#[tokio::test]
+async fn libtorrent_seed_accepts_our_handshake_and_serves_blocks() {
+    require_libtorrent();
+    let dir = tempfile::tempdir().unwrap();
+    // 100,000 bytes in 32 KiB pieces: 3 full pieces and a 1,696-byte last one.
+    let content: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    std::fs::write(dir.path().join("movie.bin"), &content).unwrap();
+
+    let mut seed = tokio::process::Command::new(PYTHON)
+        .args(["-c", LIBTORRENT_SEED])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start /usr/bin/python3");
+    let stdout = seed.stdout.take().unwrap();
+
+    timeout(Duration::from_secs(60), async {
+        let ready = BufReader::new(stdout)
+            .lines()
+            .next_line()
+            .await
+            .unwrap()
+            .expect("libtorrent seed exited before it was ready");
+        let fields: Vec<&str> = ready.split_whitespace().collect();
+        let [_, port, hash] = fields.as_slice() else {
+            panic!("unexpected seed output {ready:?}");
+        };
+        let info_hash = InfoHash::from_hex(hash).unwrap();
+        let stream = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap()))
+            .await
+            .unwrap();
+
+        let mut framed = Framed::new(stream, HandshakeCodec);
+        framed
+            .send(Handshake::ours(info_hash, PeerId::ours([4; 12])))
+            .await
+            .unwrap();
+        let theirs = framed.next().await.expect("no handshake").unwrap();
+        assert_eq!(theirs.info_hash, info_hash);
+        assert!(theirs.supports_fast(), "libtorrent supports BEP 6");
+
+        let mut framed = framed.map_codec(|_| PeerCodec::for_piece_count(4));
+        // We both set the Fast bit, so a seed announces itself with HAVE ALL.
+        let have = next_matching(&mut framed, |m| {
+            matches!(m, Message::HaveAll | Message::Bitfield(_))
+        })
+        .await;
+        assert_eq!(have, Message::HaveAll);
+
+        framed.send(Message::Interested).await.unwrap();
+        next_matching(&mut framed, |m| *m == Message::Unchoke).await;
+        let wanted = [(1, 16384, 16384), (3, 0, 1696)];
+        for (piece, offset, len) in wanted {
+            framed
+                .send(Message::Request(BlockSpec { piece, offset, len }))
+                .await
+                .unwrap();
+        }
+        for (piece, offset, len) in wanted {
+            let Message::Piece {
+                piece: got_piece,
+                offset: got_offset,
+                data,
+            } = next_matching(&mut framed, |m| matches!(m, Message::Piece { .. })).await
+            else {
+                unreachable!()
+            };
+            assert_eq!((got_piece, got_offset), (piece, offset));
+            let start = piece as usize * 32768 + offset as usize;
+            assert!(
+                data[..] == content[start..start + len as usize],
+                "block ({piece}, {offset}) differs"
+            );
+        }
+    })
+    .await
+    .expect("exchange with libtorrent timed out");
+    drop(seed.stdin.take());
+    let _ = timeout(Duration::from_secs(10), seed.wait()).await;
 }

@@ -78,7 +78,9 @@ impl WireDecoder {
         let body = buf.split_to(body_len as usize);
         // check_body_len has already passed for this id, so the reads below cannot run short;
         // the checked reads keep a future mistake an error rather than a panic.
-        parse_body(body).map(Some).ok_or(WireError::Truncated { len: body_len })
+        parse_body(body)
+            .map(Some)
+            .ok_or(WireError::Truncated { len: body_len })
     }
 }
 

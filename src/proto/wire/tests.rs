@@ -76,7 +76,10 @@ fn known_byte_layouts() {
         &encoded(&Message::Request(spec(1, 16384, 16384)))[..],
         &[0, 0, 0, 13, 6, 0, 0, 0, 1, 0, 0, 0x40, 0, 0, 0, 0x40, 0]
     );
-    assert_eq!(&encoded(&Message::Port(0x1ae1))[..], &[0, 0, 0, 3, 9, 0x1a, 0xe1]);
+    assert_eq!(
+        &encoded(&Message::Port(0x1ae1))[..],
+        &[0, 0, 0, 3, 9, 0x1a, 0xe1]
+    );
     assert_eq!(&encoded(&Message::HaveAll)[..], &[0, 0, 0, 1, 14]);
     assert_eq!(&encoded(&Message::Reject(spec(0, 0, 0)))[4], &16);
 }
@@ -199,8 +202,14 @@ fn the_cap_is_exact_and_grows_with_the_bitfield() {
         Err(WireError::FrameTooLarge { .. })
     ));
 
-    assert_eq!(WireDecoder::for_piece_count(0).max_frame(), DEFAULT_MAX_FRAME);
-    assert_eq!(WireDecoder::for_piece_count(8 * 16384).max_frame(), DEFAULT_MAX_FRAME);
+    assert_eq!(
+        WireDecoder::for_piece_count(0).max_frame(),
+        DEFAULT_MAX_FRAME
+    );
+    assert_eq!(
+        WireDecoder::for_piece_count(8 * 16384).max_frame(),
+        DEFAULT_MAX_FRAME
+    );
     let pieces = 1_000_001;
     let mut big = WireDecoder::for_piece_count(pieces);
     assert_eq!(big.max_frame(), 125_001 + 1);
@@ -246,7 +255,9 @@ fn every_fixed_size_message_refuses_any_other_length() {
         (MessageId::Port, 3),
     ];
     for (kind, right) in fixed {
-        for wrong in [1, right - 1, right + 1, 100].into_iter().filter(|&l| l != right && l > 0)
+        for wrong in [1, right - 1, right + 1, 100]
+            .into_iter()
+            .filter(|&l| l != right && l > 0)
         {
             // Only the prefix and id are buffered: the error must not wait for the body.
             let mut buf = BytesMut::new();
@@ -295,7 +306,10 @@ fn unknown_ids_are_skipped_and_the_stream_goes_on() {
     drain(&mut WireDecoder::default(), &mut buf, &mut out);
     assert_eq!(
         out,
-        vec![Message::Unknown { id: 21, len: 3 }, Message::Have { piece: 5 }]
+        vec![
+            Message::Unknown { id: 21, len: 3 },
+            Message::Have { piece: 5 }
+        ]
     );
 
     let mut too_big = BytesMut::new();
@@ -312,7 +326,11 @@ fn a_truncated_frame_waits_without_consuming() {
     let whole = encoded(&Message::Request(spec(1, 2, 3)));
     for cut in [0, 3, 4, 5, 16] {
         let mut buf = BytesMut::from(&whole[..cut]);
-        assert_eq!(WireDecoder::default().decode(&mut buf), Ok(None), "cut {cut}");
+        assert_eq!(
+            WireDecoder::default().decode(&mut buf),
+            Ok(None),
+            "cut {cut}"
+        );
         assert_eq!(&buf[..], &whole[..cut]);
     }
 }
@@ -369,12 +387,18 @@ fn a_wrong_protocol_string_is_refused_at_the_first_wrong_byte() {
     for bad in [&b"\x12"[..], b"GET / HTTP/1.1", b"\x13BitTorrent protocoX"] {
         let mut buf = BytesMut::from(bad);
         assert!(
-            matches!(Handshake::decode(&mut buf), Err(WireError::BadProtocol { .. })),
+            matches!(
+                Handshake::decode(&mut buf),
+                Err(WireError::BadProtocol { .. })
+            ),
             "{bad:?}"
         );
     }
     assert_eq!(Handshake::decode(&mut BytesMut::new()), Ok(None));
-    assert_eq!(Handshake::decode(&mut BytesMut::from(&b"\x13BitT"[..])), Ok(None));
+    assert_eq!(
+        Handshake::decode(&mut BytesMut::from(&b"\x13BitT"[..])),
+        Ok(None)
+    );
 }
 
 #[test]
@@ -398,7 +422,8 @@ fn error_messages_name_the_problem() {
 const KNOWN_IDS: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 20];
 
 fn any_spec() -> impl Strategy<Value = BlockSpec> {
-    (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(piece, offset, len)| spec(piece, offset, len))
+    (any::<u32>(), any::<u32>(), any::<u32>())
+        .prop_map(|(piece, offset, len)| spec(piece, offset, len))
 }
 
 fn any_bytes(max: usize) -> impl Strategy<Value = Bytes> {
@@ -422,10 +447,21 @@ fn any_message() -> impl Strategy<Value = Message> {
         any_spec().prop_map(Message::Reject),
         any::<u16>().prop_map(Message::Port),
         any_bytes(300).prop_map(Message::Bitfield),
-        (any::<u32>(), any::<u32>(), any_bytes(MAX_BLOCK_LEN as usize))
-            .prop_map(|(piece, offset, data)| Message::Piece { piece, offset, data }),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any_bytes(MAX_BLOCK_LEN as usize)
+        )
+            .prop_map(|(piece, offset, data)| Message::Piece {
+                piece,
+                offset,
+                data
+            }),
         (any::<u8>(), any_bytes(300)).prop_map(|(id, payload)| Message::Extended { id, payload }),
-        (any::<u8>().prop_filter("unknown id", |id| !KNOWN_IDS.contains(id)), 0u32..300)
+        (
+            any::<u8>().prop_filter("unknown id", |id| !KNOWN_IDS.contains(id)),
+            0u32..300
+        )
             .prop_map(|(id, len)| Message::Unknown { id, len }),
     ]
 }
