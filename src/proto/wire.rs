@@ -1,10 +1,12 @@
 //! The peer wire protocol (BEP 3 plus the BEP 6 Fast extension): the handshake and the
 //! length-prefixed messages, turned from untrusted bytes into typed values with a capped,
-//! never-panicking decoder. Pure: only `bytes`, no tokio.
+//! never-panicking decoder. Pure: only `bytes`, no async runtime.
 
 mod decoder;
 mod handshake;
 mod message;
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;
 
