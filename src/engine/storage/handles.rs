@@ -91,6 +91,7 @@ impl HandleCache {
     }
 
     /// Handles cached now (for tests of the bound).
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.lock().entries.len()
     }
