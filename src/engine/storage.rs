@@ -22,6 +22,7 @@ use crate::proto::geometry::{BlockRef, Geometry, PieceIndex};
 pub use error::StorageError;
 use handles::HandleCache;
 use paths::Access;
+pub use recheck::default_recheck_threads;
 
 /// Open file handles kept at most; more files than this are reopened on demand.
 pub const OPEN_FILES_LIMIT: usize = 64;
