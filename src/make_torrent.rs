@@ -329,3 +329,227 @@ fn encode(
         .and_then(|()| encoder.get_output())
         .map_err(|e| MakeTorrentError::Encode(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::metainfo::{FileEntry, Metainfo};
+
+    /// Deterministic, non-repeating test bytes (xorshift), different per seed.
+    fn content(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn sha1(bytes: &[u8]) -> [u8; 20] {
+        Sha1::digest(bytes).into()
+    }
+
+    fn make(opts: &MakeTorrentOptions) -> Result<Vec<u8>, MakeTorrentError> {
+        make_torrent(opts, &mut |_, _| {})
+    }
+
+    #[test]
+    fn single_file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("movie.mkv");
+        let data = content(1, 100_000);
+        std::fs::write(&path, &data).unwrap();
+        let opts = MakeTorrentOptions {
+            path: path.clone(),
+            piece_length: Some(16384),
+            announce: vec!["http://t1/announce".into(), "http://t2/announce".into()],
+            web_seeds: vec!["http://seed/movie.mkv".into()],
+            private: true,
+            comment: Some("test".into()),
+            created_by: None,
+            creation_date: Some(1_700_000_000),
+        };
+        let mut last_progress = (0, 0);
+        let bytes = make_torrent(&opts, &mut |done, total| last_progress = (done, total)).unwrap();
+        assert_eq!(last_progress, (100_000, 100_000));
+
+        let m = Metainfo::from_bytes(&bytes).unwrap();
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        assert!(m.is_single_file);
+        assert_eq!(m.name, "movie.mkv");
+        assert_eq!(m.total_len(), 100_000);
+        assert_eq!(m.geometry.piece_count(), 7);
+        assert_eq!(m.announce.as_deref(), Some("http://t1/announce"));
+        assert_eq!(
+            m.tracker_tiers(),
+            vec![
+                vec!["http://t1/announce".to_string()],
+                vec!["http://t2/announce".to_string()]
+            ]
+        );
+        assert_eq!(m.url_list, opts.web_seeds);
+        assert!(m.private);
+        assert_eq!(m.comment.as_deref(), Some("test"));
+        assert_eq!(
+            m.created_by,
+            Some(format!("btvod {}", env!("CARGO_PKG_VERSION")))
+        );
+        assert_eq!(m.creation_date, Some(1_700_000_000));
+        for (piece, chunk) in m.geometry.pieces().zip(data.chunks(16384)) {
+            assert_eq!(m.piece_hash(piece), sha1(chunk), "piece {piece}");
+        }
+        // Canonical output: bendy's strict decoder, which refuses unsorted keys, accepts it.
+        let tokens: Result<Vec<_>, _> = bendy::decoding::Decoder::new(&bytes).tokens().collect();
+        assert!(tokens.is_ok(), "{tokens:?}");
+    }
+
+    #[test]
+    fn single_tracker_has_no_announce_list_and_no_date_unless_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        std::fs::write(&path, content(2, 1000)).unwrap();
+        let opts = MakeTorrentOptions {
+            path,
+            announce: vec!["http://t/announce".into()],
+            ..Default::default()
+        };
+        let bytes = make(&opts).unwrap();
+        assert!(!bytes.windows(13).any(|w| w == b"announce-list"));
+        assert!(!bytes.windows(13).any(|w| w == b"creation date"));
+        let m = Metainfo::from_bytes(&bytes).unwrap();
+        assert_eq!(m.geometry.piece_len(), MIN_PIECE_LEN);
+        assert_eq!(
+            m.tracker_tiers(),
+            vec![vec!["http://t/announce".to_string()]]
+        );
+        assert!(!m.private);
+    }
+
+    #[test]
+    fn directory_round_trip_with_pieces_spanning_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pack");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        let x = content(3, 30_000);
+        let b = content(4, 20_000);
+        let c = content(5, 5_000);
+        std::fs::write(root.join("a/x.bin"), &x).unwrap();
+        std::fs::write(root.join("a/empty"), b"").unwrap();
+        std::fs::write(root.join("b.bin"), &b).unwrap();
+        std::fs::write(root.join("c.bin"), &c).unwrap();
+        let opts = MakeTorrentOptions {
+            path: root,
+            piece_length: Some(16384),
+            ..Default::default()
+        };
+        let m = Metainfo::from_bytes(&make(&opts).unwrap()).unwrap();
+        assert_eq!(m.name, "pack");
+        assert!(!m.is_single_file);
+        let entry = |p: &[&str], length| FileEntry {
+            path: p.iter().map(|s| s.to_string()).collect(),
+            length,
+        };
+        assert_eq!(
+            m.files,
+            vec![
+                entry(&["a", "empty"], 0),
+                entry(&["a", "x.bin"], 30_000),
+                entry(&["b.bin"], 20_000),
+                entry(&["c.bin"], 5_000),
+            ],
+            "files sorted by path"
+        );
+        assert_eq!(m.relative_path(1), PathBuf::from("pack/a/x.bin"));
+
+        let stream: Vec<u8> = [&x[..], &b[..], &c[..]].concat();
+        assert_eq!(m.geometry.piece_count(), 4);
+        for (piece, chunk) in m.geometry.pieces().zip(stream.chunks(16384)) {
+            assert_eq!(m.piece_hash(piece), sha1(chunk), "piece {piece}");
+        }
+        // Piece 1 is bytes 16384..32768: the tail of x.bin and the head of b.bin.
+        let spanning = [&x[16384..], &b[..32768 - 30_000]].concat();
+        let piece1 = m.geometry.piece(1).unwrap();
+        assert_eq!(m.piece_hash(piece1), sha1(&spanning));
+    }
+
+    #[test]
+    fn automatic_piece_length_aims_at_1000_to_2000_pieces() {
+        assert_eq!(auto_piece_length(1), 16 * 1024);
+        assert_eq!(auto_piece_length(2000 * 16 * 1024), 16 * 1024);
+        assert_eq!(auto_piece_length(2000 * 16 * 1024 + 1), 32 * 1024);
+        assert_eq!(auto_piece_length(100 << 20), 64 * 1024);
+        assert_eq!(auto_piece_length(10 << 30), 8 << 20);
+        assert_eq!(auto_piece_length(1 << 40), 16 << 20, "capped at 16 MiB");
+        for total in [50u64 << 20, 700 << 20, 4 << 30, 20 << 30] {
+            let pieces = total.div_ceil(u64::from(auto_piece_length(total)));
+            assert!((1000..=2000).contains(&pieces), "{total}: {pieces} pieces");
+        }
+    }
+
+    #[test]
+    fn refuses_empty_inputs_links_special_files_and_bad_piece_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(empty.join("nested")).unwrap();
+        let opts = |path: PathBuf| MakeTorrentOptions {
+            path,
+            ..Default::default()
+        };
+        assert!(matches!(
+            make(&opts(empty.clone())),
+            Err(MakeTorrentError::EmptyDirectory(_))
+        ));
+        std::fs::write(empty.join("nested/zero"), b"").unwrap();
+        assert!(matches!(
+            make(&opts(empty)),
+            Err(MakeTorrentError::NoData(_))
+        ));
+
+        let linked = dir.path().join("linked");
+        std::fs::create_dir(&linked).unwrap();
+        std::fs::write(linked.join("real"), b"data").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", linked.join("link")).unwrap();
+        let err = make(&opts(linked)).unwrap_err();
+        assert!(
+            matches!(&err, MakeTorrentError::Symlink(p) if p.ends_with("link")),
+            "{err}"
+        );
+
+        let special = dir.path().join("special");
+        std::fs::create_dir(&special).unwrap();
+        let _socket = std::os::unix::net::UnixListener::bind(special.join("sock")).unwrap();
+        assert!(matches!(
+            make(&opts(special)),
+            Err(MakeTorrentError::SpecialFile(_))
+        ));
+
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"data").unwrap();
+        for bad in [0, 1000, 8192, 512 << 20] {
+            let o = MakeTorrentOptions {
+                piece_length: Some(bad),
+                ..opts(file.clone())
+            };
+            assert!(matches!(make(&o), Err(MakeTorrentError::BadPieceLength(n)) if n == bad));
+        }
+        let err = make(&opts(dir.path().join("missing"))).unwrap_err();
+        assert!(matches!(&err, MakeTorrentError::Io { path, .. } if path.ends_with("missing")));
+    }
+
+    #[test]
+    fn names_the_parser_would_refuse_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pack");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("back\\slash"), b"data").unwrap();
+        let err = make(&MakeTorrentOptions {
+            path: root,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, MakeTorrentError::UnsafeName { .. }), "{err}");
+    }
+}
