@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use bendy::encoding::{Encoder, SingleItemEncoder};
 use sha1::{Digest, Sha1};
 
+use crate::proto::metainfo::MAX_PIECE_LEN;
 use crate::proto::metainfo::paths::component_problem;
 
-/// Smallest and largest piece length chosen or accepted.
+/// Smallest piece length chosen or accepted (one request block); the largest is the parser's.
 pub const MIN_PIECE_LEN: u32 = 16 * 1024;
-pub const MAX_PIECE_LEN: u32 = 256 * 1024 * 1024;
 /// Automatic piece lengths stay within 16 KiB..=16 MiB, aiming at 1000-2000 pieces.
 const MAX_AUTO_PIECE_LEN: u32 = 16 * 1024 * 1024;
 const TARGET_MAX_PIECES: u64 = 2000;

@@ -604,3 +604,32 @@ fn load_reports_the_path_on_io_errors() {
     std::fs::write(&good, torrent(single_info())).unwrap();
     assert_eq!(Metainfo::load(&good).unwrap().name, "movie.mkv");
 }
+
+mod robustness {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Untrusted bytes never panic the parser: arbitrary input, and valid torrents with
+        /// bytes overwritten or cut short.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Metainfo::from_bytes(&bytes);
+        }
+
+        #[test]
+        fn damaged_torrents_never_panic(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes = torrent(multi_info(default_files()));
+            for (at, byte) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            let _ = Metainfo::from_bytes(&bytes);
+            let _ = Metainfo::from_bytes(&bytes[..cut.index(bytes.len())]);
+        }
+    }
+}
