@@ -112,6 +112,9 @@ impl Announcer {
             .timeout(config.request_timeout)
             .redirect(reqwest::redirect::Policy::limited(config.max_redirects))
             .user_agent(config.user_agent.clone())
+            // Announces are minutes apart, and trackers such as opentracker close the socket
+            // after each reply: a pooled connection would only fail with "connection reset".
+            .pool_max_idle_per_host(0)
             .build()
             .map_err(AnnounceError::Client)?;
         Ok(Announcer {

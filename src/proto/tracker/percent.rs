@@ -19,9 +19,9 @@ pub fn percent_encode(bytes: &[u8]) -> String {
     out
 }
 
-/// Decodes `%XX` escapes to raw bytes and `+` to a space (form encoding, which some clients
-/// use for text fields). A `%` not followed by two hex digits is an error: guessing would hand
-/// the tracker an info-hash nobody sent.
+/// Decodes `%XX` escapes to raw bytes. A `+` stays a `+` (as in opentracker): the fields that
+/// matter are binary, where an unescaped `+` can only mean the byte 0x2B. A `%` not followed by
+/// two hex digits is an error: guessing would hand the tracker an info-hash nobody sent.
 pub fn percent_decode(text: &str) -> Result<Vec<u8>, PercentError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -36,10 +36,6 @@ pub fn percent_decode(text: &str) -> Result<Vec<u8>, PercentError> {
                     _ => return Err(PercentError { offset: i }),
                 }
                 i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
             }
             _ => {
                 out.push(b);
@@ -88,10 +84,10 @@ mod tests {
     }
 
     #[test]
-    fn decodes_lower_case_and_plus() {
+    fn decodes_lower_case_and_keeps_plus() {
         assert_eq!(
             percent_decode("%e2%82a+b").unwrap(),
-            vec![0xe2, 0x82, b'a', b' ', b'b']
+            vec![0xe2, 0x82, b'a', b'+', b'b']
         );
     }
 

@@ -109,8 +109,11 @@ impl ScrapeQuery {
     }
 }
 
+/// A decoded `name=value` pair.
+type QueryPair = (Vec<u8>, Vec<u8>);
+
 /// Splits and percent-decodes `name=value` pairs; a pair without `=` has an empty value.
-fn pairs(raw_query: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, TrackerProtoError> {
+fn pairs(raw_query: &str) -> Result<Vec<QueryPair>, TrackerProtoError> {
     if raw_query.len() > MAX_QUERY_LEN {
         return Err(TrackerProtoError::QueryTooLong(MAX_QUERY_LEN));
     }

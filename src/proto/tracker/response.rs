@@ -276,7 +276,7 @@ fn parse_compact(
     width: usize,
     out: &mut Vec<TrackerPeer>,
 ) -> Result<(), TrackerProtoError> {
-    if bytes.len() % width != 0 {
+    if !bytes.len().is_multiple_of(width) {
         return Err(TrackerProtoError::CompactLength {
             len: bytes.len(),
             width,

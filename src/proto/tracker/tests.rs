@@ -66,9 +66,12 @@ fn failure_reason_is_its_own_error() {
     assert_eq!(s, Err(TrackerProtoError::Failure("nope".into())));
 }
 
+/// A body and a check of the error it must give.
+type MalformedCase = (&'static [u8], fn(&TrackerProtoError) -> bool);
+
 #[test]
 fn malformed_bodies_are_errors() {
-    let cases: &[(&[u8], fn(&TrackerProtoError) -> bool)] = &[
+    let cases: &[MalformedCase] = &[
         (b"d5:peers5:abcdee", |e| {
             matches!(e, TrackerProtoError::CompactLength { len: 5, width: 6 })
         }),
