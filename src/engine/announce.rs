@@ -13,7 +13,8 @@ use url::Url;
 use crate::proto::tracker::{AnnounceRequest, AnnounceResponse, TrackerProtoError, TrackerTiers};
 
 pub use announce_loop::{
-    AnnounceLoopConfig, AnnounceLoopHandle, AnnounceStatus, TransferStats, spawn_announce_loop,
+    AnnounceLoopConfig, AnnounceLoopHandle, AnnounceStatus, AnnounceTransport, TransferStats,
+    spawn_announce_loop,
 };
 pub use schedule::{AnnounceOutcome, SchedulePolicy, next_announce_delay};
 
