@@ -15,7 +15,7 @@
 //!   in the piece stream, so dropping them would break the geometry.
 //! - Pure v2 torrents (BEP 52, no `pieces`) are refused; hybrid torrents are read as v1.
 
-pub mod bencode;
+use super::bencode;
 mod describe;
 mod parse;
 pub(crate) mod paths;

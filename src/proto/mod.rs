@@ -1,5 +1,6 @@
 //! Pure protocol layer: untrusted bytes become typed values here, once. No tokio, no clock.
 
+pub mod bencode;
 pub mod bitfield;
 pub mod geometry;
 pub mod metainfo;

@@ -3,7 +3,7 @@
 
 use sha1::{Digest, Sha1};
 
-use super::bencode::{self, Dict, List, Value};
+use crate::proto::bencode::{self, Dict, List, Value};
 use super::paths::{check_component, check_distinct};
 use super::{FileEntry, MAX_PIECE_LEN, Metainfo, MetainfoError, MetainfoWarning};
 use crate::proto::InfoHash;
