@@ -1,13 +1,16 @@
-//! A zero-copy bencode reader for untrusted torrent bytes: strict about syntax, lenient about
-//! dictionary key order, depth-limited and allocation-free.
+//! The one bencode reader of the project, for every untrusted bencoded input (torrent files,
+//! tracker replies): zero-copy, strict about syntax, lenient about dictionary key order,
+//! depth-limited, allocation-free and panic-free.
 //!
 //! Why not bendy's decoder: it refuses dictionaries whose keys are not sorted, and real
-//! torrents are sometimes written that way. Such a torrent is still valid to every major
-//! client, and its info-hash is the SHA-1 of the bytes as written, so we read it and report
+//! torrents and trackers are sometimes written that way. Such a torrent is still valid to every
+//! major client, and its info-hash is the SHA-1 of the bytes as written, so we read it and report
 //! whether it was canonical. Encoding stays with bendy (always canonical).
 //!
-//! The whole input is validated once by [`decode`]; lists and dictionaries are then views over
-//! already-checked bytes that are re-walked lazily, so nothing is allocated per element.
+//! [`decode`] takes exactly one value (a torrent file); [`decode_prefix`] takes the first value
+//! and ignores what follows (tracker replies with a trailing newline, BEP 9 metadata messages).
+//! Either validates the value once; lists and dictionaries are then views over already-checked
+//! bytes that are re-walked lazily, so nothing is allocated per element.
 
 /// Deepest nesting accepted. Torrents need 5 levels; the cap bounds recursion on hostile input.
 pub const MAX_DEPTH: usize = 64;
@@ -37,7 +40,32 @@ pub enum Value<'a> {
     Dict(Dict<'a>),
 }
 
-impl Value<'_> {
+impl<'a> Value<'a> {
+    // Accessors take `self`: a value is a small Copy view, and `Value::as_int` works as a path.
+    pub fn as_int(self) -> Option<i64> {
+        match self {
+            Value::Int(n) => Some(n),
+            _ => None,
+        }
+    }
+    pub fn as_bytes(self) -> Option<&'a [u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+    pub fn as_list(self) -> Option<List<'a>> {
+        match self {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+    pub fn as_dict(self) -> Option<Dict<'a>> {
+        match self {
+            Value::Dict(d) => Some(d),
+            _ => None,
+        }
+    }
     /// The bencode type name, for error messages.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -85,6 +113,15 @@ impl<'a> Dict<'a> {
             pos: self.start + 1,
             depth: self.depth,
         }
+    }
+    /// The value of `key`. If the key appears more than once, the **last** occurrence wins, as in
+    /// most trackers' own parsers; a caller to whom a repeated key is an error (the metainfo
+    /// parser) walks [`Dict::iter`] instead. Walks the dictionary: O(its size), no allocation.
+    pub fn get(&self, key: &[u8]) -> Option<Value<'a>> {
+        self.iter()
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|(_, value)| value)
     }
     /// The dictionary's bytes exactly as they appear in the input.
     pub fn raw(&self) -> &'a [u8] {
@@ -136,17 +173,24 @@ impl<'a> Iterator for DictIter<'a> {
 
 /// Decodes `doc`, which must hold exactly one value and nothing after it.
 pub fn decode(doc: &[u8]) -> Result<Value<'_>, BencodeError> {
+    let (value, end) = decode_prefix(doc)?;
+    if end != doc.len() {
+        return Err(BencodeError::TrailingData {
+            offset: end,
+            extra: doc.len() - end,
+        });
+    }
+    Ok(value)
+}
+
+/// Decodes the first complete value of `doc` and returns it with the offset just past it.
+/// Bytes after that value are neither read nor checked.
+pub fn decode_prefix(doc: &[u8]) -> Result<(Value<'_>, usize), BencodeError> {
     if doc.is_empty() {
         return Err(BencodeError::Empty);
     }
     let parsed = parse_at(doc, 0, 0)?;
-    if parsed.end != doc.len() {
-        return Err(BencodeError::TrailingData {
-            offset: parsed.end,
-            extra: doc.len() - parsed.end,
-        });
-    }
-    Ok(parsed.value)
+    Ok((parsed.value, parsed.end))
 }
 
 struct Parsed<'a> {
@@ -327,117 +371,4 @@ fn parse_int(doc: &[u8], pos: usize, terminator: u8) -> Result<(i64, usize), Ben
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ints(v: Value<'_>) -> Vec<i64> {
-        match v {
-            Value::List(l) => l
-                .iter()
-                .map(|x| match x {
-                    Value::Int(n) => n,
-                    other => panic!("not an int: {other:?}"),
-                })
-                .collect(),
-            other => panic!("not a list: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn integers_at_the_limits() {
-        let v = decode(b"li0ei-1ei9223372036854775807ei-9223372036854775808ee").unwrap();
-        assert_eq!(ints(v), vec![0, -1, i64::MAX, i64::MIN]);
-        assert!(matches!(
-            decode(b"i9223372036854775808e"),
-            Err(BencodeError::IntegerOverflow(_))
-        ));
-    }
-
-    #[test]
-    fn refuses_malformed_syntax() {
-        for bad in [
-            &b"i-0e"[..],
-            b"i03e",
-            b"ie",
-            b"i1",
-            b"4:abc",
-            b"-1:a",
-            b"01:a",
-            b"d1:ae",
-            b"di1ei2ee",
-            b"l",
-            b"x",
-            b"",
-        ] {
-            assert!(
-                decode(bad).is_err(),
-                "accepted {:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-    }
-
-    #[test]
-    fn refuses_trailing_bytes() {
-        assert_eq!(
-            decode(b"i1ei2e").unwrap_err(),
-            BencodeError::TrailingData {
-                offset: 3,
-                extra: 3
-            }
-        );
-    }
-
-    #[test]
-    fn unsorted_keys_are_read_and_flagged_non_canonical() {
-        let Value::Dict(d) = decode(b"d1:bi2e1:ai1ee").unwrap() else {
-            panic!("not a dict")
-        };
-        assert!(!d.is_canonical());
-        let keys: Vec<_> = d.iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, vec![&b"b"[..], &b"a"[..]]);
-
-        let Value::Dict(d) = decode(b"d1:ad1:zi1e1:yi2eee").unwrap() else {
-            panic!("not a dict")
-        };
-        assert!(
-            !d.is_canonical(),
-            "a nested unsorted dict taints its parent"
-        );
-        let Value::Dict(d) = decode(b"d1:ad1:yi1e1:zi2eee").unwrap() else {
-            panic!("not a dict")
-        };
-        assert!(d.is_canonical());
-    }
-
-    #[test]
-    fn raw_dict_bytes_are_exact() {
-        let doc = b"d4:infod1:xi1ee3:zzz0:e";
-        let Value::Dict(root) = decode(doc).unwrap() else {
-            panic!("not a dict")
-        };
-        assert_eq!(root.raw(), &doc[..]);
-        let (_, Value::Dict(info)) = root.iter().next().unwrap() else {
-            panic!("info is not a dict")
-        };
-        assert_eq!(info.raw(), b"d1:xi1ee");
-    }
-
-    #[test]
-    fn depth_is_capped() {
-        let mut deep = vec![b'l'; MAX_DEPTH + 1];
-        deep.extend(vec![b'e'; MAX_DEPTH + 1]);
-        assert!(matches!(decode(&deep), Err(BencodeError::TooDeep(_))));
-        let mut ok = vec![b'l'; MAX_DEPTH];
-        ok.extend(vec![b'e'; MAX_DEPTH]);
-        assert!(decode(&ok).is_ok());
-    }
-
-    #[test]
-    fn huge_string_length_is_an_error_not_an_allocation() {
-        assert!(matches!(
-            decode(b"99999999999999999:x"),
-            Err(BencodeError::UnexpectedEnd(_))
-        ));
-    }
-}
+mod tests;
