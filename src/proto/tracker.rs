@@ -1,14 +1,14 @@
 //! The HTTP tracker protocol, pure: announce/scrape requests and responses for both the client
 //! and our tracker, percent-encoding of raw bytes, and BEP 12 tier bookkeeping.
 
-mod bencode;
 mod percent;
 mod query;
 mod request;
 mod response;
 mod tiers;
 
-pub use bencode::BencodeError;
+/// The shared bencode reader's error, as carried by [`TrackerProtoError::NotBencode`].
+pub use crate::proto::bencode::BencodeError;
 pub use percent::{PercentError, percent_decode, percent_encode};
 pub use query::{AnnounceQuery, MAX_QUERY_LEN, MAX_SCRAPE_HASHES, ScrapeQuery};
 pub use request::{AnnounceEvent, AnnounceRequest, scrape_url};

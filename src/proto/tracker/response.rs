@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Duration;
 
+use bendy::encoding::{Encoder, Error as EncodeError};
+
 use super::TrackerProtoError;
-use super::bencode::{self, Value, Writer};
+use crate::proto::bencode::{self, BencodeError, Dict, List, Value};
 use crate::proto::{InfoHash, PeerId};
 
 /// At most this many peers are taken from one response; the rest are ignored.
@@ -14,6 +16,8 @@ pub const MAX_PEERS_PER_RESPONSE: usize = 2000;
 pub const MAX_SCRAPE_FILES: usize = 10_000;
 /// Texts from the tracker (failure, warning, tracker id) are cut to this many bytes.
 const MAX_TEXT_LEN: usize = 1024;
+/// Sent in place of a reply that could not be encoded (see [`encode_with`]).
+const ENCODING_FAILED: &[u8] = b"d14:failure reason30:tracker could not encode replye";
 
 /// One peer a tracker told us about.
 #[derive(Debug, Copy, Clone, PartialEq, Eq, Hash)]
@@ -51,20 +55,15 @@ impl AnnounceResponse {
     /// [`TrackerProtoError::Failure`]; peers with port 0 or a hostname instead of an IP are
     /// skipped; a compact list whose length is not a multiple of 6 (18 for `peers6`) is an error.
     pub fn parse(body: &[u8]) -> Result<AnnounceResponse, TrackerProtoError> {
-        let value = bencode::decode(body).map_err(|e| not_bencode(body, e))?;
-        let dict = value.as_dict().ok_or(TrackerProtoError::NotADictionary)?;
-        if let Some(reason) = dict.get(&b"failure reason"[..]) {
-            let reason = reason.as_bytes().map(text).unwrap_or_default();
-            return Err(TrackerProtoError::Failure(reason));
-        }
+        let dict = parse_reply(body)?;
         let mut peers = Vec::new();
-        match dict.get(&b"peers"[..]) {
+        match dict.get(b"peers") {
             None => {}
             Some(Value::Bytes(compact)) => parse_compact(compact, 6, &mut peers)?,
             Some(Value::List(list)) => parse_dicts(list, &mut peers),
             Some(_) => return Err(TrackerProtoError::BadField("peers")),
         }
-        match dict.get(&b"peers6"[..]) {
+        match dict.get(b"peers6") {
             None => {}
             Some(Value::Bytes(compact)) => parse_compact(compact, 18, &mut peers)?,
             Some(Value::List(list)) => parse_dicts(list, &mut peers),
@@ -81,77 +80,80 @@ impl AnnounceResponse {
         })
     }
 
-    /// Encodes the response as our tracker sends it.
+    /// Encodes the response as our tracker sends it (canonical bencode: keys sorted by bendy).
     pub fn encode(&self, format: PeerListFormat) -> Vec<u8> {
-        let mut w = Writer::default();
-        w.begin_dict();
-        // Keys in sorted byte order.
-        if let Some(n) = self.complete {
-            w.bytes(b"complete").int(i64::from(n));
-        }
-        if let Some(n) = self.incomplete {
-            w.bytes(b"incomplete").int(i64::from(n));
-        }
-        if let Some(d) = self.interval {
-            w.bytes(b"interval").int(secs_i64(d));
-        }
-        if let Some(d) = self.min_interval {
-            w.bytes(b"min interval").int(secs_i64(d));
-        }
-        match format {
-            PeerListFormat::Compact => {
-                let mut v4 = Vec::new();
-                let mut v6 = Vec::new();
-                for peer in &self.peers {
-                    match peer.addr {
-                        SocketAddr::V4(a) => {
-                            v4.extend_from_slice(&a.ip().octets());
-                            v4.extend_from_slice(&a.port().to_be_bytes());
-                        }
-                        SocketAddr::V6(a) => {
-                            v6.extend_from_slice(&a.ip().octets());
-                            v6.extend_from_slice(&a.port().to_be_bytes());
+        encode_with(|e| {
+            e.emit_and_sort_dict(|d| {
+                if let Some(n) = self.complete {
+                    d.emit_pair(b"complete", n)?;
+                }
+                if let Some(n) = self.incomplete {
+                    d.emit_pair(b"incomplete", n)?;
+                }
+                if let Some(interval) = self.interval {
+                    d.emit_pair(b"interval", secs_i64(interval))?;
+                }
+                if let Some(interval) = self.min_interval {
+                    d.emit_pair(b"min interval", secs_i64(interval))?;
+                }
+                match format {
+                    PeerListFormat::Compact => {
+                        let (v4, v6) = self.compact_peers();
+                        d.emit_pair_with(b"peers", |e| e.emit_bytes(&v4))?;
+                        if !v6.is_empty() {
+                            d.emit_pair_with(b"peers6", |e| e.emit_bytes(&v6))?;
                         }
                     }
-                }
-                w.bytes(b"peers").bytes(&v4);
-                if !v6.is_empty() {
-                    w.bytes(b"peers6").bytes(&v6);
-                }
-            }
-            PeerListFormat::Dicts { include_peer_id } => {
-                w.bytes(b"peers").begin_list();
-                for peer in &self.peers {
-                    w.begin_dict();
-                    w.bytes(b"ip").bytes(peer.addr.ip().to_string().as_bytes());
-                    if let (true, Some(id)) = (include_peer_id, peer.peer_id) {
-                        w.bytes(b"peer id").bytes(&id.0);
+                    PeerListFormat::Dicts { include_peer_id } => {
+                        d.emit_pair_with(b"peers", |e| {
+                            e.emit_list(|list| {
+                                self.peers.iter().try_for_each(|peer| {
+                                    list.emit_and_sort_dict(|pd| {
+                                        pd.emit_pair(b"ip", peer.addr.ip().to_string())?;
+                                        if let (true, Some(id)) = (include_peer_id, peer.peer_id) {
+                                            pd.emit_pair_with(b"peer id", |e| e.emit_bytes(&id.0))?;
+                                        }
+                                        pd.emit_pair(b"port", peer.addr.port())
+                                    })
+                                })
+                            })
+                        })?;
                     }
-                    w.bytes(b"port").int(i64::from(peer.addr.port()));
-                    w.end();
                 }
-                w.end();
+                if let Some(id) = &self.tracker_id {
+                    d.emit_pair(b"tracker id", id.as_str())?;
+                }
+                if let Some(warning) = &self.warning {
+                    d.emit_pair(b"warning message", warning.as_str())?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    /// BEP 23 / BEP 7 compact lists: 6 bytes per IPv4 peer, 18 per IPv6 peer.
+    fn compact_peers(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for peer in &self.peers {
+            match peer.addr {
+                SocketAddr::V4(a) => {
+                    v4.extend_from_slice(&a.ip().octets());
+                    v4.extend_from_slice(&a.port().to_be_bytes());
+                }
+                SocketAddr::V6(a) => {
+                    v6.extend_from_slice(&a.ip().octets());
+                    v6.extend_from_slice(&a.port().to_be_bytes());
+                }
             }
         }
-        if let Some(id) = &self.tracker_id {
-            w.bytes(b"tracker id").bytes(id.as_bytes());
-        }
-        if let Some(warning) = &self.warning {
-            w.bytes(b"warning message").bytes(warning.as_bytes());
-        }
-        w.end();
-        w.finish()
+        (v4, v6)
     }
 }
 
 /// The body a tracker sends to refuse a request.
 pub fn encode_failure(reason: &str) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.begin_dict()
-        .bytes(b"failure reason")
-        .bytes(reason.as_bytes());
-    w.end();
-    w.finish()
+    encode_with(|e| e.emit_and_sort_dict(|d| d.emit_pair(b"failure reason", reason)))
 }
 
 /// Counts for one torrent in a scrape response.
@@ -171,13 +173,8 @@ pub struct ScrapeResponse {
 impl ScrapeResponse {
     /// Parses a scrape reply. Entries whose key is not 20 bytes are skipped; missing counts are 0.
     pub fn parse(body: &[u8]) -> Result<ScrapeResponse, TrackerProtoError> {
-        let value = bencode::decode(body).map_err(|e| not_bencode(body, e))?;
-        let dict = value.as_dict().ok_or(TrackerProtoError::NotADictionary)?;
-        if let Some(reason) = dict.get(&b"failure reason"[..]) {
-            let reason = reason.as_bytes().map(text).unwrap_or_default();
-            return Err(TrackerProtoError::Failure(reason));
-        }
-        let Some(files) = dict.get(&b"files"[..]) else {
+        let dict = parse_reply(body)?;
+        let Some(files) = dict.get(b"files") else {
             return Ok(ScrapeResponse::default());
         };
         let files = files
@@ -185,7 +182,7 @@ impl ScrapeResponse {
             .ok_or(TrackerProtoError::BadField("files"))?;
         let mut out = BTreeMap::new();
         for (key, stats) in files.iter().take(MAX_SCRAPE_FILES) {
-            let (Ok(hash), Some(stats)) = (<[u8; 20]>::try_from(*key), stats.as_dict()) else {
+            let (Ok(hash), Some(stats)) = (<[u8; 20]>::try_from(key), stats.as_dict()) else {
                 continue;
             };
             let stats = ScrapeStats {
@@ -198,22 +195,55 @@ impl ScrapeResponse {
         Ok(ScrapeResponse { files: out })
     }
 
+    /// Encodes the response as our tracker sends it (canonical bencode: keys sorted by bendy).
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::default();
-        w.begin_dict().bytes(b"files").begin_dict();
-        for (hash, s) in &self.files {
-            w.bytes(&hash.0).begin_dict();
-            w.bytes(b"complete").int(i64::from(s.complete));
-            w.bytes(b"downloaded").int(i64::from(s.downloaded));
-            w.bytes(b"incomplete").int(i64::from(s.incomplete));
-            w.end();
-        }
-        w.end().end();
-        w.finish()
+        encode_with(|e| {
+            e.emit_and_sort_dict(|d| {
+                d.emit_pair_with(b"files", |e| {
+                    e.emit_unsorted_dict(|files| {
+                        self.files.iter().try_for_each(|(hash, s)| {
+                            files.emit_pair_with(&hash.0, |e| {
+                                e.emit_unsorted_dict(|stats| {
+                                    stats.emit_pair(b"complete", s.complete)?;
+                                    stats.emit_pair(b"downloaded", s.downloaded)?;
+                                    stats.emit_pair(b"incomplete", s.incomplete)
+                                })
+                            })
+                        })
+                    })
+                })
+            })
+        })
     }
 }
 
-fn not_bencode(body: &[u8], error: bencode::BencodeError) -> TrackerProtoError {
+/// Runs one bendy encoding. Our replies are a few levels deep and bendy sorts their keys, so it
+/// cannot fail in practice; if it ever did, the client gets a failure reply, not a broken body.
+fn encode_with(build: impl FnOnce(&mut Encoder) -> Result<(), EncodeError>) -> Vec<u8> {
+    let mut encoder = Encoder::new();
+    match build(&mut encoder).and_then(|()| encoder.get_output()) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::error!(%error, "could not encode a tracker reply");
+            ENCODING_FAILED.to_vec()
+        }
+    }
+}
+
+/// Decodes a reply body down to its top-level dictionary; a `failure reason` in it becomes
+/// [`TrackerProtoError::Failure`]. Bytes after the first value are ignored: some trackers end
+/// their reply with a newline.
+fn parse_reply(body: &[u8]) -> Result<Dict<'_>, TrackerProtoError> {
+    let (value, _end) = bencode::decode_prefix(body).map_err(|e| not_bencode(body, e))?;
+    let dict = value.as_dict().ok_or(TrackerProtoError::NotADictionary)?;
+    if let Some(reason) = dict.get(b"failure reason") {
+        let reason = reason.as_bytes().map(text).unwrap_or_default();
+        return Err(TrackerProtoError::Failure(reason));
+    }
+    Ok(dict)
+}
+
+fn not_bencode(body: &[u8], error: BencodeError) -> TrackerProtoError {
     // A web page where a tracker reply belongs is the most common misconfiguration.
     let start = body
         .iter()
@@ -235,7 +265,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(cut).into_owned()
 }
 
-fn opt_text(dict: &BTreeMap<&[u8], Value<'_>>, key: &[u8]) -> Option<String> {
+fn opt_text(dict: Dict<'_>, key: &[u8]) -> Option<String> {
     dict.get(key).and_then(Value::as_bytes).map(text)
 }
 
@@ -251,10 +281,7 @@ fn field_name(key: &'static [u8]) -> &'static str {
 }
 
 /// A non-negative count; an absurdly large one is clamped rather than refused.
-fn count(
-    dict: &BTreeMap<&[u8], Value<'_>>,
-    key: &'static [u8],
-) -> Result<Option<u32>, TrackerProtoError> {
+fn count(dict: Dict<'_>, key: &'static [u8]) -> Result<Option<u32>, TrackerProtoError> {
     match dict.get(key) {
         None => Ok(None),
         Some(v) => match v.as_int() {
@@ -264,10 +291,7 @@ fn count(
     }
 }
 
-fn seconds(
-    dict: &BTreeMap<&[u8], Value<'_>>,
-    key: &'static [u8],
-) -> Result<Option<Duration>, TrackerProtoError> {
+fn seconds(dict: Dict<'_>, key: &'static [u8]) -> Result<Option<Duration>, TrackerProtoError> {
     Ok(count(dict, key)?.map(|n| Duration::from_secs(u64::from(n))))
 }
 
@@ -305,23 +329,23 @@ fn parse_compact(
 
 /// Dictionary peers; entries that are malformed or name a host instead of an IP are skipped,
 /// since one bad entry says nothing about the others.
-fn parse_dicts(list: &[Value<'_>], out: &mut Vec<TrackerPeer>) {
-    for entry in list {
+fn parse_dicts(list: List<'_>, out: &mut Vec<TrackerPeer>) {
+    for entry in list.iter() {
         if out.len() >= MAX_PEERS_PER_RESPONSE {
             break;
         }
         let Some(d) = entry.as_dict() else { continue };
         let ip = d
-            .get(&b"ip"[..])
+            .get(b"ip")
             .and_then(Value::as_bytes)
             .and_then(|b| std::str::from_utf8(b).ok())
             .and_then(|s| s.parse::<IpAddr>().ok());
         let port = d
-            .get(&b"port"[..])
+            .get(b"port")
             .and_then(Value::as_int)
             .and_then(|p| u16::try_from(p).ok());
         let peer_id = d
-            .get(&b"peer id"[..])
+            .get(b"peer id")
             .and_then(Value::as_bytes)
             .and_then(|b| <[u8; 20]>::try_from(b).ok())
             .map(PeerId);
@@ -343,4 +367,19 @@ fn push_peer(out: &mut Vec<TrackerPeer>, ip: IpAddr, port: u16, peer_id: Option<
         },
     };
     out.push(TrackerPeer { addr, peer_id });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fallback_for_an_unencodable_reply_is_a_valid_failure() {
+        assert_eq!(
+            AnnounceResponse::parse(ENCODING_FAILED),
+            Err(TrackerProtoError::Failure(
+                "tracker could not encode reply".into()
+            ))
+        );
+    }
 }

@@ -168,6 +168,60 @@ fn encoded_responses_parse_back() {
 }
 
 #[test]
+fn encoded_response_is_canonical_bencode() {
+    let mut expected =
+        b"d8:completei1e10:incompletei2e8:intervali60e12:min intervali30e5:peers6:".to_vec();
+    expected.extend_from_slice(&[127, 0, 0, 1, 0x1a, 0xe1]);
+    expected.extend_from_slice(b"6:peers618:");
+    expected.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+    expected.extend_from_slice(&[0x01, 0xbb]);
+    expected.extend_from_slice(b"10:tracker id2:id15:warning message2:hie");
+    assert_eq!(
+        String::from_utf8_lossy(&sample_response().encode(PeerListFormat::Compact)),
+        String::from_utf8_lossy(&expected)
+    );
+    let dicts = sample_response().encode(PeerListFormat::Dicts {
+        include_peer_id: false,
+    });
+    assert!(
+        dicts.starts_with(b"d8:completei1e10:incompletei2e8:intervali60e12:min intervali30e5:peersld2:ip9:127.0.0.14:porti6881eed2:ip11:2001:db8::74:porti443eee"),
+        "{}",
+        String::from_utf8_lossy(&dicts)
+    );
+    assert_eq!(encode_failure("no"), b"d14:failure reason2:noe");
+    let mut scrape = ScrapeResponse::default();
+    scrape.files.insert(
+        InfoHash([b'h'; 20]),
+        ScrapeStats {
+            complete: 4,
+            incomplete: 5,
+            downloaded: 6,
+        },
+    );
+    assert_eq!(
+        scrape.encode(),
+        b"d5:filesd20:hhhhhhhhhhhhhhhhhhhhd8:completei4e10:downloadedi6e10:incompletei5eeee"
+    );
+}
+
+#[test]
+fn lenient_about_key_order_trailing_bytes_and_repeated_keys() {
+    // Unsorted keys, a repeated `interval` (the last one wins), and a trailing newline.
+    let body = b"d8:intervali5e5:peers6:\x0a\x00\x00\x01\x00\x508:completei2e8:intervali900ee\n";
+    let r = AnnounceResponse::parse(body).unwrap();
+    assert_eq!(r.interval, Some(Duration::from_secs(900)));
+    assert_eq!(r.complete, Some(2));
+    assert_eq!(addrs(&r), [addr("10.0.0.1:80")]);
+    let s = ScrapeResponse::parse(b"d5:filesdee\r\n").unwrap();
+    assert!(s.files.is_empty());
+    // The first value itself must still be well-formed.
+    assert!(matches!(
+        AnnounceResponse::parse(b"d8:intervali060ee\n"),
+        Err(TrackerProtoError::NotBencode(_))
+    ));
+}
+
+#[test]
 fn scrape_round_trips() {
     let mut s = ScrapeResponse::default();
     s.files.insert(
