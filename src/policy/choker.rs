@@ -1,1 +1,227 @@
-//! (being written)
+//! Tit-for-tat choking: whom we upload to. Regular slots go to the interested peers that give
+//! us the most (or, as a seed, take the most), re-evaluated every 10 s; one optimistic slot
+//! rotates every 30 s to a random interested peer; a peer that snubs us loses its regular slot.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::policy::{PeerKey, Time};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChokerConfig {
+    /// Unchoke slots earned by rate (the optimistic slot comes on top).
+    pub regular_slots: usize,
+    pub rechoke_interval: Duration,
+    pub optimistic_interval: Duration,
+    /// Peers connected for less than this are `newcomer_weight` times as likely to be picked
+    /// optimistically: they have nothing to trade yet and need a first piece.
+    pub newcomer_age: Duration,
+    pub newcomer_weight: u32,
+    /// A peer that unchokes us but sends nothing for this long is snubbing us.
+    pub snub_after: Duration,
+}
+
+impl Default for ChokerConfig {
+    fn default() -> Self {
+        Self {
+            regular_slots: 4,
+            rechoke_interval: Duration::from_secs(10),
+            optimistic_interval: Duration::from_secs(30),
+            newcomer_age: Duration::from_secs(60),
+            newcomer_weight: 3,
+            snub_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the engine knows about one connected peer at rechoke time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChokerPeer {
+    pub key: PeerKey,
+    pub connected_at: Time,
+    /// The peer wants data from us.
+    pub interested: bool,
+    /// We want data from the peer.
+    pub am_interested: bool,
+    /// Payload bytes per second from the peer to us, recently.
+    pub download_rate: f64,
+    /// Payload bytes per second from us to the peer, recently.
+    pub upload_rate: f64,
+    /// When the peer last unchoked us, while it keeps us unchoked; None while it chokes us.
+    pub unchoked_us_at: Option<Time>,
+    /// When the last block from the peer arrived.
+    pub last_block_at: Option<Time>,
+}
+
+impl ChokerPeer {
+    /// Unchokes us and we want its data, yet nothing came for `snub_after`.
+    pub fn is_snubbed(&self, now: Time, snub_after: Duration) -> bool {
+        let Some(since) = self.unchoked_us_at else {
+            return false;
+        };
+        let last = self.last_block_at.map_or(since, |b| b.max(since));
+        self.am_interested && now.saturating_sub(last) >= snub_after
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChokeDecision {
+    Choke(PeerKey),
+    Unchoke(PeerKey),
+}
+
+pub struct Choker {
+    config: ChokerConfig,
+    unchoked: BTreeSet<PeerKey>,
+    optimistic: Option<PeerKey>,
+    optimistic_since: Time,
+    last_rechoke: Option<Time>,
+    forced: bool,
+}
+
+impl Choker {
+    pub fn new(config: ChokerConfig) -> Self {
+        Self {
+            config,
+            unchoked: BTreeSet::new(),
+            optimistic: None,
+            optimistic_since: Duration::ZERO,
+            last_rechoke: None,
+            forced: false,
+        }
+    }
+
+    /// Peers we currently leave unchoked (regular and optimistic).
+    pub fn unchoked(&self) -> impl Iterator<Item = PeerKey> + '_ {
+        self.unchoked.iter().copied()
+    }
+    pub fn optimistic(&self) -> Option<PeerKey> {
+        self.optimistic
+    }
+
+    /// Re-evaluate at the next `rechoke` call even if the interval has not passed (an unchoked
+    /// peer left or lost interest, so a slot is idle).
+    pub fn rechoke_soon(&mut self) {
+        self.forced = true;
+    }
+
+    /// Call often (every second, or on events); it decides only when a rechoke is due and
+    /// returns the changes to send. `peers` are all connected peers; missing ones are dropped.
+    pub fn rechoke(
+        &mut self,
+        now: Time,
+        peers: &[ChokerPeer],
+        am_seed: bool,
+        rng: &mut impl Rng,
+    ) -> Vec<ChokeDecision> {
+        let present: BTreeSet<PeerKey> = peers.iter().map(|p| p.key).collect();
+        self.unchoked.retain(|k| present.contains(k));
+        if self.optimistic.is_some_and(|k| !present.contains(&k)) {
+            self.optimistic = None;
+        }
+        let due = self.forced
+            || self
+                .last_rechoke
+                .is_none_or(|t| now >= t + self.config.rechoke_interval);
+        if !due {
+            return Vec::new();
+        }
+        self.forced = false;
+        self.last_rechoke = Some(now);
+
+        let regular = self.regular(now, peers, am_seed);
+        self.update_optimistic(now, peers, &regular, rng);
+
+        let mut next = regular;
+        next.extend(self.optimistic);
+        let mut decisions: Vec<ChokeDecision> = self
+            .unchoked
+            .difference(&next)
+            .map(|&k| ChokeDecision::Choke(k))
+            .chain(
+                next.difference(&self.unchoked)
+                    .map(|&k| ChokeDecision::Unchoke(k)),
+            )
+            .collect();
+        decisions.sort();
+        tracing::debug!(?next, optimistic = ?self.optimistic, "rechoke");
+        self.unchoked = next;
+        decisions
+    }
+
+    /// The best interested, non-snubbing peers by the rate that matters now.
+    fn regular(&self, now: Time, peers: &[ChokerPeer], am_seed: bool) -> BTreeSet<PeerKey> {
+        let rate = |p: &ChokerPeer| {
+            if am_seed {
+                p.upload_rate
+            } else {
+                p.download_rate
+            }
+        };
+        let mut candidates: Vec<&ChokerPeer> = peers
+            .iter()
+            .filter(|p| p.interested && (am_seed || !p.is_snubbed(now, self.config.snub_after)))
+            .collect();
+        candidates.sort_by(|a, b| rate(b).total_cmp(&rate(a)).then(a.key.cmp(&b.key)));
+        candidates
+            .into_iter()
+            .take(self.config.regular_slots)
+            .map(|p| p.key)
+            .collect()
+    }
+
+    fn update_optimistic(
+        &mut self,
+        now: Time,
+        peers: &[ChokerPeer],
+        regular: &BTreeSet<PeerKey>,
+        rng: &mut impl Rng,
+    ) {
+        let current = self
+            .optimistic
+            .and_then(|k| peers.iter().find(|p| p.key == k));
+        let keep = current.is_some_and(|p| {
+            p.interested
+                && !regular.contains(&p.key)
+                && now < self.optimistic_since + self.config.optimistic_interval
+        });
+        if keep {
+            return;
+        }
+        let mut candidates: Vec<&ChokerPeer> = peers
+            .iter()
+            .filter(|p| p.interested && !regular.contains(&p.key))
+            .collect();
+        // Rotate: the old optimistic peer only keeps the slot if nobody else wants it.
+        if candidates.len() > 1 {
+            candidates.retain(|p| Some(p.key) != self.optimistic);
+        }
+        candidates.sort_by_key(|p| p.key);
+        let weight = |p: &ChokerPeer| {
+            if now.saturating_sub(p.connected_at) < self.config.newcomer_age {
+                self.config.newcomer_weight.max(1)
+            } else {
+                1
+            }
+        };
+        let total: u32 = candidates.iter().map(|p| weight(p)).sum();
+        self.optimistic = None;
+        if total > 0 {
+            let mut ticket = rng.random_range(0..total);
+            for p in candidates {
+                if ticket < weight(p) {
+                    self.optimistic = Some(p.key);
+                    break;
+                }
+                ticket -= weight(p);
+            }
+        }
+        self.optimistic_since = now;
+    }
+}
+
+#[cfg(test)]
+#[path = "choker_tests.rs"]
+mod tests;

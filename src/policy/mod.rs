@@ -1,5 +1,43 @@
-//! Pure decisions: which blocks to request, whom to unchoke, what is late. Time and randomness
-//! are passed in by the caller.
+//! Pure decisions: which blocks to request (`picker`), whom to unchoke (`choker`). Time and
+//! randomness are passed in by the caller; nothing here reads a clock or owns an unseeded RNG.
 
 pub mod choker;
 pub mod picker;
+
+use std::time::Duration;
+
+/// Time since the torrent started (the VoD contract's t = 0), as measured by the shell.
+pub type Time = Duration;
+
+/// A connection's identity inside one torrent, assigned by the engine and never reused while
+/// the torrent runs (so a late event from a closed connection cannot hit a new one).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey(pub u64);
+
+impl std::fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peer#{}", self.0)
+    }
+}
+
+/// What the engine measured about a peer when it asks the picker for requests. The picker
+/// itself tracks which pieces the peer has and which requests are in flight to it.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct PeerView {
+    pub key: PeerKey,
+    /// Payload bytes per second received from this peer, recently.
+    pub download_rate: f64,
+    /// Smoothed request round-trip time, if one has been measured yet.
+    pub rtt: Option<Duration>,
+}
+
+impl PeerView {
+    /// A view with no measurements yet (a fresh connection).
+    pub fn new(key: PeerKey) -> Self {
+        Self {
+            key,
+            download_rate: 0.0,
+            rtt: None,
+        }
+    }
+}

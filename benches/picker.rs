@@ -1,0 +1,132 @@
+//! Picker decision cost at 100k pieces and 200 peers: one `next_requests` call plus the block
+//! arrivals it leads to, as the torrent task does on every block.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use btvod::policy::picker::{BlockOutcome, Picker, RarestFirst, Sequential};
+use btvod::policy::{PeerKey, PeerView};
+use btvod::proto::bitfield::Bitfield;
+use btvod::proto::geometry::{BLOCK_LEN, Geometry};
+use criterion::{Criterion, criterion_group, criterion_main};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const PIECES: u32 = 100_000;
+const PEERS: u64 = 200;
+const SLOTS: usize = 4;
+
+#[derive(Clone, Copy)]
+enum Swarm {
+    /// 100 seeds and 100 peers holding a random half each.
+    Mixed,
+    /// No seeds; even peers hold a fifth of the first half, odd peers most of the second: odd
+    /// peers lack every one of the rarest pieces (the scan's worst case).
+    Split,
+}
+
+fn geometry() -> Geometry {
+    let piece_len = 16 * BLOCK_LEN;
+    Geometry::new(piece_len, &[u64::from(piece_len) * u64::from(PIECES)]).unwrap()
+}
+
+fn ours(g: &Geometry) -> Bitfield {
+    let mut b = Bitfield::empty(g.piece_count());
+    for p in g.pieces().take(4) {
+        b.set(p);
+    }
+    b
+}
+
+fn bitfields(g: &Geometry, swarm: Swarm) -> Vec<Bitfield> {
+    let mut rng = StdRng::seed_from_u64(1);
+    (0..PEERS)
+        .map(|peer| {
+            let mut b = Bitfield::empty(g.piece_count());
+            let (range, share) = match swarm {
+                Swarm::Mixed if peer < PEERS / 2 => return Bitfield::full(g.piece_count()),
+                Swarm::Mixed => (0..PIECES, 0.5),
+                Swarm::Split if peer % 2 == 0 => (0..PIECES / 2, 0.2),
+                Swarm::Split => (PIECES / 2..PIECES, 0.9),
+            };
+            for i in range {
+                if rng.random_bool(share) {
+                    b.set(g.piece(i).unwrap());
+                }
+            }
+            b
+        })
+        .collect()
+}
+
+fn build(g: &Geometry, rarest: bool, fields: &[Bitfield]) -> Box<dyn Picker> {
+    let mut picker: Box<dyn Picker> = if rarest {
+        Box::new(RarestFirst::new(g.clone(), &ours(g), StdRng::seed_from_u64(7)).unwrap())
+    } else {
+        Box::new(Sequential::new(g.clone(), &ours(g)).unwrap())
+    };
+    for (peer, b) in fields.iter().enumerate() {
+        picker.on_peer_bitfield(PeerKey(peer as u64), b);
+    }
+    picker
+}
+
+/// `iters` rounds of: ask one peer (round robin) for SLOTS blocks, deliver them, verify
+/// completed pieces. The picker is rebuilt (untimed) when it runs dry.
+fn run(rarest: bool, fields: &[Bitfield], iters: u64) -> Duration {
+    let g = geometry();
+    let mut picker = build(&g, rarest, fields);
+    let mut total = Duration::ZERO;
+    let now = Duration::from_secs(1);
+    for i in 0..iters {
+        let key = PeerKey(i % PEERS);
+        let start = Instant::now();
+        let blocks = picker.next_requests(now, &PeerView::new(key), SLOTS);
+        for &b in &blocks {
+            if let BlockOutcome::New {
+                piece_complete: true,
+            } = picker.on_block(now, key, b)
+            {
+                picker.on_piece_verified(b.piece());
+            }
+        }
+        black_box(picker.cancellations());
+        total += start.elapsed();
+        if blocks.is_empty() && picker.book().is_endgame() {
+            picker = build(&g, rarest, fields);
+        }
+    }
+    total
+}
+
+fn bench(c: &mut Criterion) {
+    let g = geometry();
+    let mixed = bitfields(&g, Swarm::Mixed);
+    let split = bitfields(&g, Swarm::Split);
+    let mut group = c.benchmark_group("picker_100k_pieces_200_peers");
+    group.sample_size(20);
+    group.bench_function("rarest_mixed_request_and_deliver", |b| {
+        b.iter_custom(|iters| run(true, &mixed, iters))
+    });
+    group.bench_function("rarest_split_request_and_deliver", |b| {
+        b.iter_custom(|iters| run(true, &split, iters))
+    });
+    group.bench_function("sequential_mixed_request_and_deliver", |b| {
+        b.iter_custom(|iters| run(false, &mixed, iters))
+    });
+    group.bench_function("rarest_setup_with_200_bitfields", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                black_box(build(&g, true, &mixed));
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,542 @@
+//! Block bookkeeping shared by every picker: which pieces we hold, how many peers have each
+//! piece, the state of every block of the pieces in progress, and what is in flight to whom.
+
+mod select;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{BlockOutcome, PickerError};
+use crate::policy::PeerKey;
+use crate::proto::bitfield::Bitfield;
+use crate::proto::geometry::{BlockRef, Geometry, PieceIndex};
+
+/// Where a piece stands from the picker's point of view.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PieceState {
+    /// Not started: no block held or requested.
+    Fresh,
+    /// Some blocks requested or held.
+    Started,
+    /// Every block held, waiting for its hash check.
+    Complete,
+    /// Handed to someone else (the VoD server); peers are no longer asked for it.
+    Elsewhere,
+    /// Verified and ours.
+    Have,
+}
+
+/// The order in which fresh (not started) pieces are offered to a peer.
+#[derive(Clone, Debug)]
+pub enum FreshOrder {
+    /// Fewest peers first (peers holding every piece do not change the order); ties broken by
+    /// a random rank per piece drawn once from the caller's seeded RNG.
+    Rarest { rank: Vec<u32> },
+    /// Lowest index first.
+    Sequential,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Slot {
+    Missing,
+    /// In flight to these peers (more than one only in endgame). Never empty.
+    Requested(Vec<PeerKey>),
+    Received,
+}
+
+#[derive(Clone, Debug)]
+struct StartedPiece {
+    slots: Vec<Slot>,
+    /// Slots in `Missing`: blocks nobody has been asked for.
+    missing: u32,
+    received: u32,
+}
+
+#[derive(Clone, Debug)]
+struct PeerEntry {
+    has: Bitfield,
+    /// Holds every piece: counted in `PieceBook::seeds`, not in `availability`.
+    seed: bool,
+    in_flight: BTreeSet<BlockRef>,
+    /// Fresh pieces found by the last full scan of this peer's set, best last (see select.rs).
+    cached: Vec<u32>,
+}
+
+/// The bookkeeping every picker shares. Policies read it and call its selection helpers.
+#[derive(Clone, Debug)]
+pub struct PieceBook {
+    geometry: Geometry,
+    ours: Bitfield,
+    state: Vec<PieceState>,
+    started: BTreeMap<u32, StartedPiece>,
+    /// Started pieces that still have blocks nobody was asked for.
+    open: BTreeSet<u32>,
+    peers: BTreeMap<PeerKey, PeerEntry>,
+    seeds: u32,
+    /// Per piece, how many non-seed peers have it.
+    availability: Vec<u32>,
+    order: FreshOrder,
+    /// Fresh pieces by `order`'s key.
+    fresh: BTreeSet<(u64, u32)>,
+    /// Unrequested blocks over all pieces we lack, and over those no non-seed peer has: with
+    /// both, "every obtainable block is requested" (endgame) is a comparison, not a scan.
+    unrequested_total: u64,
+    unrequested_unavailable: u64,
+    cancels: Vec<(PeerKey, BlockRef)>,
+}
+
+impl PieceBook {
+    /// `ours` is the set of pieces already verified (resume data), one bit per piece.
+    pub fn new(
+        geometry: Geometry,
+        ours: &Bitfield,
+        order: FreshOrder,
+    ) -> Result<Self, PickerError> {
+        let n = geometry.piece_count();
+        if ours.len() != n {
+            return Err(PickerError::WrongPieceCount {
+                got: ours.len(),
+                expected: n,
+            });
+        }
+        let mut book = Self {
+            state: vec![PieceState::Fresh; n as usize],
+            ours: ours.clone(),
+            started: BTreeMap::new(),
+            open: BTreeSet::new(),
+            peers: BTreeMap::new(),
+            seeds: 0,
+            availability: vec![0; n as usize],
+            order,
+            fresh: BTreeSet::new(),
+            unrequested_total: 0,
+            unrequested_unavailable: 0,
+            cancels: Vec::new(),
+            geometry,
+        };
+        for piece in book.geometry.pieces() {
+            if ours.has(piece) {
+                book.state[piece.as_usize()] = PieceState::Have;
+            } else {
+                let blocks = u64::from(book.geometry.block_count(piece));
+                book.unrequested_total += blocks;
+                book.unrequested_unavailable += blocks;
+                book.fresh
+                    .insert((book.fresh_key(piece.get()), piece.get()));
+            }
+        }
+        Ok(book)
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+    /// The pieces we hold verified.
+    pub fn ours(&self) -> &Bitfield {
+        &self.ours
+    }
+    pub fn state(&self, piece: PieceIndex) -> PieceState {
+        self.state_of(piece.get())
+    }
+    /// How many connected peers have the piece.
+    pub fn availability(&self, piece: PieceIndex) -> u32 {
+        self.availability
+            .get(piece.as_usize())
+            .map_or(0, |a| a + self.seeds)
+    }
+    pub fn peer_has(&self, peer: PeerKey, piece: PieceIndex) -> bool {
+        self.peers.get(&peer).is_some_and(|e| e.has.has(piece))
+    }
+    /// Blocks in flight to the peer, in order.
+    pub fn in_flight(&self, peer: PeerKey) -> impl Iterator<Item = BlockRef> + '_ {
+        self.peers
+            .get(&peer)
+            .into_iter()
+            .flat_map(|e| e.in_flight.iter().copied())
+    }
+    pub fn in_flight_count(&self, peer: PeerKey) -> usize {
+        self.peers.get(&peer).map_or(0, |e| e.in_flight.len())
+    }
+    /// The peers a block is currently requested from.
+    pub fn requesters(&self, block: BlockRef) -> &[PeerKey] {
+        match self.slot(block) {
+            Some(Slot::Requested(peers)) => peers,
+            _ => &[],
+        }
+    }
+    /// Every block we ask peers for is in flight already (for pieces some peer has).
+    pub fn is_endgame(&self) -> bool {
+        let obtainable = if self.seeds > 0 {
+            self.unrequested_total
+        } else {
+            self.unrequested_total - self.unrequested_unavailable
+        };
+        obtainable == 0
+    }
+    /// Blocks of the piece we do not hold (in-flight ones included), in order: what the VoD
+    /// server would have to supply.
+    pub fn missing_blocks(&self, piece: PieceIndex) -> Vec<BlockRef> {
+        let all = self.geometry.blocks(piece);
+        match (self.state_of(piece.get()), self.started.get(&piece.get())) {
+            (PieceState::Have | PieceState::Complete, _) => Vec::new(),
+            (_, Some(sp)) => all
+                .zip(&sp.slots)
+                .filter(|(_, s)| **s != Slot::Received)
+                .map(|(b, _)| b)
+                .collect(),
+            (_, None) => all.collect(),
+        }
+    }
+    /// Started pieces with blocks nobody was asked for yet, ascending.
+    pub fn open_pieces(&self) -> impl Iterator<Item = PieceIndex> + '_ {
+        self.open.iter().filter_map(|&p| self.geometry.piece(p))
+    }
+
+    pub fn take_cancellations(&mut self) -> Vec<(PeerKey, BlockRef)> {
+        std::mem::take(&mut self.cancels)
+    }
+
+    // ---- peer events ----
+
+    pub fn peer_bitfield(&mut self, peer: PeerKey, have: &Bitfield) {
+        let n = self.geometry.piece_count();
+        let have = if have.len() == n {
+            have.clone()
+        } else {
+            tracing::warn!(%peer, got = have.len(), expected = n, "bitfield of the wrong length; keeping the pieces in range");
+            let mut fixed = Bitfield::empty(n);
+            for p in have.ones().filter_map(|i| self.geometry.piece(i)) {
+                fixed.set(p);
+            }
+            fixed
+        };
+        self.forget_pieces(peer);
+        let entry = self.entry(peer);
+        entry.has = have;
+        entry.cached.clear();
+        if entry.has.is_complete() {
+            entry.seed = true;
+            self.seeds += 1;
+        } else {
+            let ones: Vec<u32> = entry.has.ones().collect();
+            for p in ones {
+                self.change_availability(p, 1);
+            }
+        }
+    }
+
+    pub fn peer_have(&mut self, peer: PeerKey, piece: PieceIndex) {
+        let entry = self.entry(peer);
+        if !entry.has.set(piece) {
+            return;
+        }
+        if entry.has.is_complete() {
+            // It became a seed: move its count from the per-piece table to `seeds`.
+            entry.seed = true;
+            let others: Vec<u32> = entry.has.ones().filter(|&p| p != piece.get()).collect();
+            self.seeds += 1;
+            for p in others {
+                self.change_availability(p, -1);
+            }
+        } else {
+            self.change_availability(piece.get(), 1);
+        }
+    }
+
+    pub fn peer_gone(&mut self, peer: PeerKey) {
+        self.void_all(peer);
+        self.forget_pieces(peer);
+        self.peers.remove(&peer);
+    }
+
+    /// Every request in flight to the peer is void (choked, gone).
+    pub fn void_all(&mut self, peer: PeerKey) {
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let blocks = std::mem::take(&mut entry.in_flight);
+        for block in blocks {
+            self.unassign(peer, block);
+        }
+    }
+
+    pub fn void_request(&mut self, peer: PeerKey, block: BlockRef) {
+        let removed = self
+            .peers
+            .get_mut(&peer)
+            .is_some_and(|e| e.in_flight.remove(&block));
+        if removed {
+            self.unassign(peer, block);
+        }
+    }
+
+    pub fn request_timed_out(&mut self, peer: PeerKey, block: BlockRef) {
+        if self
+            .peers
+            .get(&peer)
+            .is_some_and(|e| e.in_flight.contains(&block))
+        {
+            self.void_request(peer, block);
+            self.cancels.push((peer, block));
+        }
+    }
+
+    pub fn block_received(&mut self, peer: PeerKey, block: BlockRef) -> BlockOutcome {
+        let p = block.piece().get();
+        if self.geometry.block(block.piece(), block.index()) != Some(block) {
+            return BlockOutcome::Unrequested;
+        }
+        if let Some(e) = self.peers.get_mut(&peer) {
+            e.in_flight.remove(&block);
+        }
+        match self.state_of(p) {
+            PieceState::Have | PieceState::Complete => return BlockOutcome::Duplicate,
+            // The server is filling this piece; its requests were cancelled, this came late.
+            PieceState::Elsewhere => return BlockOutcome::Superseded,
+            PieceState::Fresh => self.start(p),
+            PieceState::Started => {}
+        }
+        let Some(sp) = self.started.get_mut(&p) else {
+            return BlockOutcome::Unrequested;
+        };
+        let Some(slot) = sp.slots.get_mut(block.index() as usize) else {
+            return BlockOutcome::Unrequested;
+        };
+        match std::mem::replace(slot, Slot::Received) {
+            Slot::Received => return BlockOutcome::Duplicate,
+            Slot::Missing => {
+                sp.missing -= 1;
+                sp.received += 1;
+                let missing = sp.missing;
+                self.adjust_unrequested(p, -1);
+                if missing == 0 {
+                    self.open.remove(&p);
+                }
+            }
+            Slot::Requested(others) => {
+                sp.received += 1;
+                for other in others.into_iter().filter(|&o| o != peer) {
+                    if let Some(e) = self.peers.get_mut(&other) {
+                        e.in_flight.remove(&block);
+                    }
+                    self.cancels.push((other, block));
+                }
+            }
+        }
+        let complete = self
+            .started
+            .get(&p)
+            .is_some_and(|sp| sp.received as usize == sp.slots.len());
+        if complete {
+            self.started.remove(&p);
+            self.set_state(p, PieceState::Complete);
+        }
+        BlockOutcome::New {
+            piece_complete: complete,
+        }
+    }
+
+    // ---- piece events ----
+
+    pub fn piece_verified(&mut self, piece: PieceIndex) {
+        self.retire(piece.get());
+        self.started.remove(&piece.get());
+        self.set_state(piece.get(), PieceState::Have);
+        self.ours.set(piece);
+    }
+
+    pub fn piece_failed(&mut self, piece: PieceIndex) {
+        let p = piece.get();
+        self.retire(p);
+        self.started.remove(&p);
+        self.ours.clear(piece);
+        self.set_state(p, PieceState::Fresh);
+        self.fresh.insert((self.fresh_key(p), p));
+        self.adjust_unrequested(p, i64::from(self.geometry.block_count(piece)));
+    }
+
+    pub fn piece_owned_elsewhere(&mut self, piece: PieceIndex) {
+        if matches!(
+            self.state_of(piece.get()),
+            PieceState::Have | PieceState::Complete | PieceState::Elsewhere
+        ) {
+            return;
+        }
+        self.retire(piece.get());
+        self.set_state(piece.get(), PieceState::Elsewhere);
+    }
+
+    // ---- internals ----
+
+    fn state_of(&self, p: u32) -> PieceState {
+        self.state
+            .get(p as usize)
+            .copied()
+            .unwrap_or(PieceState::Have)
+    }
+
+    fn set_state(&mut self, p: u32, state: PieceState) {
+        if let Some(s) = self.state.get_mut(p as usize) {
+            *s = state;
+        }
+    }
+
+    fn slot(&self, block: BlockRef) -> Option<&Slot> {
+        self.started
+            .get(&block.piece().get())?
+            .slots
+            .get(block.index() as usize)
+    }
+
+    fn entry(&mut self, peer: PeerKey) -> &mut PeerEntry {
+        let n = self.geometry.piece_count();
+        self.peers.entry(peer).or_insert_with(|| PeerEntry {
+            has: Bitfield::empty(n),
+            seed: false,
+            in_flight: BTreeSet::new(),
+            cached: Vec::new(),
+        })
+    }
+
+    fn fresh_key(&self, p: u32) -> u64 {
+        match &self.order {
+            FreshOrder::Rarest { rank } => {
+                let avail = self.availability.get(p as usize).copied().unwrap_or(0);
+                (u64::from(avail) << 32) | u64::from(rank.get(p as usize).copied().unwrap_or(p))
+            }
+            FreshOrder::Sequential => u64::from(p),
+        }
+    }
+
+    /// Removes the peer's pieces from the availability counts (its set is kept).
+    fn forget_pieces(&mut self, peer: PeerKey) {
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if entry.seed {
+            entry.seed = false;
+            self.seeds -= 1;
+            return;
+        }
+        let ones: Vec<u32> = entry.has.ones().collect();
+        for p in ones {
+            self.change_availability(p, -1);
+        }
+    }
+
+    fn change_availability(&mut self, p: u32, delta: i32) {
+        let Some(&old) = self.availability.get(p as usize) else {
+            return;
+        };
+        let new = old.saturating_add_signed(delta);
+        let fresh = self.state_of(p) == PieceState::Fresh;
+        let rekey = fresh && matches!(self.order, FreshOrder::Rarest { .. });
+        if rekey {
+            self.fresh.remove(&(self.fresh_key(p), p));
+        }
+        self.availability[p as usize] = new;
+        if rekey {
+            self.fresh.insert((self.fresh_key(p), p));
+        }
+        let unrequested = self.unrequested_of(p);
+        if old == 0 && new > 0 {
+            self.unrequested_unavailable -= unrequested;
+        } else if old > 0 && new == 0 {
+            self.unrequested_unavailable += unrequested;
+        }
+    }
+
+    fn unrequested_of(&self, p: u32) -> u64 {
+        match self.state_of(p) {
+            PieceState::Fresh => self
+                .geometry
+                .piece(p)
+                .map_or(0, |piece| u64::from(self.geometry.block_count(piece))),
+            PieceState::Started => self.started.get(&p).map_or(0, |sp| u64::from(sp.missing)),
+            _ => 0,
+        }
+    }
+
+    /// Every change of a piece's unrequested block count goes through here.
+    fn adjust_unrequested(&mut self, p: u32, delta: i64) {
+        self.unrequested_total = self.unrequested_total.saturating_add_signed(delta);
+        if self.availability.get(p as usize) == Some(&0) {
+            self.unrequested_unavailable =
+                self.unrequested_unavailable.saturating_add_signed(delta);
+        }
+    }
+
+    /// Fresh -> Started with every block missing (the unrequested count does not change).
+    fn start(&mut self, p: u32) {
+        let Some(piece) = self.geometry.piece(p) else {
+            return;
+        };
+        self.fresh.remove(&(self.fresh_key(p), p));
+        let blocks = self.geometry.block_count(piece);
+        self.started.insert(
+            p,
+            StartedPiece {
+                slots: vec![Slot::Missing; blocks as usize],
+                missing: blocks,
+                received: 0,
+            },
+        );
+        self.open.insert(p);
+        self.set_state(p, PieceState::Started);
+    }
+
+    /// Takes the piece out of picking: cancels its requests and drops its unrequested count.
+    /// A started piece keeps its received blocks (for `missing_blocks`).
+    fn retire(&mut self, p: u32) {
+        let unrequested = self.unrequested_of(p);
+        self.adjust_unrequested(p, -(unrequested as i64));
+        match self.state_of(p) {
+            PieceState::Fresh => {
+                self.fresh.remove(&(self.fresh_key(p), p));
+            }
+            PieceState::Started | PieceState::Elsewhere => {
+                self.open.remove(&p);
+                let Some(piece) = self.geometry.piece(p) else {
+                    return;
+                };
+                if let Some(sp) = self.started.get_mut(&p) {
+                    for (slot, block) in sp.slots.iter_mut().zip(self.geometry.blocks(piece)) {
+                        if let Slot::Requested(peers) = slot {
+                            for &peer in peers.iter() {
+                                if let Some(e) = self.peers.get_mut(&peer) {
+                                    e.in_flight.remove(&block);
+                                }
+                                self.cancels.push((peer, block));
+                            }
+                            *slot = Slot::Missing;
+                            sp.missing += 1;
+                        }
+                    }
+                }
+            }
+            PieceState::Complete | PieceState::Have => {}
+        }
+    }
+
+    /// The peer no longer has `block` in flight (already removed from its set by the caller).
+    fn unassign(&mut self, peer: PeerKey, block: BlockRef) {
+        let p = block.piece().get();
+        if self.state_of(p) != PieceState::Started {
+            return;
+        }
+        let Some(sp) = self.started.get_mut(&p) else {
+            return;
+        };
+        let Some(slot) = sp.slots.get_mut(block.index() as usize) else {
+            return;
+        };
+        if let Slot::Requested(peers) = slot {
+            peers.retain(|&q| q != peer);
+            if peers.is_empty() {
+                *slot = Slot::Missing;
+                sp.missing += 1;
+                self.open.insert(p);
+                self.adjust_unrequested(p, 1);
+            }
+        }
+    }
+}

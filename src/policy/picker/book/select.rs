@@ -1,0 +1,269 @@
+//! Selection helpers the policies are built from: finish open pieces, find fresh pieces in the
+//! book's order (or at random), and endgame duplicates. Each marks what it picks as in flight.
+
+use rand::Rng;
+
+use super::{FreshOrder, PieceBook, PieceState, Slot};
+use crate::policy::PeerKey;
+use crate::proto::bitfield::Bitfield;
+use crate::proto::geometry::{BLOCK_LEN, BlockRef, Geometry, PieceIndex};
+
+/// Fresh pieces examined in order before falling back to a pass over the peer's own set (a
+/// peer lacking the rarest pieces would otherwise make every call walk most of the torrent).
+const SCAN_BUDGET: usize = 512;
+/// Candidates kept per peer from that pass, so its cost is paid once per many pieces.
+const CACHE_LEN: usize = 64;
+/// Random probes before the random choice falls back to listing the peer's candidates.
+const RANDOM_PROBES: usize = 64;
+
+fn holds(has: &Bitfield, geometry: &Geometry, p: u32) -> bool {
+    geometry.piece(p).is_some_and(|piece| has.has(piece))
+}
+
+impl PieceBook {
+    /// The standard shape of a pick: blocks of started pieces first (strict priority, so pieces
+    /// finish and can be shared), then fresh pieces from `choose`, then endgame duplicates.
+    /// `choose(book, peer, want)` returns up to `want` fresh pieces the peer has, best first.
+    pub fn request_standard(
+        &mut self,
+        peer: PeerKey,
+        slots: usize,
+        mut choose: impl FnMut(&mut Self, PeerKey, usize) -> Vec<PieceIndex>,
+    ) -> Vec<BlockRef> {
+        let mut out = Vec::with_capacity(slots);
+        if slots == 0 || !self.peers.contains_key(&peer) {
+            return out;
+        }
+        self.request_open(peer, slots, &mut out);
+        let per_piece = self.geometry.piece_len().div_ceil(BLOCK_LEN).max(1) as usize;
+        while out.len() < slots {
+            let want = (slots - out.len()).div_ceil(per_piece);
+            let chosen = choose(self, peer, want);
+            let before = out.len();
+            for &piece in &chosen {
+                self.request_piece(peer, piece, slots, &mut out);
+            }
+            if out.len() == before || chosen.len() < want {
+                break;
+            }
+        }
+        self.request_endgame(peer, slots, &mut out);
+        out
+    }
+
+    /// Unrequested blocks of started pieces the peer has, lowest piece index first.
+    pub fn request_open(&mut self, peer: PeerKey, slots: usize, out: &mut Vec<BlockRef>) {
+        let mut cursor = 0u32;
+        while out.len() < slots {
+            let Some(&p) = self.open.range(cursor..).next() else {
+                break;
+            };
+            if let Some(piece) = self.geometry.piece(p) {
+                self.request_piece(peer, piece, slots, out);
+            }
+            match p.checked_add(1) {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+    }
+
+    /// Requests the piece's unrequested blocks in order, starting it if fresh, until `out`
+    /// holds `slots` blocks. Does nothing if the peer lacks the piece or it is not pickable.
+    pub fn request_piece(
+        &mut self,
+        peer: PeerKey,
+        piece: PieceIndex,
+        slots: usize,
+        out: &mut Vec<BlockRef>,
+    ) {
+        let p = piece.get();
+        let Some(entry) = self.peers.get(&peer) else {
+            return;
+        };
+        if out.len() >= slots || !entry.has.has(piece) {
+            return;
+        }
+        match self.state_of(p) {
+            PieceState::Fresh => self.start(p),
+            PieceState::Started => {}
+            _ => return,
+        }
+        let (Some(sp), Some(entry)) = (self.started.get_mut(&p), self.peers.get_mut(&peer)) else {
+            return;
+        };
+        let mut taken = 0;
+        for (slot, block) in sp.slots.iter_mut().zip(self.geometry.blocks(piece)) {
+            if out.len() >= slots {
+                break;
+            }
+            if *slot == Slot::Missing {
+                *slot = Slot::Requested(vec![peer]);
+                entry.in_flight.insert(block);
+                out.push(block);
+                taken += 1;
+            }
+        }
+        sp.missing -= taken;
+        if sp.missing == 0 {
+            self.open.remove(&p);
+        }
+        self.adjust_unrequested(p, -i64::from(taken));
+    }
+
+    /// Up to `want` fresh pieces the peer has, in the book's order (rarest or lowest index).
+    pub fn fresh_candidates(&mut self, peer: PeerKey, want: usize) -> Vec<PieceIndex> {
+        let mut found: Vec<u32> = Vec::new();
+        let Some(entry) = self.peers.get(&peer) else {
+            return Vec::new();
+        };
+        if want == 0 {
+            return Vec::new();
+        }
+        // A non-seed peer counts itself in the availability of its pieces: skip the zeros.
+        let start = match self.order {
+            FreshOrder::Rarest { .. } if !entry.seed => 1u64 << 32,
+            _ => 0,
+        };
+        let mut exhausted = true;
+        for (scanned, &(_, p)) in self.fresh.range((start, 0)..).enumerate() {
+            if scanned == SCAN_BUDGET {
+                exhausted = false;
+                break;
+            }
+            if holds(&entry.has, &self.geometry, p) {
+                found.push(p);
+                if found.len() == want {
+                    break;
+                }
+            }
+        }
+        if !exhausted && found.len() < want {
+            self.fill_from_peer_set(peer, want, &mut found);
+        }
+        found
+            .into_iter()
+            .filter_map(|p| self.geometry.piece(p))
+            .collect()
+    }
+
+    /// The slow path of `fresh_candidates`: best fresh pieces among the peer's own set.
+    fn fill_from_peer_set(&mut self, peer: PeerKey, want: usize, found: &mut Vec<u32>) {
+        let Some(entry) = self.peers.get(&peer) else {
+            return;
+        };
+        let usable = |p: u32, found: &[u32]| {
+            self.state_of(p) == PieceState::Fresh
+                && holds(&entry.has, &self.geometry, p)
+                && !found.contains(&p)
+        };
+        let mut cached = entry.cached.clone();
+        while found.len() < want {
+            let Some(p) = cached.pop() else { break };
+            if usable(p, found) {
+                found.push(p);
+            }
+        }
+        if found.len() < want {
+            let mut all: Vec<(u64, u32)> = entry
+                .has
+                .ones()
+                .filter(|&p| usable(p, found))
+                .map(|p| (self.fresh_key(p), p))
+                .collect();
+            let keep = (want - found.len() + CACHE_LEN).min(all.len());
+            if keep < all.len() {
+                all.select_nth_unstable(keep);
+                all.truncate(keep);
+            }
+            all.sort_unstable();
+            let mut rest = all.into_iter().map(|(_, p)| p);
+            found.extend(rest.by_ref().take(want - found.len()));
+            cached = rest.rev().collect();
+        }
+        if let Some(entry) = self.peers.get_mut(&peer) {
+            entry.cached = cached;
+        }
+    }
+
+    /// Up to `want` distinct fresh pieces the peer has, chosen uniformly at random.
+    pub fn random_fresh_candidates(
+        &self,
+        peer: PeerKey,
+        want: usize,
+        rng: &mut impl Rng,
+    ) -> Vec<PieceIndex> {
+        let Some(entry) = self.peers.get(&peer) else {
+            return Vec::new();
+        };
+        let n = self.geometry.piece_count();
+        let usable = |p: u32, found: &[u32]| {
+            self.state_of(p) == PieceState::Fresh
+                && holds(&entry.has, &self.geometry, p)
+                && !found.contains(&p)
+        };
+        let mut found: Vec<u32> = Vec::new();
+        for _ in 0..RANDOM_PROBES {
+            if found.len() >= want {
+                break;
+            }
+            let p = rng.random_range(0..n);
+            if usable(p, &found) {
+                found.push(p);
+            }
+        }
+        if found.len() < want {
+            let mut all: Vec<u32> = entry.has.ones().filter(|&p| usable(p, &found)).collect();
+            while found.len() < want && !all.is_empty() {
+                found.push(all.swap_remove(rng.random_range(0..all.len())));
+            }
+        }
+        found
+            .into_iter()
+            .filter_map(|p| self.geometry.piece(p))
+            .collect()
+    }
+
+    /// In endgame, blocks already in flight to other peers (never to this one), the least
+    /// duplicated first, so a slow peer's last blocks are raced by faster ones.
+    pub fn request_endgame(&mut self, peer: PeerKey, slots: usize, out: &mut Vec<BlockRef>) {
+        if out.len() >= slots || !self.is_endgame() {
+            return;
+        }
+        let Some(entry) = self.peers.get(&peer) else {
+            return;
+        };
+        let mut candidates: Vec<(usize, u32, u32)> = Vec::new();
+        for (&p, sp) in &self.started {
+            if self.state_of(p) != PieceState::Started || !holds(&entry.has, &self.geometry, p) {
+                continue;
+            }
+            for (i, slot) in sp.slots.iter().enumerate() {
+                if let Slot::Requested(q) = slot
+                    && !q.contains(&peer)
+                {
+                    candidates.push((q.len(), p, i as u32));
+                }
+            }
+        }
+        candidates.sort_unstable();
+        for (_, p, i) in candidates.into_iter().take(slots - out.len()) {
+            let Some(block) = self
+                .geometry
+                .piece(p)
+                .and_then(|pc| self.geometry.block(pc, i))
+            else {
+                continue;
+            };
+            let slot = self
+                .started
+                .get_mut(&p)
+                .and_then(|sp| sp.slots.get_mut(i as usize));
+            if let (Some(Slot::Requested(q)), Some(entry)) = (slot, self.peers.get_mut(&peer)) {
+                q.push(peer);
+                entry.in_flight.insert(block);
+                out.push(block);
+            }
+        }
+    }
+}

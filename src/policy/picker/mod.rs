@@ -1,0 +1,101 @@
+//! The piece picker: events about peers and blocks go in, block requests come out. Every
+//! policy (rarest-first, sequential, later the VoD deadline policy) sits behind [`Picker`] and
+//! shares the block bookkeeping of [`PieceBook`].
+
+mod book;
+mod rarest;
+mod sequential;
+#[cfg(test)]
+mod tests;
+
+pub use book::{FreshOrder, PieceBook, PieceState};
+pub use rarest::RarestFirst;
+pub use sequential::Sequential;
+
+use crate::policy::{PeerKey, PeerView, Time};
+use crate::proto::bitfield::Bitfield;
+use crate::proto::geometry::{BlockRef, PieceIndex};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PickerError {
+    #[error(
+        "our piece set has {got} pieces but the torrent has {expected}; \
+         the resume data belongs to another torrent"
+    )]
+    WrongPieceCount { got: u32, expected: u32 },
+}
+
+/// What a received block meant to the bookkeeping.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BlockOutcome {
+    /// We needed it: store it. When `piece_complete`, every block of the piece is now held and
+    /// the piece should be verified (then `on_piece_verified` or `on_piece_failed`).
+    New { piece_complete: bool },
+    /// We already held it (an endgame race or a late answer): discard, count as duplicate.
+    Duplicate,
+    /// The piece was handed to someone else (the VoD server): discard, count as wasted.
+    Superseded,
+    /// Not a block of our 16 KiB grid, so never something we asked for: discard.
+    Unrequested,
+}
+
+/// Events in, requests out. The event methods have default bodies that update the shared
+/// [`PieceBook`]; a policy usually only writes `next_requests`.
+pub trait Picker {
+    /// The policy's name, as shown in reports.
+    fn name(&self) -> &'static str;
+    fn book(&self) -> &PieceBook;
+    fn book_mut(&mut self) -> &mut PieceBook;
+
+    /// Up to `slots` blocks to request from `peer` now. Each returned block is recorded as in
+    /// flight to that peer until it arrives or is voided.
+    fn next_requests(&mut self, now: Time, peer: &PeerView, slots: usize) -> Vec<BlockRef>;
+
+    /// The peer's full piece set (BITFIELD; HAVE ALL / HAVE NONE as a full or empty set).
+    fn on_peer_bitfield(&mut self, peer: PeerKey, have: &Bitfield) {
+        self.book_mut().peer_bitfield(peer, have);
+    }
+    fn on_peer_have(&mut self, peer: PeerKey, piece: PieceIndex) {
+        self.book_mut().peer_have(peer, piece);
+    }
+    /// The connection closed: its requests are void and its pieces no longer count.
+    fn on_peer_gone(&mut self, peer: PeerKey) {
+        self.book_mut().peer_gone(peer);
+    }
+    /// The peer choked us: it discards our requests (BEP 3), so they are void.
+    fn on_choked(&mut self, peer: PeerKey) {
+        self.book_mut().void_all(peer);
+    }
+    fn on_block(&mut self, now: Time, peer: PeerKey, block: BlockRef) -> BlockOutcome {
+        let _ = now;
+        self.book_mut().block_received(peer, block)
+    }
+    /// REJECT REQUEST (fast extension): the block may be asked of someone else.
+    fn on_request_rejected(&mut self, peer: PeerKey, block: BlockRef) {
+        self.book_mut().void_request(peer, block);
+    }
+    /// The engine gave up waiting: the request is void and a CANCEL is queued for it.
+    fn on_request_timeout(&mut self, peer: PeerKey, block: BlockRef) {
+        self.book_mut().request_timed_out(peer, block);
+    }
+    fn on_piece_verified(&mut self, piece: PieceIndex) {
+        self.book_mut().piece_verified(piece);
+    }
+    /// Hash mismatch: every block of the piece is missing again.
+    fn on_piece_failed(&mut self, piece: PieceIndex) {
+        self.book_mut().piece_failed(piece);
+    }
+    /// Someone else (the VoD server) completes this piece: stop asking peers for it.
+    fn on_piece_owned_elsewhere(&mut self, piece: PieceIndex) {
+        self.book_mut().piece_owned_elsewhere(piece);
+    }
+    /// Playback reached movie byte `position`. Only deadline-aware policies care.
+    fn on_playback(&mut self, now: Time, position: u64) {
+        let _ = (now, position);
+    }
+    /// Requests to take back with CANCEL: endgame duplicates of a block that arrived, requests
+    /// of pieces owned elsewhere, timed-out requests. Drained by the call.
+    fn cancellations(&mut self) -> Vec<(PeerKey, BlockRef)> {
+        self.book_mut().take_cancellations()
+    }
+}
