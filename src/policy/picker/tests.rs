@@ -92,7 +92,8 @@ fn rarest_first_only_offers_what_the_peer_has_and_we_lack() {
 fn availability_follows_haves_departures_and_seeds() {
     let mut p = rarest("....", 1, 7);
     p.on_peer_bitfield(A, &bits("xx.."));
-    p.on_peer_have(B, PieceIndex::clone(&p.book().geometry().piece(1).unwrap()));
+    let piece1 = p.book().geometry().piece(1).unwrap();
+    p.on_peer_have(B, piece1);
     p.on_peer_bitfield(C, &bits("xxxx"));
     let avail = |p: &RarestFirst| -> Vec<u32> {
         let g = p.book().geometry().clone();

@@ -174,7 +174,8 @@ impl PieceBook {
         let obtainable = if self.seeds > 0 {
             self.unrequested_total
         } else {
-            self.unrequested_total - self.unrequested_unavailable
+            self.unrequested_total
+                .saturating_sub(self.unrequested_unavailable)
         };
         obtainable == 0
     }
@@ -425,7 +426,7 @@ impl PieceBook {
         };
         if entry.seed {
             entry.seed = false;
-            self.seeds -= 1;
+            self.seeds = self.seeds.saturating_sub(1);
             return;
         }
         let ones: Vec<u32> = entry.has.ones().collect();
@@ -474,7 +475,7 @@ impl PieceBook {
         }
         let unrequested = self.unrequested_of(p);
         if old == 0 && new > 0 {
-            self.unrequested_unavailable -= unrequested;
+            self.unrequested_unavailable = self.unrequested_unavailable.saturating_sub(unrequested);
         } else if old > 0 && new == 0 {
             self.unrequested_unavailable += unrequested;
         }
