@@ -70,7 +70,20 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Events that move availability, for checking rarest-first choices: joins, haves, departures.
+fn churn_op() -> impl Strategy<Value = Op> {
+    let peer = 0..PEERS;
+    prop_oneof![
+        2 => (peer.clone(), any::<u16>()).prop_map(|(peer, mask)| Op::Bitfield { peer, mask }),
+        3 => (peer.clone(), 0..16u32).prop_map(|(peer, piece)| Op::Have { peer, piece }),
+        2 => peer.clone().prop_map(|peer| Op::Gone { peer }),
+        4 => (peer.clone(), 1..3usize).prop_map(|(peer, slots)| Op::Ask { peer, slots }),
+        2 => (peer, 0..8usize).prop_map(|(peer, nth)| Op::Deliver { peer, nth, ok: true }),
+    ]
+}
+
 struct World {
+    rarest: bool,
     picker: Box<dyn Picker>,
     geometry: Geometry,
     /// What each peer has, as the test knows it (None: never announced anything).
@@ -120,9 +133,37 @@ impl World {
             Op::Ask { peer, slots } => {
                 let key = PeerKey(peer);
                 let before: BTreeSet<_> = self.picker.book().in_flight(key).collect();
+                let book = self.picker.book();
+                let peer_has = |p| {
+                    self.peers[peer as usize]
+                        .as_ref()
+                        .is_some_and(|bf: &Bitfield| bf.has(p))
+                };
+                // Rarest-first (past the random first pieces): the first fresh piece started
+                // is one of the rarest fresh pieces the peer has.
+                let rarest_fresh = (self.rarest && book.ours().count() >= 4)
+                    .then(|| {
+                        self.geometry
+                            .pieces()
+                            .filter(|&p| book.state(p) == PieceState::Fresh && peer_has(p))
+                            .map(|p| book.availability(p))
+                            .min()
+                    })
+                    .flatten();
+                let was_fresh: Vec<bool> = self
+                    .geometry
+                    .pieces()
+                    .map(|p| book.state(p) == PieceState::Fresh)
+                    .collect();
                 let out = self.picker.next_requests(now, &PeerView::new(key), slots);
                 prop_assert!(out.len() <= slots);
                 let book = self.picker.book();
+                if let (Some(min), Some(b)) = (
+                    rarest_fresh,
+                    out.iter().find(|b| was_fresh[b.piece().as_usize()]),
+                ) {
+                    prop_assert_eq!(book.availability(b.piece()), min, "not the rarest: {:?}", b);
+                }
                 let distinct: BTreeSet<_> = out.iter().copied().collect();
                 prop_assert_eq!(distinct.len(), out.len(), "a block twice in one answer");
                 for b in &out {
@@ -249,6 +290,7 @@ fn world(rarest: bool, pieces: u32, blocks: u32, short_tail: u32, ours: u16, see
         Box::new(Sequential::new(geometry.clone(), &have).unwrap())
     };
     World {
+        rarest,
         picker,
         geometry,
         peers: vec![None; PEERS as usize],
@@ -270,6 +312,24 @@ proptest! {
     ) {
         let mut w = world(rarest, pieces, blocks, short_tail, ours, seed);
         w.check_invariants()?;
+        for op in &ops {
+            w.step(op)?;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Larger torrents, four pieces held, one block per piece: many fresh-piece choices, each
+    /// checked against the availability recomputed from the peers' sets.
+    #[test]
+    fn rarest_first_starts_a_rarest_piece(
+        pieces in 8..=16u32,
+        seed in any::<u64>(),
+        ops in prop::collection::vec(churn_op(), 1..200),
+    ) {
+        let mut w = world(true, pieces, 1, 0, 0b1111, seed);
         for op in &ops {
             w.step(op)?;
         }

@@ -92,7 +92,8 @@ fn rarest_first_only_offers_what_the_peer_has_and_we_lack() {
 fn availability_follows_haves_departures_and_seeds() {
     let mut p = rarest("....", 1, 7);
     p.on_peer_bitfield(A, &bits("xx.."));
-    p.on_peer_have(B, PieceIndex::clone(&p.book().geometry().piece(1).unwrap()));
+    let piece1 = p.book().geometry().piece(1).unwrap();
+    p.on_peer_have(B, piece1);
     p.on_peer_bitfield(C, &bits("xxxx"));
     let avail = |p: &RarestFirst| -> Vec<u32> {
         let g = p.book().geometry().clone();
@@ -371,4 +372,28 @@ fn rarest_stays_exact_when_the_peer_lacks_the_rarest_pieces() {
     assert_eq!(pieces(&ask(&mut p, A, 1)), vec![1777]);
     let next = pieces(&ask(&mut p, A, 3));
     assert!(next.iter().all(|&i| (1000..2000).contains(&i) && i != 1777));
+}
+
+#[test]
+fn the_scan_cursor_never_hides_a_better_piece() {
+    // A lacks the rarest pieces 4..8, so its cursor moves past them on the first pick. Piece
+    // 12 starts common (four more holders) and will become A's rarest when they leave.
+    let mut p = rarest("xxxx............", 1, 7);
+    add_availability(&mut p, "0000111133330333");
+    p.on_peer_bitfield(A, &bits("........xxxxxxxx"));
+    let holders = [B, C, PeerKey(4), PeerKey(5)];
+    for h in holders {
+        p.on_peer_bitfield(h, &bits("............x..."));
+    }
+    let first = pieces(&ask(&mut p, A, 1))[0];
+    assert!((8..16).contains(&first) && first != 12);
+    // A HAVE for a piece before the cursor: it is now A's rarest.
+    let g = p.book().geometry().clone();
+    p.on_peer_have(A, g.piece(5).unwrap());
+    assert_eq!(pieces(&ask(&mut p, A, 1)), vec![5]);
+    // Departures make 12 the rarest piece A has: it moved before A's cursor.
+    for h in holders {
+        p.on_peer_gone(h);
+    }
+    assert_eq!(pieces(&ask(&mut p, A, 1)), vec![12]);
 }

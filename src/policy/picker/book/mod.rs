@@ -57,8 +57,10 @@ struct PeerEntry {
     /// Holds every piece: counted in `PieceBook::seeds`, not in `availability`.
     seed: bool,
     in_flight: BTreeSet<BlockRef>,
-    /// Fresh pieces found by the last full scan of this peer's set, best last (see select.rs).
-    cached: Vec<u32>,
+    /// Every fresh entry ordered before this one is lacked by the peer, while `cursor_epoch`
+    /// matches the book's (see `fresh_candidates`).
+    cursor: (u64, u32),
+    cursor_epoch: u64,
 }
 
 /// The bookkeeping every picker shares. Policies read it and call its selection helpers.
@@ -82,6 +84,9 @@ pub struct PieceBook {
     unrequested_total: u64,
     unrequested_unavailable: u64,
     cancels: Vec<(PeerKey, BlockRef)>,
+    /// Bumped when a held piece may have moved before a peer's cursor: an availability drop,
+    /// a piece fresh again, a replaced bitfield. Rare events, so cursors stay useful.
+    cursor_epoch: u64,
 }
 
 impl PieceBook {
@@ -111,6 +116,7 @@ impl PieceBook {
             unrequested_total: 0,
             unrequested_unavailable: 0,
             cancels: Vec::new(),
+            cursor_epoch: 0,
             geometry,
         };
         for piece in book.geometry.pieces() {
@@ -168,7 +174,8 @@ impl PieceBook {
         let obtainable = if self.seeds > 0 {
             self.unrequested_total
         } else {
-            self.unrequested_total - self.unrequested_unavailable
+            self.unrequested_total
+                .saturating_sub(self.unrequested_unavailable)
         };
         obtainable == 0
     }
@@ -210,17 +217,15 @@ impl PieceBook {
             fixed
         };
         self.forget_pieces(peer);
+        self.cursor_epoch += 1;
         let entry = self.entry(peer);
         entry.has = have;
-        entry.cached.clear();
         if entry.has.is_complete() {
             entry.seed = true;
             self.seeds += 1;
         } else {
             let ones: Vec<u32> = entry.has.ones().collect();
-            for p in ones {
-                self.change_availability(p, 1);
-            }
+            self.change_availability_of_all(&ones, 1);
         }
     }
 
@@ -234,11 +239,16 @@ impl PieceBook {
             entry.seed = true;
             let others: Vec<u32> = entry.has.ones().filter(|&p| p != piece.get()).collect();
             self.seeds += 1;
-            for p in others {
-                self.change_availability(p, -1);
-            }
+            self.change_availability_of_all(&others, -1);
         } else {
             self.change_availability(piece.get(), 1);
+        }
+        // The piece may lie before the peer's cursor: pull the cursor back to it.
+        if self.state_of(piece.get()) == PieceState::Fresh {
+            let at = (self.fresh_key(piece.get()), piece.get());
+            if let Some(entry) = self.peers.get_mut(&peer) {
+                entry.cursor = entry.cursor.min(at);
+            }
         }
     }
 
@@ -349,6 +359,7 @@ impl PieceBook {
         self.retire(p);
         self.started.remove(&p);
         self.ours.clear(piece);
+        self.cursor_epoch += 1;
         self.set_state(p, PieceState::Fresh);
         self.fresh.insert((self.fresh_key(p), p));
         self.adjust_unrequested(p, i64::from(self.geometry.block_count(piece)));
@@ -393,7 +404,8 @@ impl PieceBook {
             has: Bitfield::empty(n),
             seed: false,
             in_flight: BTreeSet::new(),
-            cached: Vec::new(),
+            cursor: (0, 0),
+            cursor_epoch: 0,
         })
     }
 
@@ -414,22 +426,46 @@ impl PieceBook {
         };
         if entry.seed {
             entry.seed = false;
-            self.seeds -= 1;
+            self.seeds = self.seeds.saturating_sub(1);
             return;
         }
         let ones: Vec<u32> = entry.has.ones().collect();
-        for p in ones {
-            self.change_availability(p, -1);
+        self.change_availability_of_all(&ones, -1);
+    }
+
+    fn change_availability_of_all(&mut self, pieces: &[u32], delta: i32) {
+        // Re-keying costs two tree operations per piece; for a large share of the torrent,
+        // rebuilding the ordered set in one sorted pass is several times cheaper.
+        let rebuild =
+            matches!(self.order, FreshOrder::Rarest { .. }) && pieces.len() > self.fresh.len() / 8;
+        for &p in pieces {
+            self.change_availability_keyed(p, delta, !rebuild);
+        }
+        if rebuild {
+            self.fresh = self
+                .fresh
+                .iter()
+                .map(|&(_, p)| (self.fresh_key(p), p))
+                .collect();
         }
     }
 
     fn change_availability(&mut self, p: u32, delta: i32) {
+        self.change_availability_keyed(p, delta, true);
+    }
+
+    /// With `rekey` false the fresh set is left stale for this piece; the caller rebuilds it.
+    fn change_availability_keyed(&mut self, p: u32, delta: i32, rekey: bool) {
         let Some(&old) = self.availability.get(p as usize) else {
             return;
         };
         let new = old.saturating_add_signed(delta);
-        let fresh = self.state_of(p) == PieceState::Fresh;
-        let rekey = fresh && matches!(self.order, FreshOrder::Rarest { .. });
+        if new < old {
+            self.cursor_epoch += 1;
+        }
+        let rekey = rekey
+            && self.state_of(p) == PieceState::Fresh
+            && matches!(self.order, FreshOrder::Rarest { .. });
         if rekey {
             self.fresh.remove(&(self.fresh_key(p), p));
         }
@@ -439,7 +475,7 @@ impl PieceBook {
         }
         let unrequested = self.unrequested_of(p);
         if old == 0 && new > 0 {
-            self.unrequested_unavailable -= unrequested;
+            self.unrequested_unavailable = self.unrequested_unavailable.saturating_sub(unrequested);
         } else if old > 0 && new == 0 {
             self.unrequested_unavailable += unrequested;
         }

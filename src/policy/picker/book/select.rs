@@ -8,11 +8,6 @@ use crate::policy::PeerKey;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BLOCK_LEN, BlockRef, Geometry, PieceIndex};
 
-/// Fresh pieces examined in order before falling back to a pass over the peer's own set (a
-/// peer lacking the rarest pieces would otherwise make every call walk most of the torrent).
-const SCAN_BUDGET: usize = 512;
-/// Candidates kept per peer from that pass, so its cost is paid once per many pieces.
-const CACHE_LEN: usize = 64;
 /// Random probes before the random choice falls back to listing the peer's candidates.
 const RANDOM_PROBES: usize = 64;
 
@@ -53,17 +48,26 @@ impl PieceBook {
 
     /// Unrequested blocks of started pieces the peer has, lowest piece index first.
     pub fn request_open(&mut self, peer: PeerKey, slots: usize, out: &mut Vec<BlockRef>) {
-        let mut cursor = 0u32;
-        while out.len() < slots {
-            let Some(&p) = self.open.range(cursor..).next() else {
+        let Some(entry) = self.peers.get(&peer) else {
+            return;
+        };
+        // One pass over the open set (it holds about one piece per active peer), collecting
+        // just enough of the peer's pieces to fill the slots.
+        let mut needed = slots.saturating_sub(out.len());
+        let mut chosen = Vec::new();
+        for &p in &self.open {
+            if needed == 0 {
                 break;
-            };
+            }
+            if holds(&entry.has, &self.geometry, p) {
+                let missing = self.started.get(&p).map_or(0, |sp| sp.missing as usize);
+                needed = needed.saturating_sub(missing);
+                chosen.push(p);
+            }
+        }
+        for p in chosen {
             if let Some(piece) = self.geometry.piece(p) {
                 self.request_piece(peer, piece, slots, out);
-            }
-            match p.checked_add(1) {
-                Some(next) => cursor = next,
-                None => break,
             }
         }
     }
@@ -112,8 +116,9 @@ impl PieceBook {
     }
 
     /// Up to `want` fresh pieces the peer has, in the book's order (rarest or lowest index).
+    /// The scan resumes at the peer's cursor: everything before it is known to be lacked by
+    /// the peer, so a peer missing the first pieces in order pays for skipping them once.
     pub fn fresh_candidates(&mut self, peer: PeerKey, want: usize) -> Vec<PieceIndex> {
-        let mut found: Vec<u32> = Vec::new();
         let Some(entry) = self.peers.get(&peer) else {
             return Vec::new();
         };
@@ -122,68 +127,34 @@ impl PieceBook {
         }
         // A non-seed peer counts itself in the availability of its pieces: skip the zeros.
         let start = match self.order {
-            FreshOrder::Rarest { .. } if !entry.seed => 1u64 << 32,
-            _ => 0,
+            FreshOrder::Rarest { .. } if !entry.seed => (1u64 << 32, 0),
+            _ => (0, 0),
         };
-        let mut exhausted = true;
-        for (scanned, &(_, p)) in self.fresh.range((start, 0)..).enumerate() {
-            if scanned == SCAN_BUDGET {
-                exhausted = false;
-                break;
-            }
+        let lower = if entry.cursor_epoch == self.cursor_epoch {
+            entry.cursor.max(start)
+        } else {
+            start
+        };
+        let mut found: Vec<u32> = Vec::new();
+        let mut first_held = None;
+        for &(key, p) in self.fresh.range(lower..) {
             if holds(&entry.has, &self.geometry, p) {
+                first_held.get_or_insert((key, p));
                 found.push(p);
                 if found.len() == want {
                     break;
                 }
             }
         }
-        if !exhausted && found.len() < want {
-            self.fill_from_peer_set(peer, want, &mut found);
+        let epoch = self.cursor_epoch;
+        if let Some(entry) = self.peers.get_mut(&peer) {
+            entry.cursor = first_held.unwrap_or((u64::MAX, u32::MAX));
+            entry.cursor_epoch = epoch;
         }
         found
             .into_iter()
             .filter_map(|p| self.geometry.piece(p))
             .collect()
-    }
-
-    /// The slow path of `fresh_candidates`: best fresh pieces among the peer's own set.
-    fn fill_from_peer_set(&mut self, peer: PeerKey, want: usize, found: &mut Vec<u32>) {
-        let Some(entry) = self.peers.get(&peer) else {
-            return;
-        };
-        let usable = |p: u32, found: &[u32]| {
-            self.state_of(p) == PieceState::Fresh
-                && holds(&entry.has, &self.geometry, p)
-                && !found.contains(&p)
-        };
-        let mut cached = entry.cached.clone();
-        while found.len() < want {
-            let Some(p) = cached.pop() else { break };
-            if usable(p, found) {
-                found.push(p);
-            }
-        }
-        if found.len() < want {
-            let mut all: Vec<(u64, u32)> = entry
-                .has
-                .ones()
-                .filter(|&p| usable(p, found))
-                .map(|p| (self.fresh_key(p), p))
-                .collect();
-            let keep = (want - found.len() + CACHE_LEN).min(all.len());
-            if keep < all.len() {
-                all.select_nth_unstable(keep);
-                all.truncate(keep);
-            }
-            all.sort_unstable();
-            let mut rest = all.into_iter().map(|(_, p)| p);
-            found.extend(rest.by_ref().take(want - found.len()));
-            cached = rest.rev().collect();
-        }
-        if let Some(entry) = self.peers.get_mut(&peer) {
-            entry.cached = cached;
-        }
     }
 
     /// Up to `want` distinct fresh pieces the peer has, chosen uniformly at random.
