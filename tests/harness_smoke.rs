@@ -199,3 +199,91 @@ fn two_libtorrent_peers_meet_through_opentracker_and_transfer() {
     world.assert_downloaded(&world.leech_dir);
     assert_seed_uploaded(&seed, world.content.len());
 }
+
+/// PIDs of live processes whose command line mentions `needle` (a test's unique temp path).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != std::process::id())
+        .filter(|pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(needle)
+        })
+        .collect()
+}
+
+#[test]
+fn lt_peer_stops_cleanly_on_sigterm_and_leaves_no_process() {
+    let world = World::new(256 * 1024, 5);
+    let (torrent, _) = make_torrent_with_libtorrent(&world.content_path(), PIECE_LEN, &[]);
+    let seed = LibtorrentPeer::start(&torrent, &world.seed_dir, &LtOptions::seed());
+    seed.wait_complete(Duration::from_secs(20))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let save_path = world.seed_dir.display().to_string();
+    assert_eq!(
+        processes_mentioning(&save_path).len(),
+        2,
+        "the lifeline and lt_peer.py run"
+    );
+
+    assert_eq!(
+        seed.stop(),
+        Some(0),
+        "lt_peer.py exits 0 on SIGTERM\n{}",
+        seed.report()
+    );
+    assert_eq!(
+        processes_mentioning(&save_path),
+        Vec::<u32>::new(),
+        "processes left behind"
+    );
+}
+
+#[test]
+fn guards_stop_their_processes_when_a_test_panics() {
+    let world = World::new(256 * 1024, 6);
+    let (torrent, _) = make_torrent_with_libtorrent(&world.content_path(), PIECE_LEN, &[]);
+    let leech_path = world.leech_dir.display().to_string();
+    let outcome = std::panic::catch_unwind(|| {
+        let leech = LibtorrentPeer::start(&torrent, &world.leech_dir, &LtOptions::default());
+        leech.port();
+        assert!(
+            !processes_mentioning(&leech_path).is_empty(),
+            "the peer runs"
+        );
+        panic!("(expected) a test failing while its peer runs");
+    });
+    assert!(outcome.is_err());
+    assert_eq!(
+        processes_mentioning(&leech_path),
+        Vec::<u32>::new(),
+        "processes left behind"
+    );
+}
+
+#[test]
+fn lt_peer_reports_a_seed_without_its_content_as_an_error() {
+    let world = World::new(256 * 1024, 7);
+    let (torrent, _) = make_torrent_with_libtorrent(&world.content_path(), PIECE_LEN, &[]);
+    let not_a_seed = LibtorrentPeer::start(&torrent, &world.leech_dir, &LtOptions::seed());
+
+    let code = not_a_seed
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(
+        code,
+        Some(1),
+        "an error exits non-zero\n{}",
+        not_a_seed.report()
+    );
+    let report = not_a_seed.report();
+    assert!(
+        report.contains(r#""event": "error""#)
+            && report.contains("does not hold the complete content"),
+        "the error is a JSON line on stderr that says what is wrong:\n{report}"
+    );
+    assert!(not_a_seed.wait_complete(Duration::from_secs(1)).is_err());
+}

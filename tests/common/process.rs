@@ -157,18 +157,25 @@ impl ProcessGuard {
         }
     }
 
-    /// Stops the program (idempotent): close the lifeline, wait, then kill the lifeline.
-    pub fn stop(&self) {
+    /// Stops the program (idempotent): close the lifeline, which asks the program to stop
+    /// (SIGTERM, SIGKILL 5 s later), wait, then kill the lifeline itself. Returns how the
+    /// program ended as the lifeline relays it (128 + N for signal N), or `None` if the
+    /// lifeline had to be killed.
+    pub fn stop(&self) -> Option<ExitStatus> {
         drop(
             self.lifeline
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        if self.wait_exit(STOP_GRACE).is_err() {
-            let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
-            let _ = child.kill();
-            let _ = child.wait();
+        match self.wait_exit(STOP_GRACE) {
+            Ok(status) => Some(status),
+            Err(_) => {
+                let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+                let _ = child.kill();
+                let _ = child.wait();
+                None
+            }
         }
     }
 
