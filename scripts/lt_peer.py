@@ -72,6 +72,9 @@ def parse_args():
 def make_session(args):
     ses = lt.session({
         "listen_interfaces": f"127.0.0.1:{args.listen_port}",
+        # A port asked for by number must be that port, not a silent substitute.
+        "listen_system_port_fallback": args.listen_port == 0,
+        "max_retry_port_bind": 0,
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
