@@ -34,7 +34,7 @@ fn wait_accepting(port: u16, timeout: Duration, process: &ProcessGuard) -> Resul
 }
 
 /// Waits until a socket listens on `port`, read from /proc/net/tcp{,6} so that no probe
-/// connection reaches the program (Transmission would count it as a failed peer).
+/// connection reaches the program as a bogus peer.
 fn wait_listening(port: u16, timeout: Duration, process: &ProcessGuard) -> Result<(), String> {
     const LISTEN: &str = "0A";
     let listening = || {

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::super::content::require_python_libtorrent;
-use super::super::process::{OutputLine, ProcessGuard, SYSTEM_PYTHON, Watched};
 use super::START_TIMEOUT;
+use crate::common::content::require_python_libtorrent;
+use crate::common::process::{OutputLine, ProcessGuard, SYSTEM_PYTHON, Watched};
 
 const LT_PEER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lt_peer.py");
+
 /// How `scripts/lt_peer.py` runs; `Default` is an unlimited leecher that dials nobody.
 #[derive(Debug, Clone, Default)]
 pub struct LtOptions {

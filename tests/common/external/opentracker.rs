@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use super::super::content::{free_port, require_program};
-use super::super::process::{ProcessGuard, SYSTEM_PYTHON};
 use super::wait_accepting;
+use crate::common::content::{free_port, require_program};
+use crate::common::process::{ProcessGuard, SYSTEM_PYTHON};
 
 /// A running opentracker on a fresh 127.0.0.1 port, serving only whitelisted info-hashes.
 pub struct OpenTracker {

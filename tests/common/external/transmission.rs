@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::super::content::require_program;
-use super::super::process::{ProcessGuard, SYSTEM_PYTHON};
 use super::{POLL, START_TIMEOUT, wait_listening};
+use crate::common::content::require_program;
+use crate::common::process::{ProcessGuard, SYSTEM_PYTHON};
 
 /// A running `transmission-cli` 3.00 with its own config dir. It accepts peers on 127.x only
 /// when they dial it, and requests data at its ~10 s rechoke pulse: the other side must
