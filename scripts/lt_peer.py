@@ -1,0 +1,178 @@
+#!/usr/bin/python3
+"""One libtorrent peer on 127.0.0.1 for btvod's interop tests and swarm experiments.
+
+Run with /usr/bin/python3 (Debian's python3-libtorrent imports only there). Prints one JSON
+object per line on stdout: {"event":"listening","port":N} first, then "status" about once a
+second, "tracker_reply"/"tracker_error" as announces come back, and "complete" once every
+piece is present. Fatal errors go to stderr as {"event":"error","message":...} with a non-zero
+exit. SIGTERM and SIGINT stop it cleanly (exit 0).
+
+Exit codes: 0 done or stopped, 1 error, 2 bad arguments, 3 --max-seconds ran out before
+--exit-when-complete was satisfied.
+"""
+
+import argparse
+import json
+import signal
+import sys
+import time
+
+try:
+    import libtorrent as lt
+except ImportError as err:
+    sys.stderr.write(json.dumps({
+        "event": "error",
+        "message": f"cannot import libtorrent ({err}): install the Debian package "
+                   "python3-libtorrent and run this script with /usr/bin/python3",
+    }) + "\n")
+    sys.exit(1)
+
+STATUS_PERIOD_S = 1.0
+
+
+def emit(event, **fields):
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def fail(message, code=1):
+    sys.stderr.write(json.dumps({"event": "error", "message": message}) + "\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def host_port(text):
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--torrent", required=True, help=".torrent file to download or seed")
+    p.add_argument("--save-path", required=True, help="directory holding (or receiving) the content")
+    p.add_argument("--listen-port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any)")
+    p.add_argument("--connect", type=host_port, action="append", default=[],
+                   metavar="HOST:PORT", help="peer to dial (repeatable)")
+    p.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = unlimited")
+    p.add_argument("--download-limit", type=int, default=0, help="bytes/s, 0 = unlimited")
+    p.add_argument("--seed-mode", action="store_true",
+                   help="content is complete: fail if libtorrent's check finds pieces missing")
+    p.add_argument("--sequential", action="store_true", help="download pieces in order")
+    p.add_argument("--exit-when-complete", action="store_true")
+    p.add_argument("--max-seconds", type=float, default=0, help="hard stop after N s (0 = never)")
+    args = p.parse_args()
+    if not 0 <= args.listen_port < 65536:
+        p.error("--listen-port must be 0..65535")
+    if args.upload_limit < 0 or args.download_limit < 0 or args.max_seconds < 0:
+        p.error("limits and --max-seconds must not be negative")
+    return args
+
+
+def make_session(args):
+    ses = lt.session({
+        "listen_interfaces": f"127.0.0.1:{args.listen_port}",
+        # A port asked for by number must be that port, not a silent substitute.
+        "listen_system_port_fallback": args.listen_port == 0,
+        "max_retry_port_bind": 0,
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        # btvod speaks TCP only; keep libtorrent's peers on TCP too.
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        # Every local peer is 127.0.0.1: the default (one connection per IP) would pick one.
+        "allow_multiple_connections_per_ip": True,
+        "in_enc_policy": lt.enc_policy.disabled,
+        "out_enc_policy": lt.enc_policy.disabled,
+        "upload_rate_limit": args.upload_limit,
+        "download_rate_limit": args.download_limit,
+        "rate_limit_ip_overhead": False,
+        "alert_mask": lt.alert_category.error | lt.alert_category.status
+        | lt.alert_category.tracker,
+    })
+    # Loopback is in libtorrent's unlimited "local" peer class; put every address in the global
+    # class so the rate limits apply. Set last: later settings changes can reset the filter.
+    everyone = lt.ip_filter()
+    global_class = 1 << lt.session.global_peer_class_id
+    everyone.add_rule("0.0.0.0", "255.255.255.255", global_class)
+    everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", global_class)
+    ses.set_peer_class_filter(everyone)
+    return ses
+
+
+def wait_listening(ses, deadline):
+    while time.monotonic() < deadline:
+        port = ses.listen_port()
+        if port:
+            return port
+        ses.wait_for_alert(100)
+        for alert in ses.pop_alerts():
+            if isinstance(alert, lt.listen_failed_alert):
+                fail(f"cannot listen on 127.0.0.1: {alert.message()}")
+    fail("libtorrent did not start listening within 10 s")
+
+
+def status_event(s):
+    emit("status", progress=round(s.progress, 6), state=str(s.state),
+         downloaded=s.total_payload_download, uploaded=s.total_payload_upload,
+         have=s.total_done, peers=s.num_peers,
+         download_rate=s.download_payload_rate, upload_rate=s.upload_payload_rate)
+
+
+def main():
+    args = parse_args()
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop.append(signum))
+
+    try:
+        info = lt.torrent_info(args.torrent)
+    except RuntimeError as err:
+        fail(f"cannot read torrent {args.torrent}: {err}")
+    started = time.monotonic()
+    ses = make_session(args)
+    emit("listening", port=wait_listening(ses, started + 10))
+
+    flags = lt.torrent_flags.sequential_download if args.sequential else 0
+    handle = ses.add_torrent({"ti": info, "save_path": args.save_path, "flags": flags})
+    for host, port in args.connect:
+        handle.connect_peer((host, port))
+
+    completed = False
+    next_status = 0.0
+    while not stop:
+        now = time.monotonic()
+        if args.max_seconds and now - started >= args.max_seconds:
+            if args.exit_when_complete:
+                fail(f"not complete after --max-seconds {args.max_seconds:g}", 3)
+            break
+        ses.wait_for_alert(100)
+        for alert in ses.pop_alerts():
+            if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
+                fail(alert.message())
+            elif isinstance(alert, lt.tracker_reply_alert):
+                emit("tracker_reply", url=alert.url, peers=alert.num_peers)
+            elif isinstance(alert, lt.tracker_error_alert):
+                emit("tracker_error", url=alert.url, message=alert.message())
+            elif isinstance(alert, lt.torrent_checked_alert) and args.seed_mode:
+                s = handle.status()
+                if not s.is_seeding:
+                    fail(f"--seed-mode: {args.save_path} does not hold the complete content "
+                         f"({s.progress:.1%} present after libtorrent's check)")
+        s = handle.status()
+        if now >= next_status:
+            status_event(s)
+            next_status = now + STATUS_PERIOD_S
+        if not completed and (s.is_seeding or s.is_finished):
+            completed = True
+            status_event(s)
+            emit("complete")
+            if args.exit_when_complete:
+                break
+    ses.pause()
+
+
+if __name__ == "__main__":
+    main()
