@@ -3,5 +3,8 @@
 
 pub mod announce;
 pub mod codec;
+pub mod peer;
 pub mod rate_limit;
+pub mod session;
 pub mod storage;
+pub mod torrent;

@@ -3,10 +3,10 @@
 
 use sha1::{Digest, Sha1};
 
-use crate::proto::bencode::{self, Dict, List, Value};
 use super::paths::{check_component, check_distinct};
 use super::{FileEntry, MAX_PIECE_LEN, Metainfo, MetainfoError, MetainfoWarning};
 use crate::proto::InfoHash;
+use crate::proto::bencode::{self, Dict, List, Value};
 use crate::proto::geometry::{Geometry, GeometryError};
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {

@@ -1,0 +1,127 @@
+//! Command-line definitions and dispatch to one module per subcommand.
+
+mod info;
+mod make;
+mod tracker;
+mod transfer;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "btvod",
+    version,
+    about = "A BitTorrent client for watching a movie while it downloads",
+    long_about = "btvod is a BitTorrent peer whose piece picker can aim at playback deadlines.\n\
+                  Subcommands inspect and make .torrent files, run a tracker, and seed or \
+                  download torrents."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+impl Cli {
+    pub fn quiet(&self) -> bool {
+        match &self.command {
+            Command::Seed(a) => a.common.quiet,
+            Command::Get(a) => a.common.quiet,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show what a .torrent file holds: name, info-hash, size, pieces, files, trackers.
+    Info(info::InfoArgs),
+    /// Make a .torrent file from a file or a directory.
+    MakeTorrent(make::MakeArgs),
+    /// Run an HTTP BitTorrent tracker (announce, scrape, and a status page at /).
+    Tracker(tracker::TrackerArgs),
+    /// Seed existing content to the swarm.
+    Seed(transfer::SeedArgs),
+    /// Download a torrent (rarest-first, or sequential), then exit or keep seeding.
+    Get(transfer::GetArgs),
+}
+
+/// Options every peer mode shares.
+#[derive(Args, Debug, Clone)]
+pub struct PeerOptions {
+    /// Port to listen on for peers (0 = any free port).
+    #[arg(long, default_value_t = 6881)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: std::net::IpAddr,
+    /// Upload limit for the whole process, in KiB/s unless a unit is given (0 = unlimited).
+    #[arg(long, default_value = "0", value_parser = parse_rate)]
+    pub max_upload_rate: u64,
+    /// Download limit for the whole process, in KiB/s unless a unit is given (0 = unlimited).
+    #[arg(long, default_value = "0", value_parser = parse_rate)]
+    pub max_download_rate: u64,
+    /// A peer to connect to directly, without a tracker (repeatable).
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub peers: Vec<SocketAddr>,
+    /// A tracker announce URL to use instead of the torrent's (repeatable; one tier each).
+    #[arg(long = "tracker", value_name = "URL")]
+    pub trackers: Vec<String>,
+    /// Most peer connections at once.
+    #[arg(long, default_value_t = 50)]
+    pub max_peers: usize,
+    /// Seed for every random choice (reproducible runs). Random when not given.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Rates on the command line are KiB/s by default, as in the original BitTornado tools.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    btvod::units::parse_byte_size(s, 1024).map_err(|e| e.to_string())
+}
+
+pub fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (verbose, quiet) {
+        (0, true) => "error",
+        (0, false) => "warn,btvod=info",
+        (1, _) => "info,btvod=debug",
+        _ => "debug,btvod=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::MakeTorrent(a) => make::run(a),
+        Command::Tracker(a) => tracker::run(a).await,
+        Command::Seed(a) => transfer::seed(a).await,
+        Command::Get(a) => transfer::get(a).await,
+    }
+}
+
+/// Where a subcommand's output file goes when none was named.
+pub fn default_torrent_path(content: &std::path::Path) -> PathBuf {
+    let name = content
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    PathBuf::from(format!("{name}.torrent"))
+}

@@ -1,0 +1,277 @@
+//! One task per peer connection: handshake, then move frames between the socket and the torrent
+//! task. It holds no policy; it only reads blocks from storage to serve requests it is told to.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+use tokio_util::codec::Framed;
+
+use super::codec::PeerCodec;
+use super::rate_limit::RateLimiter;
+use super::storage::Storage;
+use crate::policy::PeerKey;
+use crate::proto::geometry::BlockRef;
+use crate::proto::wire::{Handshake, Message};
+use crate::proto::{InfoHash, PeerId};
+
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer that sends nothing (not even a keep-alive) for this long is dropped.
+pub const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
+pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(90);
+/// Requests a peer may have queued with us; more are dropped (a request flood stays bounded).
+pub const MAX_QUEUED_UPLOADS: usize = 512;
+
+/// What a peer task tells the torrent task.
+#[derive(Debug)]
+pub enum PeerEvent {
+    Connected {
+        key: PeerKey,
+        addr: SocketAddr,
+        peer_id: PeerId,
+        fast: bool,
+        commands: mpsc::Sender<PeerCommand>,
+    },
+    Message {
+        key: PeerKey,
+        message: Message,
+    },
+    Uploaded {
+        key: PeerKey,
+        bytes: u64,
+    },
+    Gone {
+        key: PeerKey,
+        reason: String,
+    },
+    /// A connection attempt that never reached the handshake's end.
+    Failed {
+        key: PeerKey,
+        addr: SocketAddr,
+        reason: String,
+    },
+}
+
+/// What the torrent task tells a peer task.
+#[derive(Debug)]
+pub enum PeerCommand {
+    Send(Message),
+    Upload(BlockRef),
+    CancelUpload(BlockRef),
+    Close,
+}
+
+/// Everything a peer task needs that is the same for every peer of a torrent.
+#[derive(Clone)]
+pub struct PeerContext {
+    pub info_hash: InfoHash,
+    pub our_id: PeerId,
+    pub piece_count: u32,
+    pub storage: Arc<Storage>,
+    pub events: mpsc::Sender<PeerEvent>,
+    pub upload_limit: RateLimiter,
+    pub download_limit: RateLimiter,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("bad handshake: {0}")]
+    Protocol(String),
+    #[error("peer is serving another torrent ({0})")]
+    WrongInfoHash(InfoHash),
+    #[error("connected to ourselves")]
+    Ourselves,
+}
+
+async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, HandshakeError> {
+    let mut buf = BytesMut::with_capacity(68);
+    loop {
+        match Handshake::decode(&mut buf) {
+            Ok(Some(h)) => return Ok(h),
+            Ok(None) => {}
+            Err(e) => return Err(HandshakeError::Protocol(e.to_string())),
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(HandshakeError::Protocol("closed during handshake".into()));
+        }
+    }
+}
+
+async fn exchange_handshakes(
+    stream: &mut TcpStream,
+    ctx: &PeerContext,
+    outgoing: bool,
+) -> Result<Handshake, HandshakeError> {
+    let ours = Handshake::ours(ctx.info_hash, ctx.our_id);
+    let mut out = BytesMut::with_capacity(68);
+    ours.encode(&mut out);
+    let work = async {
+        if outgoing {
+            stream.write_all(&out).await?;
+        }
+        let theirs = read_handshake(stream).await?;
+        if theirs.info_hash != ctx.info_hash {
+            return Err(HandshakeError::WrongInfoHash(theirs.info_hash));
+        }
+        if theirs.peer_id == ctx.our_id {
+            return Err(HandshakeError::Ourselves);
+        }
+        if !outgoing {
+            stream.write_all(&out).await?;
+        }
+        Ok(theirs)
+    };
+    timeout(HANDSHAKE_TIMEOUT, work)
+        .await
+        .map_err(|_| HandshakeError::Timeout)?
+}
+
+/// Dials `addr` and runs the connection to its end.
+pub async fn run_outgoing(key: PeerKey, addr: SocketAddr, ctx: PeerContext) {
+    let connect = timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr)).await;
+    let stream = match connect {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return fail(&ctx, key, addr, e.to_string()).await,
+        Err(_) => return fail(&ctx, key, addr, "connect timed out".into()).await,
+    };
+    run(key, addr, stream, ctx, true).await
+}
+
+/// Runs an accepted connection to its end.
+pub async fn run_incoming(key: PeerKey, addr: SocketAddr, stream: TcpStream, ctx: PeerContext) {
+    run(key, addr, stream, ctx, false).await
+}
+
+async fn fail(ctx: &PeerContext, key: PeerKey, addr: SocketAddr, reason: String) {
+    let _ = ctx
+        .events
+        .send(PeerEvent::Failed { key, addr, reason })
+        .await;
+}
+
+async fn run(
+    key: PeerKey,
+    addr: SocketAddr,
+    mut stream: TcpStream,
+    ctx: PeerContext,
+    outgoing: bool,
+) {
+    let _ = stream.set_nodelay(true);
+    let theirs = match exchange_handshakes(&mut stream, &ctx, outgoing).await {
+        Ok(h) => h,
+        Err(e) => return fail(&ctx, key, addr, e.to_string()).await,
+    };
+    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let connected = PeerEvent::Connected {
+        key,
+        addr,
+        peer_id: theirs.peer_id,
+        fast: theirs.supports_fast(),
+        commands: cmd_tx,
+    };
+    if ctx.events.send(connected).await.is_err() {
+        return;
+    }
+    let framed = Framed::new(stream, PeerCodec::for_piece_count(ctx.piece_count));
+    let reason = pump(key, framed, cmd_rx, &ctx).await;
+    tracing::debug!(%addr, %reason, "peer gone");
+    let _ = ctx.events.send(PeerEvent::Gone { key, reason }).await;
+}
+
+/// Moves frames both ways until either side ends. Returns why it ended.
+async fn pump(
+    key: PeerKey,
+    framed: Framed<TcpStream, PeerCodec>,
+    mut commands: mpsc::Receiver<PeerCommand>,
+    ctx: &PeerContext,
+) -> String {
+    let (mut sink, mut stream) = framed.split();
+    let mut uploads: VecDeque<BlockRef> = VecDeque::new();
+    let mut last_sent = Instant::now();
+    let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY / 3);
+    loop {
+        tokio::select! {
+            biased;
+            cmd = commands.recv() => match cmd {
+                None | Some(PeerCommand::Close) => return "closed by us".into(),
+                Some(PeerCommand::Send(message)) => {
+                    if let Err(e) = sink.send(message).await {
+                        return format!("write: {e}");
+                    }
+                    last_sent = Instant::now();
+                }
+                Some(PeerCommand::Upload(block)) => {
+                    if uploads.len() < MAX_QUEUED_UPLOADS && !uploads.contains(&block) {
+                        uploads.push_back(block);
+                    }
+                }
+                Some(PeerCommand::CancelUpload(block)) => uploads.retain(|b| *b != block),
+            },
+            frame = timeout(INACTIVITY_TIMEOUT, stream.next()) => match frame {
+                Err(_) => return "inactive".into(),
+                Ok(None) => return "closed by peer".into(),
+                Ok(Some(Err(e))) => return format!("protocol: {e}"),
+                Ok(Some(Ok(message))) => {
+                    if let Message::Piece { data, .. } = &message {
+                        ctx.download_limit.acquire(data.len() as u64).await;
+                    }
+                    if ctx.events.send(PeerEvent::Message { key, message }).await.is_err() {
+                        return "torrent stopped".into();
+                    }
+                }
+            },
+            _ = async {}, if !uploads.is_empty() => {
+                let Some(block) = uploads.pop_front() else { continue };
+                match read_block(&ctx.storage, block).await {
+                    Ok(data) => {
+                        ctx.upload_limit.acquire(u64::from(block.len())).await;
+                        let message = Message::Piece {
+                            piece: block.piece().get(),
+                            offset: block.offset(),
+                            data: bytes::Bytes::from(data),
+                        };
+                        if let Err(e) = sink.send(message).await {
+                            return format!("write: {e}");
+                        }
+                        last_sent = Instant::now();
+                        let _ = ctx.events.send(PeerEvent::Uploaded { key, bytes: u64::from(block.len()) }).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read a block to upload");
+                        return format!("storage: {e}");
+                    }
+                }
+            }
+            _ = keepalive.tick() => {
+                if last_sent.elapsed() >= KEEPALIVE_EVERY {
+                    if let Err(e) = sink.send(Message::KeepAlive).await {
+                        return format!("write: {e}");
+                    }
+                    last_sent = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+async fn read_block(storage: &Arc<Storage>, block: BlockRef) -> Result<Vec<u8>, String> {
+    let storage = Arc::clone(storage);
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0; block.len() as usize];
+        storage.read_block(block, &mut buf).map(|()| buf)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}

@@ -1,0 +1,293 @@
+//! Puts a torrent to work: lays its files out on disk, resumes what is already there, listens,
+//! dials `--peer` addresses, announces to trackers, and runs the torrent task.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::TcpListener;
+
+use tokio::sync::{oneshot, watch};
+
+use super::announce::{
+    AnnounceLoopConfig, Announcer, AnnouncerConfig, TransferStats, spawn_announce_loop,
+};
+use super::storage::{Storage, StorageError, StorageLayout};
+use super::torrent::{self, TorrentConfig, TorrentHandle, TorrentSetup};
+use crate::policy::picker::{Picker, RarestFirst, Sequential};
+use crate::proto::PeerId;
+use crate::proto::metainfo::Metainfo;
+use crate::proto::tracker::TrackerTiers;
+
+/// Which piece policy a plain download uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PolicyKind {
+    #[default]
+    Rarest,
+    Sequential,
+}
+
+/// Where the torrent's bytes live.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// Download into this directory (the torrent's name is created inside it).
+    DownloadDir(PathBuf),
+    /// Existing content to seed: the file itself (single-file torrent) or the torrent's top
+    /// directory (multi-file), under any name.
+    Existing(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    pub listen: SocketAddr,
+    pub torrent: TorrentConfig,
+    /// Peers to dial without a tracker.
+    pub peers: Vec<SocketAddr>,
+    /// Tracker tiers to use instead of the torrent's (None = the torrent's own).
+    pub trackers: Option<Vec<Vec<String>>>,
+    pub policy: PolicyKind,
+    /// Seeds every random choice of this session (peer id, tie breaks, optimistic unchokes).
+    pub seed: u64,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            torrent: TorrentConfig::default(),
+            peers: Vec::new(),
+            trackers: None,
+            policy: PolicyKind::default(),
+            seed: rand::rng().random(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("content path {0} has no parent directory")]
+    BadContentPath(PathBuf),
+    #[error("the piece picker refused our piece set: {0}")]
+    Picker(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A running torrent with its tracker announcer.
+pub struct Session {
+    pub torrent: TorrentHandle,
+    pub storage: Arc<Storage>,
+    pub peer_id: PeerId,
+    announcer: Option<AnnounceBridge>,
+}
+
+impl Session {
+    /// Announces `stopped` (briefly) and closes every connection.
+    pub async fn shutdown(self) {
+        if let Some(bridge) = self.announcer {
+            let _ = bridge.stop.send(());
+            let _ = bridge.task.await;
+        }
+        self.torrent.shutdown().await;
+    }
+}
+
+/// Joins the announce loop to the torrent: transfer totals go to the tracker, peers come back,
+/// and `completed` is announced when the last piece is verified.
+struct AnnounceBridge {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_announcer(
+    tiers: Vec<Vec<String>>,
+    meta: &Metainfo,
+    peer_id: PeerId,
+    port: u16,
+    torrent: &TorrentHandle,
+    rng: &mut StdRng,
+) -> Option<AnnounceBridge> {
+    let tiers = TrackerTiers::new(tiers, rng);
+    for skipped in tiers.skipped() {
+        tracing::warn!(?skipped, "tracker not used");
+    }
+    if tiers.is_empty() {
+        return None;
+    }
+    let announcer = match Announcer::new(tiers, AnnouncerConfig::default()) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the tracker client");
+            return None;
+        }
+    };
+    let mut stats = torrent.stats.clone();
+    let transfer = |s: &super::torrent::TorrentStats| TransferStats {
+        uploaded: s.uploaded,
+        downloaded: s.downloaded,
+        left: s.bytes_left,
+    };
+    let initial = transfer(&stats.borrow());
+    let was_complete = stats.borrow().complete;
+    let (transfer_tx, transfer_rx) = watch::channel(initial);
+    let mut config = AnnounceLoopConfig::new(meta.info_hash, peer_id, port);
+    config.key = Some(rng.random());
+    let (handle, mut peers) = spawn_announce_loop(announcer, config, transfer_rx);
+    let sink = torrent.peer_sink();
+    let (stop_tx, mut stop_rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut complete = was_complete;
+        loop {
+            tokio::select! {
+                _ = &mut stop_rx => break,
+                Some(addrs) = peers.recv() => {
+                    let _ = sink.send(addrs);
+                }
+                changed = stats.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let s = stats.borrow_and_update().clone();
+                    transfer_tx.send_replace(transfer(&s));
+                    if s.complete && !complete {
+                        complete = true;
+                        handle.completed();
+                    }
+                }
+            }
+        }
+        handle.shutdown().await;
+    });
+    Some(AnnounceBridge {
+        stop: stop_tx,
+        task,
+    })
+}
+
+/// Maps a torrent onto disk: files relative to a root directory.
+pub fn layout(meta: &Metainfo, content: &Content) -> Result<(StorageLayout, bool), SessionError> {
+    let (root, files, existing) = match content {
+        Content::DownloadDir(dir) => {
+            let files = (0..meta.files.len())
+                .map(|i| (meta.relative_path(i), meta.files[i].length))
+                .collect();
+            (dir.clone(), files, false)
+        }
+        Content::Existing(path) => {
+            if meta.is_single_file {
+                let parent = parent_of(path)?;
+                let name = path
+                    .file_name()
+                    .ok_or_else(|| SessionError::BadContentPath(path.clone()))?;
+                (parent, vec![(PathBuf::from(name), meta.total_len())], true)
+            } else {
+                let files = meta
+                    .files
+                    .iter()
+                    .map(|f| (f.path.iter().collect::<PathBuf>(), f.length))
+                    .collect();
+                (path.clone(), files, true)
+            }
+        }
+    };
+    Ok((
+        StorageLayout {
+            root,
+            files,
+            geometry: meta.geometry.clone(),
+            piece_hashes: meta.piece_hashes().to_vec(),
+        },
+        existing,
+    ))
+}
+
+fn parent_of(path: &Path) -> Result<PathBuf, SessionError> {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Ok(PathBuf::from(".")),
+        Some(p) => Ok(p.to_path_buf()),
+        None => Err(SessionError::BadContentPath(path.to_path_buf())),
+    }
+}
+
+/// Opens storage, rechecks what is on disk (calling `progress(checked, total)`), and starts the
+/// torrent, its listener and its announcer.
+pub async fn start(
+    meta: &Metainfo,
+    content: Content,
+    options: SessionOptions,
+    progress: impl FnMut(u32, u32) + Send + 'static,
+) -> Result<Session, SessionError> {
+    let (layout, existing) = layout(meta, &content)?;
+    let (storage, have) = tokio::task::spawn_blocking(move || {
+        let mut progress = progress;
+        let storage = if existing {
+            Storage::open_existing(layout)?
+        } else {
+            Storage::open(layout)?
+        };
+        let have = storage.recheck(&mut progress)?;
+        Ok::<_, StorageError>((storage, have))
+    })
+    .await
+    .map_err(|e| SessionError::Internal(format!("recheck task: {e}")))??;
+    let storage = Arc::new(storage);
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    let peer_id = PeerId::ours(rng.random());
+    let picker: Box<dyn Picker + Send> = match options.policy {
+        PolicyKind::Rarest => Box::new(
+            RarestFirst::new(
+                meta.geometry.clone(),
+                &have,
+                StdRng::seed_from_u64(rng.random()),
+            )
+            .map_err(|e| SessionError::Picker(e.to_string()))?,
+        ),
+        PolicyKind::Sequential => Box::new(
+            Sequential::new(meta.geometry.clone(), &have)
+                .map_err(|e| SessionError::Picker(e.to_string()))?,
+        ),
+    };
+    let listener =
+        TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| SessionError::Listen {
+                addr: options.listen,
+                source,
+            })?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let handle = torrent::start(TorrentSetup {
+        info_hash: meta.info_hash,
+        our_id: peer_id,
+        geometry: meta.geometry.clone(),
+        storage: Arc::clone(&storage),
+        have,
+        picker,
+        listener: Some(listener),
+        config: options.torrent.clone(),
+        seed: rng.random(),
+    })
+    .await;
+    if !options.peers.is_empty() {
+        handle.add_peers(options.peers.clone());
+    }
+    let tiers = options
+        .trackers
+        .clone()
+        .unwrap_or_else(|| meta.tracker_tiers());
+    let announcer = start_announcer(tiers, meta, peer_id, port, &handle, &mut rng);
+    Ok(Session {
+        torrent: handle,
+        storage,
+        peer_id,
+        announcer,
+    })
+}

@@ -1,0 +1,468 @@
+//! The torrent task's reactions: peer events, verified pieces, and the once-a-second tick.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::time::Instant;
+
+use super::assembly::Stored;
+use super::peer_state::PeerState;
+use super::{Checked, Torrent};
+use crate::engine::peer::{PeerCommand, PeerEvent};
+use crate::policy::choker::{ChokeDecision, ChokerPeer};
+use crate::policy::{PeerKey, PeerView};
+use crate::proto::bitfield::Bitfield;
+use crate::proto::geometry::{BlockRef, PieceIndex};
+use crate::proto::wire::{BlockSpec, Message};
+
+impl Torrent {
+    pub(super) fn on_event(&mut self, event: PeerEvent) {
+        match event {
+            PeerEvent::Connected {
+                key,
+                addr,
+                peer_id,
+                fast,
+                commands,
+            } => {
+                self.dialing.remove(&key);
+                let duplicate = self.peers.values().any(|p| p.peer_id == peer_id);
+                if duplicate || self.banned.contains(&addr) {
+                    let _ = commands.try_send(PeerCommand::Close);
+                    return;
+                }
+                self.seen.insert(peer_id);
+                let state = PeerState::new(
+                    addr,
+                    peer_id,
+                    fast,
+                    commands,
+                    self.geometry.piece_count(),
+                    Instant::now(),
+                );
+                // Announce what we have: BEP 6 shorthands when both sides speak it.
+                let first = if fast && self.have.is_complete() {
+                    Message::HaveAll
+                } else if fast && self.have.count() == 0 {
+                    Message::HaveNone
+                } else {
+                    Message::Bitfield(self.have.to_wire().into())
+                };
+                let skip = !fast && self.have.count() == 0;
+                if !skip {
+                    state.send(PeerCommand::Send(first));
+                }
+                tracing::debug!(%addr, "peer connected");
+                self.peers.insert(key, state);
+                self.publish_stats();
+            }
+            PeerEvent::Failed { key, addr, reason } => {
+                tracing::debug!(%addr, %reason, "connection failed");
+                self.dialing.remove(&key);
+                self.live.fetch_sub(1, Ordering::Relaxed);
+            }
+            PeerEvent::Gone { key, reason } => {
+                self.live.fetch_sub(1, Ordering::Relaxed);
+                if let Some(peer) = self.peers.remove(&key) {
+                    tracing::debug!(addr = %peer.addr, %reason, "peer disconnected");
+                    self.picker.on_peer_gone(key);
+                    // The address may be dialled again later (e.g. after a restart).
+                    self.known.remove(&peer.addr);
+                    self.publish_stats();
+                }
+            }
+            PeerEvent::Uploaded { key, bytes } => {
+                self.uploaded += bytes;
+                if let Some(p) = self.peers.get_mut(&key) {
+                    p.upload.add(bytes);
+                }
+            }
+            PeerEvent::Message { key, message } => {
+                if let Err(why) = self.on_message(key, message)
+                    && let Some(p) = self.peers.get(&key)
+                {
+                    tracing::info!(addr = %p.addr, %why, "dropping peer");
+                    p.send(PeerCommand::Close);
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, key: PeerKey, message: Message) -> Result<(), String> {
+        let piece_count = self.geometry.piece_count();
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        match message {
+            Message::KeepAlive | Message::Port(_) | Message::Suggest { .. } => {}
+            Message::AllowedFast { .. } | Message::Extended { .. } | Message::Unknown { .. } => {}
+            Message::Choke => {
+                peer.peer_choking = true;
+                if !peer.fast {
+                    // Without BEP 6 a choke silently voids every request.
+                    peer.in_flight.clear();
+                    self.picker.on_choked(key);
+                }
+            }
+            Message::Unchoke => {
+                peer.peer_choking = false;
+                peer.last_unchoked_us_at = Some(Instant::now());
+                self.fill_requests(key);
+            }
+            Message::Interested => {
+                peer.peer_interested = true;
+                self.unchoke_if_free(key);
+            }
+            Message::NotInterested => peer.peer_interested = false,
+            Message::Have { piece } => {
+                let piece = self
+                    .geometry
+                    .piece(piece)
+                    .ok_or_else(|| format!("HAVE for piece {piece} of {piece_count}"))?;
+                if peer.has.set(piece) {
+                    self.picker.on_peer_have(key, piece);
+                    if !self.have.has(piece) {
+                        self.set_interest(key, true);
+                        self.fill_requests(key);
+                    }
+                }
+            }
+            Message::Bitfield(bytes) => {
+                peer.has = Bitfield::from_wire(&bytes, piece_count).map_err(|e| e.to_string())?;
+                self.on_peer_bitfield(key);
+            }
+            Message::HaveAll => {
+                peer.has = Bitfield::full(piece_count);
+                self.on_peer_bitfield(key);
+            }
+            Message::HaveNone => {
+                peer.has = Bitfield::empty(piece_count);
+                self.on_peer_bitfield(key);
+            }
+            Message::Request(spec) => self.on_request(key, spec)?,
+            Message::Cancel(spec) => {
+                if let Some(block) = self.geometry.span(spec.piece, spec.offset, spec.len) {
+                    peer.send(PeerCommand::CancelUpload(block));
+                }
+            }
+            Message::Reject(spec) => {
+                if let Some(block) = self.geometry.span(spec.piece, spec.offset, spec.len)
+                    && peer.in_flight.remove(&block).is_some()
+                {
+                    self.picker.on_request_rejected(key, block);
+                }
+            }
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => {
+                let len = u32::try_from(data.len()).map_err(|_| "oversized block".to_string())?;
+                let block = self
+                    .geometry
+                    .span(piece, offset, len)
+                    .ok_or_else(|| format!("PIECE {piece}:{offset}+{len} out of range"))?;
+                self.on_block(key, block, &data);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_peer_bitfield(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        self.picker.on_peer_bitfield(key, &peer.has);
+        let wants = peer
+            .has
+            .ones()
+            .any(|i| self.geometry.piece(i).is_some_and(|p| !self.have.has(p)));
+        self.set_interest(key, wants);
+        self.fill_requests(key);
+    }
+
+    fn on_request(&mut self, key: PeerKey, spec: BlockSpec) -> Result<(), String> {
+        let Some(peer) = self.peers.get(&key) else {
+            return Ok(());
+        };
+        let block = self
+            .geometry
+            .span(spec.piece, spec.offset, spec.len)
+            .ok_or_else(|| {
+                format!(
+                    "REQUEST {}:{}+{} out of range or over 16 KiB",
+                    spec.piece, spec.offset, spec.len
+                )
+            })?;
+        if peer.am_choking || !self.have.has(block.piece()) {
+            // Choked peers may race a request with our CHOKE; BEP 6 peers expect a REJECT.
+            if peer.fast {
+                peer.send(PeerCommand::Send(Message::Reject(spec)));
+            }
+            return Ok(());
+        }
+        if !peer.send(PeerCommand::Upload(block)) {
+            return Err("peer's command queue is full".into());
+        }
+        Ok(())
+    }
+
+    fn on_block(&mut self, key: PeerKey, block: BlockRef, data: &[u8]) {
+        let now = self.now();
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(sent_at) = peer.in_flight.remove(&block) else {
+            // Never asked for (or cancelled and already given to someone else).
+            self.wasted += data.len() as u64;
+            return;
+        };
+        peer.note_rtt(sent_at.elapsed());
+        peer.download.add(data.len() as u64);
+        peer.last_block_at = Some(Instant::now());
+        self.downloaded += data.len() as u64;
+        self.picker.on_block(now, key, block);
+        self.flush_cancellations();
+        if self.have.has(block.piece()) || self.verifying.contains(&block.piece()) {
+            self.wasted += data.len() as u64;
+        } else {
+            match self.assembly.store(&self.geometry, block, key, data) {
+                Stored::Duplicate => self.wasted += data.len() as u64,
+                Stored::Partial => {}
+                Stored::Complete => self.verify(block.piece()),
+            }
+        }
+        self.fill_requests(key);
+    }
+
+    /// Sends CANCEL for every request the picker took back (endgame duplicates, timeouts).
+    fn flush_cancellations(&mut self) {
+        for (other, block) in self.picker.cancellations() {
+            if let Some(p) = self.peers.get_mut(&other) {
+                p.in_flight.remove(&block);
+                p.send(PeerCommand::Send(Message::Cancel(spec_of(block))));
+            }
+        }
+    }
+
+    fn verify(&mut self, piece: PieceIndex) {
+        let Some(buf) = self.assembly.take(piece) else {
+            return;
+        };
+        self.verifying.insert(piece);
+        let storage = Arc::clone(&self.storage);
+        let done = self.checked.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let ok = storage.verify(piece, &buf.data);
+            let error = if ok {
+                storage
+                    .write_piece(piece, &buf.data)
+                    .err()
+                    .map(|e| e.to_string())
+            } else {
+                None
+            };
+            let _ = done.send(Checked {
+                piece,
+                ok: ok && error.is_none(),
+                contributors: buf.contributors,
+                error,
+            });
+        });
+    }
+
+    pub(super) fn on_checked(&mut self, checked: Checked) {
+        let piece = checked.piece;
+        self.verifying.remove(&piece);
+        if checked.ok {
+            self.have.set(piece);
+            self.picker.on_piece_verified(piece);
+            for peer in self.peers.values() {
+                peer.send(PeerCommand::Send(Message::Have { piece: piece.get() }));
+            }
+            if self.have.is_complete() {
+                tracing::info!("download complete");
+                for key in self.peers.keys().copied().collect::<Vec<_>>() {
+                    self.set_interest(key, false);
+                }
+            } else {
+                self.refresh_interest();
+            }
+        } else if let Some(error) = checked.error {
+            tracing::error!(%piece, %error, "cannot write piece");
+            self.picker.on_piece_failed(piece);
+        } else {
+            self.hash_failures += 1;
+            tracing::warn!(%piece, "piece failed its hash check; banning its senders");
+            self.picker.on_piece_failed(piece);
+            for key in checked.contributors {
+                if let Some(p) = self.peers.get(&key) {
+                    self.banned.insert(p.addr);
+                    p.send(PeerCommand::Close);
+                }
+            }
+        }
+        self.publish_stats();
+        let keys: Vec<_> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.fill_requests(key);
+        }
+    }
+
+    fn set_interest(&mut self, key: PeerKey, interested: bool) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.am_interested != interested {
+            peer.am_interested = interested;
+            let m = if interested {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            };
+            peer.send(PeerCommand::Send(m));
+        }
+    }
+
+    fn refresh_interest(&mut self) {
+        let updates: Vec<(PeerKey, bool)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.am_interested)
+            .map(|(k, p)| {
+                (
+                    *k,
+                    p.has
+                        .ones()
+                        .any(|i| self.geometry.piece(i).is_some_and(|pc| !self.have.has(pc))),
+                )
+            })
+            .collect();
+        for (key, wants) in updates {
+            self.set_interest(key, wants);
+        }
+    }
+
+    /// Asks the picker for as many blocks as the peer's pipeline has room for.
+    pub(super) fn fill_requests(&mut self, key: PeerKey) {
+        let now = self.now();
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.peer_choking || !peer.am_interested {
+            return;
+        }
+        let slots = peer.free_slots();
+        if slots == 0 {
+            return;
+        }
+        let view = PeerView {
+            key,
+            download_rate: peer.download.rate(),
+            rtt: Some(peer.rtt),
+        };
+        let blocks = self.picker.next_requests(now, &view, slots);
+        let sent_at = Instant::now();
+        for block in blocks {
+            peer.in_flight.insert(block, sent_at);
+            peer.send(PeerCommand::Send(Message::Request(spec_of(block))));
+        }
+    }
+
+    /// Rechokes at once when an unchoke slot is idle, instead of making a newly interested
+    /// peer wait up to ten seconds for the next round.
+    fn unchoke_if_free(&mut self, key: PeerKey) {
+        let unchoked = self.choker.unchoked().count();
+        let is_unchoked = self.choker.unchoked().any(|k| k == key);
+        if !is_unchoked && unchoked < self.choker_config.regular_slots + 1 {
+            self.choker.rechoke_soon();
+            self.rechoke();
+        }
+    }
+
+    pub(super) fn on_tick(&mut self) {
+        let now = Instant::now();
+        let elapsed = now - self.last_tick;
+        self.last_tick = now;
+        let timeout = self.config.request_timeout;
+        let mut timed_out: Vec<(PeerKey, Vec<BlockRef>)> = Vec::new();
+        for (key, peer) in self.peers.iter_mut() {
+            peer.download.tick(elapsed);
+            peer.upload.tick(elapsed);
+            let stale: Vec<BlockRef> = peer
+                .in_flight
+                .iter()
+                .filter(|(_, at)| now - **at > timeout)
+                .map(|(b, _)| *b)
+                .collect();
+            if !stale.is_empty() {
+                timed_out.push((*key, stale));
+            }
+        }
+        for (key, blocks) in timed_out {
+            if let Some(peer) = self.peers.get_mut(&key) {
+                tracing::debug!(addr = %peer.addr, n = blocks.len(), "requests timed out");
+                for block in &blocks {
+                    peer.in_flight.remove(block);
+                    self.picker.on_request_timeout(key, *block);
+                }
+            }
+        }
+        self.flush_cancellations();
+        self.rechoke();
+        let keys: Vec<_> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.fill_requests(key);
+        }
+        self.publish_stats();
+    }
+
+    fn rechoke(&mut self) {
+        let now = self.now();
+        let seed = self.have.is_complete();
+        let at = |t: Instant| t.saturating_duration_since(self.started);
+        let view: Vec<ChokerPeer> = self
+            .peers
+            .iter()
+            .map(|(key, p)| ChokerPeer {
+                key: *key,
+                connected_at: at(p.connected_at),
+                interested: p.peer_interested,
+                am_interested: p.am_interested,
+                download_rate: p.download.rate(),
+                upload_rate: p.upload.rate(),
+                unchoked_us_at: if p.peer_choking {
+                    None
+                } else {
+                    p.last_unchoked_us_at.map(at)
+                },
+                last_block_at: p.last_block_at.map(at),
+            })
+            .collect();
+        for decision in self.choker.rechoke(now, &view, seed, &mut self.rng) {
+            let (key, choke) = match decision {
+                ChokeDecision::Choke(k) => (k, true),
+                ChokeDecision::Unchoke(k) => (k, false),
+            };
+            if let Some(peer) = self.peers.get_mut(&key)
+                && peer.am_choking != choke
+            {
+                peer.am_choking = choke;
+                let m = if choke {
+                    Message::Choke
+                } else {
+                    Message::Unchoke
+                };
+                peer.send(PeerCommand::Send(m));
+            }
+        }
+    }
+}
+
+pub(super) fn spec_of(block: BlockRef) -> BlockSpec {
+    BlockSpec {
+        piece: block.piece().get(),
+        offset: block.offset(),
+        len: block.len(),
+    }
+}

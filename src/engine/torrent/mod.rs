@@ -1,0 +1,369 @@
+//! The torrent task: the one owner of piece state, the picker, the choker and every peer's
+//! protocol state. Peer tasks only move frames; they report here over one channel.
+
+mod assembly;
+mod handlers;
+mod peer_state;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use self::assembly::Assembly;
+use self::peer_state::PeerState;
+use super::peer::{self, PeerCommand, PeerContext, PeerEvent};
+use super::rate_limit::RateLimiter;
+use super::storage::Storage;
+use crate::policy::choker::{Choker, ChokerConfig};
+use crate::policy::picker::Picker;
+use crate::policy::{PeerKey, Time};
+use crate::proto::bitfield::Bitfield;
+use crate::proto::geometry::{Geometry, PieceIndex};
+use crate::proto::{InfoHash, PeerId};
+
+pub use self::peer_state::RateMeter;
+
+/// How the torrent behaves; the defaults suit a desktop client.
+#[derive(Debug, Clone)]
+pub struct TorrentConfig {
+    pub max_peers: usize,
+    pub upload_limit: u64,
+    pub download_limit: u64,
+    /// A request unanswered this long is given to another peer and the slow peer is snubbed.
+    pub request_timeout: Duration,
+    pub tick: Duration,
+}
+
+impl Default for TorrentConfig {
+    fn default() -> Self {
+        Self {
+            max_peers: 50,
+            upload_limit: 0,
+            download_limit: 0,
+            request_timeout: Duration::from_secs(20),
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A snapshot for progress lines, reports and tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TorrentStats {
+    pub pieces_have: u32,
+    pub piece_count: u32,
+    pub bytes_left: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub download_rate: f64,
+    pub upload_rate: f64,
+    pub peers: usize,
+    pub peers_seen: usize,
+    pub complete: bool,
+    /// Blocks received that we already had or never asked for.
+    pub wasted: u64,
+    pub hash_failures: u32,
+}
+
+/// What the torrent needs to run.
+pub struct TorrentSetup {
+    pub info_hash: InfoHash,
+    pub our_id: PeerId,
+    pub geometry: Geometry,
+    pub storage: Arc<Storage>,
+    pub have: Bitfield,
+    pub picker: Box<dyn Picker + Send>,
+    pub listener: Option<TcpListener>,
+    pub config: TorrentConfig,
+    pub seed: u64,
+}
+
+/// The running torrent, seen from outside.
+pub struct TorrentHandle {
+    pub listen_addr: Option<SocketAddr>,
+    pub stats: watch::Receiver<TorrentStats>,
+    peers: mpsc::UnboundedSender<Vec<SocketAddr>>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TorrentHandle {
+    /// Addresses to dial (from a tracker or `--peer`).
+    pub fn add_peers(&self, addrs: Vec<SocketAddr>) {
+        let _ = self.peers.send(addrs);
+    }
+
+    /// A sender for addresses, for the announce loop.
+    pub fn peer_sink(&self) -> mpsc::UnboundedSender<Vec<SocketAddr>> {
+        self.peers.clone()
+    }
+
+    /// Stops every connection and waits for the task to end.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits until every piece is present (returns at once for a seed).
+    pub async fn wait_complete(&mut self) {
+        let _ = self.stats.wait_for(|s| s.complete).await;
+    }
+}
+
+pub async fn start(setup: TorrentSetup) -> TorrentHandle {
+    let listen_addr = setup.listener.as_ref().and_then(|l| l.local_addr().ok());
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let (peers_tx, peers_rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let ctx = PeerContext {
+        info_hash: setup.info_hash,
+        our_id: setup.our_id,
+        piece_count: setup.geometry.piece_count(),
+        storage: Arc::clone(&setup.storage),
+        events: events_tx,
+        upload_limit: RateLimiter::new(setup.config.upload_limit),
+        download_limit: RateLimiter::new(setup.config.download_limit),
+    };
+    let next_key = Arc::new(AtomicU64::new(1));
+    let live = Arc::new(AtomicUsize::new(0));
+    if let Some(listener) = setup.listener {
+        tokio::spawn(accept_loop(
+            listener,
+            ctx.clone(),
+            Arc::clone(&next_key),
+            Arc::clone(&live),
+            setup.config.max_peers,
+            cancel.clone(),
+        ));
+    }
+    let stats0 = TorrentStats {
+        pieces_have: setup.have.count(),
+        piece_count: setup.geometry.piece_count(),
+        complete: setup.have.is_complete(),
+        ..Default::default()
+    };
+    let (stats_tx, stats_rx) = watch::channel(stats0);
+    let torrent = Torrent {
+        geometry: setup.geometry,
+        storage: setup.storage,
+        have: setup.have,
+        picker: setup.picker,
+        choker: Choker::new(ChokerConfig::default()),
+        choker_config: ChokerConfig::default(),
+        rng: StdRng::seed_from_u64(setup.seed),
+        peers: HashMap::new(),
+        assembly: Assembly::default(),
+        verifying: HashSet::new(),
+        candidates: VecDeque::new(),
+        known: HashSet::new(),
+        dialing: HashMap::new(),
+        seen: HashSet::new(),
+        ctx,
+        next_key,
+        live,
+        config: setup.config,
+        started: Instant::now(),
+        stats: stats_tx,
+        downloaded: 0,
+        uploaded: 0,
+        wasted: 0,
+        hash_failures: 0,
+        banned: HashSet::new(),
+        last_tick: Instant::now(),
+        checked: mpsc::unbounded_channel(),
+    };
+    let task = tokio::spawn(torrent.run(events_rx, peers_rx, cancel.clone()));
+    TorrentHandle {
+        listen_addr,
+        stats: stats_rx,
+        peers: peers_tx,
+        cancel,
+        task,
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: PeerContext,
+    next_key: Arc<AtomicU64>,
+    live: Arc<AtomicUsize>,
+    max_peers: usize,
+    cancel: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                if live.load(Ordering::Relaxed) >= max_peers {
+                    tracing::debug!(%addr, "connection refused: peer cap reached");
+                    continue;
+                }
+                live.fetch_add(1, Ordering::Relaxed);
+                let key = PeerKey(next_key.fetch_add(1, Ordering::Relaxed));
+                let ctx = ctx.clone();
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = peer::run_incoming(key, addr, stream, ctx) => {}
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Result of verifying and writing one piece off the runtime.
+struct Checked {
+    piece: PieceIndex,
+    ok: bool,
+    contributors: Vec<PeerKey>,
+    error: Option<String>,
+}
+
+struct Torrent {
+    geometry: Geometry,
+    storage: Arc<Storage>,
+    have: Bitfield,
+    picker: Box<dyn Picker + Send>,
+    choker: Choker,
+    choker_config: ChokerConfig,
+    rng: StdRng,
+    peers: HashMap<PeerKey, PeerState>,
+    assembly: Assembly,
+    verifying: HashSet<PieceIndex>,
+    /// Addresses to dial, in order; `known` keeps us from queueing one twice.
+    candidates: VecDeque<SocketAddr>,
+    known: HashSet<SocketAddr>,
+    dialing: HashMap<PeerKey, SocketAddr>,
+    seen: HashSet<PeerId>,
+    ctx: PeerContext,
+    next_key: Arc<AtomicU64>,
+    live: Arc<AtomicUsize>,
+    config: TorrentConfig,
+    started: Instant,
+    stats: watch::Sender<TorrentStats>,
+    downloaded: u64,
+    uploaded: u64,
+    wasted: u64,
+    hash_failures: u32,
+    /// Peers that sent data failing a hash check are not taken back.
+    banned: HashSet<SocketAddr>,
+    last_tick: Instant,
+    checked: (
+        mpsc::UnboundedSender<Checked>,
+        mpsc::UnboundedReceiver<Checked>,
+    ),
+}
+
+impl Torrent {
+    fn now(&self) -> Time {
+        self.started.elapsed()
+    }
+
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<PeerEvent>,
+        mut new_peers: mpsc::UnboundedReceiver<Vec<SocketAddr>>,
+        cancel: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(self.config.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                Some(event) = events.recv() => self.on_event(event),
+                Some(checked) = self.checked.1.recv() => self.on_checked(checked),
+                Some(addrs) = new_peers.recv() => {
+                    for addr in addrs {
+                        self.add_candidate(addr);
+                    }
+                    self.dial_more(&cancel);
+                }
+                _ = tick.tick() => {
+                    self.on_tick();
+                    self.dial_more(&cancel);
+                }
+            }
+        }
+        for peer in self.peers.values() {
+            peer.send(PeerCommand::Close);
+        }
+        let _ = self.storage.sync();
+    }
+
+    fn add_candidate(&mut self, addr: SocketAddr) {
+        if self.banned.contains(&addr) {
+            return;
+        }
+        if self.known.insert(addr) {
+            self.candidates.push_back(addr);
+        }
+    }
+
+    fn dial_more(&mut self, cancel: &CancellationToken) {
+        while self.live.load(Ordering::Relaxed) < self.config.max_peers {
+            let Some(addr) = self.candidates.pop_front() else {
+                break;
+            };
+            if self.peers.values().any(|p| p.addr == addr)
+                || self.dialing.values().any(|a| *a == addr)
+            {
+                continue;
+            }
+            let key = PeerKey(self.next_key.fetch_add(1, Ordering::Relaxed));
+            self.live.fetch_add(1, Ordering::Relaxed);
+            self.dialing.insert(key, addr);
+            let ctx = self.ctx.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = peer::run_outgoing(key, addr, ctx) => {}
+                }
+            });
+        }
+    }
+
+    fn publish_stats(&self) {
+        let (down, up) = self.peers.values().fold((0.0, 0.0), |(d, u), p| {
+            (d + p.download.rate(), u + p.upload.rate())
+        });
+        let left: u64 = self
+            .geometry
+            .pieces()
+            .filter(|p| !self.have.has(*p))
+            .map(|p| u64::from(self.geometry.piece_size(p)))
+            .sum();
+        self.stats.send_replace(TorrentStats {
+            pieces_have: self.have.count(),
+            piece_count: self.geometry.piece_count(),
+            bytes_left: left,
+            downloaded: self.downloaded,
+            uploaded: self.uploaded,
+            download_rate: down,
+            upload_rate: up,
+            peers: self.peers.len(),
+            peers_seen: self.seen.len(),
+            complete: self.have.is_complete(),
+            wasted: self.wasted,
+            hash_failures: self.hash_failures,
+        });
+    }
+}

@@ -1,0 +1,133 @@
+//! What the torrent task knows of one connected peer: protocol state, requests in flight, rates.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::engine::peer::PeerCommand;
+use crate::proto::PeerId;
+use crate::proto::bitfield::Bitfield;
+use crate::proto::geometry::{BLOCK_LEN, BlockRef};
+
+/// Bytes per second, smoothed over a few one-second ticks.
+#[derive(Debug, Default, Clone)]
+pub struct RateMeter {
+    this_tick: u64,
+    rate: f64,
+    pub total: u64,
+}
+
+impl RateMeter {
+    pub fn add(&mut self, bytes: u64) {
+        self.this_tick += bytes;
+        self.total += bytes;
+    }
+    /// Called once per `elapsed` tick.
+    pub fn tick(&mut self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64().max(0.001);
+        let sample = self.this_tick as f64 / secs;
+        // Weight recent seconds more, but not so much that one quiet second zeroes a fast peer.
+        self.rate = if self.rate == 0.0 {
+            sample
+        } else {
+            0.6 * self.rate + 0.4 * sample
+        };
+        self.this_tick = 0;
+    }
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+}
+
+pub struct PeerState {
+    pub addr: SocketAddr,
+    pub peer_id: PeerId,
+    pub fast: bool,
+    pub commands: mpsc::Sender<PeerCommand>,
+    pub has: Bitfield,
+    /// We are choking them / they are choking us / interest both ways.
+    pub am_choking: bool,
+    pub peer_choking: bool,
+    pub am_interested: bool,
+    pub peer_interested: bool,
+    pub in_flight: HashMap<BlockRef, Instant>,
+    pub download: RateMeter,
+    pub upload: RateMeter,
+    pub connected_at: Instant,
+    pub last_block_at: Option<Instant>,
+    pub last_unchoked_us_at: Option<Instant>,
+    /// Smoothed round trip from request to block, for sizing the pipeline.
+    pub rtt: Duration,
+}
+
+impl PeerState {
+    pub fn new(
+        addr: SocketAddr,
+        peer_id: PeerId,
+        fast: bool,
+        commands: mpsc::Sender<PeerCommand>,
+        piece_count: u32,
+        now: Instant,
+    ) -> Self {
+        Self {
+            addr,
+            peer_id,
+            fast,
+            commands,
+            has: Bitfield::empty(piece_count),
+            am_choking: true,
+            peer_choking: true,
+            am_interested: false,
+            peer_interested: false,
+            in_flight: HashMap::new(),
+            download: RateMeter::default(),
+            upload: RateMeter::default(),
+            connected_at: now,
+            last_block_at: None,
+            last_unchoked_us_at: None,
+            rtt: Duration::from_millis(100),
+        }
+    }
+
+    /// How many requests to keep in flight: about two seconds of this peer's measured rate
+    /// (rate x latency with generous latency, since a busy process adds its own), with a floor
+    /// so a new peer can show its speed and a cap so one peer cannot hoard the torrent.
+    pub fn desired_queue(&self) -> usize {
+        let secs = (self.rtt.as_secs_f64() * 4.0).max(1.0);
+        let blocks = self.download.rate() * secs / f64::from(BLOCK_LEN);
+        (blocks as usize).clamp(16, 768)
+    }
+
+    pub fn free_slots(&self) -> usize {
+        self.desired_queue().saturating_sub(self.in_flight.len())
+    }
+
+    pub fn note_rtt(&mut self, sample: Duration) {
+        self.rtt = (self.rtt * 7 + sample) / 8;
+    }
+
+    /// Sends a command without waiting; a peer whose queue is full is too slow to matter and is
+    /// closed by the caller.
+    pub fn send(&self, command: PeerCommand) -> bool {
+        self.commands.try_send(command).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_meter_smooths_and_counts() {
+        let mut m = RateMeter::default();
+        m.add(1000);
+        m.tick(Duration::from_secs(1));
+        assert_eq!(m.rate(), 1000.0);
+        m.tick(Duration::from_secs(1));
+        assert_eq!(m.rate(), 600.0);
+        assert_eq!(m.total, 1000);
+    }
+}
