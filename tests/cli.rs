@@ -1,0 +1,173 @@
+//! The command line as a user meets it: `info`, `make-torrent`, `tracker` and the one-line errors.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::content::{deterministic_content, require_python_libtorrent};
+use common::process::{OutputLine, ProcessGuard};
+
+const BTVOD: &str = env!("CARGO_BIN_EXE_btvod");
+
+fn btvod(args: &[&str], dir: &Path) -> Output {
+    Command::new(BTVOD)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run btvod")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_names_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = btvod(&["--help"], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["info", "make-torrent", "tracker", "seed", "get"] {
+        assert!(text.contains(sub), "--help does not mention {sub}:\n{text}");
+    }
+}
+
+#[test]
+fn a_bad_torrent_gives_one_clear_line_and_a_failure_status() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.torrent"), b"d8:announce3:abce").unwrap();
+    for (file, expect) in [
+        ("bad.torrent", "not a usable torrent"),
+        ("missing.torrent", "cannot read"),
+    ] {
+        let out = btvod(&["info", file], dir.path());
+        assert!(!out.status.success(), "info {file} succeeded");
+        let err = stderr(&out);
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "more than one line: {err}"
+        );
+        assert!(err.contains(expect), "{file}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+    let out = btvod(&["get", "missing.torrent", "--port", "0", "-q"], dir.path());
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim_end().lines().count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn make_torrent_output_is_read_alike_by_btvod_info_and_libtorrent() {
+    require_python_libtorrent();
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("movie");
+    std::fs::create_dir(&content).unwrap();
+    std::fs::write(content.join("a.bin"), deterministic_content(300_001, 1)).unwrap();
+    std::fs::write(content.join("b.bin"), deterministic_content(70_000, 2)).unwrap();
+    let out = btvod(
+        &[
+            "make-torrent",
+            "movie",
+            "-o",
+            "movie.torrent",
+            "--announce",
+            "http://127.0.0.1:6969/announce",
+            "--piece-length",
+            "32KiB",
+            "--web-seed",
+            "http://127.0.0.1:8080/movie",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info = btvod(&["info", "movie.torrent"], dir.path());
+    assert!(info.status.success(), "{}", stderr(&info));
+    let text = String::from_utf8_lossy(&info.stdout);
+    let ours = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Info-hash:"))
+        .map(|h| h.trim().to_string())
+        .expect("info prints the info-hash");
+    assert!(text.contains("a.bin") && text.contains("b.bin"), "{text}");
+    assert!(
+        text.contains("http://127.0.0.1:8080/movie"),
+        "web seed missing: {text}"
+    );
+    // 370,001 bytes in 32 KiB pieces.
+    assert!(text.contains("12 x 32768"), "{text}");
+    let lt = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys, libtorrent as lt; ti = lt.torrent_info(sys.argv[1]); \
+             print(str(ti.info_hashes().v1), ti.num_pieces())",
+        ])
+        .arg(dir.path().join("movie.torrent"))
+        .output()
+        .unwrap();
+    assert!(lt.status.success(), "{}", stderr(&lt));
+    let lt_text = String::from_utf8_lossy(&lt.stdout);
+    assert_eq!(lt_text.trim(), format!("{ours} 12"));
+}
+
+#[test]
+fn tracker_subcommand_serves_announces_and_a_status_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel();
+    // The URL line goes to stderr; run through a shell to fold it into stdout for the guard.
+    let guard = ProcessGuard::spawn(
+        "btvod tracker",
+        "/bin/sh",
+        &["-c".into(), format!("exec {BTVOD} tracker --port 0 2>&1")],
+        dir.path(),
+        move |line| {
+            if let OutputLine::Line(l) = line {
+                let _ = tx.send(l.to_string());
+            }
+        },
+    )
+    .expect("start btvod tracker");
+    let url = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no announce URL printed:\n{}", guard.report()));
+        if let Some(rest) = line.split("announce URL ").nth(1) {
+            break rest.split(',').next().unwrap().trim().to_string();
+        }
+    };
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let base = url.trim_end_matches("/announce");
+    let hash = "%01".repeat(20);
+    let announce = format!(
+        "{url}?info_hash={hash}&peer_id=-XX0001-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left=5&compact=1"
+    );
+    let body = http_get(&announce);
+    assert!(body.windows(8).any(|w| w == b"interval"), "{body:?}");
+    let page = String::from_utf8_lossy(&http_get(&format!("{base}/"))).into_owned();
+    assert!(
+        page.contains(&"01".repeat(20)),
+        "status page lacks the torrent:\n{page}"
+    );
+    drop(guard);
+}
+
+/// A minimal HTTP/1.0 GET over a std TcpStream, bounded in time.
+fn http_get(url: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    out.split_off(split)
+}
