@@ -8,3 +8,4 @@ pub mod rate_limit;
 pub mod session;
 pub mod storage;
 pub mod torrent;
+pub mod vod_server;

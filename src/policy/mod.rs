@@ -3,6 +3,7 @@
 
 pub mod choker;
 pub mod picker;
+pub mod vod;
 
 use std::time::Duration;
 
