@@ -146,6 +146,11 @@ impl Schedule {
         end.saturating_sub(start)
     }
 
+    /// How many of a piece's bytes belong to the movie.
+    pub fn piece_movie_bytes(&self, piece: PieceIndex) -> u64 {
+        self.movie_overlap(self.geometry.piece_range(piece))
+    }
+
     pub fn block_movie_bytes(&self, block: BlockRef) -> u64 {
         let start = self.geometry.piece_range(block.piece()).start + u64::from(block.offset());
         self.movie_overlap(start..start + u64::from(block.len()))
