@@ -317,6 +317,11 @@ impl VodSession {
         }
     }
 
+    /// Movie pieces verified so far.
+    pub fn ready_count(&self) -> u32 {
+        self.ready_at.iter().filter(|r| r.is_some()).count() as u32
+    }
+
     /// Every movie piece is verified: the penalty can no longer change.
     pub fn complete_at(&self) -> Option<Time> {
         self.complete_at
