@@ -2,7 +2,9 @@
 //! task. It holds no policy; it only reads blocks from storage to serve requests it is told to.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use super::rate_limit::RateLimiter;
 use super::storage::Storage;
 use crate::policy::PeerKey;
 use crate::proto::geometry::BlockRef;
-use crate::proto::wire::{Handshake, Message};
+use crate::proto::wire::{BlockSpec, Handshake, Message};
 use crate::proto::{InfoHash, PeerId};
 
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -173,50 +175,116 @@ async fn run(
         Err(e) => return fail(&ctx, key, addr, e.to_string()).await,
     };
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let fast = theirs.supports_fast();
     let connected = PeerEvent::Connected {
         key,
         addr,
         peer_id: theirs.peer_id,
-        fast: theirs.supports_fast(),
+        fast,
         commands: cmd_tx,
     };
     if ctx.events.send(connected).await.is_err() {
         return;
     }
     let framed = Framed::new(stream, PeerCodec::for_piece_count(ctx.piece_count));
-    let reason = pump(key, framed, cmd_rx, &ctx).await;
+    let reason = pump(key, framed, cmd_rx, &ctx, fast).await;
     tracing::debug!(%addr, %reason, "peer gone");
     let _ = ctx.events.send(PeerEvent::Gone { key, reason }).await;
 }
 
+/// Reads one block and waits for the upload limit to let it go, off the command loop.
+type Serving = Pin<Box<dyn Future<Output = (BlockRef, Result<Vec<u8>, String>)> + Send>>;
+
+fn serve(ctx: &PeerContext, block: BlockRef) -> Serving {
+    let storage = Arc::clone(&ctx.storage);
+    let limit = ctx.upload_limit.clone();
+    Box::pin(async move {
+        let data = read_block(&storage, block).await;
+        if data.is_ok() {
+            limit.acquire(u64::from(block.len())).await;
+        }
+        (block, data)
+    })
+}
+
+fn reject(block: BlockRef) -> Message {
+    Message::Reject(BlockSpec {
+        piece: block.piece().get(),
+        offset: block.offset(),
+        len: block.len(),
+    })
+}
+
 /// Moves frames both ways until either side ends. Returns why it ended.
+///
+/// The block being uploaded is read and paced by the rate limit in a future of its own, so a
+/// connection waiting for upload tokens still takes commands (a CHOKE, a CANCEL, requests) and
+/// reads the socket.
 async fn pump(
     key: PeerKey,
     framed: Framed<TcpStream, PeerCodec>,
     mut commands: mpsc::Receiver<PeerCommand>,
     ctx: &PeerContext,
+    fast: bool,
 ) -> String {
     let (mut sink, mut stream) = framed.split();
     let mut uploads: VecDeque<BlockRef> = VecDeque::new();
+    let mut serving: Option<(BlockRef, Serving)> = None;
     let mut last_sent = Instant::now();
     let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY / 3);
     loop {
+        if serving.is_none()
+            && let Some(block) = uploads.pop_front()
+        {
+            serving = Some((block, serve(ctx, block)));
+        }
         tokio::select! {
             biased;
             cmd = commands.recv() => match cmd {
                 None | Some(PeerCommand::Close) => return "closed by us".into(),
                 Some(PeerCommand::Send(message)) => {
-                    if let Err(e) = sink.send(message).await {
+                    let choke = matches!(message, Message::Choke);
+                    if let Err(e) = sink.feed(message).await {
+                        return format!("write: {e}");
+                    }
+                    if choke {
+                        // A choke voids every queued request (BEP 3); a BEP 6 peer is told so
+                        // for each one instead of waiting for blocks that will never come.
+                        let voided = serving.take().map(|(b, _)| b).into_iter().chain(uploads.drain(..));
+                        if fast {
+                            for block in voided {
+                                if let Err(e) = sink.feed(reject(block)).await {
+                                    return format!("write: {e}");
+                                }
+                            }
+                        }
+                    }
+                    if let Err(e) = sink.flush().await {
                         return format!("write: {e}");
                     }
                     last_sent = Instant::now();
                 }
                 Some(PeerCommand::Upload(block)) => {
-                    if uploads.len() < MAX_QUEUED_UPLOADS && !uploads.contains(&block) {
+                    let queued = uploads.contains(&block)
+                        || serving.as_ref().is_some_and(|(b, _)| *b == block);
+                    if queued {
+                        continue;
+                    }
+                    if uploads.len() < MAX_QUEUED_UPLOADS {
                         uploads.push_back(block);
+                    } else if fast {
+                        // Over the queue cap: say so rather than let the request time out.
+                        if let Err(e) = sink.send(reject(block)).await {
+                            return format!("write: {e}");
+                        }
                     }
                 }
-                Some(PeerCommand::CancelUpload(block)) => uploads.retain(|b| *b != block),
+                Some(PeerCommand::CancelUpload(block)) => {
+                    uploads.retain(|b| *b != block);
+                    if serving.as_ref().is_some_and(|(b, _)| *b == block) {
+                        serving = None;
+                    }
+                }
             },
             frame = timeout(INACTIVITY_TIMEOUT, stream.next()) => match frame {
                 Err(_) => return "inactive".into(),
@@ -231,27 +299,25 @@ async fn pump(
                     }
                 }
             },
-            _ = async {}, if !uploads.is_empty() => {
-                let Some(block) = uploads.pop_front() else { continue };
-                match read_block(&ctx.storage, block).await {
-                    Ok(data) => {
-                        ctx.upload_limit.acquire(u64::from(block.len())).await;
-                        let message = Message::Piece {
-                            piece: block.piece().get(),
-                            offset: block.offset(),
-                            data: bytes::Bytes::from(data),
-                        };
-                        if let Err(e) = sink.send(message).await {
-                            return format!("write: {e}");
-                        }
-                        last_sent = Instant::now();
-                        let _ = ctx.events.send(PeerEvent::Uploaded { key, bytes: u64::from(block.len()) }).await;
-                    }
+            (block, data) = async { serving.as_mut().expect("guarded").1.as_mut().await }, if serving.is_some() => {
+                serving = None;
+                let data = match data {
+                    Ok(data) => data,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read a block to upload");
                         return format!("storage: {e}");
                     }
+                };
+                let message = Message::Piece {
+                    piece: block.piece().get(),
+                    offset: block.offset(),
+                    data: bytes::Bytes::from(data),
+                };
+                if let Err(e) = sink.send(message).await {
+                    return format!("write: {e}");
                 }
+                last_sent = Instant::now();
+                let _ = ctx.events.send(PeerEvent::Uploaded { key, bytes: u64::from(block.len()) }).await;
             }
             _ = keepalive.tick() => {
                 if last_sent.elapsed() >= KEEPALIVE_EVERY {

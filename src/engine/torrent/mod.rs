@@ -144,9 +144,12 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
             cancel.clone(),
         ));
     }
+    // `bytes_left` from the start: the first announce reads it, and a zero there would tell
+    // the tracker that a fresh leecher is a seed.
     let stats0 = TorrentStats {
         pieces_have: setup.have.count(),
         piece_count: setup.geometry.piece_count(),
+        bytes_left: bytes_left(&setup.geometry, &setup.have),
         complete: setup.have.is_complete(),
         ..Default::default()
     };
@@ -345,12 +348,7 @@ impl Torrent {
         let (down, up) = self.peers.values().fold((0.0, 0.0), |(d, u), p| {
             (d + p.download.rate(), u + p.upload.rate())
         });
-        let left: u64 = self
-            .geometry
-            .pieces()
-            .filter(|p| !self.have.has(*p))
-            .map(|p| u64::from(self.geometry.piece_size(p)))
-            .sum();
+        let left = bytes_left(&self.geometry, &self.have);
         self.stats.send_replace(TorrentStats {
             pieces_have: self.have.count(),
             piece_count: self.geometry.piece_count(),
@@ -366,4 +364,12 @@ impl Torrent {
             hash_failures: self.hash_failures,
         });
     }
+}
+
+fn bytes_left(geometry: &Geometry, have: &Bitfield) -> u64 {
+    geometry
+        .pieces()
+        .filter(|p| !have.has(*p))
+        .map(|p| u64::from(geometry.piece_size(p)))
+        .sum()
 }

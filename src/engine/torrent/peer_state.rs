@@ -12,6 +12,11 @@ use crate::proto::PeerId;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BLOCK_LEN, BlockRef};
 
+/// Seconds of a peer's rate kept requested ahead.
+const PIPELINE_SECS: f64 = 2.0;
+const MIN_QUEUE: usize = 16;
+const MAX_QUEUE: usize = 250;
+
 /// Bytes per second, smoothed over a few one-second ticks.
 #[derive(Debug, Default, Clone)]
 pub struct RateMeter {
@@ -92,13 +97,16 @@ impl PeerState {
         }
     }
 
-    /// How many requests to keep in flight: about two seconds of this peer's measured rate
-    /// (rate x latency with generous latency, since a busy process adds its own), with a floor
-    /// so a new peer can show its speed and a cap so one peer cannot hoard the torrent.
+    /// How many requests to keep in flight: about two seconds of this peer's measured rate,
+    /// with a floor so a new peer can show its speed and a cap under what peers accept queued
+    /// (libtorrent's and Transmission's defaults are 250 and more).
+    ///
+    /// Not scaled by the measured round trip: that includes the time our own requests wait in
+    /// the peer's queue, so a deeper queue would measure a longer trip and ask for a deeper
+    /// queue again, until requests outlive the request timeout.
     pub fn desired_queue(&self) -> usize {
-        let secs = (self.rtt.as_secs_f64() * 4.0).max(1.0);
-        let blocks = self.download.rate() * secs / f64::from(BLOCK_LEN);
-        (blocks as usize).clamp(16, 768)
+        let blocks = self.download.rate() * PIPELINE_SECS / f64::from(BLOCK_LEN);
+        (blocks as usize).clamp(MIN_QUEUE, MAX_QUEUE)
     }
 
     pub fn free_slots(&self) -> usize {

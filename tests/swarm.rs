@@ -1,0 +1,457 @@
+//! Loopback swarms of btvod peers, in-process: each peer is a `session::start` on 127.0.0.1:0,
+//! and the built-in tracker introduces them where a test needs one. Every test checks the
+//! downloaded bytes against the seed's and bounds its own time.
+
+mod common;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use btvod::engine::session::{self, Content, Session, SessionOptions};
+use btvod::engine::torrent::{TorrentConfig, TorrentStats};
+use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
+use btvod::proto::metainfo::Metainfo;
+use btvod::service::tracker::{self, TrackerConfig};
+use common::content::deterministic_content;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, sleep, timeout};
+
+const KIB: u64 = 1024;
+const MIB: usize = 1024 * 1024;
+
+/// Makes a torrent of `path` (file or directory) with btvod's own `make_torrent`.
+fn torrent_of(path: &Path, piece_len: u32, announce: Option<&str>) -> Metainfo {
+    let opts = MakeTorrentOptions {
+        path: path.to_path_buf(),
+        piece_length: Some(piece_len),
+        announce: announce.into_iter().map(str::to_string).collect(),
+        ..MakeTorrentOptions::default()
+    };
+    let bytes = make_torrent(&opts, &mut |_, _| {}).expect("make a torrent");
+    Metainfo::from_bytes(&bytes).expect("parse the torrent we made")
+}
+
+fn options(seed: u64, peers: Vec<SocketAddr>, torrent: TorrentConfig) -> SessionOptions {
+    SessionOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        torrent,
+        peers,
+        trackers: None,
+        seed,
+        ..SessionOptions::default()
+    }
+}
+
+fn limits(upload_kib: u64, download_kib: u64) -> TorrentConfig {
+    TorrentConfig {
+        upload_limit: upload_kib * KIB,
+        download_limit: download_kib * KIB,
+        ..TorrentConfig::default()
+    }
+}
+
+async fn start_seed(meta: &Metainfo, content: &Path, opts: SessionOptions) -> Session {
+    let s = session::start(
+        meta,
+        Content::Existing(content.to_path_buf()),
+        opts,
+        |_, _| {},
+    )
+    .await
+    .expect("start a seed");
+    assert!(
+        s.torrent.stats.borrow().complete,
+        "the seed's content must verify completely"
+    );
+    s
+}
+
+async fn start_leecher(meta: &Metainfo, dir: &Path, opts: SessionOptions) -> Session {
+    fs::create_dir_all(dir).expect("create the download dir");
+    session::start(
+        meta,
+        Content::DownloadDir(dir.to_path_buf()),
+        opts,
+        |_, _| {},
+    )
+    .await
+    .expect("start a leecher")
+}
+
+fn addr_of(s: &Session) -> SocketAddr {
+    s.torrent.listen_addr.expect("session listens")
+}
+
+fn stats(s: &Session) -> TorrentStats {
+    s.torrent.stats.borrow().clone()
+}
+
+/// Waits until the session has every piece, or panics with its stats after `bound`.
+async fn wait_complete(s: &Session, bound: Duration, who: &str) {
+    let mut rx = s.torrent.stats.clone();
+    if timeout(bound, rx.wait_for(|st| st.complete)).await.is_err() {
+        panic!("{who} did not complete within {bound:?}: {:?}", stats(s));
+    }
+}
+
+/// Waits until `pred` holds for the session's stats, or panics after `bound`.
+async fn wait_stats(
+    s: &Session,
+    bound: Duration,
+    what: &str,
+    pred: impl Fn(&TorrentStats) -> bool,
+) {
+    let mut rx = s.torrent.stats.clone();
+    if timeout(bound, rx.wait_for(|st| pred(st))).await.is_err() {
+        panic!("{what} did not happen within {bound:?}: {:?}", stats(s));
+    }
+}
+
+fn assert_same_file(got: &Path, want: &[u8]) {
+    let got = fs::read(got).unwrap_or_else(|e| panic!("read {}: {e}", got.display()));
+    assert_eq!(got.len(), want.len(), "length of the downloaded file");
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    assert_eq!(first, None, "first differing byte of the downloaded file");
+}
+
+/// A directory with one content file of `len` deterministic bytes.
+struct World {
+    dir: TempDir,
+    content: Vec<u8>,
+}
+
+impl World {
+    fn new(len: usize, seed: u64) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let content = deterministic_content(len, seed);
+        fs::create_dir_all(dir.path().join("seed")).expect("seed dir");
+        fs::write(dir.path().join("seed/movie.bin"), &content).expect("write content");
+        Self { dir, content }
+    }
+    fn content_path(&self) -> PathBuf {
+        self.dir.path().join("seed/movie.bin")
+    }
+    fn leech_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("leech{i}"))
+    }
+    fn assert_downloaded(&self, i: usize) {
+        assert_same_file(&self.leech_dir(i).join("movie.bin"), &self.content);
+    }
+}
+
+/// The built-in tracker on 127.0.0.1:0; dropping the guard stops it.
+struct Tracker {
+    url: String,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn start_tracker() -> Tracker {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the tracker");
+    let addr = listener.local_addr().expect("tracker address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(tracker::serve(listener, TrackerConfig::default(), async {
+        let _ = stopped.await;
+    }));
+    Tracker {
+        url: format!("http://{addr}/announce"),
+        _stop: stop,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_seed_one_leecher_gets_an_identical_copy() {
+    let world = World::new(3 * MIB + 12_345, 1);
+    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
+    let seed = start_seed(
+        &meta,
+        &world.content_path(),
+        options(1, vec![], limits(0, 0)),
+    )
+    .await;
+    let leech = start_leecher(
+        &meta,
+        &world.leech_dir(0),
+        options(2, vec![addr_of(&seed)], limits(0, 0)),
+    )
+    .await;
+    wait_complete(&leech, Duration::from_secs(30), "the leecher").await;
+    world.assert_downloaded(0);
+    let len = world.content.len() as u64;
+    let got = stats(&leech);
+    assert_eq!(got.bytes_left, 0);
+    assert_eq!(got.hash_failures, 0);
+    assert!(
+        got.downloaded >= len && got.downloaded - got.wasted <= len,
+        "downloaded {} (wasted {}) for {len} bytes of content",
+        got.downloaded,
+        got.wasted
+    );
+    // The seed's counter is published on its tick: poll for it.
+    wait_stats(&seed, Duration::from_secs(5), "seed upload count", |s| {
+        s.uploaded >= len
+    })
+    .await;
+    leech.shutdown().await;
+    seed.shutdown().await;
+}
+
+/// One seed too slow to serve eight leechers alone within the bound: they can only finish in
+/// time by trading pieces among themselves, which they find through the tracker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_leechers_finish_by_trading_among_themselves() {
+    const LEECHERS: usize = 8;
+    const SEED_KIB_S: u64 = 384;
+    const BOUND: Duration = Duration::from_secs(50);
+    let len = 8 * MIB;
+    // Serving eight copies alone would take 8 * 8 MiB / 384 KiB/s = 170 s, 3.4 times the bound.
+    let alone = (LEECHERS * len) as f64 / (SEED_KIB_S * KIB) as f64;
+    assert!(alone > 3.0 * BOUND.as_secs_f64());
+
+    let world = World::new(len, 8);
+    let tracker = start_tracker().await;
+    let meta = torrent_of(&world.content_path(), 128 * 1024, Some(&tracker.url));
+    let seed = start_seed(
+        &meta,
+        &world.content_path(),
+        options(100, vec![], limits(SEED_KIB_S, 0)),
+    )
+    .await;
+    let started = Instant::now();
+    let mut leechers = Vec::new();
+    for i in 0..LEECHERS {
+        leechers.push(
+            start_leecher(
+                &meta,
+                &world.leech_dir(i),
+                options(i as u64, vec![], limits(0, 0)),
+            )
+            .await,
+        );
+    }
+    for (i, leech) in leechers.iter().enumerate() {
+        let left = BOUND.saturating_sub(started.elapsed());
+        wait_complete(leech, left, &format!("leecher {i}")).await;
+    }
+    let took = started.elapsed();
+    for i in 0..LEECHERS {
+        world.assert_downloaded(i);
+    }
+    let seed_up = stats(&seed).uploaded;
+    let leech_up: u64 = leechers.iter().map(|l| stats(l).uploaded).sum();
+    let leech_down: u64 = leechers.iter().map(|l| stats(l).downloaded).sum();
+    let leech_wasted: u64 = leechers.iter().map(|l| stats(l).wasted).sum();
+    eprintln!(
+        "8 leechers done in {took:?}: seed uploaded {seed_up}, leechers uploaded {leech_up}, downloaded {leech_down}, wasted {leech_wasted}"
+    );
+    assert!(
+        leech_up > seed_up && leech_up > 3 * len as u64,
+        "leechers uploaded {leech_up} bytes to each other, the seed {seed_up}: they did not trade"
+    );
+    for l in leechers {
+        l.shutdown().await;
+    }
+    seed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_file_torrent_with_an_empty_file_arrives_intact() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let top = dir.path().join("seed/album");
+    fs::create_dir_all(top.join("disc 2")).expect("content dirs");
+    // Lengths chosen so that pieces of 32 KiB straddle every boundary, and one file fits inside
+    // a single piece with neighbours on both sides.
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("01 intro.bin", deterministic_content(100_000, 11)),
+        ("02 empty.txt", Vec::new()),
+        ("03 tiny.bin", deterministic_content(7, 12)),
+        ("disc 2/04 long.bin", deterministic_content(300_001, 13)),
+        ("disc 2/05 tail.bin", deterministic_content(40_000, 14)),
+    ];
+    for (name, data) in &files {
+        fs::write(top.join(name), data).expect("write a content file");
+    }
+    let meta = torrent_of(&top, 32 * 1024, None);
+    assert_eq!(
+        meta.files.len(),
+        files.len(),
+        "every file is in the torrent"
+    );
+    let seed = start_seed(&meta, &top, options(1, vec![], limits(0, 0))).await;
+    let out = dir.path().join("leech");
+    let leech = start_leecher(&meta, &out, options(2, vec![addr_of(&seed)], limits(0, 0))).await;
+    wait_complete(&leech, Duration::from_secs(30), "the leecher").await;
+    for (name, data) in &files {
+        assert_same_file(&out.join("album").join(name), data);
+    }
+    leech.shutdown().await;
+    seed.shutdown().await;
+}
+
+/// Two seeds; one goes away while the leecher has requests out to it. The leecher finishes
+/// from the other, and nothing it kept from the dead one is corrupt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_vanishing_mid_transfer_does_not_stop_the_download() {
+    let world = World::new(6 * MIB, 3);
+    let meta = torrent_of(&world.content_path(), 256 * 1024, None);
+    // Capped so the transfer lasts long enough to cut one seed off in the middle of it.
+    let a = start_seed(
+        &meta,
+        &world.content_path(),
+        options(10, vec![], limits(1024, 0)),
+    )
+    .await;
+    let b = start_seed(
+        &meta,
+        &world.content_path(),
+        options(11, vec![], limits(1024, 0)),
+    )
+    .await;
+    let leech = start_leecher(
+        &meta,
+        &world.leech_dir(0),
+        options(12, vec![addr_of(&a), addr_of(&b)], limits(0, 0)),
+    )
+    .await;
+    wait_stats(&a, Duration::from_secs(20), "seed A uploading 1 MiB", |s| {
+        s.uploaded >= MIB as u64
+    })
+    .await;
+    let a_uploaded = stats(&a).uploaded;
+    a.shutdown().await;
+    let at_cut = stats(&leech);
+    assert!(
+        !at_cut.complete && at_cut.pieces_have > 0,
+        "the cut must come mid-transfer: {at_cut:?}"
+    );
+    wait_stats(
+        &leech,
+        Duration::from_secs(5),
+        "the leecher noticing",
+        |s| s.peers == 1,
+    )
+    .await;
+    wait_complete(&leech, Duration::from_secs(30), "the leecher").await;
+    world.assert_downloaded(0);
+    let done = stats(&leech);
+    assert_eq!(done.hash_failures, 0);
+    let len = world.content.len() as u64;
+    wait_stats(&b, Duration::from_secs(5), "seed B's upload count", |s| {
+        s.uploaded + a_uploaded >= len
+    })
+    .await;
+    eprintln!(
+        "seed A sent {a_uploaded} before it went, seed B {}",
+        stats(&b).uploaded
+    );
+    leech.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A seed capped at 512 KiB/s delivers within 10% of that, measured at the leecher over a
+/// window that starts after a warm-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_upload_cap_holds_within_ten_percent() {
+    const CAP: u64 = 512 * KIB;
+    const WARM_UP: Duration = Duration::from_secs(2);
+    const WINDOW: Duration = Duration::from_secs(6);
+    let world = World::new(7 * MIB, 4);
+    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
+    let seed = start_seed(
+        &meta,
+        &world.content_path(),
+        options(1, vec![], limits(512, 0)),
+    )
+    .await;
+    let leech = start_leecher(
+        &meta,
+        &world.leech_dir(0),
+        options(2, vec![addr_of(&seed)], limits(0, 0)),
+    )
+    .await;
+    wait_stats(&leech, Duration::from_secs(10), "first data", |s| {
+        s.downloaded > 0
+    })
+    .await;
+    sleep(WARM_UP).await;
+    let (t0, d0) = (Instant::now(), stats(&leech).downloaded);
+    sleep(WINDOW).await;
+    let (t1, d1) = (Instant::now(), stats(&leech).downloaded);
+    assert!(
+        !stats(&leech).complete,
+        "the window must end before the download does"
+    );
+    let rate = (d1 - d0) as f64 / (t1 - t0).as_secs_f64();
+    eprintln!(
+        "capped seed delivered {:.1} KiB/s (cap 512)",
+        rate / KIB as f64
+    );
+    let off = (rate - CAP as f64).abs() / CAP as f64;
+    assert!(
+        off <= 0.10,
+        "measured {:.1} KiB/s, {:.1}% away from the 512 KiB/s cap",
+        rate / KIB as f64,
+        off * 100.0
+    );
+    wait_complete(&leech, Duration::from_secs(20), "the leecher").await;
+    world.assert_downloaded(0);
+    leech.shutdown().await;
+    seed.shutdown().await;
+}
+
+/// A leecher stopped halfway resumes from what it wrote: the second run downloads only what
+/// was missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_leecher_downloads_only_the_remainder() {
+    let world = World::new(4 * MIB, 5);
+    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
+    let total = meta.geometry.piece_count();
+    let seed = start_seed(
+        &meta,
+        &world.content_path(),
+        options(1, vec![], limits(1024, 0)),
+    )
+    .await;
+    let first = start_leecher(
+        &meta,
+        &world.leech_dir(0),
+        options(2, vec![addr_of(&seed)], limits(0, 0)),
+    )
+    .await;
+    wait_stats(&first, Duration::from_secs(20), "half the pieces", |s| {
+        s.pieces_have >= total / 2
+    })
+    .await;
+    let had = stats(&first).pieces_have;
+    first.shutdown().await;
+    assert!(had < total, "stopped before the end");
+
+    let second = start_leecher(
+        &meta,
+        &world.leech_dir(0),
+        options(3, vec![addr_of(&seed)], limits(0, 0)),
+    )
+    .await;
+    let resumed = stats(&second);
+    assert!(
+        resumed.pieces_have >= had,
+        "the recheck found {} pieces, the first run had verified {had}",
+        resumed.pieces_have
+    );
+    let remainder = resumed.bytes_left;
+    assert!(remainder > 0 && remainder < world.content.len() as u64);
+    wait_complete(&second, Duration::from_secs(30), "the restarted leecher").await;
+    world.assert_downloaded(0);
+    let got = stats(&second);
+    assert!(
+        got.downloaded >= remainder && got.downloaded <= remainder + 8 * 16 * KIB,
+        "the second run downloaded {} bytes for a remainder of {remainder}",
+        got.downloaded
+    );
+    second.shutdown().await;
+    seed.shutdown().await;
+}
