@@ -13,7 +13,10 @@ use btvod::engine::session::{self, Content, Session, SessionOptions};
 use btvod::engine::torrent::{TorrentConfig, TorrentStats};
 use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
 use btvod::proto::metainfo::Metainfo;
+use btvod::proto::wire::{Handshake, Message};
+use btvod::proto::{InfoHash, PeerId};
 use btvod::service::tracker::{self, TrackerConfig};
+use bytes::BytesMut;
 use common::content::deterministic_content;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -453,5 +456,179 @@ async fn a_restarted_leecher_downloads_only_the_remainder() {
         got.downloaded
     );
     second.shutdown().await;
+    seed.shutdown().await;
+}
+
+/// Two peers that dial each other at the same moment end up with two connections; each side
+/// must drop the same one, or both drop "the other" and the pair is left with none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_dialling_each_other_at_once_keep_one_connection() {
+    const PAIRS: usize = 6;
+    let world = World::new(512 * 1024, 6);
+    let meta = torrent_of(&world.content_path(), 32 * 1024, None);
+    let mut pairs = Vec::new();
+    for i in 0..PAIRS {
+        let seed = start_seed(
+            &meta,
+            &world.content_path(),
+            options(200 + i as u64, vec![], limits(0, 0)),
+        )
+        .await;
+        let leech = start_leecher(
+            &meta,
+            &world.leech_dir(i),
+            options(300 + i as u64, vec![], limits(0, 0)),
+        )
+        .await;
+        pairs.push((seed, leech));
+    }
+    for (seed, leech) in &pairs {
+        seed.torrent.add_peers(vec![addr_of(leech)]);
+        leech.torrent.add_peers(vec![addr_of(seed)]);
+    }
+    for (i, (seed, leech)) in pairs.iter().enumerate() {
+        wait_complete(leech, Duration::from_secs(20), &format!("leecher {i}")).await;
+        world.assert_downloaded(i);
+        // Exactly one connection survives on both sides.
+        wait_stats(
+            seed,
+            Duration::from_secs(5),
+            "the seed settling on one connection",
+            |s| s.peers == 1,
+        )
+        .await;
+        assert_eq!(stats(leech).peers, 1, "leecher {i} kept one connection");
+    }
+    for (seed, leech) in pairs {
+        leech.shutdown().await;
+        seed.shutdown().await;
+    }
+}
+
+/// A peer that completes the handshake, claims every piece, unchokes, and then never answers a
+/// request. Runs until the test's runtime ends.
+async fn start_black_hole(meta: &Metainfo) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the black hole");
+    let addr = listener.local_addr().expect("black hole address");
+    let info_hash = meta.info_hash;
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut theirs = [0u8; 68];
+                if stream.read_exact(&mut theirs).await.is_err() {
+                    return;
+                }
+                let mut out = BytesMut::new();
+                Handshake::ours(info_hash, PeerId(*b"-XX0000-blackhole!!!")).encode(&mut out);
+                Message::HaveAll.encode(&mut out);
+                Message::Unchoke.encode(&mut out);
+                if stream.write_all(&out).await.is_err() {
+                    return;
+                }
+                let mut sink = [0u8; 4096];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// Requests a peer never answers are asked again of a peer that does (by timeout, or by the
+/// endgame when every block is requested): a silent peer cannot stall the download.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_requests_does_not_stall_the_download() {
+    let world = World::new(2 * MIB, 7);
+    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
+    let hole = start_black_hole(&meta).await;
+    let seed = start_seed(
+        &meta,
+        &world.content_path(),
+        options(1, vec![], limits(0, 0)),
+    )
+    .await;
+    let config = TorrentConfig {
+        request_timeout: Duration::from_secs(2),
+        ..TorrentConfig::default()
+    };
+    // The silent peer first, so that it is sure to be given requests.
+    let leech = start_leecher(&meta, &world.leech_dir(0), options(2, vec![hole], config)).await;
+    wait_stats(
+        &leech,
+        Duration::from_secs(5),
+        "connecting to the silent peer",
+        |s| s.peers == 1,
+    )
+    .await;
+    leech.torrent.add_peers(vec![addr_of(&seed)]);
+    wait_complete(&leech, Duration::from_secs(15), "the leecher").await;
+    world.assert_downloaded(0);
+    assert_eq!(stats(&leech).peers, 2, "the silent peer is slow, not gone");
+    leech.shutdown().await;
+    seed.shutdown().await;
+}
+
+/// Connections that fail, are refused as duplicates, or end normally all give back their place
+/// under `max_peers`: after a churn of them a seed capped at two peers still takes a newcomer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_churn_does_not_use_up_the_peer_cap() {
+    use tokio::io::AsyncWriteExt;
+    let world = World::new(256 * 1024, 8);
+    let meta = torrent_of(&world.content_path(), 32 * 1024, None);
+    let seed_config = TorrentConfig {
+        max_peers: 2,
+        ..TorrentConfig::default()
+    };
+    let seed = start_seed(
+        &meta,
+        &world.content_path(),
+        options(1, vec![], seed_config),
+    )
+    .await;
+    let seed_addr = addr_of(&seed);
+    // Handshakes that fail: garbage, and a peer of another torrent.
+    for i in 0..4u8 {
+        let mut s = tokio::net::TcpStream::connect(seed_addr)
+            .await
+            .expect("connect");
+        let mut junk = BytesMut::new();
+        if i % 2 == 0 {
+            junk.extend_from_slice(&[i; 68]);
+        } else {
+            Handshake::ours(InfoHash([i; 20]), PeerId([i; 20])).encode(&mut junk);
+        }
+        let _ = s.write_all(&junk).await;
+        drop(s);
+    }
+    // Leechers that finish and leave, each also dialled back by the seed (a duplicate).
+    for i in 0..3 {
+        let leech = start_leecher(
+            &meta,
+            &world.leech_dir(i),
+            options(10 + i as u64, vec![seed_addr], limits(0, 0)),
+        )
+        .await;
+        seed.torrent.add_peers(vec![addr_of(&leech)]);
+        wait_complete(&leech, Duration::from_secs(10), &format!("leecher {i}")).await;
+        leech.shutdown().await;
+    }
+    wait_stats(
+        &seed,
+        Duration::from_secs(5),
+        "the seed seeing everyone leave",
+        |s| s.peers == 0,
+    )
+    .await;
+    let last = start_leecher(
+        &meta,
+        &world.leech_dir(9),
+        options(99, vec![seed_addr], limits(0, 0)),
+    )
+    .await;
+    wait_complete(&last, Duration::from_secs(10), "the last leecher").await;
+    world.assert_downloaded(9);
+    last.shutdown().await;
     seed.shutdown().await;
 }

@@ -11,6 +11,7 @@ use super::{Checked, Torrent};
 use crate::engine::peer::{PeerCommand, PeerEvent};
 use crate::policy::choker::{ChokeDecision, ChokerPeer};
 use crate::policy::{PeerKey, PeerView};
+use crate::proto::PeerId;
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BlockRef, PieceIndex};
 use crate::proto::wire::{BlockSpec, Message};
@@ -25,14 +26,13 @@ impl Torrent {
                 fast,
                 commands,
             } => {
-                self.dialing.remove(&key);
-                let duplicate = self.peers.values().any(|p| p.peer_id == peer_id);
-                if duplicate || self.banned.contains(&addr) {
+                let outgoing = self.dialing.remove(&key).is_some();
+                if self.banned.contains(&addr) || !self.resolve_duplicate(peer_id, outgoing) {
                     let _ = commands.try_send(PeerCommand::Close);
                     return;
                 }
                 self.seen.insert(peer_id);
-                let state = PeerState::new(
+                let mut state = PeerState::new(
                     addr,
                     peer_id,
                     fast,
@@ -40,6 +40,7 @@ impl Torrent {
                     self.geometry.piece_count(),
                     Instant::now(),
                 );
+                state.outgoing = outgoing;
                 // Announce what we have: BEP 6 shorthands when both sides speak it.
                 let first = if fast && self.have.is_complete() {
                     Message::HaveAll
@@ -86,6 +87,32 @@ impl Torrent {
                 }
             }
         }
+    }
+
+    /// Whether a new connection to `peer_id` may stay. A second connection to a peer we are
+    /// already connected to is dropped, except when both sides dialled each other at once:
+    /// then each side sees the other's connection second, and both must drop the same one or
+    /// the pair is left with none. The rule both apply is that the connection dialled by the
+    /// lower peer id stays; an existing connection that loses is closed here.
+    fn resolve_duplicate(&mut self, peer_id: PeerId, outgoing: bool) -> bool {
+        let Some((&old_key, old)) = self.peers.iter().find(|(_, p)| p.peer_id == peer_id) else {
+            return true;
+        };
+        if old.outgoing == outgoing {
+            return false;
+        }
+        let we_are_lower = self.ctx.our_id < peer_id;
+        // The new connection was dialled by us if outgoing; it wins if its dialler is lower.
+        let new_wins = outgoing == we_are_lower;
+        if !new_wins {
+            return false;
+        }
+        tracing::debug!(addr = %old.addr, "dropping the duplicate connection the other side also drops");
+        old.send(PeerCommand::Close);
+        // Its Gone event still comes and balances the live count; the state goes now.
+        self.peers.remove(&old_key);
+        self.picker.on_peer_gone(old_key);
+        true
     }
 
     fn on_message(&mut self, key: PeerKey, message: Message) -> Result<(), String> {

@@ -51,6 +51,8 @@ pub struct PeerState {
     pub addr: SocketAddr,
     pub peer_id: PeerId,
     pub fast: bool,
+    /// We dialled this connection (rather than accepted it).
+    pub outgoing: bool,
     pub commands: mpsc::Sender<PeerCommand>,
     pub has: Bitfield,
     /// We are choking them / they are choking us / interest both ways.
@@ -81,6 +83,7 @@ impl PeerState {
             addr,
             peer_id,
             fast,
+            outgoing: false,
             commands,
             has: Bitfield::empty(piece_count),
             am_choking: true,
