@@ -596,7 +596,6 @@ async fn a_mute_server_times_out() {
 }
 
 #[test]
-#[ignore = "enable once `btvod origin` is wired into src/cli/mod.rs"]
 fn the_origin_command_prints_its_url_and_a_final_meter_line() {
     use common::process::{OutputLine, ProcessGuard};
     use std::io::{Read, Write};

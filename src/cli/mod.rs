@@ -2,6 +2,7 @@
 
 mod info;
 mod make;
+mod origin;
 mod tracker;
 mod transfer;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Seed(transfer::SeedArgs),
     /// Download a torrent (rarest-first, or sequential), then exit or keep seeding.
     Get(transfer::GetArgs),
+    /// Serve content over HTTP as the metered VoD server (byte ranges, /stats).
+    Origin(origin::OriginArgs),
 }
 
 /// Options every peer mode shares.
@@ -76,8 +79,8 @@ pub struct PeerOptions {
     #[arg(long, default_value_t = 50)]
     pub max_peers: usize,
     /// Seed for every random choice (reproducible runs). Random when not given.
-    #[arg(long)]
-    pub seed: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub rng_seed: Option<u64>,
     /// No progress line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -114,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tracker(a) => tracker::run(a).await,
         Command::Seed(a) => transfer::seed(a).await,
         Command::Get(a) => transfer::get(a).await,
+        Command::Origin(a) => origin::run(a).await,
     }
 }
 

@@ -62,7 +62,7 @@ fn options(common: &PeerOptions, policy: PolicyKind) -> SessionOptions {
         trackers: (!common.trackers.is_empty())
             .then(|| common.trackers.iter().map(|t| vec![t.clone()]).collect()),
         policy,
-        seed: common.seed.unwrap_or_else(rand::random),
+        seed: common.rng_seed.unwrap_or_else(rand::random),
     }
 }
 
