@@ -632,3 +632,91 @@ async fn connection_churn_does_not_use_up_the_peer_cap() {
     last.shutdown().await;
     seed.shutdown().await;
 }
+
+/// A BEP 6 peer that asks a slow seed for more blocks than it queues is told REJECT for the
+/// excess instead of being left to time out, and every block it does get is the right one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_rejects_requests_beyond_its_queue_to_a_fast_peer() {
+    use btvod::proto::wire::{BlockSpec, WireDecoder};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const ASKED: u32 = 700;
+    let world = World::new(ASKED as usize * 16 * 1024, 9);
+    let meta = torrent_of(&world.content_path(), 256 * 1024, None);
+    let seed = start_seed(
+        &meta,
+        &world.content_path(),
+        options(1, vec![], limits(128, 0)),
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect(addr_of(&seed))
+        .await
+        .expect("connect");
+    let mut out = BytesMut::new();
+    Handshake::ours(meta.info_hash, PeerId(*b"-XX0000-rawfastpeer!")).encode(&mut out);
+    Message::HaveNone.encode(&mut out);
+    Message::Interested.encode(&mut out);
+    s.write_all(&out).await.expect("send handshake");
+    let mut buf = BytesMut::new();
+    let mut decoder = WireDecoder::for_piece_count(meta.geometry.piece_count());
+    let mut handshake_done = false;
+    let (mut rejected, mut pieces, mut asked) = (0u32, 0u32, false);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = timeout(deadline - Instant::now(), s.read_buf(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{rejected} rejected, {pieces} served of {ASKED} by the deadline")
+            })
+            .expect("read from the seed");
+        assert!(n > 0, "the seed closed the connection");
+        if !handshake_done {
+            match Handshake::decode(&mut buf).expect("the seed's handshake") {
+                Some(h) => assert!(h.supports_fast(), "btvod advertises BEP 6"),
+                None => continue,
+            }
+            handshake_done = true;
+        }
+        while let Some(message) = decoder.decode(&mut buf).expect("a valid frame") {
+            match message {
+                Message::Unchoke if !asked => {
+                    let mut out = BytesMut::new();
+                    for i in 0..ASKED {
+                        let spec = BlockSpec {
+                            piece: i / 16,
+                            offset: (i % 16) * 16 * 1024,
+                            len: 16 * 1024,
+                        };
+                        Message::Request(spec).encode(&mut out);
+                    }
+                    s.write_all(&out).await.expect("send requests");
+                    asked = true;
+                }
+                Message::Reject(_) => rejected += 1,
+                Message::Piece {
+                    piece,
+                    offset,
+                    data,
+                } => {
+                    let at = piece as usize * 256 * 1024 + offset as usize;
+                    assert_eq!(
+                        &data[..],
+                        &world.content[at..at + data.len()],
+                        "block {piece}:{offset}"
+                    );
+                    pieces += 1;
+                }
+                _ => {}
+            }
+        }
+        // A handful of served blocks is proof enough; the rest would take a minute at 128 KiB/s.
+        // The seed queues 512 and sends one: about 187 are over (fewer as the queue drains).
+        if pieces >= 8 && rejected >= 150 {
+            break;
+        }
+    }
+    assert!(
+        (150..=ASKED - 513).contains(&rejected),
+        "{rejected} of {ASKED} requests rejected; the seed queues 512 (+1 being sent)"
+    );
+    seed.shutdown().await;
+}
