@@ -393,3 +393,73 @@ fn btvod_finds_a_libtorrent_seed_through_opentracker() {
     .unwrap_or_else(|e| panic!("the libtorrent seed did not send the content: {e}"));
     rt.block_on(leech.shutdown());
 }
+
+/// A capped btvod seed, a btvod leecher and a libtorrent leecher: the two leechers must trade
+/// (HAVE, interest, choking, requests both ways between btvod and libtorrent) to finish.
+#[test]
+fn btvod_and_libtorrent_leechers_trade_pieces() {
+    const SEED_CAP: u64 = 256 * 1024;
+    let world = World::new(4 * MIB, 27);
+    let (torrent, meta) = world.btvod_torrent(64 * 1024, &[]);
+    let rt = runtime();
+    let mut seed_options = loopback_options(vec![]);
+    seed_options.torrent.upload_limit = SEED_CAP;
+    let seed = rt
+        .block_on(session::start(
+            &meta,
+            Content::Existing(world.content_path()),
+            seed_options,
+            |_, _| {},
+        ))
+        .expect("start the btvod seed");
+    let seed_addr = seed.torrent.listen_addr.expect("seed listens");
+    let btvod_dir = world.dir.path().join("btvod-leech");
+    let mut leech_options = loopback_options(vec![seed_addr]);
+    leech_options.seed = 8;
+    let leech = rt
+        .block_on(session::start(
+            &meta,
+            Content::DownloadDir(btvod_dir.clone()),
+            leech_options,
+            |_, _| {},
+        ))
+        .expect("start the btvod leecher");
+    let leech_addr = leech.torrent.listen_addr.expect("leecher listens");
+    let lt = LibtorrentPeer::start(
+        &torrent,
+        &world.leech_dir(),
+        &LtOptions {
+            connect: vec![seed_addr, leech_addr],
+            max_seconds: Some(LIBTORRENT_BOUND.as_secs()),
+            ..LtOptions::default()
+        },
+    );
+    lt.wait_complete(LIBTORRENT_BOUND)
+        .unwrap_or_else(|e| panic!("{e}\nbtvod leecher: {:?}", stats(&leech)));
+    let done = wait_stats(&rt, &leech, Duration::from_secs(20), |s| s.complete)
+        .unwrap_or_else(|e| panic!("the btvod leecher: {e}\n{}", lt.report()));
+    world.assert_downloaded();
+    let got = fs::read(btvod_dir.join(FILE_NAME)).expect("read btvod's copy");
+    assert!(
+        got == world.content,
+        "btvod's copy differs from the content"
+    );
+    let lt_status = lt
+        .wait_status(Duration::from_secs(5), |s| {
+            s.have == world.content.len() as u64
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let len = world.content.len() as u64;
+    eprintln!(
+        "btvod leecher uploaded {} to libtorrent, which uploaded {} to it",
+        done.uploaded, lt_status.uploaded
+    );
+    assert!(
+        done.uploaded >= len / 8 && lt_status.uploaded >= len / 8,
+        "the leechers did not trade: btvod sent {}, libtorrent sent {}",
+        done.uploaded,
+        lt_status.uploaded
+    );
+    rt.block_on(leech.shutdown());
+    rt.block_on(seed.shutdown());
+}

@@ -229,6 +229,14 @@ pub async fn start(
     let (layout, existing) = layout(meta, &content)?;
     let (storage, have) = tokio::task::spawn_blocking(move || {
         let mut progress = progress;
+        if !existing {
+            // A download directory that does not exist yet is made, as the CLI does.
+            std::fs::create_dir_all(&layout.root).map_err(|source| StorageError::Io {
+                op: "create",
+                path: layout.root.clone(),
+                source,
+            })?;
+        }
         let storage = if existing {
             Storage::open_existing(layout)?
         } else {
