@@ -221,36 +221,9 @@ impl DeadlinePicker {
         }
     }
 
-    /// Earliest deadline first over the urgent window.
+    /// Earliest deadline first over the urgent window: per piece, the blocks nobody was asked
+    /// for, then races for its blocks stuck at slower peers.
     fn request_urgent(
-        &mut self,
-        key: PeerKey,
-        window: &Window,
-        pipe: &mut Pipe,
-        slots: usize,
-        out: &mut Vec<BlockRef>,
-    ) {
-        for i in window.urgent.clone() {
-            if out.len() >= slots {
-                break;
-            }
-            let Some(piece) = self.book.geometry().piece(i) else {
-                break;
-            };
-            if self.book.peer_has(key, piece)
-                && matches!(
-                    self.book.state(piece),
-                    PieceState::Fresh | PieceState::Started
-                )
-            {
-                self.take(key, piece, pipe, slots, out);
-            }
-        }
-    }
-
-    /// Races urgent blocks that would be late where they are with this peer, if it would
-    /// deliver them in time and clearly sooner.
-    fn request_duplicates(
         &mut self,
         now: Time,
         key: PeerKey,
@@ -259,50 +232,65 @@ impl DeadlinePicker {
         slots: usize,
         out: &mut Vec<BlockRef>,
     ) {
-        if out.len() >= slots || self.config.max_requesters < 2 {
-            return;
-        }
-        let margin = self.config.safety_margin.as_secs_f64();
-        let gain = self.config.duplicate_gain.as_secs_f64();
         let mut elsewhere: Option<HashMap<BlockRef, f64>> = None;
         for i in window.urgent.clone() {
+            if out.len() >= slots {
+                break;
+            }
             let Some(piece) = self.book.geometry().piece(i) else {
                 break;
             };
-            let Some(deadline) = self.deadlines.of(piece) else {
-                continue;
-            };
-            if self.book.state(piece) != PieceState::Started || !self.book.peer_has(key, piece) {
+            if !self.book.peer_has(key, piece)
+                || !matches!(
+                    self.book.state(piece),
+                    PieceState::Fresh | PieceState::Started
+                )
+            {
                 continue;
             }
-            for block in self.book.geometry().blocks(piece) {
-                if out.len() >= slots {
-                    return;
-                }
-                let requesters = self.book.requesters(block);
-                if requesters.is_empty()
-                    || requesters.contains(&key)
-                    || requesters.len() >= self.config.max_requesters
-                {
-                    continue;
-                }
-                let here = pipe.next_arrival();
-                if here > deadline - margin {
-                    // Later blocks of this piece would be later still.
-                    break;
-                }
-                let arrivals = elsewhere.get_or_insert_with(|| self.arrivals_elsewhere(now, key));
-                let Some(&there) = arrivals.get(&block) else {
-                    continue;
-                };
-                if there > deadline - margin
-                    && here + gain <= there
-                    && self.book.request_duplicate(key, block)
-                {
-                    tracing::debug!(%key, piece = %piece, "racing a stuck urgent block");
-                    out.push(block);
-                    pipe.push(block);
-                }
+            self.take(key, piece, pipe, slots, out);
+            if self.config.max_requesters >= 2 && self.book.state(piece) == PieceState::Started {
+                self.race_stuck_blocks(now, key, piece, pipe, slots, out, &mut elsewhere);
+            }
+        }
+    }
+
+    /// Asks this peer too for blocks of the piece that would be late where they are, if it
+    /// would deliver them in time and clearly sooner; first arrival wins.
+    #[allow(clippy::too_many_arguments)]
+    fn race_stuck_blocks(
+        &mut self,
+        now: Time,
+        key: PeerKey,
+        piece: PieceIndex,
+        pipe: &mut Pipe,
+        slots: usize,
+        out: &mut Vec<BlockRef>,
+        elsewhere: &mut Option<HashMap<BlockRef, f64>>,
+    ) {
+        let Some(deadline) = self.deadlines.of(piece) else {
+            return;
+        };
+        let due = deadline - self.config.safety_margin.as_secs_f64();
+        let gain = self.config.duplicate_gain.as_secs_f64();
+        for block in self.book.geometry().blocks(piece) {
+            let here = pipe.next_arrival();
+            if out.len() >= slots || here > due {
+                return;
+            }
+            let requesters = self.book.requesters(block);
+            if requesters.is_empty()
+                || requesters.contains(&key)
+                || requesters.len() >= self.config.max_requesters
+            {
+                continue;
+            }
+            let arrivals = elsewhere.get_or_insert_with(|| self.arrivals_elsewhere(now, key));
+            let there = arrivals.get(&block).copied().unwrap_or(f64::INFINITY);
+            if there > due && here + gain <= there && self.book.request_duplicate(key, block) {
+                tracing::debug!(%key, %piece, "racing a stuck urgent block");
+                out.push(block);
+                pipe.push(block);
             }
         }
     }
@@ -461,8 +449,7 @@ impl Picker for DeadlinePicker {
         let p = self.config.urgent_share;
         let rare_first = (0..slots).filter(|_| !self.rng.random_bool(p)).count();
         self.request_beyond(key, &window, &mut pipe, rare_first, &mut out, true);
-        self.request_urgent(key, &window, &mut pipe, slots, &mut out);
-        self.request_duplicates(now, key, &window, &mut pipe, slots, &mut out);
+        self.request_urgent(now, key, &window, &mut pipe, slots, &mut out);
         self.request_beyond(key, &window, &mut pipe, slots, &mut out, false);
         self.request_other_files(key, &mut pipe, slots, &mut out);
         if let Some(link) = self.links.get_mut(&key) {
