@@ -131,7 +131,7 @@ impl Policy {
     pub fn build(&self, scenario: &Scenario) -> Result<Box<dyn Picker + Send>, SimError> {
         let g = scenario.geometry.clone();
         let ours = Bitfield::empty(g.piece_count());
-        let rng = StdRng::seed_from_u64(scenario.seed ^ 0x5eed_0f_b7_70d);
+        let rng = StdRng::seed_from_u64(scenario.seed ^ 0x05ee_d0fb_770d);
         let err = |source| SimError::Picker {
             policy: self.name(),
             source,
