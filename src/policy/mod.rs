@@ -3,6 +3,7 @@
 
 pub mod choker;
 pub mod picker;
+pub mod sim;
 pub mod vod;
 
 use std::time::Duration;

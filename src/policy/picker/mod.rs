@@ -3,12 +3,14 @@
 //! shares the block bookkeeping of [`PieceBook`].
 
 mod book;
+mod deadline;
 mod rarest;
 mod sequential;
 #[cfg(test)]
 mod tests;
 
 pub use book::{FreshOrder, PieceBook, PieceState};
+pub use deadline::{DeadlineConfig, DeadlineError, DeadlinePicker};
 pub use rarest::RarestFirst;
 pub use sequential::Sequential;
 

@@ -119,6 +119,17 @@ impl PieceBook {
     /// The scan resumes at the peer's cursor: everything before it is known to be lacked by
     /// the peer, so a peer missing the first pieces in order pays for skipping them once.
     pub fn fresh_candidates(&mut self, peer: PeerKey, want: usize) -> Vec<PieceIndex> {
+        self.fresh_candidates_where(peer, want, |_, _| true)
+    }
+
+    /// As [`Self::fresh_candidates`], keeping only pieces `keep` accepts (the cursor still
+    /// marks the first held piece, so skipping never hides a piece from later scans).
+    pub fn fresh_candidates_where(
+        &mut self,
+        peer: PeerKey,
+        want: usize,
+        keep: impl Fn(&Self, PieceIndex) -> bool,
+    ) -> Vec<PieceIndex> {
         let Some(entry) = self.peers.get(&peer) else {
             return Vec::new();
         };
@@ -140,6 +151,13 @@ impl PieceBook {
         for &(key, p) in self.fresh.range(lower..) {
             if holds(&entry.has, &self.geometry, p) {
                 first_held.get_or_insert((key, p));
+                if !self
+                    .geometry
+                    .piece(p)
+                    .is_some_and(|piece| keep(self, piece))
+                {
+                    continue;
+                }
                 found.push(p);
                 if found.len() == want {
                     break;
@@ -193,6 +211,36 @@ impl PieceBook {
             .into_iter()
             .filter_map(|p| self.geometry.piece(p))
             .collect()
+    }
+
+    /// Asks `peer` for a block already in flight to others (a deadline race): first arrival
+    /// wins and the other requests are cancelled, as in endgame. False if the block is not in
+    /// flight, the peer lacks its piece or already has the request.
+    pub fn request_duplicate(&mut self, peer: PeerKey, block: BlockRef) -> bool {
+        let p = block.piece().get();
+        if self.state_of(p) != PieceState::Started
+            || self.geometry.block(block.piece(), block.index()) != Some(block)
+        {
+            return false;
+        }
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        if !entry.has.has(block.piece()) {
+            return false;
+        }
+        let slot = self
+            .started
+            .get_mut(&p)
+            .and_then(|sp| sp.slots.get_mut(block.index() as usize));
+        match slot {
+            Some(Slot::Requested(q)) if !q.contains(&peer) => {
+                q.push(peer);
+                entry.in_flight.insert(block);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// In endgame, blocks already in flight to other peers (never to this one), the least

@@ -1,0 +1,401 @@
+//! The deadline-aware VoD policy (`--policy deadline`): every block is asked of a peer that can
+//! deliver it before its piece's deadline, urgent blocks first, stuck urgent blocks raced by a
+//! faster peer, hopeless requests taken back, and spare bandwidth spent rarest-first further on.
+//!
+//! Why per block: the VoD server fetches only the blocks a piece misses at its deadline
+//! (`vod-scoring.md`), so every block that arrives in time saves its bytes, whether or not its
+//! piece completes. Scheduling unit jobs against deadlines is earliest-deadline-first with the
+//! jobs that would be late dropped (Moore-Hodgson), which is what the urgent window does for the
+//! pipe of each peer, with arrival times estimated from the peer's queue, rate and RTT.
+
+mod config;
+mod estimate;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use rand::Rng;
+use rand::rngs::StdRng;
+
+use super::{FreshOrder, Picker, PieceBook, PieceState};
+use crate::policy::vod::Schedule;
+use crate::policy::{PeerKey, PeerView, Time};
+use crate::proto::bitfield::Bitfield;
+use crate::proto::geometry::{BLOCK_LEN, BlockRef, Geometry, PieceIndex};
+pub use config::{DeadlineConfig, DeadlineError};
+use estimate::{PeerLink, Pipe};
+
+/// Rounds of fresh-piece scanning per call before a peer's remaining slots are left empty.
+const FRESH_SCAN_ROUNDS: usize = 4;
+
+/// Movie pieces due within the urgent window, and where the window ends (seconds since start).
+struct Window {
+    urgent: Range<u32>,
+    end: f64,
+}
+
+pub struct DeadlinePicker {
+    book: PieceBook,
+    deadlines: MovieDeadlines,
+    rng: StdRng,
+    config: DeadlineConfig,
+    links: BTreeMap<PeerKey, PeerLink>,
+}
+
+impl DeadlinePicker {
+    /// `ours`: pieces already verified; `schedule`: the movie's deadlines for this torrent;
+    /// `rng`: seeded by the caller (rarest-first tie-breaks and the urgent/rare mix).
+    pub fn new(
+        geometry: Geometry,
+        ours: &Bitfield,
+        schedule: Schedule,
+        rng: StdRng,
+        config: DeadlineConfig,
+    ) -> Result<Self, DeadlineError> {
+        config.check()?;
+        let movie = schedule.movie_pieces();
+        if movie.end > geometry.piece_count() {
+            return Err(DeadlineError::ScheduleMismatch {
+                got: movie.end,
+                expected: geometry.piece_count(),
+            });
+        }
+        let deadlines = MovieDeadlines {
+            first: movie.start,
+            secs: movie
+                .filter_map(|i| geometry.piece(i))
+                .map(|p| schedule.deadline(p).map_or(f64::MAX, |d| d.as_secs_f64()))
+                .collect(),
+        };
+        // Equally rare pieces are taken in deadline order (movie pieces by index).
+        let rank: Vec<u32> = (0..geometry.piece_count()).collect();
+        let book = PieceBook::new(geometry, ours, FreshOrder::Rarest { rank })?;
+        Ok(Self {
+            book,
+            rng,
+            config,
+            links: BTreeMap::new(),
+            deadlines,
+        })
+    }
+
+    pub fn config(&self) -> &DeadlineConfig {
+        &self.config
+    }
+
+    fn window(&self, now: Time) -> Window {
+        let now = now.as_secs_f64();
+        let secs = &self.deadlines.secs;
+        let first_movie = self.deadlines.first;
+        let pending = secs.partition_point(|&d| d <= now);
+        let min_pieces = self.config.urgent_min_pieces.max(1) as usize;
+        let nth = secs
+            .get(pending + min_pieces - 1)
+            .or(secs.last())
+            .copied()
+            .unwrap_or(now);
+        let end = (now + self.config.urgent_window.as_secs_f64()).max(nth);
+        let last = secs.partition_point(|&d| d <= end);
+        Window {
+            urgent: first_movie + pending as u32..first_movie + last as u32,
+            end,
+        }
+    }
+
+    /// Requests the piece's unrequested blocks that can still arrive in time from this peer.
+    fn take(
+        &mut self,
+        key: PeerKey,
+        piece: PieceIndex,
+        pipe: &mut Pipe,
+        limit: usize,
+        out: &mut Vec<BlockRef>,
+    ) {
+        let budget = match self.deadlines.of(piece) {
+            Some(d) => pipe.blocks_by(d - self.config.safety_margin.as_secs_f64()),
+            None => usize::MAX,
+        };
+        let limit = limit.min(out.len().saturating_add(budget));
+        let before = out.len();
+        self.book.request_piece(key, piece, limit, out);
+        for &b in out.get(before..).unwrap_or_default() {
+            pipe.push(b);
+        }
+    }
+
+    /// Earliest deadline first over the urgent window: per piece, the blocks nobody was asked
+    /// for, then races for its blocks stuck at slower peers.
+    fn request_urgent(
+        &mut self,
+        now: Time,
+        key: PeerKey,
+        window: &Window,
+        pipe: &mut Pipe,
+        slots: usize,
+        out: &mut Vec<BlockRef>,
+    ) {
+        let mut elsewhere: Option<HashMap<BlockRef, f64>> = None;
+        for i in window.urgent.clone() {
+            if out.len() >= slots {
+                break;
+            }
+            let Some(piece) = self.book.geometry().piece(i) else {
+                break;
+            };
+            if !self.book.peer_has(key, piece)
+                || !matches!(
+                    self.book.state(piece),
+                    PieceState::Fresh | PieceState::Started
+                )
+            {
+                continue;
+            }
+            self.take(key, piece, pipe, slots, out);
+            if self.config.max_requesters >= 2 && self.book.state(piece) == PieceState::Started {
+                self.race_stuck_blocks(now, key, piece, pipe, slots, out, &mut elsewhere);
+            }
+        }
+    }
+
+    /// Asks this peer too for blocks of the piece that would be late where they are, if it
+    /// would deliver them in time and clearly sooner; first arrival wins.
+    #[allow(clippy::too_many_arguments)]
+    fn race_stuck_blocks(
+        &mut self,
+        now: Time,
+        key: PeerKey,
+        piece: PieceIndex,
+        pipe: &mut Pipe,
+        slots: usize,
+        out: &mut Vec<BlockRef>,
+        elsewhere: &mut Option<HashMap<BlockRef, f64>>,
+    ) {
+        let Some(deadline) = self.deadlines.of(piece) else {
+            return;
+        };
+        let due = deadline - self.config.safety_margin.as_secs_f64();
+        let gain = self.config.duplicate_gain.as_secs_f64();
+        for block in self.book.geometry().blocks(piece) {
+            let here = pipe.next_arrival();
+            if out.len() >= slots || here > due {
+                return;
+            }
+            let requesters = self.book.requesters(block);
+            if requesters.is_empty()
+                || requesters.contains(&key)
+                || requesters.len() >= self.config.max_requesters
+            {
+                continue;
+            }
+            let arrivals = elsewhere.get_or_insert_with(|| self.arrivals_elsewhere(now, key));
+            let there = arrivals.get(&block).copied().unwrap_or(f64::INFINITY);
+            if there > due && here + gain <= there && self.book.request_duplicate(key, block) {
+                tracing::debug!(%key, %piece, "racing a stuck urgent block");
+                out.push(block);
+                pipe.push(block);
+            }
+        }
+    }
+
+    /// The earliest estimated arrival of every block in flight to peers other than `key`.
+    fn arrivals_elsewhere(&self, now: Time, key: PeerKey) -> HashMap<BlockRef, f64> {
+        let mut map: HashMap<BlockRef, f64> = HashMap::new();
+        for (&k, link) in &self.links {
+            if k == key {
+                continue;
+            }
+            for (block, at) in link.arrivals(now, &self.config) {
+                if self.book.requesters(block).contains(&k) {
+                    let e = map.entry(block).or_insert(f64::INFINITY);
+                    *e = e.min(at);
+                }
+            }
+        }
+        map
+    }
+
+    /// Movie pieces due after the urgent window (only those at risk if `at_risk_only`):
+    /// started ones first (so they finish and can be shared), then fresh ones rarest-first,
+    /// equally rare ones in deadline order.
+    fn request_beyond(
+        &mut self,
+        key: PeerKey,
+        window: &Window,
+        pipe: &mut Pipe,
+        limit: usize,
+        out: &mut Vec<BlockRef>,
+        at_risk_only: bool,
+    ) {
+        if out.len() >= limit {
+            return;
+        }
+        let end = window.end;
+        let holders = if at_risk_only {
+            self.config.at_risk_holders
+        } else {
+            u32::MAX
+        };
+        let pick = move |book: &PieceBook, d: &MovieDeadlines, p: PieceIndex| {
+            d.of(p).is_some_and(|d| d > end) && book.availability(p) <= holders
+        };
+        let open: Vec<PieceIndex> = self
+            .book
+            .open_pieces()
+            .filter(|&p| self.book.peer_has(key, p) && pick(&self.book, &self.deadlines, p))
+            .collect();
+        for piece in open {
+            self.take(key, piece, pipe, limit, out);
+        }
+        self.request_fresh(key, pipe, limit, out, pick);
+    }
+
+    /// Pieces with no movie byte (other files of the torrent): last, rarest-first.
+    fn request_other_files(
+        &mut self,
+        key: PeerKey,
+        pipe: &mut Pipe,
+        limit: usize,
+        out: &mut Vec<BlockRef>,
+    ) {
+        let open: Vec<PieceIndex> = self
+            .book
+            .open_pieces()
+            .filter(|&p| self.book.peer_has(key, p) && !self.deadlines.is_movie(p))
+            .collect();
+        for piece in open {
+            self.take(key, piece, pipe, limit, out);
+        }
+        self.request_fresh(key, pipe, limit, out, |_, d, p| !d.is_movie(p));
+    }
+
+    /// Fresh pieces `keep` accepts, in the book's rarest-first order.
+    fn request_fresh(
+        &mut self,
+        key: PeerKey,
+        pipe: &mut Pipe,
+        limit: usize,
+        out: &mut Vec<BlockRef>,
+        keep: impl Fn(&PieceBook, &MovieDeadlines, PieceIndex) -> bool,
+    ) {
+        let per_piece = self.book.geometry().piece_len().div_ceil(BLOCK_LEN).max(1) as usize;
+        // Candidates this peer cannot deliver in time stay fresh and come back first in the
+        // next scan: ask for that many more, a few rounds at most.
+        let mut too_late = 0;
+        for _ in 0..FRESH_SCAN_ROUNDS {
+            if out.len() >= limit {
+                break;
+            }
+            let want = (limit - out.len()).div_ceil(per_piece) + too_late;
+            let deadlines = &self.deadlines;
+            let chosen = self
+                .book
+                .fresh_candidates_where(key, want, |book, p| keep(book, deadlines, p));
+            for &piece in &chosen {
+                self.take(key, piece, pipe, limit, out);
+            }
+            if chosen.len() < want {
+                break;
+            }
+            too_late = chosen
+                .iter()
+                .filter(|&&p| self.book.state(p) == PieceState::Fresh)
+                .count();
+        }
+    }
+}
+
+/// Deadlines of the movie's pieces in seconds since start (the policy's hot lookup).
+struct MovieDeadlines {
+    first: u32,
+    secs: Vec<f64>,
+}
+
+impl MovieDeadlines {
+    fn of(&self, piece: PieceIndex) -> Option<f64> {
+        let i = piece.get().checked_sub(self.first)?;
+        self.secs.get(i as usize).copied()
+    }
+    fn is_movie(&self, piece: PieceIndex) -> bool {
+        self.of(piece).is_some()
+    }
+}
+
+impl Picker for DeadlinePicker {
+    fn name(&self) -> &'static str {
+        "deadline"
+    }
+    fn book(&self) -> &PieceBook {
+        &self.book
+    }
+    fn book_mut(&mut self) -> &mut PieceBook {
+        &mut self.book
+    }
+
+    fn next_requests(&mut self, now: Time, peer: &PeerView, slots: usize) -> Vec<BlockRef> {
+        let key = peer.key;
+        let link = self.links.entry(key).or_default();
+        link.observe(peer);
+        link.prune(&self.book, key);
+        self.cancel_late(now, key);
+        let mut out = Vec::with_capacity(slots);
+        if slots == 0 {
+            return out;
+        }
+        let mut pipe = match self.links.get(&key) {
+            Some(link) => Pipe::new(link, now, &self.config),
+            None => return out,
+        };
+        let window = self.window(now);
+        // BiToS' mix, slot by slot: this many slots try the at-risk pieces beyond the window
+        // before the urgent ones.
+        let p = self.config.urgent_share;
+        let rare_first = (0..slots).filter(|_| !self.rng.random_bool(p)).count();
+        self.request_beyond(key, &window, &mut pipe, rare_first, &mut out, true);
+        self.request_urgent(now, key, &window, &mut pipe, slots, &mut out);
+        self.request_beyond(key, &window, &mut pipe, slots, &mut out, false);
+        self.request_other_files(key, &mut pipe, slots, &mut out);
+        if let Some(link) = self.links.get_mut(&key) {
+            for &b in &out {
+                link.record(b, now);
+            }
+        }
+        out
+    }
+
+    fn on_peer_gone(&mut self, peer: PeerKey) {
+        self.links.remove(&peer);
+        self.book.peer_gone(peer);
+    }
+}
+
+impl DeadlinePicker {
+    /// Takes back this peer's requests that would arrive well after their deadline: they
+    /// cannot save penalty, and they delay every request queued behind them.
+    fn cancel_late(&mut self, now: Time, key: PeerKey) {
+        let Some(grace) = self.config.cancel_late_after else {
+            return;
+        };
+        let Some(link) = self.links.get(&key) else {
+            return;
+        };
+        let late: Vec<BlockRef> = link
+            .arrivals(now, &self.config)
+            .into_iter()
+            .filter(|(b, at)| {
+                self.deadlines
+                    .of(b.piece())
+                    .is_some_and(|d| *at > d + grace.as_secs_f64())
+            })
+            .map(|(b, _)| b)
+            .collect();
+        for block in late {
+            tracing::debug!(%key, piece = %block.piece(), "taking back a request that would be late");
+            self.book.request_timed_out(key, block);
+        }
+        if let Some(link) = self.links.get_mut(&key) {
+            link.prune(&self.book, key);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The deadline policy's settings with their documented defaults, and its errors.
+
+use std::time::Duration;
+
+use crate::policy::picker::PickerError;
+
+/// Every knob of the deadline policy. The defaults are the values measured best in the policy
+/// simulator (`policy::sim`); see the field notes for what each one trades.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadlineConfig {
+    /// The urgent window, in seconds of playback (deadlines advance one second per second of
+    /// playback): pieces due within it are fetched in deadline order. Default 10 s.
+    pub urgent_window: Duration,
+    /// The window always holds at least this many pieces, for low rates and large pieces
+    /// (Give-to-Get's "5 pieces"). Default 4.
+    pub urgent_min_pieces: u32,
+    /// A block is asked of a peer only if it is estimated to arrive this long before its
+    /// deadline; absorbs rate and RTT jitter. Default 0.25 s.
+    pub safety_margin: Duration,
+    /// BiToS' p: the share of each peer's requests that serve the urgent window first; the
+    /// rest go first to pieces beyond the window that are at risk (see `at_risk_holders`), so
+    /// they are fetched while their holders are present. Either kind fills the slots the other
+    /// leaves. In 0..=1. Default 0.8.
+    pub urgent_share: f64,
+    /// A piece held by at most this many connected peers is at risk of vanishing with them.
+    /// Pieces everyone has are not worth fetching out of deadline order: with a tight swarm
+    /// that only makes earlier pieces late. Default 1 (only one holder).
+    pub at_risk_holders: u32,
+    /// At most this many peers are asked for one block at once; 1 disables duplicate requests
+    /// of stuck urgent blocks. Default 2.
+    pub max_requesters: usize,
+    /// A stuck urgent block is raced by another peer only if that peer's estimate beats the
+    /// current one by at least this much. Default 0.5 s.
+    pub duplicate_gain: Duration,
+    /// Take back requests estimated to arrive this long after their deadline (they cannot save
+    /// any penalty and hold up the pipe); `None` keeps them. Default 0.5 s.
+    pub cancel_late_after: Option<Duration>,
+    /// Bytes per second assumed for a peer that has not delivered yet. Low on purpose: an
+    /// unmeasured peer gets work with slack, not the most urgent blocks. Default 16 KiB/s.
+    pub unmeasured_rate: f64,
+    /// RTT assumed before one is measured. Default 200 ms.
+    pub unmeasured_rtt: Duration,
+}
+
+impl Default for DeadlineConfig {
+    fn default() -> Self {
+        Self {
+            urgent_window: Duration::from_secs(10),
+            urgent_min_pieces: 4,
+            safety_margin: Duration::from_millis(250),
+            urgent_share: 0.8,
+            at_risk_holders: 1,
+            max_requesters: 2,
+            duplicate_gain: Duration::from_millis(500),
+            cancel_late_after: Some(Duration::from_millis(500)),
+            unmeasured_rate: 16.0 * 1024.0,
+            unmeasured_rtt: Duration::from_millis(200),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DeadlineError {
+    #[error(transparent)]
+    Book(#[from] PickerError),
+    #[error("deadline policy: {setting} = {value} is out of range; it must be {expected}")]
+    BadSetting {
+        setting: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("the movie schedule was made for another torrent ({got} pieces, expected {expected})")]
+    ScheduleMismatch { got: u32, expected: u32 },
+}
+
+impl DeadlineConfig {
+    pub(super) fn check(&self) -> Result<(), DeadlineError> {
+        let bad = |setting, value: String, expected| DeadlineError::BadSetting {
+            setting,
+            value,
+            expected,
+        };
+        if !(0.0..=1.0).contains(&self.urgent_share) {
+            return Err(bad(
+                "urgent_share",
+                self.urgent_share.to_string(),
+                "between 0 and 1",
+            ));
+        }
+        if self.max_requesters == 0 {
+            return Err(bad("max_requesters", "0".into(), "at least 1"));
+        }
+        if !(self.unmeasured_rate.is_finite() && self.unmeasured_rate > 0.0) {
+            return Err(bad(
+                "unmeasured_rate",
+                self.unmeasured_rate.to_string(),
+                "a positive number of bytes per second",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+//! Arrival-time estimates for the deadline policy: what each peer's request pipe holds, in the
+//! order it was sent, and when a block queued behind it would arrive (queued bytes / rate + RTT).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::DeadlineConfig;
+use crate::policy::picker::PieceBook;
+use crate::policy::{PeerKey, PeerView, Time};
+use crate::proto::geometry::{BLOCK_LEN, BlockRef};
+
+/// What the picker remembers about one connection between calls.
+#[derive(Clone, Debug, Default)]
+pub(super) struct PeerLink {
+    /// Last measured payload rate, bytes per second (0: not measured yet).
+    rate: f64,
+    rtt: Option<Duration>,
+    /// Requests still in flight, in the order they were sent (peers serve FIFO), with when.
+    sent: VecDeque<(BlockRef, Time)>,
+}
+
+impl PeerLink {
+    pub(super) fn observe(&mut self, view: &PeerView) {
+        if view.download_rate.is_finite() && view.download_rate > 0.0 {
+            self.rate = view.download_rate;
+        }
+        if view.rtt.is_some() {
+            self.rtt = view.rtt;
+        }
+    }
+
+    /// The rate used for estimates: the measured one, or the configured guess for a peer that
+    /// has not delivered anything yet.
+    pub(super) fn rate(&self, config: &DeadlineConfig) -> f64 {
+        if self.rate > 0.0 {
+            self.rate
+        } else {
+            config.unmeasured_rate.max(1.0)
+        }
+    }
+
+    pub(super) fn rtt(&self, config: &DeadlineConfig) -> f64 {
+        self.rtt.unwrap_or(config.unmeasured_rtt).as_secs_f64()
+    }
+
+    /// Drops requests the book no longer has in flight to this peer (arrived, voided).
+    pub(super) fn prune(&mut self, book: &PieceBook, key: PeerKey) {
+        self.sent
+            .retain(|(b, _)| book.requesters(*b).contains(&key));
+    }
+
+    pub(super) fn record(&mut self, block: BlockRef, now: Time) {
+        self.sent.retain(|(b, _)| *b != block);
+        self.sent.push_back((block, now));
+    }
+
+    pub(super) fn queued_bytes(&self) -> u64 {
+        self.sent.iter().map(|(b, _)| u64::from(b.len())).sum()
+    }
+
+    /// Estimated arrival (seconds since start) of every request in flight, in sending order:
+    /// a request is served once it reached the peer and everything before it was sent.
+    pub(super) fn arrivals(&self, now: Time, config: &DeadlineConfig) -> Vec<(BlockRef, f64)> {
+        let rate = self.rate(config);
+        let rtt = self.rtt(config);
+        let mut bytes = 0.0;
+        self.sent
+            .iter()
+            .map(|&(block, sent)| {
+                bytes += f64::from(block.len());
+                let earliest = (sent.as_secs_f64() + rtt).max(now.as_secs_f64());
+                (block, earliest + bytes / rate)
+            })
+            .collect()
+    }
+}
+
+/// The pipe of the peer being asked, as this call fills it.
+pub(super) struct Pipe {
+    now: f64,
+    rate: f64,
+    rtt: f64,
+    /// Bytes ahead of the next new request: in flight before the call plus chosen in it.
+    queued: f64,
+}
+
+impl Pipe {
+    pub(super) fn new(link: &PeerLink, now: Time, config: &DeadlineConfig) -> Self {
+        Self {
+            now: now.as_secs_f64(),
+            rate: link.rate(config),
+            rtt: link.rtt(config),
+            queued: link.queued_bytes() as f64,
+        }
+    }
+
+    /// When one more block requested now would arrive.
+    pub(super) fn next_arrival(&self) -> f64 {
+        self.now + self.rtt + (self.queued + f64::from(BLOCK_LEN)) / self.rate
+    }
+
+    /// How many more full blocks requested now would arrive by `by` (seconds since start).
+    pub(super) fn blocks_by(&self, by: f64) -> usize {
+        let bytes = (by - self.now - self.rtt) * self.rate - self.queued;
+        if bytes <= 0.0 || !bytes.is_finite() {
+            return 0;
+        }
+        (bytes / f64::from(BLOCK_LEN)).floor().min(1e6) as usize
+    }
+
+    pub(super) fn push(&mut self, block: BlockRef) {
+        self.queued += f64::from(block.len());
+    }
+}

@@ -1,0 +1,219 @@
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+use crate::policy::picker::BlockOutcome;
+use crate::policy::vod::VodParams;
+
+const KIB: u32 = 1024;
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// 8 pieces of 2 blocks, all movie; R = 32 KiB/s, D = 2 s, P = 1 s: piece i is due at 1 + i s.
+fn fixture(config: DeadlineConfig) -> (Geometry, DeadlinePicker) {
+    let g = Geometry::new(32 * KIB, &[8 * 32 * 1024]).unwrap();
+    let params = VodParams::new(32 * 1024, secs(2.0), secs(1.0)).unwrap();
+    let schedule = Schedule::new(params, &g, 0..g.total_len()).unwrap();
+    let picker = DeadlinePicker::new(
+        g.clone(),
+        &Bitfield::empty(8),
+        schedule,
+        StdRng::seed_from_u64(7),
+        config,
+    )
+    .unwrap();
+    (g, picker)
+}
+
+/// No random mixing: every call serves the urgent window first.
+fn urgent_only() -> DeadlineConfig {
+    DeadlineConfig {
+        urgent_share: 1.0,
+        ..DeadlineConfig::default()
+    }
+}
+
+fn view(key: u64, rate: f64, rtt_ms: u64) -> PeerView {
+    PeerView {
+        key: PeerKey(key),
+        download_rate: rate,
+        rtt: Some(Duration::from_millis(rtt_ms)),
+    }
+}
+
+const FAST: f64 = 1024.0 * 1024.0;
+const SLOW: f64 = 4.0 * 1024.0;
+
+fn pieces_of(blocks: &[BlockRef]) -> Vec<u32> {
+    let mut p: Vec<u32> = blocks.iter().map(|b| b.piece().get()).collect();
+    p.dedup();
+    p
+}
+
+#[test]
+fn urgent_block_goes_to_the_fast_peer() {
+    let (g, mut picker) = fixture(urgent_only());
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    picker.on_peer_bitfield(PeerKey(2), &Bitfield::full(8));
+    // The slow peer asks first: a block from it takes 4 s, so pieces due before ~4.4 s are not
+    // its to fetch.
+    let slow = picker.next_requests(Duration::ZERO, &view(1, SLOW, 100), 2);
+    assert!(!slow.is_empty(), "the slow peer still gets work with slack");
+    assert!(
+        slow.iter().all(|b| b.piece().get() >= 4),
+        "slow peer got urgent blocks: {slow:?}"
+    );
+    let fast = picker.next_requests(Duration::ZERO, &view(2, FAST, 10), 4);
+    assert_eq!(
+        pieces_of(&fast),
+        vec![0, 1],
+        "fast peer takes the most urgent pieces"
+    );
+    assert_eq!(
+        picker
+            .book()
+            .requesters(g.blocks(g.piece(0).unwrap()).next().unwrap()),
+        &[PeerKey(2)]
+    );
+}
+
+#[test]
+fn a_piece_that_cannot_make_its_deadline_is_not_started() {
+    let (g, mut picker) = fixture(urgent_only());
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    // At 0.9 s piece 0 (due at 1 s) cannot arrive 0.25 s before its deadline even from a fast
+    // peer; piece 1 can.
+    let got = picker.next_requests(secs(0.9), &view(1, FAST, 10), 2);
+    assert_eq!(pieces_of(&got), vec![1]);
+    assert_eq!(picker.book().state(g.piece(0).unwrap()), PieceState::Fresh);
+}
+
+#[test]
+fn a_stuck_urgent_block_is_raced_by_a_faster_peer_and_the_loser_cancelled() {
+    let config = DeadlineConfig {
+        cancel_late_after: None,
+        ..urgent_only()
+    };
+    let (g, mut picker) = fixture(config);
+    let p0 = g.piece(0).unwrap();
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    // Peer 1 looked fast and took piece 0...
+    let first = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 2);
+    assert_eq!(pieces_of(&first), vec![0]);
+    // ...then its rate collapsed: its blocks would now arrive seconds after the deadline.
+    assert!(
+        picker
+            .next_requests(secs(0.1), &view(1, SLOW, 10), 0)
+            .is_empty()
+    );
+    picker.on_peer_bitfield(PeerKey(2), &Bitfield::full(8));
+    let raced = picker.next_requests(secs(0.1), &view(2, FAST, 10), 2);
+    assert_eq!(
+        raced, first,
+        "both stuck blocks of piece 0 are asked again, first"
+    );
+    for b in &raced {
+        assert_eq!(picker.book().requesters(*b), &[PeerKey(1), PeerKey(2)]);
+    }
+    assert!(matches!(
+        picker.on_block(secs(0.15), PeerKey(2), raced[0]),
+        BlockOutcome::New { .. }
+    ));
+    assert_eq!(picker.cancellations(), vec![(PeerKey(1), raced[0])]);
+    assert_eq!(picker.book().state(p0), PieceState::Started);
+    // A peer as slow as the first one does not race: it would not be sooner.
+    picker.on_peer_bitfield(PeerKey(3), &Bitfield::full(8));
+    let other = picker.next_requests(secs(0.2), &view(3, SLOW, 10), 2);
+    assert!(other.iter().all(|b| b.piece() != p0), "{other:?}");
+}
+
+#[test]
+fn requests_that_would_arrive_late_are_taken_back() {
+    let (g, mut picker) = fixture(urgent_only());
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    let first = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 2);
+    assert_eq!(pieces_of(&first), vec![0]);
+    // The rate collapsed: 4 s per block, far past piece 0's deadline (1 s) plus the grace.
+    let again = picker.next_requests(secs(0.1), &view(1, SLOW, 10), 2);
+    let mut cancelled = picker.cancellations();
+    cancelled.sort();
+    assert_eq!(
+        cancelled,
+        vec![(PeerKey(1), first[0]), (PeerKey(1), first[1])]
+    );
+    for b in g.blocks(g.piece(0).unwrap()) {
+        assert!(picker.book().requesters(b).is_empty());
+    }
+    assert!(again.iter().all(|b| b.piece().get() >= 4), "{again:?}");
+}
+
+#[test]
+fn beyond_the_window_the_rarest_piece_comes_first_then_deadline_order() {
+    let config = DeadlineConfig {
+        urgent_window: secs(2.0),
+        urgent_min_pieces: 1,
+        ..urgent_only()
+    };
+    let (g, mut picker) = fixture(config);
+    let set = |pieces: &[u32]| {
+        let mut b = Bitfield::empty(8);
+        for &p in pieces {
+            b.set(g.piece(p).unwrap());
+        }
+        b
+    };
+    // The window holds pieces 0-2 (due by 3 s); none of these peers has them.
+    picker.on_peer_bitfield(PeerKey(1), &set(&[4, 5, 6, 7]));
+    picker.on_peer_bitfield(PeerKey(2), &set(&[4, 5, 6]));
+    picker.on_peer_bitfield(PeerKey(3), &set(&[4, 5]));
+    let got = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 8);
+    assert_eq!(
+        pieces_of(&got),
+        vec![7, 6, 4, 5],
+        "availability 1, 2, then 3 by deadline"
+    );
+}
+
+#[test]
+fn pieces_of_other_files_come_last() {
+    // Files: 64 KiB extra, then the movie (128 KiB): pieces 0-1 are not movie, 2-5 are.
+    let g = Geometry::new(32 * KIB, &[64 * 1024, 128 * 1024]).unwrap();
+    let params = VodParams::new(32 * 1024, secs(2.0), secs(1.0)).unwrap();
+    let schedule = Schedule::new(params, &g, 64 * 1024..g.total_len()).unwrap();
+    let mut picker = DeadlinePicker::new(
+        g.clone(),
+        &Bitfield::empty(6),
+        schedule,
+        StdRng::seed_from_u64(1),
+        DeadlineConfig::default(),
+    )
+    .unwrap();
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(6));
+    let got = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 12);
+    assert_eq!(pieces_of(&got), vec![2, 3, 4, 5, 0, 1]);
+}
+
+#[test]
+fn settings_out_of_range_are_refused_with_their_name() {
+    let g = Geometry::new(32 * KIB, &[64 * 1024]).unwrap();
+    let params = VodParams::new(1024, secs(2.0), secs(1.0)).unwrap();
+    let schedule = Schedule::new(params, &g, 0..g.total_len()).unwrap();
+    let bad = DeadlineConfig {
+        urgent_share: 1.5,
+        ..DeadlineConfig::default()
+    };
+    let err = DeadlinePicker::new(
+        g,
+        &Bitfield::empty(2),
+        schedule,
+        StdRng::seed_from_u64(1),
+        bad,
+    )
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("urgent_share"), "{err}");
+}
