@@ -355,13 +355,38 @@ async fn a_seed_vanishing_mid_transfer_does_not_stop_the_download() {
     b.shutdown().await;
 }
 
+/// Measures the leecher's download rate over a window after a warm-up, and checks it is
+/// within 10% of `cap` bytes/s.
+async fn assert_rate_holds(leech: &Session, cap: u64, what: &str) {
+    const WARM_UP: Duration = Duration::from_secs(2);
+    const WINDOW: Duration = Duration::from_secs(6);
+    wait_stats(leech, Duration::from_secs(10), "first data", |s| {
+        s.downloaded > 0
+    })
+    .await;
+    sleep(WARM_UP).await;
+    let (t0, d0) = (Instant::now(), stats(leech).downloaded);
+    sleep(WINDOW).await;
+    let (t1, d1) = (Instant::now(), stats(leech).downloaded);
+    assert!(
+        !stats(leech).complete,
+        "the window must end before the download does"
+    );
+    let rate = (d1 - d0) as f64 / (t1 - t0).as_secs_f64();
+    let (rate_kib, cap_kib) = (rate / KIB as f64, cap / KIB);
+    eprintln!("{what}: {rate_kib:.1} KiB/s (cap {cap_kib})");
+    let off = (rate - cap as f64).abs() / cap as f64;
+    assert!(
+        off <= 0.10,
+        "{what}: measured {rate_kib:.1} KiB/s, {:.1}% away from the {cap_kib} KiB/s cap",
+        off * 100.0
+    );
+}
+
 /// A seed capped at 512 KiB/s delivers within 10% of that, measured at the leecher over a
 /// window that starts after a warm-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_upload_cap_holds_within_ten_percent() {
-    const CAP: u64 = 512 * KIB;
-    const WARM_UP: Duration = Duration::from_secs(2);
-    const WINDOW: Duration = Duration::from_secs(6);
     let world = World::new(7 * MIB, 4);
     let meta = torrent_of(&world.content_path(), 64 * 1024, None);
     let seed = start_seed(
@@ -376,34 +401,42 @@ async fn a_seed_upload_cap_holds_within_ten_percent() {
         options(2, vec![addr_of(&seed)], limits(0, 0)),
     )
     .await;
-    wait_stats(&leech, Duration::from_secs(10), "first data", |s| {
-        s.downloaded > 0
-    })
-    .await;
-    sleep(WARM_UP).await;
-    let (t0, d0) = (Instant::now(), stats(&leech).downloaded);
-    sleep(WINDOW).await;
-    let (t1, d1) = (Instant::now(), stats(&leech).downloaded);
-    assert!(
-        !stats(&leech).complete,
-        "the window must end before the download does"
-    );
-    let rate = (d1 - d0) as f64 / (t1 - t0).as_secs_f64();
-    eprintln!(
-        "capped seed delivered {:.1} KiB/s (cap 512)",
-        rate / KIB as f64
-    );
-    let off = (rate - CAP as f64).abs() / CAP as f64;
-    assert!(
-        off <= 0.10,
-        "measured {:.1} KiB/s, {:.1}% away from the 512 KiB/s cap",
-        rate / KIB as f64,
-        off * 100.0
-    );
+    assert_rate_holds(&leech, 512 * KIB, "upload-capped seed").await;
     wait_complete(&leech, Duration::from_secs(20), "the leecher").await;
     world.assert_downloaded(0);
     leech.shutdown().await;
     seed.shutdown().await;
+}
+
+/// The same for a leecher's download cap, with two unlimited seeds feeding it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leecher_download_cap_holds_within_ten_percent() {
+    let world = World::new(7 * MIB, 10);
+    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
+    let a = start_seed(
+        &meta,
+        &world.content_path(),
+        options(1, vec![], limits(0, 0)),
+    )
+    .await;
+    let b = start_seed(
+        &meta,
+        &world.content_path(),
+        options(2, vec![], limits(0, 0)),
+    )
+    .await;
+    let leech = start_leecher(
+        &meta,
+        &world.leech_dir(0),
+        options(3, vec![addr_of(&a), addr_of(&b)], limits(0, 512)),
+    )
+    .await;
+    assert_rate_holds(&leech, 512 * KIB, "download-capped leecher").await;
+    wait_complete(&leech, Duration::from_secs(20), "the leecher").await;
+    world.assert_downloaded(0);
+    leech.shutdown().await;
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 /// A leecher stopped halfway resumes from what it wrote: the second run downloads only what
