@@ -3,6 +3,7 @@
 mod info;
 mod make;
 mod origin;
+mod play;
 mod tracker;
 mod transfer;
 
@@ -16,13 +17,20 @@ use clap::{Args, Parser, Subcommand};
     name = "btvod",
     version,
     about = "A BitTorrent client for watching a movie while it downloads",
-    long_about = "btvod is a BitTorrent peer whose piece picker can aim at playback deadlines.\n\
-                  Subcommands inspect and make .torrent files, run a tracker, and seed or \
-                  download torrents."
+    long_about = "btvod is a BitTorrent peer whose piece picker aims at playback deadlines.\n\n\
+                  Without a subcommand it plays a movie: byte b must be present by \
+                  D - P + b/R seconds, and whatever misses its deadline is fetched from the VoD \
+                  server and counted as penalty. Example:\n  \
+                  btvod --rate 60 --delay 6 --prefetch 2 --server http://127.0.0.1:8080/ movie.torrent\n\n\
+                  Subcommands inspect and make .torrent files, run a tracker or a VoD origin, \
+                  and seed or download torrents.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub play: play::PlayArgs,
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -31,9 +39,10 @@ pub struct Cli {
 impl Cli {
     pub fn quiet(&self) -> bool {
         match &self.command {
-            Command::Seed(a) => a.common.quiet,
-            Command::Get(a) => a.common.quiet,
-            _ => false,
+            Some(Command::Seed(a)) => a.common.quiet,
+            Some(Command::Get(a)) => a.common.quiet,
+            Some(_) => false,
+            None => self.play.common.quiet,
         }
     }
 }
@@ -112,12 +121,13 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Info(a) => info::run(a),
-        Command::MakeTorrent(a) => make::run(a),
-        Command::Tracker(a) => tracker::run(a).await,
-        Command::Seed(a) => transfer::seed(a).await,
-        Command::Get(a) => transfer::get(a).await,
-        Command::Origin(a) => origin::run(a).await,
+        None => play::run(cli.play).await,
+        Some(Command::Info(a)) => info::run(a),
+        Some(Command::MakeTorrent(a)) => make::run(a),
+        Some(Command::Tracker(a)) => tracker::run(a).await,
+        Some(Command::Seed(a)) => transfer::seed(a).await,
+        Some(Command::Get(a)) => transfer::get(a).await,
+        Some(Command::Origin(a)) => origin::run(a).await,
     }
 }
 

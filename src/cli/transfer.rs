@@ -63,6 +63,7 @@ fn options(common: &PeerOptions, policy: PolicyKind) -> SessionOptions {
             .then(|| common.trackers.iter().map(|t| vec![t.clone()]).collect()),
         policy,
         seed: common.rng_seed.unwrap_or_else(rand::random),
+        vod: None,
     }
 }
 

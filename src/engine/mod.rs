@@ -4,6 +4,7 @@
 pub mod announce;
 pub mod codec;
 pub mod peer;
+pub mod playback;
 pub mod rate_limit;
 pub mod session;
 pub mod storage;

@@ -14,19 +14,55 @@ use tokio::sync::{oneshot, watch};
 use super::announce::{
     AnnounceLoopConfig, Announcer, AnnouncerConfig, TransferStats, spawn_announce_loop,
 };
+use super::playback::Playback;
 use super::storage::{Storage, StorageError, StorageLayout};
 use super::torrent::{self, TorrentConfig, TorrentHandle, TorrentSetup};
-use crate::policy::picker::{Picker, RarestFirst, Sequential};
+use super::vod_server::VodServer;
+use crate::policy::picker::{DeadlineConfig, DeadlinePicker, Picker, RarestFirst, Sequential};
+use crate::policy::vod::{Schedule, VodError, VodParams, VodSession};
 use crate::proto::PeerId;
 use crate::proto::metainfo::Metainfo;
 use crate::proto::tracker::TrackerTiers;
 
-/// Which piece policy a plain download uses.
+/// Which piece policy the torrent uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PolicyKind {
     #[default]
     Rarest,
     Sequential,
+    /// The VoD deadline policy (needs [`VodOptions`]).
+    Deadline,
+}
+
+impl PolicyKind {
+    /// The name used in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Rarest => "rarest",
+            PolicyKind::Sequential => "sequential",
+            PolicyKind::Deadline => "deadline",
+        }
+    }
+}
+
+/// Playback: the movie, its R, D and P, and the VoD server that covers missed deadlines.
+#[derive(Clone)]
+pub struct VodOptions {
+    pub params: VodParams,
+    /// Index of the movie in the torrent's file list.
+    pub file: usize,
+    pub server: Arc<VodServer>,
+    pub deadline: DeadlineConfig,
+}
+
+impl std::fmt::Debug for VodOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VodOptions")
+            .field("params", &self.params)
+            .field("file", &self.file)
+            .field("server", &self.server.display_url())
+            .finish()
+    }
 }
 
 /// Where the torrent's bytes live.
@@ -37,6 +73,9 @@ pub enum Content {
     /// Existing content to seed: the file itself (single-file torrent) or the torrent's top
     /// directory (multi-file), under any name.
     Existing(PathBuf),
+    /// Download to this path: the file itself (single-file torrent) or the torrent's top
+    /// directory (multi-file), under any name.
+    SaveAs(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +89,8 @@ pub struct SessionOptions {
     pub policy: PolicyKind,
     /// Seeds every random choice of this session (peer id, tie breaks, optimistic unchokes).
     pub seed: u64,
+    /// Watch a movie of the torrent while it downloads.
+    pub vod: Option<VodOptions>,
 }
 
 impl Default for SessionOptions {
@@ -61,6 +102,7 @@ impl Default for SessionOptions {
             trackers: None,
             policy: PolicyKind::default(),
             seed: rand::rng().random(),
+            vod: None,
         }
     }
 }
@@ -78,6 +120,12 @@ pub enum SessionError {
     BadContentPath(PathBuf),
     #[error("the piece picker refused our piece set: {0}")]
     Picker(String),
+    #[error("playback: {0}")]
+    Vod(#[from] VodError),
+    #[error("the deadline policy needs playback options (a movie, R, D, P and a server)")]
+    DeadlineWithoutPlayback,
+    #[error("file index {0} is not in the torrent")]
+    NoSuchFile(usize),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -182,20 +230,25 @@ pub fn layout(meta: &Metainfo, content: &Content) -> Result<(StorageLayout, bool
                 .collect();
             (dir.clone(), files, false)
         }
-        Content::Existing(path) => {
+        Content::Existing(path) | Content::SaveAs(path) => {
+            let existing = matches!(content, Content::Existing(_));
             if meta.is_single_file {
                 let parent = parent_of(path)?;
                 let name = path
                     .file_name()
                     .ok_or_else(|| SessionError::BadContentPath(path.clone()))?;
-                (parent, vec![(PathBuf::from(name), meta.total_len())], true)
+                (
+                    parent,
+                    vec![(PathBuf::from(name), meta.total_len())],
+                    existing,
+                )
             } else {
                 let files = meta
                     .files
                     .iter()
                     .map(|f| (f.path.iter().collect::<PathBuf>(), f.length))
                     .collect();
-                (path.clone(), files, true)
+                (path.clone(), files, existing)
             }
         }
     };
@@ -226,6 +279,8 @@ pub async fn start(
     options: SessionOptions,
     progress: impl FnMut(u32, u32) + Send + 'static,
 ) -> Result<Session, SessionError> {
+    // t = 0 of the VoD contract: the metainfo is loaded and work on the torrent begins.
+    let started = tokio::time::Instant::now();
     let (layout, existing) = layout(meta, &content)?;
     let (storage, have) = tokio::task::spawn_blocking(move || {
         let mut progress = progress;
@@ -250,7 +305,33 @@ pub async fn start(
     let storage = Arc::new(storage);
     let mut rng = StdRng::seed_from_u64(options.seed);
     let peer_id = PeerId::ours(rng.random());
+    let schedule = match &options.vod {
+        Some(vod) => {
+            let extent = meta
+                .geometry
+                .files()
+                .get(vod.file)
+                .ok_or(SessionError::NoSuchFile(vod.file))?;
+            Some(Schedule::new(vod.params, &meta.geometry, extent.range())?)
+        }
+        None => None,
+    };
     let picker: Box<dyn Picker + Send> = match options.policy {
+        PolicyKind::Deadline => {
+            let (Some(schedule), Some(vod)) = (&schedule, &options.vod) else {
+                return Err(SessionError::DeadlineWithoutPlayback);
+            };
+            Box::new(
+                DeadlinePicker::new(
+                    meta.geometry.clone(),
+                    &have,
+                    schedule.clone(),
+                    StdRng::seed_from_u64(rng.random()),
+                    vod.deadline.clone(),
+                )
+                .map_err(|e| SessionError::Picker(e.to_string()))?,
+            )
+        }
         PolicyKind::Rarest => Box::new(
             RarestFirst::new(
                 meta.geometry.clone(),
@@ -272,6 +353,14 @@ pub async fn start(
                 source,
             })?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let playback = match (schedule, &options.vod) {
+        (Some(schedule), Some(vod)) => Some(Playback::new(
+            VodSession::new(schedule, &have),
+            Arc::clone(&vod.server),
+            started,
+        )),
+        _ => None,
+    };
     let handle = torrent::start(TorrentSetup {
         info_hash: meta.info_hash,
         our_id: peer_id,
@@ -282,6 +371,8 @@ pub async fn start(
         listener: Some(listener),
         config: options.torrent.clone(),
         seed: rng.random(),
+        started,
+        playback,
     })
     .await;
     if !options.peers.is_empty() {

@@ -10,7 +10,7 @@ pub struct PieceBuffer {
     pub data: Vec<u8>,
     received: Vec<bool>,
     missing: u32,
-    /// Who sent which block, to punish the senders of a piece that fails its hash.
+    /// Peers that sent blocks of it, to punish the senders of a piece that fails its hash.
     pub contributors: Vec<PeerKey>,
 }
 
@@ -34,7 +34,7 @@ impl Assembly {
         &mut self,
         geometry: &Geometry,
         block: BlockRef,
-        from: PeerKey,
+        from: Option<PeerKey>,
         data: &[u8],
     ) -> Stored {
         let piece = block.piece();
@@ -55,7 +55,9 @@ impl Assembly {
         buf.data[start..start + data.len()].copy_from_slice(data);
         buf.received[index] = true;
         buf.missing -= 1;
-        if !buf.contributors.contains(&from) {
+        if let Some(from) = from
+            && !buf.contributors.contains(&from)
+        {
             buf.contributors.push(from);
         }
         if buf.missing == 0 {
@@ -63,6 +65,14 @@ impl Assembly {
         } else {
             Stored::Partial
         }
+    }
+
+    /// Whether a block of a piece being gathered is already held.
+    pub fn has_block(&self, block: BlockRef) -> bool {
+        self.pieces
+            .get(&block.piece())
+            .and_then(|b| b.received.get(block.index() as usize).copied())
+            .unwrap_or(false)
     }
 
     pub fn take(&mut self, piece: PieceIndex) -> Option<PieceBuffer> {

@@ -10,6 +10,7 @@ use super::peer_state::PeerState;
 use super::{Checked, Torrent};
 use crate::engine::peer::{PeerCommand, PeerEvent};
 use crate::policy::choker::{ChokeDecision, ChokerPeer};
+use crate::policy::picker::BlockOutcome;
 use crate::policy::{PeerKey, PeerView};
 use crate::proto::PeerId;
 use crate::proto::bitfield::Bitfield;
@@ -248,22 +249,43 @@ impl Torrent {
         peer.download.add(data.len() as u64);
         peer.last_block_at = Some(Instant::now());
         self.downloaded += data.len() as u64;
-        self.picker.on_block(now, key, block);
+        let outcome = self.picker.on_block(now, key, block);
         self.flush_cancellations();
-        if self.have.has(block.piece()) || self.verifying.contains(&block.piece()) {
-            self.wasted += data.len() as u64;
-        } else {
-            match self.assembly.store(&self.geometry, block, key, data) {
-                Stored::Duplicate => self.wasted += data.len() as u64,
-                Stored::Partial => {}
-                Stored::Complete => self.verify(block.piece()),
+        let len = data.len() as u64;
+        match outcome {
+            BlockOutcome::New { .. }
+                if !self.have.has(block.piece()) && !self.verifying.contains(&block.piece()) =>
+            {
+                match self.assembly.store(&self.geometry, block, Some(key), data) {
+                    Stored::Duplicate => self.count_duplicate(len),
+                    Stored::Partial => {}
+                    Stored::Complete => self.verify(block.piece()),
+                }
             }
+            BlockOutcome::New { .. } | BlockOutcome::Duplicate => self.count_duplicate(len),
+            // The server took the piece over: these bytes came too late to save penalty.
+            BlockOutcome::Superseded | BlockOutcome::Unrequested => self.count_wasted(len),
         }
         self.fill_requests(key);
     }
 
-    /// Sends CANCEL for every request the picker took back (endgame duplicates, timeouts).
-    fn flush_cancellations(&mut self) {
+    fn count_duplicate(&mut self, bytes: u64) {
+        self.wasted += bytes;
+        if let Some(p) = &mut self.playback {
+            p.ledger_mut().duplicate_bytes += bytes;
+        }
+    }
+
+    pub(super) fn count_wasted(&mut self, bytes: u64) {
+        self.wasted += bytes;
+        if let Some(p) = &mut self.playback {
+            p.ledger_mut().wasted_bytes += bytes;
+        }
+    }
+
+    /// Sends CANCEL for every request the picker took back (endgame duplicates, timeouts,
+    /// requests that can no longer make their deadline).
+    pub(super) fn flush_cancellations(&mut self) {
         for (other, block) in self.picker.cancellations() {
             if let Some(p) = self.peers.get_mut(&other) {
                 p.in_flight.remove(&block);
@@ -272,7 +294,7 @@ impl Torrent {
         }
     }
 
-    fn verify(&mut self, piece: PieceIndex) {
+    pub(super) fn verify(&mut self, piece: PieceIndex) {
         let Some(buf) = self.assembly.take(piece) else {
             return;
         };
@@ -304,6 +326,9 @@ impl Torrent {
         if checked.ok {
             self.have.set(piece);
             self.picker.on_piece_verified(piece);
+            if let Some(p) = &mut self.playback {
+                p.on_verified(piece);
+            }
             for peer in self.peers.values() {
                 peer.send(PeerCommand::Send(Message::Have { piece: piece.get() }));
             }
@@ -322,6 +347,7 @@ impl Torrent {
             self.hash_failures += 1;
             tracing::warn!(%piece, "piece failed its hash check; banning its senders");
             self.picker.on_piece_failed(piece);
+            self.server_refetch_if_owned(piece);
             for key in checked.contributors {
                 if let Some(p) = self.peers.get(&key) {
                     self.banned.insert(p.addr);
@@ -386,7 +412,7 @@ impl Torrent {
         let view = PeerView {
             key,
             download_rate: peer.download.rate(),
-            rtt: Some(peer.rtt),
+            rtt: peer.min_rtt,
         };
         let blocks = self.picker.next_requests(now, &view, slots);
         let sent_at = Instant::now();
@@ -394,6 +420,8 @@ impl Torrent {
             peer.in_flight.insert(block, sent_at);
             peer.send(PeerCommand::Send(Message::Request(spec_of(block))));
         }
+        // The deadline policy takes back requests that can no longer arrive in time.
+        self.flush_cancellations();
     }
 
     /// Rechokes at once when an unchoke slot is idle, instead of making a newly interested

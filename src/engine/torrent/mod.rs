@@ -4,6 +4,7 @@
 mod assembly;
 mod handlers;
 mod peer_state;
+mod vod;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use self::assembly::Assembly;
 use self::peer_state::PeerState;
 use super::peer::{self, PeerCommand, PeerContext, PeerEvent};
+use super::playback::{Playback, VodStatus};
 use super::rate_limit::RateLimiter;
 use super::storage::Storage;
 use crate::policy::choker::{Choker, ChokerConfig};
@@ -71,6 +73,8 @@ pub struct TorrentStats {
     /// Blocks received that we already had or never asked for.
     pub wasted: u64,
     pub hash_failures: u32,
+    /// Playback, when the torrent is being watched.
+    pub vod: Option<VodStatus>,
 }
 
 /// What the torrent needs to run.
@@ -84,6 +88,10 @@ pub struct TorrentSetup {
     pub listener: Option<TcpListener>,
     pub config: TorrentConfig,
     pub seed: u64,
+    /// t = 0 of the VoD contract: when work on the torrent began.
+    pub started: Instant,
+    /// Deadlines and the VoD server, when the torrent is being watched.
+    pub playback: Option<Playback>,
 }
 
 /// The running torrent, seen from outside.
@@ -173,7 +181,8 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         next_key,
         live,
         config: setup.config,
-        started: Instant::now(),
+        started: setup.started,
+        playback: setup.playback,
         stats: stats_tx,
         downloaded: 0,
         uploaded: 0,
@@ -261,6 +270,7 @@ struct Torrent {
     live: Arc<AtomicUsize>,
     config: TorrentConfig,
     started: Instant,
+    playback: Option<Playback>,
     stats: watch::Sender<TorrentStats>,
     downloaded: u64,
     uploaded: u64,
@@ -289,8 +299,11 @@ impl Torrent {
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let wake = self.playback_wake();
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = sleep_until_opt(wake) => self.on_deadlines(),
+                Some(fetched) = next_fetched(&mut self.playback) => self.on_server_fetched(fetched),
                 Some(event) = events.recv() => self.on_event(event),
                 Some(checked) = self.checked.1.recv() => self.on_checked(checked),
                 Some(addrs) = new_peers.recv() => {
@@ -362,7 +375,23 @@ impl Torrent {
             complete: self.have.is_complete(),
             wasted: self.wasted,
             hash_failures: self.hash_failures,
+            vod: self.playback.as_ref().map(|p| p.status(&self.have)),
         });
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_fetched(playback: &mut Option<Playback>) -> Option<super::playback::ServerFetched> {
+    match playback {
+        Some(p) => p.next_fetched().await,
+        None => std::future::pending().await,
     }
 }
 

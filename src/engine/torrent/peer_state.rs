@@ -68,6 +68,9 @@ pub struct PeerState {
     pub last_unchoked_us_at: Option<Instant>,
     /// Smoothed round trip from request to block, for sizing the pipeline.
     pub rtt: Duration,
+    /// The quickest request-to-block time seen: the link's latency without queueing, which is
+    /// what the deadline policy adds to its own queue estimate.
+    pub min_rtt: Option<Duration>,
 }
 
 impl PeerState {
@@ -97,6 +100,7 @@ impl PeerState {
             last_block_at: None,
             last_unchoked_us_at: None,
             rtt: Duration::from_millis(100),
+            min_rtt: None,
         }
     }
 
@@ -118,6 +122,7 @@ impl PeerState {
 
     pub fn note_rtt(&mut self, sample: Duration) {
         self.rtt = (self.rtt * 7 + sample) / 8;
+        self.min_rtt = Some(self.min_rtt.map_or(sample, |m| m.min(sample)));
     }
 
     /// Sends a command without waiting; a peer whose queue is full is too slow to matter and is

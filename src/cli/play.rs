@@ -1,0 +1,299 @@
+//! `btvod [OPTIONS] FILE.torrent`: plays a movie from the swarm, fetching from the VoD server
+//! whatever misses its deadline, and reports the penalty (`vod-scoring.md`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use btvod::engine::playback::{VodReport, VodStatus};
+use btvod::engine::session::{self, Content, PolicyKind, SessionOptions, VodOptions};
+use btvod::engine::torrent::{TorrentConfig, TorrentStats};
+use btvod::engine::vod_server::VodServer;
+use btvod::policy::picker::DeadlineConfig;
+use btvod::policy::vod::VodParams;
+use btvod::proto::metainfo::Metainfo;
+use btvod::units::human_bytes;
+use clap::{Args, ValueEnum};
+use indicatif::ProgressBar;
+
+#[derive(Args, Debug)]
+pub struct PlayArgs {
+    /// The .torrent file of the movie.
+    pub torrent: Option<PathBuf>,
+    /// Playback rate R, in KiB/s unless a unit is given (60 = 61,440 B/s; also 2MiB, 500KB, 4Mbit).
+    #[arg(long, value_parser = parse_play_rate)]
+    pub rate: Option<u64>,
+    /// Start-up delay D in seconds: how long the viewer waits before playback starts.
+    #[arg(long, default_value_t = 6.0)]
+    pub delay: f64,
+    /// Prefetch P in seconds: how long before it is played a byte must be present (P <= D).
+    #[arg(long, default_value_t = 2.0)]
+    pub prefetch: f64,
+    /// Which file of a multi-file torrent is the movie: an index (0-based) or a path inside the
+    /// torrent. Default: the largest file.
+    #[arg(long)]
+    pub file: Option<String>,
+    /// Piece policy.
+    #[arg(long, value_enum, default_value_t = PlayPolicy::Deadline)]
+    pub policy: PlayPolicy,
+    /// The VoD server: file:/path/to/complete/copy or http://host/path (Range requests).
+    /// Default: the torrent's first web seed (url-list).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Where to save: the movie file (single-file torrent) or the torrent's directory.
+    /// Default: the torrent's name in the current directory.
+    #[arg(long)]
+    pub saveas: Option<PathBuf>,
+    /// Write the JSON report here at the end.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Keep seeding after the movie is complete, until Ctrl-C.
+    #[arg(long)]
+    pub seed: bool,
+    #[command(flatten)]
+    pub common: super::PeerOptions,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayPolicy {
+    Deadline,
+    Rarest,
+    Sequential,
+}
+
+impl PlayPolicy {
+    fn kind(self) -> PolicyKind {
+        match self {
+            PlayPolicy::Deadline => PolicyKind::Deadline,
+            PlayPolicy::Rarest => PolicyKind::Rarest,
+            PlayPolicy::Sequential => PolicyKind::Sequential,
+        }
+    }
+}
+
+fn parse_play_rate(s: &str) -> Result<u64, String> {
+    let rate = btvod::units::parse_byte_size(s, 1024).map_err(|e| e.to_string())?;
+    if rate == 0 {
+        return Err("the playback rate must be above zero".into());
+    }
+    Ok(rate)
+}
+
+fn seconds(what: &str, v: f64) -> anyhow::Result<Duration> {
+    if !v.is_finite() || v < 0.0 {
+        bail!("{what} must be a number of seconds, zero or more (got {v})");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// The movie file: `--file` as an index or a path, else the largest file.
+pub fn choose_file(meta: &Metainfo, file: Option<&str>) -> anyhow::Result<usize> {
+    let Some(wanted) = file else {
+        let largest = (0..meta.files.len())
+            .max_by_key(|&i| (meta.files[i].length, std::cmp::Reverse(i)))
+            .context("the torrent has no files")?;
+        return Ok(largest);
+    };
+    if let Ok(i) = wanted.parse::<usize>() {
+        if i < meta.files.len() {
+            return Ok(i);
+        }
+        bail!(
+            "--file {i}: the torrent has {} files (0 to {})",
+            meta.files.len(),
+            meta.files.len() - 1
+        );
+    }
+    let wanted_path = Path::new(wanted);
+    (0..meta.files.len())
+        .find(|&i| {
+            let inner: PathBuf = meta.files[i].path.iter().collect();
+            inner == wanted_path || meta.relative_path(i) == wanted_path
+        })
+        .with_context(|| format!("--file {wanted}: no such file in the torrent (see `btvod info`)"))
+}
+
+pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
+    let Some(torrent) = args.torrent.clone() else {
+        bail!("no torrent given: btvod --rate 60 --delay 6 --prefetch 2 FILE.torrent (see --help)");
+    };
+    let Some(rate) = args.rate else {
+        bail!("--rate is required: the movie's playback rate, e.g. --rate 60 (KiB/s)");
+    };
+    let params = VodParams::new(
+        rate,
+        seconds("--delay", args.delay)?,
+        seconds("--prefetch", args.prefetch)?,
+    )?;
+    let meta = Metainfo::load(&torrent)
+        .with_context(|| format!("{} is not a usable torrent", torrent.display()))?;
+    let file = choose_file(&meta, args.file.as_deref())?;
+    let server_url = match args
+        .server
+        .clone()
+        .or_else(|| meta.url_list.first().cloned())
+    {
+        Some(url) => url,
+        None => bail!(
+            "no VoD server: give --server file:/path/to/copy or http://..., or a torrent with a web seed"
+        ),
+    };
+    let server = VodServer::parse(&server_url, &meta)
+        .with_context(|| format!("bad --server {server_url}"))?;
+    server
+        .check()
+        .await
+        .with_context(|| format!("the VoD server {server_url} is not usable"))?;
+    let content = match &args.saveas {
+        Some(path) => Content::SaveAs(path.clone()),
+        None => Content::DownloadDir(PathBuf::from(".")),
+    };
+    let common = &args.common;
+    let options = SessionOptions {
+        listen: SocketAddr::new(common.bind, common.port),
+        torrent: TorrentConfig {
+            max_peers: common.max_peers,
+            upload_limit: common.max_upload_rate,
+            download_limit: common.max_download_rate,
+            ..TorrentConfig::default()
+        },
+        peers: common.peers.clone(),
+        trackers: (!common.trackers.is_empty())
+            .then(|| common.trackers.iter().map(|t| vec![t.clone()]).collect()),
+        policy: args.policy.kind(),
+        seed: common.rng_seed.unwrap_or_else(rand::random),
+        vod: Some(VodOptions {
+            params,
+            file,
+            server: Arc::new(server),
+            deadline: DeadlineConfig::default(),
+        }),
+    };
+    let session = session::start(&meta, content, options, |_, _| {})
+        .await
+        .context("cannot start playback")?;
+    let quiet = common.quiet;
+    let line = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    let mut stats = session.torrent.stats.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let finished = loop {
+        let s = stats.borrow_and_update().clone();
+        if let Some(v) = &s.vod {
+            line.set_message(status_line(&s, v));
+            if v.complete_at.is_some() {
+                break true;
+            }
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break false,
+            _ = stats.changed() => {}
+            _ = tick.tick() => {}
+        }
+    };
+    line.finish_and_clear();
+    let final_stats = session.torrent.stats.borrow().clone();
+    let report = build_report(&meta, file, args.policy, &params, &final_stats);
+    print_summary(&report, finished);
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    if finished && args.seed {
+        eprintln!("seeding until Ctrl-C");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    session.shutdown().await;
+    if !finished {
+        bail!("interrupted before the movie was complete");
+    }
+    Ok(())
+}
+
+fn status_line(s: &TorrentStats, v: &VodStatus) -> String {
+    format!(
+        "t={:.1}s  played {} / {}  buffered {} (+{:.1}s)  pieces {}/{} ({} from server)  penalty {}  stall {:.1}s  peers {}  down {}/s  up {}/s",
+        v.now.as_secs_f64(),
+        human_bytes(v.position),
+        human_bytes(v.movie_bytes),
+        human_bytes(v.contiguous),
+        v.buffer_ahead(),
+        v.movie_pieces_ready,
+        v.movie_pieces,
+        v.ledger.pieces_from_server,
+        human_bytes(v.ledger.penalty_bytes),
+        v.stall.as_secs_f64(),
+        s.peers,
+        human_bytes(s.download_rate as u64),
+        human_bytes(s.upload_rate as u64),
+    )
+}
+
+pub fn build_report(
+    meta: &Metainfo,
+    file: usize,
+    policy: PlayPolicy,
+    params: &VodParams,
+    s: &TorrentStats,
+) -> VodReport {
+    let v = s.vod.clone().unwrap_or_default();
+    let l = &v.ledger;
+    VodReport {
+        torrent_name: meta.name.clone(),
+        info_hash: meta.info_hash.to_hex(),
+        file: meta.relative_path(file).display().to_string(),
+        policy: policy.kind().name().to_string(),
+        rate_bytes_per_s: params.rate(),
+        delay_s: params.delay().as_secs_f64(),
+        prefetch_s: params.prefetch().as_secs_f64(),
+        movie_bytes: v.movie_bytes,
+        penalty_bytes: l.penalty_bytes,
+        penalty_fraction: l.penalty_bytes as f64 / v.movie_bytes.max(1) as f64,
+        pieces_from_server: l.pieces_from_server,
+        peer_bytes: l.peer_bytes,
+        uploaded_bytes: s.uploaded,
+        duplicate_bytes: l.duplicate_bytes,
+        wasted_bytes: l.wasted_bytes,
+        stall_s: v.stall.as_secs_f64(),
+        complete_at_s: v.complete_at.map(|t| t.as_secs_f64()),
+        peers_seen: s.peers_seen,
+        server_requests: l.server_requests,
+        hash_failures: s.hash_failures,
+    }
+}
+
+fn print_summary(r: &VodReport, finished: bool) {
+    let head = match r.complete_at_s {
+        Some(t) if finished => format!("movie complete at t={t:.1}s"),
+        _ => "playback interrupted".to_string(),
+    };
+    eprintln!(
+        "{head} ({} policy, {} of {} at {}/s, D={}s P={}s)",
+        r.policy,
+        r.file,
+        human_bytes(r.movie_bytes),
+        human_bytes(r.rate_bytes_per_s),
+        r.delay_s,
+        r.prefetch_s
+    );
+    eprintln!(
+        "  penalty     {} bytes ({:.2}% of the movie), {} pieces from the server",
+        r.penalty_bytes,
+        100.0 * r.penalty_fraction,
+        r.pieces_from_server
+    );
+    eprintln!(
+        "  from peers  {} bytes; uploaded {} bytes; duplicate {} / wasted {} bytes",
+        r.peer_bytes, r.uploaded_bytes, r.duplicate_bytes, r.wasted_bytes
+    );
+    eprintln!(
+        "  stall       {:.2} s; peers seen {}",
+        r.stall_s, r.peers_seen
+    );
+}

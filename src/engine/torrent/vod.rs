@@ -1,0 +1,104 @@
+//! The torrent task's VoD duties: at each movie piece's deadline, hand what the swarm did not
+//! deliver to the VoD server, store what the server sends, and refetch a piece whole when it
+//! fails its check after the server was involved (`vod-scoring.md`).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Torrent;
+use super::assembly::Stored;
+use crate::engine::playback::ServerFetched;
+use crate::proto::geometry::{BlockRef, PieceIndex};
+
+/// A failed server fetch is tried again after this long (the fetcher already retried).
+const REFETCH_DELAY: Duration = Duration::from_millis(500);
+
+impl Torrent {
+    pub(super) fn playback_wake(&self) -> Option<Instant> {
+        self.playback.as_ref()?.next_wake(&self.geometry)
+    }
+
+    /// Deadlines have come: every due piece not verified goes to the server.
+    pub(super) fn on_deadlines(&mut self) {
+        let Some(playback) = &mut self.playback else {
+            return;
+        };
+        let due = playback.take_due(&self.geometry);
+        for piece in due {
+            if self.have.has(piece) {
+                continue;
+            }
+            if self.verifying.contains(&piece) {
+                // Its check decides: nothing to fetch if it passes, all of it if it fails.
+                if let Some(p) = &mut self.playback {
+                    p.note_due_while_verifying(piece);
+                }
+                continue;
+            }
+            self.picker.on_piece_owned_elsewhere(piece);
+            let missing: Vec<BlockRef> = self
+                .geometry
+                .blocks(piece)
+                .filter(|b| !self.assembly.has_block(*b))
+                .collect();
+            tracing::debug!(%piece, blocks = missing.len(), "deadline: fetching from the server");
+            if let Some(p) = &mut self.playback {
+                p.fetch(&self.geometry, piece, missing, false, Duration::ZERO);
+            }
+        }
+        self.flush_cancellations();
+        self.publish_stats();
+    }
+
+    pub(super) fn on_server_fetched(&mut self, fetched: ServerFetched) {
+        let Some(playback) = &mut self.playback else {
+            return;
+        };
+        playback.on_fetched(&fetched);
+        let piece = fetched.piece;
+        match fetched.result {
+            Ok(blocks) => {
+                let mut complete = false;
+                for (block, data) in &blocks {
+                    match self.assembly.store(&self.geometry, *block, None, data) {
+                        Stored::Complete => complete = true,
+                        Stored::Partial | Stored::Duplicate => {}
+                    }
+                }
+                if complete {
+                    self.verify(piece);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%piece, %error, "VoD server fetch failed; retrying");
+                let missing: Vec<BlockRef> = self
+                    .geometry
+                    .blocks(piece)
+                    .filter(|b| !self.assembly.has_block(*b))
+                    .collect();
+                playback.fetch(&self.geometry, piece, missing, fetched.whole, REFETCH_DELAY);
+            }
+        }
+        self.publish_stats();
+    }
+
+    /// After a failed check: if the piece is the server's (or was due while being checked),
+    /// fetch it whole from the server again.
+    pub(super) fn server_refetch_if_owned(&mut self, piece: PieceIndex) {
+        let Some(playback) = &mut self.playback else {
+            return;
+        };
+        if !playback.owns_on_failure(piece) {
+            return;
+        }
+        playback.on_failed(piece);
+        self.picker.on_piece_owned_elsewhere(piece);
+        self.flush_cancellations();
+        let all: Vec<BlockRef> = self.geometry.blocks(piece).collect();
+        if let Some(p) = &mut self.playback {
+            p.ledger_mut().hash_failures_after_server += 1;
+            p.fetch(&self.geometry, piece, all, true, Duration::ZERO);
+        }
+    }
+}
