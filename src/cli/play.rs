@@ -1,7 +1,6 @@
 //! `btvod [OPTIONS] FILE.torrent`: plays a movie from the swarm, fetching from the VoD server
 //! whatever misses its deadline, and reports the penalty (`vod-scoring.md`).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use btvod::engine::playback::{VodReport, VodStatus};
 use btvod::engine::session::{self, Content, PolicyKind, SessionOptions, VodOptions};
-use btvod::engine::torrent::{TorrentConfig, TorrentStats};
+use btvod::engine::torrent::TorrentStats;
 use btvod::engine::vod_server::VodServer;
 use btvod::policy::picker::DeadlineConfig;
 use btvod::policy::vod::VodParams;
@@ -152,24 +151,13 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
     };
     let common = &args.common;
     let options = SessionOptions {
-        listen: SocketAddr::new(common.bind, common.port),
-        torrent: TorrentConfig {
-            max_peers: common.max_peers,
-            upload_limit: common.max_upload_rate,
-            download_limit: common.max_download_rate,
-            ..TorrentConfig::default()
-        },
-        peers: common.peers.clone(),
-        trackers: (!common.trackers.is_empty())
-            .then(|| common.trackers.iter().map(|t| vec![t.clone()]).collect()),
-        policy: args.policy.kind(),
-        seed: common.rng_seed.unwrap_or_else(rand::random),
         vod: Some(VodOptions {
             params,
             file,
             server: Arc::new(server),
             deadline: DeadlineConfig::default(),
         }),
+        ..super::transfer::options(common, args.policy.kind())
     };
     let session = session::start(&meta, content, options, |_, _| {})
         .await

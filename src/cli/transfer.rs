@@ -49,7 +49,8 @@ pub enum GetPolicy {
     Sequential,
 }
 
-fn options(common: &PeerOptions, policy: PolicyKind) -> SessionOptions {
+/// Session options from the peer options every mode shares.
+pub(super) fn options(common: &PeerOptions, policy: PolicyKind) -> SessionOptions {
     SessionOptions {
         listen: SocketAddr::new(common.bind, common.port),
         torrent: TorrentConfig {
