@@ -9,14 +9,18 @@ global peer class so rate limits hold) and streams the movie with libtorrent's o
   --mode sequential  the sequential_download flag, no deadlines.
 
 Scoring is the contract's, so the result compares with btvod's report. t = 0 is the moment the
-torrent is added. Movie piece i (movie bytes from s_i) is due at d_i = D - P + max(s_i, 0) / R.
+torrent is added and libtorrent has verified what the save path already holds (at once when it
+is empty); pieces present then count as present at t = 0. Movie piece i (movie bytes from s_i)
+is due at d_i = D - P + max(s_i, 0) / R.
+
 At d_i, if libtorrent does not have the piece, the blocks it does not hold are fetched from the
 VoD server (one HTTP Range request per contiguous run of missing 16 KiB blocks and per file),
 the blocks it holds are read back from the partial file(s), the whole piece is handed to
 libtorrent with add_piece() (which writes it, checks its SHA-1 and announces HAVE), and every
 byte received from the server is penalty. If that piece then fails its hash check, the whole
-piece is fetched again and those bytes count too. Once every movie piece is present the report
-is written and the script exits (or keeps seeding with --seed-after).
+piece is fetched again and those bytes count too (a piece the server sent whole that still
+fails means the server holds other content: that is an error, exit 1). Once every movie piece
+is present the report is written and the script exits (or keeps seeding with --seed-after).
 
 How libtorrent's state is read, and what is approximate:
 - Held blocks come from get_download_queue(): only blocks in the "finished" state (written to
@@ -184,6 +188,22 @@ def wait_listening(ses, deadline):
             if isinstance(alert, lt.listen_failed_alert):
                 fail(f"cannot listen on 127.0.0.1: {alert.message()}")
     fail("libtorrent did not start listening within 10 s")
+
+
+def wait_checked(ses, handle, deadline):
+    """Waits for libtorrent's check of what the save path already holds."""
+    checking = (lt.torrent_status.states.checking_files,
+                lt.torrent_status.states.checking_resume_data)
+    while time.monotonic() < deadline:
+        for alert in ses.pop_alerts():
+            if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
+                fail(alert.message())
+            if isinstance(alert, lt.torrent_checked_alert):
+                return
+        if handle.status().state not in checking:
+            return
+        ses.wait_for_alert(20)
+    fail("libtorrent did not finish checking the save path within 120 s")
 
 
 class ServerError(Exception):
@@ -360,6 +380,8 @@ class Viewer:
         self.awaiting_check = set()
         self.cursor = movie.first
         self.hash_failures_after_server = 0
+        # Pieces whose every byte came from the server: if one fails, the server is wrong.
+        self.whole_from_server = set()
         self.hash_failures = 0
         self.peers = set()
         self.waste = {}
@@ -426,6 +448,8 @@ class Viewer:
             got = self.server.bytes_received - before
             if got:
                 self.server_bytes[piece] = self.server_bytes.get(piece, 0) + got
+        if not held:
+            self.whole_from_server.add(piece)
         blocks = self.server_blocks.setdefault(piece, set())
         blocks.update(missing)
         flags = lt.add_piece_flags_t.overwrite_existing if whole else 0
@@ -458,6 +482,9 @@ class Viewer:
         past_deadline = piece < self.cursor
         if piece in self.patched:
             self.hash_failures_after_server += 1
+            if piece in self.whole_from_server:
+                raise ServerError(f"piece {piece} as the server sent it whole fails its hash "
+                                  "check: the server's content is not this torrent's")
         if piece in self.patched or (past_deadline and piece in self.awaiting_check):
             emit("hash_failed", piece=piece, t=round(self.now(), 3), refetch=True)
             self.patched.discard(piece)
@@ -645,9 +672,12 @@ def main():
     emit("listening", port=wait_listening(ses, wall_started + 10))
 
     flags = lt.torrent_flags.sequential_download if args.mode == "sequential" else 0
-    # t = 0: the torrent is added (not paused, not auto-managed, so it starts at once).
-    started = time.monotonic()
+    # Not paused, not auto-managed: the torrent starts at once.
     handle = ses.add_torrent({"ti": info, "save_path": args.save_path, "flags": flags})
+    wait_checked(ses, handle, time.monotonic() + 120)
+    # t = 0: the torrent is added and what was already on disk is verified (at once for an
+    # empty save path), as btvod counts resumed pieces present at t = 0.
+    started = time.monotonic()
     if args.tracker:
         handle.replace_trackers([{"url": url, "tier": tier}
                                  for tier, url in enumerate(args.tracker)])
@@ -659,6 +689,7 @@ def main():
         handle.connect_peer((host, port))
 
     viewer = Viewer(args, info, movie, ses, handle, server, started)
+    viewer.scan_have()
     emit("started", mode=args.mode, file=movie.fs.file_path(file_index), movie_bytes=movie.length,
          pieces=len(movie.pieces()), first_piece=movie.first,
          first_deadline=round(movie.deadline(movie.first), 6),
@@ -671,8 +702,9 @@ def main():
     try:
         while not stop:
             now = viewer.now()
-            if args.max_seconds and time.monotonic() - wall_started >= args.max_seconds \
-                    and report is None:
+            if args.max_seconds and time.monotonic() - wall_started >= args.max_seconds:
+                if report is not None:
+                    break
                 report = write_report(viewer, args.report)
                 emit("timeout", report=report)
                 sys.stderr.write(summary(report) + "\n")
@@ -702,13 +734,13 @@ def main():
             if report is None and viewer.cursor <= movie.last:
                 wait = min(wait, max(0.0, movie.deadline(viewer.cursor) - viewer.now()))
             ses.wait_for_alert(max(1, int(wait * 1000)))
+        if report is None:
+            # Stopped by a signal before the movie was complete: still say where it stood.
+            report = write_report(viewer, args.report)
+            emit("stopped", report=report)
+            sys.stderr.write(summary(report) + "\n")
     except ServerError as err:
         fail(f"VoD server: {err}")
-    if report is None:
-        # Stopped by a signal before the movie was complete: still say where it stood.
-        report = write_report(viewer, args.report)
-        emit("stopped", report=report)
-        sys.stderr.write(summary(report) + "\n")
     server.close()
     ses.pause()
 
