@@ -1,0 +1,243 @@
+//! The VoD client (`btvod [OPTIONS] FILE.torrent`) played against local swarms of btvod peers
+//! and the metered origin (`btvod origin`), scored by the contract (`vod-scoring.md`): the
+//! report's keys and meanings, the penalty equal to the origin's own meter to the byte, the
+//! movie byte-identical; a fast swarm costs nothing, a slow one costs what it must, the
+//! deadline policy is no worse than rarest-first, a distant server is asked early enough with
+//! prefetch, and in a multi-file torrent only the movie's pieces are ever bought.
+
+mod common;
+mod vod_support;
+
+use std::time::Duration;
+
+use vod_support::{
+    KIB, Movie, Origin, PlayArgs, Swarm, assert_consistent, movie_pieces, play, some_pieces,
+};
+
+const MIB: usize = 1024 * 1024;
+const PIECE: u32 = 64 * 1024;
+/// Longest any one client run may take (the movies here play for well under 20 s).
+const RUN_BOUND: Duration = Duration::from_secs(60);
+
+/// The whole world of the issue: the built-in tracker, the origin as the torrent's web seed, a
+/// capped seed and three partial peers with capped upload; the client finds them all through
+/// the tracker, and the swarm alone is too slow, so both the peers and the server contribute.
+#[test]
+fn btvod_world_plays_the_movie_with_penalty_equal_to_the_origin_meter() {
+    let mut movie = Movie::single(2 * MIB + 5000, 11, PIECE);
+    let origin = Origin::start(&movie.content_path, 0);
+    // No --server: the client must use the torrent's url-list.
+    movie.set_web_seed(&origin.url());
+    let mut swarm = Swarm::new(true);
+    swarm.seed(&movie, 64 * KIB);
+    let mut partial_pieces = 0;
+    for k in 0..3 {
+        let (_, have) = swarm.partial(&movie, some_pieces(k, 0.35), 32 * KIB, 0);
+        assert!(have > 0, "partial peer {k} verified none of its pieces");
+        assert!(have < movie.piece_count(), "partial peer {k} is complete");
+        partial_pieces += have;
+    }
+    assert!(partial_pieces > 0);
+    let mut args = PlayArgs::new(256, 3.0, 1.0);
+    args.tracker = swarm.tracker.clone();
+    args.upload_kib = 64;
+    let p = play(&movie, &args, "world", RUN_BOUND);
+    let stats = origin.stats();
+    assert_consistent(&p, &movie, &args, &stats);
+    let r = &p.report;
+    eprintln!("world: {r:?}\norigin: {stats:?}");
+    assert!(
+        r.peers_seen >= 2,
+        "the tracker introduced the seed and the partial peers: {r:?}"
+    );
+    assert!(r.peer_bytes > 0, "the swarm delivered nothing: {r:?}");
+    // ~200 KiB/s of upload in the swarm against R = 256 KiB/s: the server must have helped.
+    assert!(
+        r.penalty_bytes > 0,
+        "a swarm slower than R cost nothing: {r:?}"
+    );
+    assert!(r.pieces_from_server as u64 <= movie_pieces(&movie));
+}
+
+/// A swarm far faster than R: every piece arrives before its deadline, under the deadline and
+/// the sequential policy alike, so nothing is bought.
+#[test]
+fn a_swarm_far_faster_than_r_costs_nothing() {
+    let movie = Movie::single(2 * MIB, 12, PIECE);
+    let origin = Origin::start(&movie.content_path, 0);
+    let mut swarm = Swarm::new(false);
+    let seed = swarm.seed(&movie, 0);
+    for policy in ["deadline", "sequential"] {
+        let mut args = PlayArgs::new(256, 4.0, 1.0);
+        args.policy = policy;
+        args.server = Some(origin.url());
+        args.peers = vec![seed];
+        let p = play(&movie, &args, policy, RUN_BOUND);
+        let stats = origin.stats();
+        assert_consistent(&p, &movie, &args, &stats);
+        let r = &p.report;
+        eprintln!("fast swarm, {policy}: {r:?}");
+        assert_eq!(r.penalty_bytes, 0, "{policy}: {r:?}");
+        assert_eq!(r.pieces_from_server, 0, "{policy}: {r:?}");
+        assert_eq!(r.peer_bytes, movie.len(), "{policy}: {r:?}");
+        assert_eq!(r.stall_s, 0.0, "{policy}: {r:?}");
+        // Done long before the first deadline (D - P = 3 s) would have bought anything.
+        assert!(r.complete_at_s.unwrap() < 3.0, "{policy}: {r:?}");
+    }
+}
+
+/// Starts a swarm slower than R = 256 KiB/s: a seed capped at 64 KiB/s and three partial peers
+/// capped at 32 KiB/s each (~160 KiB/s in all). Returns the swarm and its addresses.
+fn slow_swarm(movie: &Movie) -> Swarm {
+    let mut swarm = Swarm::new(false);
+    swarm.seed(movie, 64 * KIB);
+    for k in 0..3 {
+        swarm.partial(movie, some_pieces(k + 10, 0.4), 32 * KIB, 0);
+    }
+    swarm
+}
+
+/// A swarm slower than R: the server must cover the gap, its meter agrees with the report, and
+/// the deadline policy buys no more than rarest-first does from the same (fresh) swarm.
+#[test]
+fn a_swarm_slower_than_r_costs_penalty_and_deadline_is_no_worse_than_rarest() {
+    let movie = Movie::single(2 * MIB, 13, PIECE);
+    let mut penalties = Vec::new();
+    for policy in ["deadline", "rarest"] {
+        let origin = Origin::start(&movie.content_path, 0);
+        let swarm = slow_swarm(&movie);
+        let mut args = PlayArgs::new(256, 3.0, 1.0);
+        args.policy = policy;
+        args.server = Some(origin.url());
+        args.peers = swarm.addrs();
+        let p = play(&movie, &args, policy, RUN_BOUND);
+        let stats = origin.stats();
+        assert_consistent(&p, &movie, &args, &stats);
+        let r = p.report.clone();
+        eprintln!("slow swarm, {policy}: {r:?}");
+        assert!(r.penalty_bytes > 0, "{policy}: {r:?}");
+        assert!(
+            r.peer_bytes > 0,
+            "{policy}: the swarm delivered nothing: {r:?}"
+        );
+        penalties.push(r.penalty_bytes);
+        drop(swarm);
+    }
+    let (deadline, rarest) = (penalties[0], penalties[1]);
+    eprintln!("penalty deadline {deadline} / rarest {rarest}");
+    // Same swarm, same deadlines: racing for the earliest deadline must not buy more than
+    // fetching the rarest pieces first (10% tolerance for the swarm's timing noise).
+    assert!(
+        deadline <= rarest + rarest / 10,
+        "deadline policy bought {deadline} bytes, rarest-first {rarest}"
+    );
+}
+
+/// A distant server (300 ms before each answer) behind a slow swarm. With P = 0 a piece is due
+/// the moment it plays, so whatever the server lands late stalls playback; with P = 2 the
+/// client asks early (the lead is learnt from the server's answers) and playback does not wait.
+#[test]
+fn a_distant_server_stalls_playback_without_prefetch_and_not_with_it() {
+    let movie = Movie::single(2 * MIB, 14, PIECE);
+    let mut stalls = Vec::new();
+    for prefetch in [0.0, 2.0] {
+        let origin = Origin::start(&movie.content_path, 300);
+        let mut swarm = Swarm::new(false);
+        let seed = swarm.seed(&movie, 64 * KIB);
+        let mut args = PlayArgs::new(256, 3.0, prefetch);
+        args.server = Some(origin.url());
+        args.peers = vec![seed];
+        let p = play(&movie, &args, &format!("p{prefetch}"), RUN_BOUND);
+        let stats = origin.stats();
+        assert_consistent(&p, &movie, &args, &stats);
+        let r = p.report.clone();
+        eprintln!("latency 300 ms, P = {prefetch}: {r:?}");
+        assert!(r.penalty_bytes > 0, "P = {prefetch}: {r:?}");
+        stalls.push(r.stall_s);
+    }
+    let (without, with) = (stalls[0], stalls[1]);
+    eprintln!("stall P = 0: {without} s, P = 2: {with} s");
+    // Without prefetch a piece is due when it plays: the server's bytes and the hash check
+    // land after that, and playback waits.
+    assert!(without > 0.0, "P = 0 reported no stall");
+    // The fetch is issued a learnt lead (~300 ms) before the deadline: without it each
+    // bought piece would land ~300 ms late.
+    assert!(
+        without < 0.25,
+        "P = 0 stalled {without} s: the lead did not hide the server's 300 ms"
+    );
+    assert!(
+        with <= 0.05 && with < without,
+        "P = 2 still stalled {with} s"
+    );
+}
+
+/// The movie is the middle file of four; its first and last pieces straddle into the files
+/// around it. With no peer at all every movie piece is bought, so the origin's per-file meter
+/// shows exactly which bytes were fetched: whole movie pieces, and never a piece without a
+/// movie byte. `--file` by index, by path, and the default (the largest file) all pick it.
+#[test]
+fn in_a_multi_file_torrent_only_the_movie_pieces_are_bought() {
+    let files = [
+        ("a-intro.bin", 200_000),
+        ("b-movie.bin", 600_000),
+        ("c-outro.bin", 150_000),
+        ("d-extra.bin", 100_000),
+    ];
+    let movie = Movie::multi(&files, 1, 15, PIECE);
+    let names: Vec<String> = movie.meta.files.iter().map(|f| f.path.join("/")).collect();
+    assert_eq!(
+        names,
+        files.map(|(n, _)| n.to_string()),
+        "torrent file order"
+    );
+    let pl = movie.piece_len();
+    // Movie bytes [200000, 800000): pieces 3..=12 (196608..851968).
+    let (first, last) = (200_000 / pl, (800_000 - 1) / pl);
+    assert_eq!((first, last), (3, 12));
+    assert_eq!(movie_pieces(&movie), 10);
+    let bought_start = first * pl;
+    let bought_end = (last + 1) * pl;
+    for (tag, file) in [
+        ("index", Some("1")),
+        ("path", Some("b-movie.bin")),
+        ("largest", None),
+    ] {
+        let origin = Origin::start(&movie.content_path, 0);
+        let mut args = PlayArgs::new(512, 1.0, 0.5);
+        args.server = Some(origin.url());
+        args.file = file.map(str::to_string);
+        let p = play(&movie, &args, tag, RUN_BOUND);
+        let stats = origin.stats();
+        assert_consistent(&p, &movie, &args, &stats);
+        let r = &p.report;
+        eprintln!("multi-file, --file {file:?}: {r:?}\norigin: {stats:?}");
+        assert_eq!(r.file, "pack/b-movie.bin", "{tag}: {r:?}");
+        assert_eq!(r.peers_seen, 0);
+        assert_eq!(r.peer_bytes, 0, "{tag}: {r:?}");
+        assert_eq!(r.pieces_from_server, 10, "{tag}: {r:?}");
+        assert_eq!(r.penalty_bytes, bought_end - bought_start, "{tag}: {r:?}");
+        let served = |name: &str| {
+            stats
+                .files
+                .iter()
+                .filter(|(k, _)| k.ends_with(name))
+                .map(|(_, f)| f.bytes_served)
+                .sum::<u64>()
+        };
+        assert_eq!(
+            served("a-intro.bin"),
+            200_000 - bought_start,
+            "{tag}: {stats:?}"
+        );
+        assert_eq!(served("b-movie.bin"), 600_000, "{tag}: {stats:?}");
+        assert_eq!(
+            served("c-outro.bin"),
+            bought_end - 800_000,
+            "{tag}: {stats:?}"
+        );
+        assert_eq!(served("d-extra.bin"), 0, "no movie byte there: {stats:?}");
+        let sum: u64 = stats.files.values().map(|f| f.bytes_served).sum();
+        assert_eq!(sum, stats.bytes_served, "{stats:?}");
+    }
+}
