@@ -20,7 +20,8 @@ libtorrent with add_piece() (which writes it, checks its SHA-1 and announces HAV
 byte received from the server is penalty. If that piece then fails its hash check, the whole
 piece is fetched again and those bytes count too (a piece the server sent whole that still
 fails means the server holds other content: that is an error, exit 1). Once every movie piece
-is present the report is written and the script exits (or keeps seeding with --seed-after).
+is present the report is written and the script exits (or, with --seed-after, keeps seeding
+and rewrites the report with the final upload counters when stopped).
 
 How libtorrent's state is read, and what is approximate:
 - Held blocks come from get_download_queue(): only blocks in the "finished" state (written to
@@ -34,7 +35,10 @@ How libtorrent's state is read, and what is approximate:
   finished, so a block that finished meanwhile keeps the peer's copy.
 - libtorrent's add_piece() sends CANCEL only for blocks requested from several peers; other
   in-flight requests are answered and the blocks dropped as redundant. They show up in
-  duplicate_bytes/wasted_bytes, not in the penalty.
+  wasted_bytes, not in the penalty, but they cost the swarm's bandwidth: libtorrent keeps
+  request_queue_time (3 s by default) of download requested from each peer, so behind a slow
+  seed much of what arrives is for pieces the server already completed. --request-queue-time
+  tunes that (libtorrent's defaults otherwise).
 - The fetch is issued at d_i (no lead time): a fetch that takes time shows up as stall_s.
 - peer_bytes: movie bytes of each present movie piece that did not come from the server.
 - duplicate_bytes, wasted_bytes: from libtorrent's redundant-byte counters. wasted_bytes is
@@ -125,6 +129,9 @@ def parse_args():
                    help="announce here instead of the torrent's trackers (repeatable)")
     p.add_argument("--listen-port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any)")
     p.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = unlimited")
+    p.add_argument("--request-queue-time", type=int, default=None, metavar="S",
+                   help="libtorrent's request_queue_time: seconds of download kept requested "
+                        "from each peer (libtorrent's default, 3, when not given)")
     p.add_argument("--report", metavar="FILE", help="write the report here as JSON")
     p.add_argument("--max-seconds", type=float, default=0, help="hard stop after N s (0 = never)")
     p.add_argument("--seed-after", action="store_true",
@@ -136,6 +143,8 @@ def parse_args():
         p.error("need 0 <= --prefetch <= --delay")
     if not 0 <= args.listen_port < 65536:
         p.error("--listen-port must be 0..65535")
+    if args.request_queue_time is not None and not args.request_queue_time > 0:
+        p.error("--request-queue-time must be more than 0")
     if args.upload_limit < 0 or args.max_seconds < 0:
         p.error("--upload-limit and --max-seconds must not be negative")
     scheme = urllib.parse.urlsplit(args.server).scheme
@@ -145,7 +154,7 @@ def parse_args():
 
 
 def make_session(args):
-    ses = lt.session({
+    settings = {
         "listen_interfaces": f"127.0.0.1:{args.listen_port}",
         "listen_system_port_fallback": args.listen_port == 0,
         "max_retry_port_bind": 0,
@@ -167,7 +176,10 @@ def make_session(args):
         "alert_mask": lt.alert_category.error | lt.alert_category.status
         | lt.alert_category.tracker | lt.alert_category.piece_progress
         | lt.alert_category.connect,
-    })
+    }
+    if args.request_queue_time is not None:
+        settings["request_queue_time"] = args.request_queue_time
+    ses = lt.session(settings)
     # Loopback is in libtorrent's unlimited "local" peer class; put every address in the global
     # class so the rate limits apply. Set last: later settings changes can reset the filter.
     everyone = lt.ip_filter()
@@ -739,6 +751,10 @@ def main():
             report = write_report(viewer, args.report)
             emit("stopped", report=report)
             sys.stderr.write(summary(report) + "\n")
+        elif args.seed_after:
+            # The score is settled; the upload counters went on while seeding.
+            report = write_report(viewer, args.report)
+            emit("stopped", report=report)
     except ServerError as err:
         fail(f"VoD server: {err}")
     server.close()

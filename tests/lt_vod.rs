@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use common::external::{
     LibtorrentPeer, LtOptions, deterministic_content, free_port, make_torrent_with_libtorrent,
     require_python_libtorrent,
 };
-use common::process::{OutputLine, ProcessGuard, SYSTEM_PYTHON};
+use common::process::{OutputLine, ProcessGuard, SYSTEM_PYTHON, Watched};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -180,60 +180,97 @@ fn run_vod(run: &VodRun<'_>) -> VodOutcome {
 }
 
 fn run_vod_to_exit(run: &VodRun<'_>) -> VodExit {
-    require_python_libtorrent();
-    let report_path = run.save_path.with_extension("report.json");
-    let mut args: Vec<String> = vec![
-        LT_VOD.into(),
-        "--torrent".into(),
-        run.torrent.display().to_string(),
-        "--save-path".into(),
-        run.save_path.display().to_string(),
-        "--rate".into(),
-        run.rate.to_string(),
-        "--delay".into(),
-        run.delay.to_string(),
-        "--prefetch".into(),
-        run.prefetch.to_string(),
-        "--mode".into(),
-        run.mode.into(),
-        "--server".into(),
-        run.server.clone(),
-        "--report".into(),
-        report_path.display().to_string(),
-        "--max-seconds".into(),
-        VOD_MAX_SECONDS.to_string(),
-    ];
-    if let Some(seed) = run.seed {
-        args.extend(["--connect".into(), seed.to_string()]);
-    }
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&events);
-    let process = ProcessGuard::spawn(
-        "lt_vod.py",
-        SYSTEM_PYTHON,
-        &args,
-        Path::new(env!("CARGO_MANIFEST_DIR")),
-        move |line| {
-            if let OutputLine::Line(text) = line
-                && let Ok(event) = serde_json::from_str::<Value>(text)
-            {
-                sink.lock().unwrap().push(event);
-            }
-        },
-    )
-    .unwrap_or_else(|err| panic!("{err}"));
-    let status = process
+    let vod = RunningVod::start(run, &[]);
+    let status = vod
+        .process
         .wait_exit(Duration::from_secs(VOD_MAX_SECONDS + 20))
         .unwrap_or_else(|err| panic!("{err}"));
-    let report = fs::read_to_string(&report_path)
-        .ok()
-        .map(|text| serde_json::from_str(&text).expect("the report is JSON"));
-    let events = events.lock().unwrap().clone();
-    VodExit {
-        code: status.code(),
-        report,
-        events,
-        output: process.report(),
+    vod.exit(status.code())
+}
+
+/// lt_vod.py while it runs.
+struct RunningVod {
+    process: ProcessGuard,
+    events: Arc<Watched<Vec<Value>>>,
+    report_path: PathBuf,
+}
+
+impl RunningVod {
+    fn start(run: &VodRun<'_>, extra: &[&str]) -> RunningVod {
+        require_python_libtorrent();
+        let report_path = run.save_path.with_extension("report.json");
+        let mut args: Vec<String> = vec![
+            LT_VOD.into(),
+            "--torrent".into(),
+            run.torrent.display().to_string(),
+            "--save-path".into(),
+            run.save_path.display().to_string(),
+            "--rate".into(),
+            run.rate.to_string(),
+            "--delay".into(),
+            run.delay.to_string(),
+            "--prefetch".into(),
+            run.prefetch.to_string(),
+            "--mode".into(),
+            run.mode.into(),
+            "--server".into(),
+            run.server.clone(),
+            "--report".into(),
+            report_path.display().to_string(),
+            "--max-seconds".into(),
+            VOD_MAX_SECONDS.to_string(),
+        ];
+        if let Some(seed) = run.seed {
+            args.extend(["--connect".into(), seed.to_string()]);
+        }
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        let events = Arc::new(Watched::new(Vec::new()));
+        let sink = Arc::clone(&events);
+        let process = ProcessGuard::spawn(
+            "lt_vod.py",
+            SYSTEM_PYTHON,
+            &args,
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+            move |line| {
+                if let OutputLine::Line(text) = line
+                    && let Ok(event) = serde_json::from_str::<Value>(text)
+                {
+                    sink.update(|events| events.push(event));
+                }
+            },
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+        RunningVod {
+            process,
+            events,
+            report_path,
+        }
+    }
+
+    /// Waits for the first event named `name`; panics after `timeout` or if the script exits.
+    fn wait_event(&self, name: &str, timeout: Duration) -> Value {
+        let found = self.events.wait_for(timeout, |events| {
+            events.iter().find(|e| e["event"] == name).cloned()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "lt_vod.py printed no {name} event within {timeout:?}\n{}",
+                self.process.report()
+            )
+        })
+    }
+
+    fn exit(self, code: Option<i32>) -> VodExit {
+        let report = fs::read_to_string(&self.report_path)
+            .ok()
+            .map(|text| serde_json::from_str(&text).expect("the report is JSON"));
+        let events = self.events.lock().clone();
+        VodExit {
+            code,
+            report,
+            events,
+            output: self.process.report(),
+        }
     }
 }
 
@@ -629,5 +666,68 @@ fn a_server_holding_other_content_is_an_error_not_an_endless_refetch() {
         )),
         "the error names the piece and the server\n{}",
         exit.output
+    );
+}
+
+#[test]
+fn with_seed_after_the_viewer_keeps_seeding_until_stopped_and_reports_its_uploads() {
+    const MOVIE: u64 = 1024 * KIB;
+    let world = World::single(MOVIE as usize, 40);
+    let seed = world.seed(0);
+    let run = VodRun {
+        torrent: &world.torrent,
+        save_path: &world.view_dir,
+        server: format!("file:{}", world.content_path.display()),
+        seed: Some(seed.addr()),
+        mode: "deadline",
+        rate: 256 * KIB,
+        delay: 5.0,
+        prefetch: 1.0,
+    };
+    let vod = RunningVod::start(&run, &["--seed-after"]);
+    let port = vod.wait_event("listening", Duration::from_secs(20))["port"]
+        .as_u64()
+        .expect("listening port");
+    vod.wait_event("complete", Duration::from_secs(30));
+    // The original seed leaves: whatever a newcomer gets now comes from the viewer.
+    assert_eq!(seed.stop(), Some(0), "{}", seed.report());
+    let newcomer_dir = world.view_dir.with_extension("newcomer");
+    fs::create_dir_all(&newcomer_dir).expect("create the newcomer's dir");
+    let viewer_addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+    let newcomer = LibtorrentPeer::start(
+        &world.torrent,
+        &newcomer_dir,
+        &LtOptions {
+            max_seconds: Some(30),
+            ..LtOptions::download_from(viewer_addr)
+        },
+    );
+    newcomer
+        .wait_complete(Duration::from_secs(30))
+        .unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        vod.process.exited().is_none(),
+        "--seed-after keeps the viewer running\n{}",
+        vod.process.report()
+    );
+    let code = vod.process.stop().and_then(|status| status.code());
+    let exit = vod.exit(code);
+    assert_eq!(
+        exit.code,
+        Some(0),
+        "SIGTERM ends it cleanly\n{}",
+        exit.output
+    );
+    let report = exit.report.expect("the report");
+    assert_eq!(report["penalty_bytes"], 0, "{report}");
+    let uploaded = report["uploaded_bytes"].as_u64().expect("uploaded_bytes");
+    assert!(
+        uploaded >= MOVIE,
+        "the final report counts the upload to the newcomer ({uploaded} bytes): {report}"
+    );
+    let got = fs::read(newcomer_dir.join("movie.bin")).expect("the newcomer's copy");
+    assert!(
+        got == fs::read(&world.content_path).unwrap(),
+        "the newcomer's copy differs"
     );
 }
