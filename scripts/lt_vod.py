@@ -39,6 +39,9 @@ How libtorrent's state is read, and what is approximate:
   request_queue_time (3 s by default) of download requested from each peer, so behind a slow
   seed much of what arrives is for pieces the server already completed. --request-queue-time
   tunes that (libtorrent's defaults otherwise).
+- The session ticks every 100 ms (tick_interval; libtorrent's default, 500 ms, delays the first
+  connection and time-critical requests by up to half a second: 0.16 s vs 0.51 s to finish a
+  2 MiB movie from an unlimited loopback seed).
 - The fetch is issued at d_i (no lead time): a fetch that takes time shows up as stall_s.
 - peer_bytes: movie bytes of each present movie piece that did not come from the server.
 - duplicate_bytes, wasted_bytes: from libtorrent's redundant-byte counters. wasted_bytes is
