@@ -4,6 +4,7 @@
 //! no RNG of their own. `engine` and `service` are the tokio shell that moves bytes.
 
 pub mod engine;
+pub mod experiment;
 pub mod make_torrent;
 pub mod policy;
 pub mod proto;

@@ -6,6 +6,7 @@ mod origin;
 mod play;
 mod tracker;
 mod transfer;
+mod world;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ pub enum Command {
     Get(transfer::GetArgs),
     /// Serve content over HTTP as the metered VoD server (byte ranges, /stats).
     Origin(origin::OriginArgs),
+    /// Run a local world from a scenario: tracker, VoD origin, seeds, partial peers, viewers.
+    World(world::WorldArgs),
 }
 
 /// Options every peer mode shares.
@@ -128,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Seed(a)) => transfer::seed(a).await,
         Some(Command::Get(a)) => transfer::get(a).await,
         Some(Command::Origin(a)) => origin::run(a).await,
+        Some(Command::World(a)) => world::run(a).await,
     }
 }
 

@@ -1,0 +1,681 @@
+//! The scenario format: a small TOML file describing a local world. Parsed once into typed,
+//! validated values; unknown keys and out-of-range values are refused with the key named.
+//!
+//! ```toml
+//! name = "fast"                  # optional; default: the file name
+//! description = "..."            # optional
+//! seed = 42                      # seeds the content, the partial draws and every peer's RNG
+//!
+//! [content]                      # one of: size (one file), [[content.files]] (a directory), path
+//! name = "movie.bin"             # the torrent's name (file name, or directory name)
+//! size = "4MiB"                  # generated deterministically from `seed`
+//! piece_size = "64KiB"           # power of two, 16 KiB to 16 MiB; default: chosen from the size
+//! seed = 7                       # optional content seed; default: the scenario's
+//! # [[content.files]]            # a multi-file torrent instead of `size`:
+//! # path = "extras/trailer.bin"  #   `/`-separated path inside the torrent's directory
+//! # size = "512KiB"
+//! # path = "real/movie.mp4"      # or a real file or directory (relative to the scenario file)
+//!
+//! [[peers]]                      # a class of world peers (repeat for each class)
+//! name = "seed"                  # letters, digits, `-` and `_`; peers are named seed-0, seed-1...
+//! count = 2
+//! have = 1.0                     # fraction of pieces saved at start (1.0 = a seed)
+//! have_max = 1.0                 # optional: saved fractions spread evenly from have to have_max
+//! draw = "random"                # which pieces: random | prefix | suffix | stripe
+//! upload = "100KiB"              # per peer, bytes/s ("KiB" etc.; a bare number is KiB/s;
+//! download = "unlimited"         #   0 or "unlimited" = no limit). Default: unlimited
+//! arrive = 0                     # seconds after the world starts
+//! arrive_spread = 0              # the class's arrivals spread evenly over this many seconds
+//! leave_after = 30               # churn: leave after this many seconds online...
+//! rejoin_after = 10              # ...and come back (with what it had) after this many offline
+//! reincarnate = true             # after completing, linger, then restart with a fresh partial set
+//! linger = 5                     # seconds a completed peer seeds before it reincarnates
+//!
+//! [[viewers]]                    # VoD viewers run by the world (repeat for each class)
+//! name = "viewer"
+//! count = 1
+//! rate = "60KiB"                 # R per second (a bare number is KiB/s, as `btvod --rate`)
+//! delay = 6                      # D, seconds
+//! prefetch = 2                   # P, seconds (P <= D)
+//! policy = "deadline"            # deadline | rarest | sequential
+//! file = "feature.bin"           # optional: the movie in a multi-file torrent (default largest)
+//! arrive = 0
+//! arrive_spread = 0
+//! upload = "unlimited"
+//! download = "unlimited"
+//! stay = 10                      # optional: seconds to keep seeding after the movie is
+//!                                #   complete; default: until the world stops
+//! ```
+//!
+//! `draw = "stripe"` gives peer i of a class the contiguous run of pieces starting at i/count of
+//! the torrent (wrapping), so the class's peers hold different parts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::engine::session::PolicyKind;
+use crate::make_torrent::MIN_PIECE_LEN;
+use crate::proto::metainfo::paths::component_problem;
+use crate::units::parse_byte_size;
+
+/// Most peers and viewers a world may hold: each is a listener and tasks on one machine.
+pub const MAX_WORLD_PEERS: u32 = 500;
+const MAX_SCENARIO_PIECE_LEN: u32 = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("scenario {origin}: {source}")]
+    Toml {
+        origin: String,
+        source: toml::de::Error,
+    },
+    #[error("scenario {origin}: {at}: {reason}")]
+    Invalid {
+        origin: String,
+        at: String,
+        reason: String,
+    },
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub content: ContentSpec,
+    pub peers: Vec<PeerClass>,
+    pub viewers: Vec<ViewerClass>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContentSpec {
+    /// The torrent's name: its file, or its top directory.
+    pub name: String,
+    /// `None`: chosen from the total size by [`crate::make_torrent::auto_piece_length`].
+    pub piece_size: Option<u32>,
+    pub source: ContentSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContentSource {
+    /// Deterministic bytes from `seed`. `files` is `None` for a single-file torrent of
+    /// `size` bytes, else the directory's files (path components, length) in order.
+    Generated {
+        seed: u64,
+        size: u64,
+        files: Option<Vec<(Vec<String>, u64)>>,
+    },
+    /// A real file or directory (absolute, or resolved against the scenario's directory).
+    Path(PathBuf),
+}
+
+/// Which pieces a partial peer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Draw {
+    Random,
+    Prefix,
+    Suffix,
+    Stripe,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerClass {
+    pub name: String,
+    pub count: u32,
+    pub have: f64,
+    pub have_max: f64,
+    pub draw: Draw,
+    pub limits: Limits,
+    pub arrival: Arrival,
+    pub leave_after: Option<Duration>,
+    pub rejoin_after: Option<Duration>,
+    /// Linger time before reincarnating with a fresh partial set; `None`: no reincarnation.
+    pub reincarnate: Option<Duration>,
+}
+
+impl PeerClass {
+    /// The fraction of pieces peer `i` of the class saved: spread evenly from `have` to
+    /// `have_max`, so each world peer starts with a different amount.
+    pub fn fraction_for(&self, i: u32) -> f64 {
+        if self.count <= 1 {
+            return self.have;
+        }
+        self.have + (self.have_max - self.have) * f64::from(i) / f64::from(self.count - 1)
+    }
+
+    pub fn is_seed_class(&self) -> bool {
+        self.have >= 1.0
+    }
+}
+
+/// Upload and download caps in bytes per second (0 = unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    pub upload: u64,
+    pub download: u64,
+}
+
+/// When the peers of a class arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Arrival {
+    pub at: Duration,
+    pub spread: Duration,
+}
+
+impl Arrival {
+    /// Arrival of peer `i` of `count`: evenly spaced over the spread.
+    pub fn of(&self, i: u32, count: u32) -> Duration {
+        if count <= 1 {
+            return self.at;
+        }
+        self.at + self.spread.mul_f64(f64::from(i) / f64::from(count - 1))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewerClass {
+    pub name: String,
+    pub count: u32,
+    pub rate: u64,
+    pub delay: Duration,
+    pub prefetch: Duration,
+    pub policy: PolicyKind,
+    pub file: Option<String>,
+    pub arrival: Arrival,
+    pub limits: Limits,
+    pub stay: Option<Duration>,
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file; a relative content `path` is taken from its
+    /// directory.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into());
+        Self::parse(&text, &path.display().to_string(), &stem, base)
+    }
+
+    /// Parses scenario text. `origin` names it in errors, `default_name` is used when it has no
+    /// `name`, and a relative content `path` is resolved against `base`.
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        default_name: &str,
+        base: &Path,
+    ) -> Result<Scenario, ScenarioError> {
+        let raw: RawScenario = toml::from_str(text).map_err(|source| ScenarioError::Toml {
+            origin: origin.to_string(),
+            source,
+        })?;
+        raw.validate(base, default_name)
+            .map_err(|(at, reason)| ScenarioError::Invalid {
+                origin: origin.to_string(),
+                at,
+                reason,
+            })
+    }
+
+    /// Number of world peers (not viewers).
+    pub fn peer_count(&self) -> u32 {
+        self.peers.iter().map(|c| c.count).sum()
+    }
+
+    pub fn viewer_count(&self) -> u32 {
+        self.viewers.iter().map(|c| c.count).sum()
+    }
+}
+
+/// A size or rate as written: `"4MiB"`, or a bare number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Amount {
+    Int(u64),
+    Float(f64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    content: RawContent,
+    #[serde(default)]
+    peers: Vec<RawPeerClass>,
+    #[serde(default)]
+    viewers: Vec<RawViewerClass>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContent {
+    name: Option<String>,
+    size: Option<Amount>,
+    piece_size: Option<Amount>,
+    seed: Option<u64>,
+    files: Option<Vec<RawFile>>,
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    path: String,
+    size: Amount,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeerClass {
+    name: String,
+    #[serde(default = "one")]
+    count: u32,
+    #[serde(default)]
+    have: f64,
+    have_max: Option<f64>,
+    #[serde(default = "default_draw")]
+    draw: Draw,
+    upload: Option<Amount>,
+    download: Option<Amount>,
+    #[serde(default)]
+    arrive: f64,
+    #[serde(default)]
+    arrive_spread: f64,
+    leave_after: Option<f64>,
+    rejoin_after: Option<f64>,
+    #[serde(default)]
+    reincarnate: bool,
+    linger: Option<f64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_draw() -> Draw {
+    Draw::Random
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawViewerClass {
+    #[serde(default = "default_viewer_name")]
+    name: String,
+    #[serde(default = "one")]
+    count: u32,
+    rate: Amount,
+    delay: f64,
+    prefetch: f64,
+    #[serde(default = "default_policy")]
+    policy: String,
+    file: Option<String>,
+    #[serde(default)]
+    arrive: f64,
+    #[serde(default)]
+    arrive_spread: f64,
+    upload: Option<Amount>,
+    download: Option<Amount>,
+    stay: Option<f64>,
+}
+
+fn default_viewer_name() -> String {
+    "viewer".into()
+}
+
+fn default_policy() -> String {
+    "deadline".into()
+}
+
+type Check<T> = Result<T, (String, String)>;
+
+fn bad<T>(at: impl Into<String>, reason: impl Into<String>) -> Check<T> {
+    Err((at.into(), reason.into()))
+}
+
+/// A size: a bare number is bytes.
+fn size(at: &str, a: &Amount) -> Check<u64> {
+    let text = match a {
+        Amount::Int(n) => {
+            return if *n > 0 {
+                Ok(*n)
+            } else {
+                bad(at, "must be above zero")
+            };
+        }
+        Amount::Float(f) => format!("{f}"),
+        Amount::Text(s) => s.clone(),
+    };
+    parse_byte_size(&text, 1).or_else(|e| bad(at, e.to_string()))
+}
+
+/// A rate: a bare number is KiB/s; 0 or "unlimited" is no limit.
+fn rate(at: &str, a: Option<&Amount>) -> Check<u64> {
+    let text = match a {
+        None => return Ok(0),
+        Some(Amount::Int(0)) => return Ok(0),
+        Some(Amount::Int(n)) => return Ok(n.saturating_mul(1024)),
+        Some(Amount::Float(f)) => format!("{f}"),
+        Some(Amount::Text(s)) => s.clone(),
+    };
+    let t = text.trim();
+    if t == "0" || t.eq_ignore_ascii_case("unlimited") {
+        return Ok(0);
+    }
+    parse_byte_size(t, 1024).or_else(|e| bad(at, e.to_string()))
+}
+
+fn seconds(at: &str, v: f64) -> Check<Duration> {
+    if !v.is_finite() || !(0.0..=1e7).contains(&v) {
+        return bad(at, format!("{v} is not a number of seconds from 0 up"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn fraction(at: &str, v: f64) -> Check<f64> {
+    if !(0.0..=1.0).contains(&v) {
+        return bad(at, format!("{v} is not a fraction from 0.0 to 1.0"));
+    }
+    Ok(v)
+}
+
+fn class_name(at: &str, name: &str) -> Check<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return bad(
+            at,
+            format!("`{name}`: use 1-64 letters, digits, `-` and `_` (it names directories)"),
+        );
+    }
+    Ok(name.to_string())
+}
+
+fn component(at: &str, c: &str) -> Check<String> {
+    match component_problem(c) {
+        Some(reason) => bad(at, format!("`{c}`: {reason}")),
+        None => Ok(c.to_string()),
+    }
+}
+
+impl RawScenario {
+    fn validate(self, base: &Path, default_name: &str) -> Check<Scenario> {
+        let seed = self.seed;
+        let content = self.content.validate(base, seed)?;
+        let mut names = std::collections::HashSet::new();
+        let mut peers = Vec::new();
+        for (i, raw) in self.peers.into_iter().enumerate() {
+            let at = format!("peers[{i}] ({})", raw.name);
+            let class = raw.validate(&at)?;
+            if !names.insert(class.name.clone()) {
+                return bad(at, "another class has this name");
+            }
+            peers.push(class);
+        }
+        let mut viewers = Vec::new();
+        for (i, raw) in self.viewers.into_iter().enumerate() {
+            let at = format!("viewers[{i}] ({})", raw.name);
+            let class = raw.validate(&at)?;
+            if !names.insert(class.name.clone()) {
+                return bad(at, "another peer or viewer class has this name");
+            }
+            viewers.push(class);
+        }
+        let total: u64 = peers
+            .iter()
+            .map(|c| u64::from(c.count))
+            .chain(viewers.iter().map(|c| u64::from(c.count)))
+            .sum();
+        if total > u64::from(MAX_WORLD_PEERS) {
+            return bad(
+                "peers",
+                format!("{total} peers and viewers; at most {MAX_WORLD_PEERS} on one machine"),
+            );
+        }
+        Ok(Scenario {
+            name: self.name.unwrap_or_else(|| default_name.to_string()),
+            description: self.description,
+            seed,
+            content,
+            peers,
+            viewers,
+        })
+    }
+}
+
+impl RawContent {
+    fn validate(self, base: &Path, scenario_seed: u64) -> Check<ContentSpec> {
+        let piece_size = match &self.piece_size {
+            None => None,
+            Some(a) => {
+                let n = size("content.piece_size", a)?;
+                let ok = n.is_power_of_two()
+                    && (u64::from(MIN_PIECE_LEN)..=u64::from(MAX_SCENARIO_PIECE_LEN)).contains(&n);
+                if !ok {
+                    return bad(
+                        "content.piece_size",
+                        format!("{n} bytes: must be a power of two from 16KiB to 16MiB"),
+                    );
+                }
+                Some(n as u32)
+            }
+        };
+        let given = [
+            self.size.is_some(),
+            self.files.is_some(),
+            self.path.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return bad(
+                "content",
+                "give exactly one of `size` (one generated file), `[[content.files]]` \
+                 (a generated directory) or `path` (a real file or directory)",
+            );
+        }
+        let seed = self.seed.unwrap_or(scenario_seed);
+        if let Some(path) = self.path {
+            if self.seed.is_some() {
+                return bad("content.seed", "only generated content has a seed");
+            }
+            let path = if path.is_absolute() {
+                path
+            } else {
+                base.join(path)
+            };
+            let name = match self.name {
+                Some(n) => component("content.name", &n)?,
+                None => match path.file_name() {
+                    Some(n) => n.to_string_lossy().into_owned(),
+                    None => return bad("content.path", "names no file or directory"),
+                },
+            };
+            return Ok(ContentSpec {
+                name,
+                piece_size,
+                source: ContentSource::Path(path),
+            });
+        }
+        let Some(name) = self.name else {
+            return bad("content.name", "generated content needs a name");
+        };
+        let name = component("content.name", &name)?;
+        let (total, files) = match (self.size, self.files) {
+            (Some(s), None) => (size("content.size", &s)?, None),
+            (None, Some(raw)) => {
+                if raw.is_empty() {
+                    return bad("content.files", "list at least one file");
+                }
+                let mut files = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for (i, f) in raw.iter().enumerate() {
+                    let at = format!("content.files[{i}]");
+                    let parts = f
+                        .path
+                        .split('/')
+                        .map(|c| component(&format!("{at}.path"), c))
+                        .collect::<Check<Vec<_>>>()?;
+                    if !seen.insert(parts.clone()) {
+                        return bad(at, format!("`{}` is listed twice", f.path));
+                    }
+                    files.push((parts, size(&format!("{at}.size"), &f.size)?));
+                }
+                (files.iter().map(|f| f.1).sum(), Some(files))
+            }
+            _ => unreachable!("exactly one content source was checked above"),
+        };
+        if total > 64 * 1024 * 1024 * 1024 {
+            return bad("content", "more than 64 GiB of generated content");
+        }
+        Ok(ContentSpec {
+            name,
+            piece_size,
+            source: ContentSource::Generated {
+                seed,
+                size: total,
+                files,
+            },
+        })
+    }
+}
+
+fn arrival(at: &str, arrive: f64, spread: f64) -> Check<Arrival> {
+    Ok(Arrival {
+        at: seconds(&format!("{at}.arrive"), arrive)?,
+        spread: seconds(&format!("{at}.arrive_spread"), spread)?,
+    })
+}
+
+impl RawPeerClass {
+    fn validate(self, at: &str) -> Check<PeerClass> {
+        let name = class_name(&format!("{at}.name"), &self.name)?;
+        let have = fraction(&format!("{at}.have"), self.have)?;
+        let have_max = fraction(&format!("{at}.have_max"), self.have_max.unwrap_or(have))?;
+        if have_max < have {
+            return bad(
+                format!("{at}.have_max"),
+                format!("{have_max} is below have ({have})"),
+            );
+        }
+        let leave_after = self
+            .leave_after
+            .map(|v| seconds(&format!("{at}.leave_after"), v))
+            .transpose()?;
+        let rejoin_after = self
+            .rejoin_after
+            .map(|v| seconds(&format!("{at}.rejoin_after"), v))
+            .transpose()?;
+        if rejoin_after.is_some() && leave_after.is_none() {
+            return bad(
+                format!("{at}.rejoin_after"),
+                "needs leave_after (a peer rejoins after it has left)",
+            );
+        }
+        if self.linger.is_some() && !self.reincarnate {
+            return bad(
+                format!("{at}.linger"),
+                "is the wait before reincarnating: set reincarnate = true",
+            );
+        }
+        let reincarnate = if self.reincarnate {
+            if have >= 1.0 {
+                return bad(
+                    format!("{at}.reincarnate"),
+                    "a class that starts complete (have = 1.0) never finishes a download",
+                );
+            }
+            Some(seconds(
+                &format!("{at}.linger"),
+                self.linger.unwrap_or(5.0),
+            )?)
+        } else {
+            None
+        };
+        Ok(PeerClass {
+            name,
+            count: self.count,
+            have,
+            have_max,
+            draw: self.draw,
+            limits: Limits {
+                upload: rate(&format!("{at}.upload"), self.upload.as_ref())?,
+                download: rate(&format!("{at}.download"), self.download.as_ref())?,
+            },
+            arrival: arrival(at, self.arrive, self.arrive_spread)?,
+            leave_after,
+            rejoin_after,
+            reincarnate,
+        })
+    }
+}
+
+impl RawViewerClass {
+    fn validate(self, at: &str) -> Check<ViewerClass> {
+        let name = class_name(&format!("{at}.name"), &self.name)?;
+        let r = rate(&format!("{at}.rate"), Some(&self.rate))?;
+        if r == 0 {
+            return bad(format!("{at}.rate"), "the playback rate must be above zero");
+        }
+        let delay = seconds(&format!("{at}.delay"), self.delay)?;
+        let prefetch = seconds(&format!("{at}.prefetch"), self.prefetch)?;
+        if prefetch > delay {
+            return bad(
+                format!("{at}.prefetch"),
+                format!("P = {} s is above D = {} s", self.prefetch, self.delay),
+            );
+        }
+        let policy = match self.policy.as_str() {
+            "deadline" => PolicyKind::Deadline,
+            "rarest" => PolicyKind::Rarest,
+            "sequential" => PolicyKind::Sequential,
+            other => {
+                return bad(
+                    format!("{at}.policy"),
+                    format!("`{other}`: use deadline, rarest or sequential"),
+                );
+            }
+        };
+        Ok(ViewerClass {
+            name,
+            count: self.count,
+            rate: r,
+            delay,
+            prefetch,
+            policy,
+            file: self.file,
+            arrival: arrival(at, self.arrive, self.arrive_spread)?,
+            limits: Limits {
+                upload: rate(&format!("{at}.upload"), self.upload.as_ref())?,
+                download: rate(&format!("{at}.download"), self.download.as_ref())?,
+            },
+            stay: self
+                .stay
+                .map(|v| seconds(&format!("{at}.stay"), v))
+                .transpose()?,
+        })
+    }
+}

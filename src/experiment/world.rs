@@ -1,0 +1,484 @@
+//! A local world in one process: the built-in tracker and the metered origin on 127.0.0.1
+//! (port 0), the scenario's content and torrent, and every world peer and viewer as a real
+//! engine session with its own listen port and limits, each on its schedule. The run
+//! directory receives `world.json` (URLs, paths and every peer's traffic, refreshed every
+//! two seconds), `events.log`, the content, partial copies and viewer reports.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::content::materialise;
+use super::peers::{PeerRecord, Tracked, run_peer};
+use super::scenario::{Scenario, ViewerClass};
+use super::viewers::{movie_index, run_viewer};
+use crate::make_torrent::{MakeTorrentOptions, make_torrent};
+use crate::proto::metainfo::Metainfo;
+use crate::service::origin::{self, OriginConfig, OriginMeter};
+use crate::service::tracker::{self, TrackerConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    #[error("run directory {}: {source}", path.display())]
+    RunDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make the content: {0}")]
+    Content(std::io::Error),
+    #[error("cannot make the torrent: {0}")]
+    Torrent(String),
+    #[error("cannot listen on 127.0.0.1: {0}")]
+    Listen(std::io::Error),
+    #[error("viewer class {class}: no file `{file}` in the torrent")]
+    NoMovie { class: String, file: String },
+}
+
+/// How a world runs.
+#[derive(Debug, Clone)]
+pub struct WorldOptions {
+    /// Run the scenario's viewers (an experiment runner may drive its own instead).
+    pub run_viewers: bool,
+    /// Re-announce interval the tracker gives peers.
+    pub announce_interval: Duration,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        WorldOptions {
+            run_viewers: true,
+            announce_interval: Duration::from_secs(20),
+        }
+    }
+}
+
+/// What every peer task of the world reads.
+pub(crate) struct WorldShared {
+    pub scenario: Scenario,
+    pub meta: Metainfo,
+    pub run_dir: PathBuf,
+    pub content_path: PathBuf,
+    pub tracker_url: String,
+    pub origin_url: String,
+    pub started: Instant,
+    events: Mutex<Option<std::fs::File>>,
+}
+
+impl WorldShared {
+    /// Appends a line to `events.log` (and the debug log).
+    pub fn event(&self, line: &str) {
+        let t = self.started.elapsed().as_secs_f64();
+        tracing::debug!("world t={t:.1}s {line}");
+        let mut file = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = file.as_mut() {
+            let _ = writeln!(f, "t={t:7.1}s {line}");
+        }
+    }
+
+    /// The movie of a viewer class: its path in the torrent and its index.
+    pub fn movie_file(&self, class: &ViewerClass) -> (String, usize) {
+        let i = movie_index(&self.meta, class.file.as_deref()).unwrap_or(0);
+        (self.meta.relative_path(i).display().to_string(), i)
+    }
+}
+
+/// `world.json`: where things are, and what every peer did.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorldSummary {
+    pub scenario: String,
+    pub pid: u32,
+    pub tracker_url: String,
+    pub origin_url: String,
+    pub torrent: PathBuf,
+    pub content: PathBuf,
+    pub torrent_name: String,
+    pub info_hash: String,
+    pub piece_count: u32,
+    pub piece_size: u32,
+    pub total_bytes: u64,
+    pub uptime_s: f64,
+    pub origin_bytes_served: u64,
+    pub peers: Vec<PeerRecord>,
+}
+
+/// A running world.
+pub struct World {
+    shared: Arc<WorldShared>,
+    records: Arc<Mutex<Vec<PeerRecord>>>,
+    meter: Arc<OriginMeter>,
+    torrent_path: PathBuf,
+    cancel: CancellationToken,
+    peer_tasks: Vec<JoinHandle<()>>,
+    writer: JoinHandle<()>,
+    services: Vec<(oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+impl World {
+    /// Makes the content and torrent in `run_dir`, starts the tracker, the origin and every
+    /// peer's schedule, and writes `world.json`.
+    pub async fn start(
+        scenario: Scenario,
+        run_dir: &Path,
+        options: WorldOptions,
+    ) -> Result<World, WorldError> {
+        let dir_err = |source| WorldError::RunDir {
+            path: run_dir.to_path_buf(),
+            source,
+        };
+        for sub in ["content", "peers", "viewers"] {
+            std::fs::create_dir_all(run_dir.join(sub)).map_err(dir_err)?;
+        }
+        let run_dir = std::fs::canonicalize(run_dir).map_err(dir_err)?;
+        let events = std::fs::File::create(run_dir.join("events.log")).map_err(dir_err)?;
+
+        let tracker_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(WorldError::Listen)?;
+        let origin_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(WorldError::Listen)?;
+        let tracker_url = format!("http://{}/announce", local(&tracker_listener)?);
+        let origin_url = format!("http://{}/", local(&origin_listener)?);
+
+        let (content_path, torrent_bytes) = {
+            let spec = scenario.content.clone();
+            let dir = run_dir.join("content");
+            let announce = tracker_url.clone();
+            tokio::task::spawn_blocking(move || build_content(&spec, &dir, &announce))
+                .await
+                .map_err(|e| WorldError::Torrent(e.to_string()))??
+        };
+        let meta =
+            Metainfo::from_bytes(&torrent_bytes).map_err(|e| WorldError::Torrent(e.to_string()))?;
+        let torrent_path = run_dir.join(format!("{}.torrent", meta.name));
+        std::fs::write(&torrent_path, &torrent_bytes).map_err(dir_err)?;
+        for class in &scenario.viewers {
+            if movie_index(&meta, class.file.as_deref()).is_none() {
+                return Err(WorldError::NoMovie {
+                    class: class.name.clone(),
+                    file: class.file.clone().unwrap_or_default(),
+                });
+            }
+        }
+
+        let mut services = Vec::new();
+        let config = TrackerConfig {
+            interval: options.announce_interval,
+            min_interval: Some(Duration::from_secs(2)),
+            ..TrackerConfig::default()
+        };
+        services.push(spawn_service(|stop| async move {
+            if let Err(e) = tracker::serve(tracker_listener, config, stop).await {
+                tracing::error!("world tracker: {e}");
+            }
+        }));
+        let meter = Arc::new(OriginMeter::new());
+        let mut origin_config = OriginConfig::new(content_path.clone());
+        origin_config.meter = Arc::clone(&meter);
+        services.push(spawn_service(|stop| async move {
+            if let Err(e) = origin::serve(origin_listener, origin_config, stop).await {
+                tracing::error!("world origin: {e}");
+            }
+        }));
+
+        let shared = Arc::new(WorldShared {
+            scenario,
+            meta,
+            run_dir: run_dir.clone(),
+            content_path,
+            tracker_url,
+            origin_url,
+            started: Instant::now(),
+            events: Mutex::new(Some(events)),
+        });
+        shared.event(&format!(
+            "world `{}` started: tracker {}, origin {}",
+            shared.scenario.name, shared.tracker_url, shared.origin_url
+        ));
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let cancel = CancellationToken::new();
+        let mut peer_tasks = Vec::new();
+        let track = |name: String, class: &str, role: &str| {
+            let mut all = records.lock().unwrap_or_else(|p| p.into_inner());
+            all.push(PeerRecord {
+                name,
+                class: class.to_string(),
+                role: role.to_string(),
+                state: "waiting".into(),
+                piece_count: shared.meta.geometry.piece_count(),
+                ..PeerRecord::default()
+            });
+            Tracked {
+                records: Arc::clone(&records),
+                index: all.len() - 1,
+                base_down: 0,
+                base_up: 0,
+            }
+        };
+        for (c, class) in shared.scenario.peers.iter().enumerate() {
+            let role = if class.is_seed_class() {
+                "seed"
+            } else {
+                "partial"
+            };
+            for i in 0..class.count {
+                let tracked = track(format!("{}-{i}", class.name), &class.name, role);
+                let task = run_peer(Arc::clone(&shared), c, i, tracked, cancel.clone());
+                peer_tasks.push(tokio::spawn(task));
+            }
+        }
+        if options.run_viewers {
+            for (c, class) in shared.scenario.viewers.iter().enumerate() {
+                for i in 0..class.count {
+                    let tracked = track(format!("{}-{i}", class.name), &class.name, "viewer");
+                    let task = run_viewer(Arc::clone(&shared), c, i, tracked, cancel.clone());
+                    peer_tasks.push(tokio::spawn(task));
+                }
+            }
+        }
+        wait_first_arrivals(&shared, &records).await;
+        let world = World {
+            writer: tokio::spawn(write_periodically(
+                Arc::clone(&shared),
+                Arc::clone(&records),
+                Arc::clone(&meter),
+                torrent_path.clone(),
+                cancel.clone(),
+            )),
+            shared,
+            records,
+            meter,
+            torrent_path,
+            cancel,
+            peer_tasks,
+            services,
+        };
+        world.write_summary();
+        Ok(world)
+    }
+
+    pub fn tracker_url(&self) -> &str {
+        &self.shared.tracker_url
+    }
+
+    /// The origin (VoD server) root URL, in BEP 19 layout.
+    pub fn origin_url(&self) -> &str {
+        &self.shared.origin_url
+    }
+
+    /// The world's torrent, announcing to its tracker.
+    pub fn torrent_path(&self) -> &Path {
+        &self.torrent_path
+    }
+
+    /// The complete content: the file, or the torrent's top directory.
+    pub fn content_path(&self) -> &Path {
+        &self.shared.content_path
+    }
+
+    pub fn metainfo(&self) -> &Metainfo {
+        &self.shared.meta
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.shared.run_dir
+    }
+
+    /// Bytes the origin has served (to every viewer, world or not).
+    pub fn origin_bytes_served(&self) -> u64 {
+        self.meter.bytes_served()
+    }
+
+    /// Every world peer's and viewer's record, now.
+    pub fn peers(&self) -> Vec<PeerRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Waits until every world viewer has its report (or failed), up to `bound`; true if so.
+    pub async fn wait_viewers(&self, bound: Duration) -> bool {
+        let end = Instant::now() + bound;
+        loop {
+            let done = self
+                .peers()
+                .iter()
+                .filter(|r| r.role == "viewer")
+                .all(|r| r.report.is_some() || r.state == "failed");
+            if done {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn summary(&self) -> WorldSummary {
+        summary(&self.shared, &self.records, &self.meter, &self.torrent_path)
+    }
+
+    fn write_summary(&self) {
+        write_json(&self.shared.run_dir, &self.summary());
+    }
+
+    /// Stops every peer (each announces `stopped`), then the tracker and the origin, and
+    /// writes the final `world.json`. Returns the final summary.
+    pub async fn stop(self) -> WorldSummary {
+        self.cancel.cancel();
+        for task in self.peer_tasks {
+            // A session's shutdown announces briefly; never wait on one forever.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        let _ = self.writer.await;
+        for (stop, task) in self.services {
+            let _ = stop.send(());
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        self.shared.event("world stopped");
+        let summary = summary(&self.shared, &self.records, &self.meter, &self.torrent_path);
+        write_json(&self.shared.run_dir, &summary);
+        summary
+    }
+}
+
+/// Waits (up to 30 s) until every world peer due at t = 0 is online or failed, and gives their
+/// first announces a moment, so a client started on `world.json` finds them at the tracker.
+async fn wait_first_arrivals(shared: &WorldShared, records: &Mutex<Vec<PeerRecord>>) {
+    let mut due = Vec::new();
+    let mut index = 0;
+    for class in &shared.scenario.peers {
+        for i in 0..class.count {
+            if class.arrival.of(i, class.count).is_zero() {
+                due.push(index);
+            }
+            index += 1;
+        }
+    }
+    let end = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < end {
+        let waiting = {
+            let all = records.lock().unwrap_or_else(|p| p.into_inner());
+            due.iter().any(|&i| all[i].state == "waiting")
+        };
+        if !waiting {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+fn local(listener: &TcpListener) -> Result<std::net::SocketAddr, WorldError> {
+    listener.local_addr().map_err(WorldError::Listen)
+}
+
+/// Writes the content under `dir` and returns its path and the torrent's bytes.
+pub fn build_content(
+    spec: &super::scenario::ContentSpec,
+    dir: &Path,
+    announce: &str,
+) -> Result<(PathBuf, Vec<u8>), WorldError> {
+    let path = materialise(spec, dir).map_err(WorldError::Content)?;
+    let opts = MakeTorrentOptions {
+        path: path.clone(),
+        piece_length: spec.piece_size,
+        announce: vec![announce.to_string()],
+        created_by: Some("btvod world".into()),
+        creation_date: None,
+        ..MakeTorrentOptions::default()
+    };
+    let bytes =
+        make_torrent(&opts, &mut |_, _| {}).map_err(|e| WorldError::Torrent(e.to_string()))?;
+    Ok((path, bytes))
+}
+
+fn spawn_service<F, Fut>(serve: F) -> (oneshot::Sender<()>, JoinHandle<()>)
+where
+    F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel::<()>();
+    let stop = Box::pin(async move {
+        let _ = rx.await;
+    });
+    (tx, tokio::spawn(serve(stop)))
+}
+
+fn summary(
+    shared: &WorldShared,
+    records: &Mutex<Vec<PeerRecord>>,
+    meter: &OriginMeter,
+    torrent_path: &Path,
+) -> WorldSummary {
+    let meta = &shared.meta;
+    WorldSummary {
+        scenario: shared.scenario.name.clone(),
+        pid: std::process::id(),
+        tracker_url: shared.tracker_url.clone(),
+        origin_url: shared.origin_url.clone(),
+        torrent: torrent_path.to_path_buf(),
+        content: shared.content_path.clone(),
+        torrent_name: meta.name.clone(),
+        info_hash: meta.info_hash.to_hex(),
+        piece_count: meta.geometry.piece_count(),
+        piece_size: meta.geometry.piece_len(),
+        total_bytes: meta.total_len(),
+        uptime_s: shared.started.elapsed().as_secs_f64(),
+        origin_bytes_served: meter.bytes_served(),
+        peers: records.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+    }
+}
+
+/// Writes `world.json` whole (to a temporary name, then renamed) so readers never see half.
+fn write_json(run_dir: &Path, summary: &WorldSummary) {
+    let Ok(json) = serde_json::to_string_pretty(summary) else {
+        return;
+    };
+    let tmp = run_dir.join(".world.json.tmp");
+    if std::fs::write(&tmp, json + "\n").is_ok() {
+        let _ = std::fs::rename(&tmp, run_dir.join("world.json"));
+    }
+}
+
+async fn write_periodically(
+    shared: Arc<WorldShared>,
+    records: Arc<Mutex<Vec<PeerRecord>>>,
+    meter: Arc<OriginMeter>,
+    torrent_path: PathBuf,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        write_json(
+            &shared.run_dir,
+            &summary(&shared, &records, &meter, &torrent_path),
+        );
+    }
+}
