@@ -28,6 +28,7 @@ TMO=300
 RQBIT=1
 WRITE_MD=0
 
+CMDLINE="scripts/bench-throughput.sh$(printf ' %q' "$@")"
 usage() { sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
@@ -291,7 +292,7 @@ CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 [ -z "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] || REV="$REV + uncommitted src changes"
 HEADER="Run $(date -u +%Y-%m-%dT%H:%MZ), btvod at $REV, $ROUNDS rounds, piece length $PIECE, machine: nproc $(nproc), \"$CPU_MODEL\", load average at the end $(cut -d' ' -f1-3 /proc/loadavg).
-Command: \`scripts/bench-throughput.sh --rounds $ROUNDS --size $SIZE --piece-length $PIECE --mem-sizes \"$MEM_SIZES\"\`"
+Command: \`$CMDLINE\` (pairs: $PAIRS; size $SIZE; memory sizes: ${MEM_SIZES:-none})"
 if [ -n "$RQBIT_NOTE" ]; then HEADER="$HEADER
 Note: $RQBIT_NOTE"; fi
 summ=("$PY" "$ROOT/scripts/bench/summarize.py" "$RESULTS" --header "$HEADER")
