@@ -2,7 +2,7 @@
 //! deliver from the VoD server, and the report. The torrent task owns one of these and feeds
 //! it; the arithmetic and the ledger are `policy::vod`'s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,11 @@ pub struct Playback {
     /// Due pieces that were already being verified at their deadline: fetched whole if the
     /// check fails, left alone if it passes.
     due_while_verifying: Vec<PieceIndex>,
+    /// Pieces being fetched whole from the server: if that copy fails its check too, the
+    /// server does not serve this torrent's content.
+    whole_fetches: HashSet<PieceIndex>,
+    /// Why the server can no longer be used; nothing more is fetched from it.
+    server_error: Option<String>,
 }
 
 impl Playback {
@@ -52,6 +57,8 @@ impl Playback {
             fetching: HashMap::new(),
             server_blocks: HashMap::new(),
             due_while_verifying: Vec::new(),
+            whole_fetches: HashSet::new(),
+            server_error: None,
         }
     }
 
@@ -97,7 +104,8 @@ impl Playback {
     }
 
     /// Asks the server for `blocks` of `piece` (contiguous runs become one range each).
-    /// `after` delays the request (a retry after a failure).
+    /// `after` delays the request (a retry after a failure). Nothing is asked of a server
+    /// found to serve other content.
     pub fn fetch(
         &mut self,
         geometry: &Geometry,
@@ -106,8 +114,11 @@ impl Playback {
         whole: bool,
         after: Duration,
     ) {
-        if blocks.is_empty() {
+        if blocks.is_empty() || self.server_error.is_some() {
             return;
+        }
+        if whole {
+            self.whole_fetches.insert(piece);
         }
         self.fetching.insert(piece, blocks.clone());
         let server = Arc::clone(&self.server);
@@ -182,15 +193,34 @@ impl Playback {
             .map(|b| schedule.block_movie_bytes(*b))
             .sum();
         self.due_while_verifying.retain(|p| *p != piece);
+        self.whole_fetches.remove(&piece);
         let now = self.now();
         self.session
             .on_verified(now, piece, total.saturating_sub(from_server));
     }
 
-    /// A piece failed its check after the server was involved: everything is fetched again.
-    pub fn on_failed(&mut self, piece: PieceIndex) {
+    /// A piece failed its check after the server was involved. Returns whether to fetch it
+    /// whole again: not when the copy that failed was already the server's whole piece, for
+    /// then the server's own bytes are wrong and asking again would buy the same bytes forever.
+    pub fn on_failed(&mut self, piece: PieceIndex) -> bool {
         self.server_blocks.remove(&piece);
         self.due_while_verifying.retain(|p| *p != piece);
+        if self.whole_fetches.remove(&piece) {
+            self.server_error.get_or_insert_with(|| {
+                format!(
+                    "the VoD server {} sent piece {piece} whole and it fails its hash check: \
+                     the server does not serve this torrent's content",
+                    self.server.display_url()
+                )
+            });
+            return false;
+        }
+        self.server_error.is_none()
+    }
+
+    /// Why the server was given up, if it was.
+    pub fn server_error(&self) -> Option<&str> {
+        self.server_error.as_deref()
     }
 
     pub fn complete_at(&self) -> Option<Time> {
@@ -213,6 +243,7 @@ impl Playback {
             complete_at: self.session.complete_at(),
             movie_pieces: pieces.len() as u32,
             movie_pieces_ready: self.session.ready_count(),
+            server_error: self.server_error.clone(),
         }
     }
 }
@@ -232,6 +263,9 @@ pub struct VodStatus {
     pub complete_at: Option<Time>,
     pub movie_pieces: u32,
     pub movie_pieces_ready: u32,
+    /// Set when the server was found to serve other content: the movie cannot be completed
+    /// and the player should stop with this message.
+    pub server_error: Option<String>,
 }
 
 impl VodStatus {

@@ -92,7 +92,12 @@ impl Torrent {
         if !playback.owns_on_failure(piece) {
             return;
         }
-        playback.on_failed(piece);
+        if !playback.on_failed(piece) {
+            if let Some(error) = playback.server_error() {
+                tracing::error!(%piece, "{error}");
+            }
+            return;
+        }
         self.picker.on_piece_owned_elsewhere(piece);
         self.flush_cancellations();
         let all: Vec<BlockRef> = self.geometry.blocks(piece).collect();
