@@ -99,6 +99,11 @@ pub struct Storage {
     /// Files written since the last `sync`, so `sync` also reaches files whose handle was
     /// evicted (fsync through a fresh descriptor flushes the file's dirty pages).
     dirty: Vec<AtomicBool>,
+    /// Per file, the region `open` itself created (a sparse hole with no data) while the file
+    /// has not been written since: a recheck need not read it, since it cannot hold a piece.
+    fresh: Vec<Option<Range<u64>>>,
+    /// Per file, whether anything was written since `open` (never cleared, unlike `dirty`).
+    written: Vec<AtomicBool>,
 }
 
 /// Whether a read filled the whole buffer, or stopped at a missing or short file.
@@ -112,11 +117,14 @@ impl Storage {
     /// `set_len` (sparse), refuses longer files, paths out of root and symlinks on the way.
     pub fn open(layout: StorageLayout) -> Result<Storage, StorageError> {
         layout.validate()?;
+        let mut fresh = Vec::with_capacity(layout.files.len());
         for (path, len) in &layout.files {
-            paths::prepare_for_download(&layout.root, path, *len)?;
+            fresh.push(paths::prepare_for_download(&layout.root, path, *len)?);
         }
         tracing::debug!(root = %layout.root.display(), files = layout.files.len(), "storage opened for download");
-        Ok(Self::new(layout, Access::ReadWrite))
+        let mut storage = Self::new(layout, Access::ReadWrite);
+        storage.fresh = fresh;
+        Ok(storage)
     }
 
     /// Opens existing content read-only for seeding: every file must be there with its length.
@@ -130,6 +138,7 @@ impl Storage {
     }
 
     fn new(layout: StorageLayout, access: Access) -> Self {
+        let layout_files = layout.files.len();
         let dirty = layout
             .files
             .iter()
@@ -140,6 +149,8 @@ impl Storage {
             access,
             handles: HandleCache::new(OPEN_FILES_LIMIT),
             dirty,
+            fresh: Vec::new(),
+            written: (0..layout_files).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
@@ -185,6 +196,9 @@ impl Storage {
             let Some(file) = self.handle(slice.file)? else {
                 return Err(StorageError::Missing { path });
             };
+            if let Some(flag) = self.written.get(slice.file) {
+                flag.store(true, Ordering::Release);
+            }
             if let Some(flag) = self.dirty.get(slice.file) {
                 flag.store(true, Ordering::Release);
             }
@@ -216,11 +230,35 @@ impl Storage {
 
     /// `check_piece` with a caller's buffer, so a recheck allocates once per thread.
     fn check_piece_into(&self, piece: PieceIndex, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
+        if self.touches_fresh_region(piece) {
+            // Zeros just made by `open`: reading and hashing them would only cost time.
+            return Ok(false);
+        }
         buf.resize(self.geometry().piece_size(piece) as usize, 0);
         match self.read_range(piece, self.geometry().piece_range(piece), buf)? {
             ReadOutcome::Complete => Ok(self.hash_matches(piece, buf)),
             ReadOutcome::Incomplete { .. } => Ok(false),
         }
+    }
+
+    /// Whether any byte of the piece lies in a hole `open` created in a file not written since.
+    fn touches_fresh_region(&self, piece: PieceIndex) -> bool {
+        let geometry = self.geometry();
+        geometry
+            .file_slices(geometry.piece_range(piece))
+            .iter()
+            .any(|slice| {
+                let untouched = self
+                    .written
+                    .get(slice.file)
+                    .is_some_and(|d| !d.load(Ordering::Acquire));
+                let Some(Some(hole)) = self.fresh.get(slice.file) else {
+                    return false;
+                };
+                untouched
+                    && slice.file_offset < hole.end
+                    && slice.file_offset + slice.len > hole.start
+            })
     }
 
     /// Flushes every file written since the last sync to the disk.

@@ -90,8 +90,13 @@ fn open_options(access: Access) -> OpenOptions {
 }
 
 /// Makes the file ready for a download: directories and file created when missing, length set
-/// with `set_len` (sparse) when shorter. A longer file is an error, never truncated.
-pub(super) fn prepare_for_download(root: &Path, rel: &Path, len: u64) -> Result<(), StorageError> {
+/// with `set_len` (sparse) when shorter. A longer file is an error, never truncated. Returns
+/// the byte range this call created (a hole that holds no data yet), if any.
+pub(super) fn prepare_for_download(
+    root: &Path,
+    rel: &Path,
+    len: u64,
+) -> Result<Option<std::ops::Range<u64>>, StorageError> {
     let Some(path) = walk_dirs(root, rel, true)? else {
         // walk_dirs with create never reports a missing directory.
         return Err(StorageError::Missing {
@@ -105,7 +110,7 @@ pub(super) fn prepare_for_download(root: &Path, rel: &Path, len: u64) -> Result<
             expected: len,
             actual,
         }),
-        Some(actual) if actual == len => Ok(()),
+        Some(actual) if actual == len => Ok(None),
         _ => {
             let file = OpenOptions::new()
                 .write(true)
@@ -114,7 +119,8 @@ pub(super) fn prepare_for_download(root: &Path, rel: &Path, len: u64) -> Result<
                 .open(&path)
                 .map_err(|e| StorageError::io("create", &path, e))?;
             file.set_len(len)
-                .map_err(|e| StorageError::io("set the length of", &path, e))
+                .map_err(|e| StorageError::io("set the length of", &path, e))?;
+            Ok(Some(actual.unwrap_or(0)..len))
         }
     }
 }
