@@ -163,7 +163,7 @@ fn a_distant_server_stalls_playback_without_prefetch_and_not_with_it() {
     // The fetch is issued a learnt lead (~300 ms) before the deadline: without it each
     // bought piece would land ~300 ms late.
     assert!(
-        without < 0.25,
+        without < 0.3,
         "P = 0 stalled {without} s: the lead did not hide the server's 300 ms"
     );
     assert!(
@@ -240,4 +240,51 @@ fn in_a_multi_file_torrent_only_the_movie_pieces_are_bought() {
         let sum: u64 = stats.files.values().map(|f| f.bytes_served).sum();
         assert_eq!(sum, stats.bytes_served, "{stats:?}");
     }
+}
+
+/// The origin goes away in the middle of a body and comes back on the same port only after the
+/// fetch has given up: the bytes of the cut body were received (and metered by the origin) but
+/// complete no block, and the piece is bought again. They still count as penalty, so the
+/// report equals both origins' meters together, and the movie is intact.
+#[test]
+fn bytes_of_a_fetch_cut_short_still_count_as_penalty() {
+    let movie = Movie::single(4 * PIECE as usize, 16, PIECE);
+    let port = common::external::free_port();
+    // 16 KiB/s: one piece takes the server 4 s.
+    let slow = Origin::start_on(&movie.content_path, port, &["--rate", "16KiB"]);
+    let mut args = PlayArgs::new(64, 1.0, 0.0);
+    args.server = Some(slow.url());
+    std::thread::scope(|scope| {
+        let client = scope.spawn(|| play(&movie, &args, "cut", RUN_BOUND));
+        // Wait for the first body to be under way, then stop the origin mid-body.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while slow.stats().bytes_served < 16 * 1024 {
+            assert!(std::time::Instant::now() < deadline, "no fetch began");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let first = slow.stop();
+        assert!(
+            !first.is_multiple_of(u64::from(PIECE)),
+            "the stop did not cut a body ({first} bytes served)"
+        );
+        // Down long enough for the fetcher's own retries (~1.4 s of backoff) to give up: the
+        // partial body is then lost to the fetch, and the piece is asked for again.
+        std::thread::sleep(Duration::from_millis(2500));
+        let back = Origin::start_on(&movie.content_path, port, &[]);
+        let p = client.join().expect("the client run");
+        let second = back.stats().bytes_served;
+        let r = &p.report;
+        eprintln!("cut: first origin {first}, second {second}: {r:?}");
+        assert_eq!(
+            r.penalty_bytes,
+            first + second,
+            "penalty is not every byte received from both origins: {r:?}"
+        );
+        let saved = std::fs::read(&p.saved).expect("read the saved movie");
+        assert!(saved == movie.movie(), "saved movie differs");
+        assert!(
+            r.penalty_bytes > movie.len(),
+            "nothing was bought twice: {r:?}"
+        );
+    });
 }

@@ -16,11 +16,14 @@ use crate::policy::vod::{Ledger, VodSession};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BlockRef, Geometry, PieceIndex};
 
-/// Bytes the server sent for some blocks of one piece (or why it could not).
+/// Bytes the server sent for some blocks of one piece, and why it stopped short if it did.
 #[derive(Debug)]
 pub struct ServerFetched {
     pub piece: PieceIndex,
-    pub result: Result<Vec<(BlockRef, Vec<u8>)>, String>,
+    /// The blocks that arrived whole (all that were asked for unless `error` is set).
+    pub blocks: Vec<(BlockRef, Vec<u8>)>,
+    /// Why the rest did not arrive.
+    pub error: Option<String>,
     /// Whether this was the whole-piece refetch after a failed hash check.
     pub whole: bool,
 }
@@ -43,6 +46,8 @@ pub struct Playback {
     whole_fetches: HashSet<PieceIndex>,
     /// Why the server can no longer be used; nothing more is fetched from it.
     server_error: Option<String>,
+    /// Server bytes booked to the ledger so far, to compare with the server's meter.
+    booked: u64,
 }
 
 impl Playback {
@@ -59,6 +64,7 @@ impl Playback {
             due_while_verifying: Vec::new(),
             whole_fetches: HashSet::new(),
             server_error: None,
+            booked: 0,
         }
     }
 
@@ -129,7 +135,7 @@ impl Playback {
                 tokio::time::sleep(after).await;
             }
             let mut out = Vec::with_capacity(blocks.len());
-            let mut result = Ok(());
+            let mut error = None;
             for run in runs(&blocks) {
                 let start = base + u64::from(run[0].offset());
                 let end = start + run.iter().map(|b| u64::from(b.len())).sum::<u64>();
@@ -143,7 +149,7 @@ impl Playback {
                         }
                     }
                     Ok(bytes) => {
-                        result = Err(format!(
+                        error = Some(format!(
                             "server sent {} bytes for a {}-byte range",
                             bytes.len(),
                             end - start
@@ -151,14 +157,16 @@ impl Playback {
                         break;
                     }
                     Err(e) => {
-                        result = Err(e.to_string());
+                        error = Some(e.to_string());
                         break;
                     }
                 }
             }
+            // Runs that arrived before a failure are delivered: they were paid for.
             let _ = tx.send(ServerFetched {
                 piece,
-                result: result.map(|()| out),
+                blocks: out,
+                error,
                 whole,
             });
         });
@@ -168,16 +176,36 @@ impl Playback {
         self.fetched_rx.recv().await
     }
 
-    /// Books what the server delivered. Returns the blocks to store.
+    /// Books what the server delivered.
     pub fn on_fetched(&mut self, fetched: &ServerFetched) {
         self.fetching.remove(&fetched.piece);
-        if let Ok(blocks) = &fetched.result {
-            let bytes: u64 = blocks.iter().map(|(_, d)| d.len() as u64).sum();
+        if !fetched.blocks.is_empty() {
+            let bytes: u64 = fetched.blocks.iter().map(|(_, d)| d.len() as u64).sum();
             self.session.on_server_bytes(fetched.piece, bytes);
+            self.booked += bytes;
             self.server_blocks
                 .entry(fetched.piece)
                 .or_default()
-                .extend(blocks.iter().map(|(b, _)| *b));
+                .extend(fetched.blocks.iter().map(|(b, _)| *b));
+        }
+        if self.fetching.is_empty() {
+            self.book_unused_server_bytes();
+        }
+    }
+
+    /// A fetch that failed midway (a body cut short and never completed) received bytes that
+    /// no block holds; the server's meter counted them and so must the penalty, which is
+    /// every byte received. Only while no fetch is under way is the difference exactly those.
+    fn book_unused_server_bytes(&mut self) {
+        let received = self.server.meter().bytes_received;
+        if received > self.booked {
+            let unused = received - self.booked;
+            tracing::debug!(
+                unused,
+                "server bytes of failed fetches added to the penalty"
+            );
+            self.session.ledger_mut().penalty_bytes += unused;
+            self.booked = received;
         }
     }
 

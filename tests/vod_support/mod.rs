@@ -150,19 +150,26 @@ pub struct Origin {
 
 impl Origin {
     pub fn start(content: &Path, latency_ms: u64) -> Origin {
-        let port = free_port();
-        let args: Vec<String> = [
+        Self::start_on(
+            content,
+            free_port(),
+            &["--latency-ms", &latency_ms.to_string()],
+        )
+    }
+
+    /// `btvod origin` on `port` with more options (`--rate`, `--latency-ms`).
+    pub fn start_on(content: &Path, port: u16, options: &[&str]) -> Origin {
+        let mut args: Vec<String> = [
             "origin",
             "--content",
             &content.display().to_string(),
             "--port",
             &port.to_string(),
-            "--latency-ms",
-            &latency_ms.to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(options.iter().map(|s| s.to_string()));
         let guard = ProcessGuard::spawn("btvod origin", BTVOD, &args, Path::new("."), |_| {})
             .unwrap_or_else(|e| panic!("{e}"));
         let origin = Origin { port, guard };
@@ -188,6 +195,22 @@ impl Origin {
     fn try_stats(&self) -> Option<OriginStats> {
         let body = http_get(self.port, "/stats").ok()?;
         serde_json::from_slice(&body).ok()
+    }
+
+    /// Stops the origin (SIGTERM: bodies under way get its 2 s grace, then are cut) and returns
+    /// the bytes it served, from the line it prints on the way out.
+    pub fn stop(self) -> u64 {
+        self.guard.stop();
+        let log = self.guard.report();
+        let line = log
+            .lines()
+            .find(|l| l.contains("origin: stopped;"))
+            .unwrap_or_else(|| panic!("the origin did not print its meter on exit:\n{log}"));
+        let value = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("bytes_served="))
+            .unwrap_or_else(|| panic!("no bytes_served in: {line}"));
+        value.parse().expect("bytes_served is a number")
     }
 
     /// The origin's own meter.

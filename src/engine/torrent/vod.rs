@@ -57,28 +57,24 @@ impl Torrent {
         };
         playback.on_fetched(&fetched);
         let piece = fetched.piece;
-        match fetched.result {
-            Ok(blocks) => {
-                let mut complete = false;
-                for (block, data) in &blocks {
-                    match self.assembly.store(&self.geometry, *block, None, data) {
-                        Stored::Complete => complete = true,
-                        Stored::Partial | Stored::Duplicate => {}
-                    }
-                }
-                if complete {
-                    self.verify(piece);
-                }
+        let mut complete = false;
+        for (block, data) in &fetched.blocks {
+            match self.assembly.store(&self.geometry, *block, None, data) {
+                Stored::Complete => complete = true,
+                Stored::Partial | Stored::Duplicate => {}
             }
-            Err(error) => {
-                tracing::warn!(%piece, %error, "VoD server fetch failed; retrying");
-                let missing: Vec<BlockRef> = self
-                    .geometry
-                    .blocks(piece)
-                    .filter(|b| !self.assembly.has_block(*b))
-                    .collect();
-                playback.fetch(&self.geometry, piece, missing, fetched.whole, REFETCH_DELAY);
-            }
+        }
+        if complete {
+            self.verify(piece);
+        } else if let Some(error) = &fetched.error {
+            // What arrived is kept; only the rest is asked for again.
+            tracing::warn!(%piece, %error, "VoD server fetch failed; retrying");
+            let missing: Vec<BlockRef> = self
+                .geometry
+                .blocks(piece)
+                .filter(|b| !self.assembly.has_block(*b))
+                .collect();
+            playback.fetch(&self.geometry, piece, missing, fetched.whole, REFETCH_DELAY);
         }
         self.publish_stats();
     }
