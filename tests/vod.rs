@@ -57,6 +57,15 @@ fn btvod_world_plays_the_movie_with_penalty_equal_to_the_origin_meter() {
         "a swarm slower than R cost nothing: {r:?}"
     );
     assert!(r.pieces_from_server as u64 <= movie_pieces(&movie));
+    // The partial peers want what the client has, and its --max-upload-rate 64 holds.
+    assert!(r.uploaded_bytes > 0, "nothing uploaded to the swarm: {r:?}");
+    let cap = 64.0 * 1024.0 * (p.elapsed.as_secs_f64() * 1.1) + 64.0 * 1024.0;
+    assert!(
+        (r.uploaded_bytes as f64) <= cap,
+        "uploaded {} bytes in {:?} at --max-upload-rate 64: {r:?}",
+        r.uploaded_bytes,
+        p.elapsed
+    );
 }
 
 /// A swarm far faster than R: every piece arrives before its deadline, under the deadline and
