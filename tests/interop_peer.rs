@@ -193,7 +193,7 @@ fn btvod_cli_downloads_from_a_libtorrent_seed() {
     );
     let status = get
         .wait_exit(LIBTORRENT_BOUND)
-        .unwrap_or_else(|e| panic!("{e}\n{}", seed.report()));
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", get.tail(), seed.report()));
     assert!(
         status.success(),
         "btvod get failed: {status}\n{}",

@@ -753,3 +753,33 @@ async fn a_seed_rejects_requests_beyond_its_queue_to_a_fast_peer() {
     );
     seed.shutdown().await;
 }
+
+/// A peer that is not listening yet when we first dial it (or that drops us while it is still
+/// loading the torrent) is dialled again with back-off, not forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_refused_the_first_dial_is_dialled_again() {
+    let world = World::new(MIB + 3, 31);
+    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
+    // Reserve a port, then free it: the first dial meets a refused connection.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let seed_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let leech = start_leecher(
+        &meta,
+        &world.leech_dir(0),
+        options(32, vec![seed_addr], limits(0, 0)),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stats(&leech).peers, 0, "nobody listens yet");
+    let mut seed_opts = options(33, vec![], limits(0, 0));
+    seed_opts.listen = seed_addr;
+    let seed = start_seed(&meta, &world.content_path(), seed_opts).await;
+    // Back-off after one failure is 1 s, checked on the 1 s tick.
+    wait_complete(&leech, Duration::from_secs(20), "the leecher").await;
+    world.assert_downloaded(0);
+    leech.shutdown().await;
+    seed.shutdown().await;
+}

@@ -192,19 +192,30 @@ async fn run(
     let _ = ctx.events.send(PeerEvent::Gone { key, reason }).await;
 }
 
-/// Reads one block and waits for the upload limit to let it go, off the command loop.
-type Serving = Pin<Box<dyn Future<Output = (BlockRef, Result<Vec<u8>, String>)> + Send>>;
+/// Reads a batch of blocks and waits for the upload limit to let them go, off the command loop.
+type Serving = Pin<Box<dyn Future<Output = Result<Vec<(BlockRef, Vec<u8>)>, String>> + Send>>;
 
-fn serve(ctx: &PeerContext, block: BlockRef) -> Serving {
+/// Blocks read per trip to the blocking pool when uploads are not rate-limited: one thread hop
+/// per block was the seed's main cost in the throughput benchmark.
+const UNLIMITED_BATCH: usize = 8;
+
+fn serve(ctx: &PeerContext, blocks: Vec<BlockRef>) -> Serving {
     let storage = Arc::clone(&ctx.storage);
     let limit = ctx.upload_limit.clone();
     Box::pin(async move {
-        let data = read_block(&storage, block).await;
-        if data.is_ok() {
-            limit.acquire(u64::from(block.len())).await;
-        }
-        (block, data)
+        let data = read_blocks(&storage, blocks).await?;
+        let bytes: u64 = data.iter().map(|(b, _)| u64::from(b.len())).sum();
+        limit.acquire(bytes).await;
+        Ok(data)
     })
+}
+
+/// Takes the next blocks to serve: one at a time under an upload limit (so a slow link sends
+/// each block as soon as its tokens allow), a batch otherwise.
+fn next_batch(uploads: &mut VecDeque<BlockRef>, limited: bool) -> Vec<BlockRef> {
+    let n = if limited { 1 } else { UNLIMITED_BATCH };
+    let n = n.min(uploads.len());
+    uploads.drain(..n).collect()
 }
 
 fn reject(block: BlockRef) -> Message {
@@ -229,14 +240,23 @@ async fn pump(
 ) -> String {
     let (mut sink, mut stream) = framed.split();
     let mut uploads: VecDeque<BlockRef> = VecDeque::new();
-    let mut serving: Option<(BlockRef, Serving)> = None;
+    let mut serving: Option<(Vec<BlockRef>, Serving)> = None;
+    let limited = ctx.upload_limit.is_limited();
+    // Frames fed but not yet written: commands often come in runs (a pipeline of REQUESTs,
+    // HAVEs after a piece), and one write serves the whole run.
+    let mut unflushed = false;
     let mut last_sent = Instant::now();
     let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY / 3);
     loop {
-        if serving.is_none()
-            && let Some(block) = uploads.pop_front()
-        {
-            serving = Some((block, serve(ctx, block)));
+        if unflushed && commands.is_empty() {
+            if let Err(e) = sink.flush().await {
+                return format!("write: {e}");
+            }
+            unflushed = false;
+        }
+        if serving.is_none() && !uploads.is_empty() {
+            let batch = next_batch(&mut uploads, limited);
+            serving = Some((batch.clone(), serve(ctx, batch)));
         }
         tokio::select! {
             biased;
@@ -250,7 +270,7 @@ async fn pump(
                     if choke {
                         // A choke voids every queued request (BEP 3); a BEP 6 peer is told so
                         // for each one instead of waiting for blocks that will never come.
-                        let voided = serving.take().map(|(b, _)| b).into_iter().chain(uploads.drain(..));
+                        let voided = serving.take().map(|(b, _)| b).unwrap_or_default().into_iter().chain(uploads.drain(..));
                         if fast {
                             for block in voided {
                                 if let Err(e) = sink.feed(reject(block)).await {
@@ -259,14 +279,12 @@ async fn pump(
                             }
                         }
                     }
-                    if let Err(e) = sink.flush().await {
-                        return format!("write: {e}");
-                    }
+                    unflushed = true;
                     last_sent = Instant::now();
                 }
                 Some(PeerCommand::Upload(block)) => {
                     let queued = uploads.contains(&block)
-                        || serving.as_ref().is_some_and(|(b, _)| *b == block);
+                        || serving.as_ref().is_some_and(|(b, _)| b.contains(&block));
                     if queued {
                         continue;
                     }
@@ -281,8 +299,9 @@ async fn pump(
                 }
                 Some(PeerCommand::CancelUpload(block)) => {
                     uploads.retain(|b| *b != block);
-                    if serving.as_ref().is_some_and(|(b, _)| *b == block) {
-                        serving = None;
+                    if let Some((batch, _)) = &mut serving {
+                        // Still read with the batch, but not sent.
+                        batch.retain(|b| *b != block);
                     }
                 }
             },
@@ -299,25 +318,34 @@ async fn pump(
                     }
                 }
             },
-            (block, data) = async { serving.as_mut().expect("guarded").1.as_mut().await }, if serving.is_some() => {
-                serving = None;
-                let data = match data {
-                    Ok(data) => data,
+            read = async { serving.as_mut().expect("guarded").1.as_mut().await }, if serving.is_some() => {
+                let wanted = serving.take().map(|(b, _)| b).unwrap_or_default();
+                let blocks = match read {
+                    Ok(blocks) => blocks,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read a block to upload");
                         return format!("storage: {e}");
                     }
                 };
-                let message = Message::Piece {
-                    piece: block.piece().get(),
-                    offset: block.offset(),
-                    data: bytes::Bytes::from(data),
-                };
-                if let Err(e) = sink.send(message).await {
+                let mut sent = 0u64;
+                for (block, data) in blocks.into_iter().filter(|(b, _)| wanted.contains(b)) {
+                    let message = Message::Piece {
+                        piece: block.piece().get(),
+                        offset: block.offset(),
+                        data: bytes::Bytes::from(data),
+                    };
+                    if let Err(e) = sink.feed(message).await {
+                        return format!("write: {e}");
+                    }
+                    sent += u64::from(block.len());
+                }
+                if let Err(e) = sink.flush().await {
                     return format!("write: {e}");
                 }
                 last_sent = Instant::now();
-                let _ = ctx.events.send(PeerEvent::Uploaded { key, bytes: u64::from(block.len()) }).await;
+                if sent > 0 {
+                    let _ = ctx.events.send(PeerEvent::Uploaded { key, bytes: sent }).await;
+                }
             }
             _ = keepalive.tick() => {
                 if last_sent.elapsed() >= KEEPALIVE_EVERY {
@@ -331,11 +359,19 @@ async fn pump(
     }
 }
 
-async fn read_block(storage: &Arc<Storage>, block: BlockRef) -> Result<Vec<u8>, String> {
+async fn read_blocks(
+    storage: &Arc<Storage>,
+    blocks: Vec<BlockRef>,
+) -> Result<Vec<(BlockRef, Vec<u8>)>, String> {
     let storage = Arc::clone(storage);
     tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0; block.len() as usize];
-        storage.read_block(block, &mut buf).map(|()| buf)
+        blocks
+            .into_iter()
+            .map(|block| {
+                let mut buf = vec![0; block.len() as usize];
+                storage.read_block(block, &mut buf).map(|()| (block, buf))
+            })
+            .collect::<Result<Vec<_>, _>>()
     })
     .await
     .map_err(|e| e.to_string())?

@@ -27,6 +27,7 @@ impl Torrent {
                 fast,
                 commands,
             } => {
+                self.redial.remove(&addr);
                 let outgoing = self.dialing.remove(&key).is_some();
                 if self.banned.contains(&addr) || !self.resolve_duplicate(peer_id, outgoing) {
                     let _ = commands.try_send(PeerCommand::Close);
@@ -60,7 +61,10 @@ impl Torrent {
             }
             PeerEvent::Failed { key, addr, reason } => {
                 tracing::debug!(%addr, %reason, "connection failed");
-                self.dialing.remove(&key);
+                if self.dialing.remove(&key).is_some() {
+                    // A peer may refuse us while it is still loading the torrent: try again later.
+                    self.schedule_redial(addr);
+                }
                 self.live.fetch_sub(1, Ordering::Relaxed);
             }
             PeerEvent::Gone { key, reason } => {

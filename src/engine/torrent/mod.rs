@@ -176,6 +176,7 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         candidates: VecDeque::new(),
         known: HashSet::new(),
         dialing: HashMap::new(),
+        redial: HashMap::new(),
         seen: HashSet::new(),
         ctx,
         next_key,
@@ -264,6 +265,9 @@ struct Torrent {
     candidates: VecDeque<SocketAddr>,
     known: HashSet<SocketAddr>,
     dialing: HashMap<PeerKey, SocketAddr>,
+    /// Addresses whose dial failed: failures in a row, and when to try again (None once
+    /// queued).
+    redial: HashMap<SocketAddr, (u32, Option<Instant>)>,
     seen: HashSet<PeerId>,
     ctx: PeerContext,
     next_key: Arc<AtomicU64>,
@@ -314,6 +318,7 @@ impl Torrent {
                 }
                 _ = tick.tick() => {
                     self.on_tick();
+                    self.requeue_redials();
                     self.dial_more(&cancel);
                 }
             }
@@ -330,6 +335,30 @@ impl Torrent {
         }
         if self.known.insert(addr) {
             self.candidates.push_back(addr);
+        }
+    }
+
+    /// Backs off 1, 2, 4, ... seconds after each failed dial, giving up after `MAX_REDIALS`.
+    fn schedule_redial(&mut self, addr: SocketAddr) {
+        let attempts = self.redial.get(&addr).map_or(0, |(n, _)| *n) + 1;
+        if attempts > MAX_REDIALS {
+            return;
+        }
+        let wait = Duration::from_secs(1 << (attempts - 1).min(6));
+        self.redial
+            .insert(addr, (attempts, Some(Instant::now() + wait)));
+    }
+
+    /// Queues again the addresses whose back-off has passed.
+    fn requeue_redials(&mut self) {
+        let now = Instant::now();
+        for (addr, (_, at)) in &mut self.redial {
+            if at.is_some_and(|t| t <= now) {
+                *at = None;
+                if !self.candidates.contains(addr) {
+                    self.candidates.push_back(*addr);
+                }
+            }
         }
     }
 
@@ -379,6 +408,9 @@ impl Torrent {
         });
     }
 }
+
+/// Dials of one address that fail in a row before it is left for the tracker to offer again.
+const MAX_REDIALS: u32 = 6;
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.
 async fn sleep_until_opt(at: Option<Instant>) {
