@@ -170,12 +170,18 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
     };
     let mut stats = session.torrent.stats.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut server_error = None;
     let finished = loop {
         let s = stats.borrow_and_update().clone();
         if let Some(v) = &s.vod {
             line.set_message(status_line(&s, v));
             if v.complete_at.is_some() {
                 break true;
+            }
+            if let Some(e) = &v.server_error {
+                // The server cannot complete the movie: no point waiting for the deadlines.
+                server_error = Some(e.clone());
+                break false;
             }
         }
         tokio::select! {
@@ -198,6 +204,9 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     }
     session.shutdown().await;
+    if let Some(e) = server_error {
+        bail!("{e}");
+    }
     if !finished {
         bail!("interrupted before the movie was complete");
     }

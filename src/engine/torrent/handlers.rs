@@ -43,6 +43,7 @@ impl Torrent {
                     Instant::now(),
                 );
                 state.outgoing = outgoing;
+                state.cap_queue_for_limit(self.config.download_limit);
                 // Announce what we have: BEP 6 shorthands when both sides speak it.
                 let first = if fast && self.have.is_complete() {
                     Message::HaveAll

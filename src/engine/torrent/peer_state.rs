@@ -71,6 +71,8 @@ pub struct PeerState {
     /// The quickest request-to-block time seen: the link's latency without queueing, which is
     /// what the deadline policy adds to its own queue estimate.
     pub min_rtt: Option<Duration>,
+    /// Most requests in flight, when a download limit sets one.
+    queue_cap: Option<usize>,
 }
 
 impl PeerState {
@@ -101,6 +103,7 @@ impl PeerState {
             last_unchoked_us_at: None,
             rtt: Duration::from_millis(100),
             min_rtt: None,
+            queue_cap: None,
         }
     }
 
@@ -113,7 +116,17 @@ impl PeerState {
     /// queue again, until requests outlive the request timeout.
     pub fn desired_queue(&self) -> usize {
         let blocks = self.download.rate() * PIPELINE_SECS / f64::from(BLOCK_LEN);
-        (blocks as usize).clamp(MIN_QUEUE, MAX_QUEUE)
+        let depth = (blocks as usize).clamp(MIN_QUEUE, MAX_QUEUE);
+        self.queue_cap.map_or(depth, |cap| depth.min(cap))
+    }
+
+    /// Under a download limit, more than the limit's worth of requests only queues blocks
+    /// behind each other (and, for a VoD client, urgent blocks behind idle ones).
+    pub fn cap_queue_for_limit(&mut self, download_limit: u64) {
+        self.queue_cap = (download_limit > 0).then(|| {
+            let blocks = (download_limit as f64 * PIPELINE_SECS / f64::from(BLOCK_LEN)).ceil();
+            (blocks as usize).max(2)
+        });
     }
 
     pub fn free_slots(&self) -> usize {
@@ -145,5 +158,24 @@ mod tests {
         m.tick(Duration::from_secs(1));
         assert_eq!(m.rate(), 600.0);
         assert_eq!(m.total, 1000);
+    }
+
+    #[test]
+    fn a_download_limit_caps_the_request_queue() {
+        let (tx, _rx) = mpsc::channel(1);
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let mut p = PeerState::new(addr, PeerId([0; 20]), true, tx, 10, Instant::now());
+        assert_eq!(p.desired_queue(), MIN_QUEUE, "a new peer gets the floor");
+        // 8 KiB/s for two seconds is one block: the cap never goes below two.
+        p.cap_queue_for_limit(8 * 1024);
+        assert_eq!(p.desired_queue(), 2);
+        p.cap_queue_for_limit(1024 * 1024);
+        assert_eq!(
+            p.desired_queue(),
+            MIN_QUEUE,
+            "a generous limit leaves the floor alone"
+        );
+        p.cap_queue_for_limit(0);
+        assert_eq!(p.desired_queue(), MIN_QUEUE);
     }
 }
