@@ -1,5 +1,6 @@
 //! Command-line definitions and dispatch to one module per subcommand.
 
+mod experiment;
 mod info;
 mod make;
 mod origin;
@@ -42,6 +43,8 @@ impl Cli {
         match &self.command {
             Some(Command::Seed(a)) => a.common.quiet,
             Some(Command::Get(a)) => a.common.quiet,
+            // Many sessions log at once; the experiment's own progress line says what runs.
+            Some(Command::Experiment(_)) => true,
             Some(_) => false,
             None => self.play.common.quiet,
         }
@@ -64,6 +67,8 @@ pub enum Command {
     Origin(origin::OriginArgs),
     /// Run a local world from a scenario: tracker, VoD origin, seeds, partial peers, viewers.
     World(world::WorldArgs),
+    /// Compare policies on a scenario: runs, penalty table, CSV/JSON and an SVG plot.
+    Experiment(experiment::ExperimentArgs),
 }
 
 /// Options every peer mode shares.
@@ -132,6 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Get(a)) => transfer::get(a).await,
         Some(Command::Origin(a)) => origin::run(a).await,
         Some(Command::World(a)) => world::run(a).await,
+        Some(Command::Experiment(a)) => experiment::run(a).await,
     }
 }
 

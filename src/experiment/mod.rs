@@ -9,6 +9,9 @@
 
 pub mod content;
 pub mod peers;
+pub mod plot;
+pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod viewers;
 pub mod world;

@@ -1,0 +1,243 @@
+//! `btvod experiment SCENARIO.toml`: runs a scenario once per policy and repetition, each in a
+//! fresh local world, and prints and writes the penalty comparison.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use btvod::experiment::Scenario;
+use btvod::experiment::plot::render_svg;
+use btvod::experiment::report::{RunRow, render_table, summarise, write_files};
+use btvod::experiment::runner::{Contender, Progress, RunnerOptions, run_experiment, set_deadline};
+use btvod::units::human_bytes;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Args, Debug)]
+#[command(
+    long_about = "Runs SCENARIO.toml once per policy and repetition. Every run is a fresh local \
+                  world (same seed: same content, partial copies and schedules) with the \
+                  built-in tracker and metered origin on 127.0.0.1; the scenario's viewers play \
+                  under the policy being measured: btvod's in this process with the engine's \
+                  own code, libtorrent's as scripts/lt_vod.py processes. At the end a table \
+                  gives, per policy, the mean ± standard deviation [min-max] over runs of the \
+                  penalty, stall and completion time, and what the world's own peers \
+                  downloaded and uploaded; OUT receives runs.csv, summary.csv, results.json \
+                  (every report and curve), table.txt, table.md and plot.svg.\n\n\
+                  Example:\n  btvod experiment scripts/scenarios/matched.toml --policies \
+                  deadline,rarest,libtorrent-deadline --runs 3 --out experiments/matched"
+)]
+pub struct ExperimentArgs {
+    /// The scenario (see scripts/scenarios/).
+    pub scenario: PathBuf,
+    /// Policies to compare, comma-separated: deadline, rarest, sequential,
+    /// libtorrent-deadline, libtorrent-sequential.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "deadline,rarest,sequential"
+    )]
+    pub policies: Vec<String>,
+    /// Runs of every policy.
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
+    /// Output directory. Default: experiments/<scenario name>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Runs going at once (each its own world; more than 1 shares the CPU between them).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// A deadline policy setting for these runs, KEY=VALUE (repeatable; seconds for times),
+    /// e.g. --deadline-set urgent_window=15 --deadline-set max_requesters=3.
+    #[arg(long = "deadline-set", value_name = "KEY=VALUE")]
+    pub deadline_set: Vec<String>,
+    /// Seconds allowed past the last viewer's last deadline before a run is cut off.
+    #[arg(long, default_value_t = 30.0)]
+    pub slack: f64,
+    /// Keep every run's content, partial copies and movies (only logs and reports otherwise).
+    #[arg(long)]
+    pub keep_data: bool,
+    /// The Python that imports libtorrent (for the libtorrent policies).
+    #[arg(long, default_value = "/usr/bin/python3")]
+    pub python: PathBuf,
+    /// The libtorrent viewer script.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lt_vod.py"))]
+    pub lt_script: PathBuf,
+    /// No progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub async fn run(args: ExperimentArgs) -> anyhow::Result<()> {
+    let scenario = Scenario::load(&args.scenario)?;
+    let contenders = args
+        .policies
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| Contender::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    if !args.slack.is_finite() || args.slack < 0.0 {
+        bail!("--slack must be a number of seconds, zero or more");
+    }
+    let mut options = RunnerOptions {
+        contenders,
+        runs: args.runs,
+        jobs: args.jobs.max(1),
+        out: args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("experiments").join(&scenario.name)),
+        python: args.python.clone(),
+        lt_script: args.lt_script.clone(),
+        slack: Duration::from_secs_f64(args.slack),
+        keep_data: args.keep_data,
+        ..RunnerOptions::default()
+    };
+    for setting in &args.deadline_set {
+        set_deadline(&mut options.deadline, setting).map_err(anyhow::Error::msg)?;
+    }
+    if options
+        .contenders
+        .iter()
+        .any(|c| matches!(c, Contender::Libtorrent { .. }))
+        && !options.lt_script.is_file()
+    {
+        bail!(
+            "the libtorrent policies need {} (see --lt-script)",
+            options.lt_script.display()
+        );
+    }
+    let total = u64::from(options.runs) * options.contenders.len() as u64;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {pos}/{len} runs  {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(500));
+    eprintln!(
+        "experiment `{}`: {} run(s) of {} into {}",
+        scenario.name,
+        options.runs,
+        options
+            .contenders
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        options.out.display()
+    );
+    let active: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let progress = {
+        let bar = bar.clone();
+        Arc::new(move |event: Progress| {
+            let mut active = active.lock().unwrap_or_else(|p| p.into_inner());
+            match event {
+                Progress::Started { policy, run } => {
+                    active.push((format!("{policy}#{run}"), "starting".into()));
+                }
+                Progress::Tick {
+                    policy,
+                    run,
+                    t,
+                    viewers_done,
+                    viewers,
+                    origin_bytes,
+                } => {
+                    let key = format!("{policy}#{run}");
+                    let text = format!(
+                        "t={t:.0}s viewers {viewers_done}/{viewers} penalty {}",
+                        human_bytes(origin_bytes)
+                    );
+                    if let Some(slot) = active.iter_mut().find(|(k, _)| *k == key) {
+                        slot.1 = text;
+                    }
+                }
+                Progress::Finished(outcome) => {
+                    let key = format!("{}#{}", outcome.policy, outcome.run);
+                    active.retain(|(k, _)| *k != key);
+                    let row = RunRow::of(&outcome);
+                    bar.println(format!(
+                        "{key}: penalty {} bytes ({:.2}%), stall {:.1} s, complete {}, origin {} bytes{}",
+                        row.penalty_bytes,
+                        100.0 * row.penalty_fraction,
+                        row.stall_s,
+                        row.complete_s
+                            .map(|t| format!("{t:.1} s"))
+                            .unwrap_or_else(|| "-".into()),
+                        row.origin_bytes,
+                        failure_note(&outcome)
+                    ));
+                    bar.inc(1);
+                }
+            }
+            bar.set_message(
+                active
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            );
+        })
+    };
+    let outcomes = run_experiment(&scenario, &options, progress).await?;
+    bar.finish_and_clear();
+    let rows: Vec<RunRow> = outcomes.iter().map(RunRow::of).collect();
+    let summaries = summarise(&rows);
+    println!(
+        "scenario `{}` (seed {}): mean ± sd [min-max] over runs; penalty summed over {} viewer(s) a run",
+        scenario.name,
+        scenario.seed,
+        scenario.viewer_count()
+    );
+    print!("{}", render_table(&summaries));
+    let mut files = write_files(&options.out, &scenario.name, scenario.seed, &outcomes)
+        .with_context(|| format!("cannot write results into {}", options.out.display()))?;
+    let svg = options.out.join("plot.svg");
+    std::fs::write(&svg, render_svg(&scenario.name, &outcomes))
+        .with_context(|| format!("cannot write {}", svg.display()))?;
+    files.push(svg);
+    eprintln!(
+        "wrote {}",
+        files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let failed = outcomes.iter().filter(|o| !o.ok()).count();
+    let mismatched = outcomes
+        .iter()
+        .filter(|o| o.ok() && o.origin_bytes != o.penalty_sum())
+        .count();
+    if mismatched > 0 {
+        bail!("{mismatched} run(s) where the origin's meter differs from the summed penalty");
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} run(s) did not complete every viewer",
+            outcomes.len()
+        );
+    }
+    Ok(())
+}
+
+fn failure_note(o: &btvod::experiment::runner::RunOutcome) -> String {
+    if o.ok() {
+        return String::new();
+    }
+    let why = o
+        .error
+        .clone()
+        .or_else(|| o.viewers.iter().find_map(|v| v.error.clone()))
+        .unwrap_or_else(|| "timed out".into());
+    format!("  FAILED: {why}")
+}
