@@ -165,7 +165,7 @@ pub async fn run(args: ExperimentArgs) -> anyhow::Result<()> {
                     let key = format!("{}#{}", outcome.policy, outcome.run);
                     active.retain(|(k, _)| *k != key);
                     let row = RunRow::of(&outcome);
-                    bar.println(format!(
+                    let line = format!(
                         "{key}: penalty {} bytes ({:.2}%), stall {:.1} s, complete {}, origin {} bytes{}",
                         row.penalty_bytes,
                         100.0 * row.penalty_fraction,
@@ -175,7 +175,13 @@ pub async fn run(args: ExperimentArgs) -> anyhow::Result<()> {
                             .unwrap_or_else(|| "-".into()),
                         row.origin_bytes,
                         failure_note(&outcome)
-                    ));
+                    );
+                    if bar.is_hidden() {
+                        // No terminal (a log, a script): the per-run lines still matter.
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
                     bar.inc(1);
                 }
             }
