@@ -407,7 +407,8 @@ impl Torrent {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if peer.peer_choking || !peer.am_interested {
+        if peer.peer_choking || !peer.am_interested || self.verifying.len() >= super::MAX_VERIFYING
+        {
             return;
         }
         let slots = peer.free_slots();

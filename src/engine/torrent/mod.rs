@@ -128,7 +128,9 @@ impl TorrentHandle {
 
 pub async fn start(setup: TorrentSetup) -> TorrentHandle {
     let listen_addr = setup.listener.as_ref().and_then(|l| l.local_addr().ok());
-    let (events_tx, events_rx) = mpsc::channel(4096);
+    // Bounded: a full channel makes peer tasks stop reading their sockets (TCP back-pressure),
+    // so at most this many blocks (16 MiB) wait for the torrent task.
+    let (events_tx, events_rx) = mpsc::channel(1024);
     let (peers_tx, peers_rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let ctx = PeerContext {
@@ -408,6 +410,10 @@ impl Torrent {
         });
     }
 }
+
+/// Pieces being hashed and written at once. When the disk or the hash falls behind the network,
+/// no new requests go out until it catches up, so memory does not grow with the torrent.
+const MAX_VERIFYING: usize = 8;
 
 /// Dials of one address that fail in a row before it is left for the tracker to offer again.
 const MAX_REDIALS: u32 = 6;
