@@ -1,7 +1,7 @@
 //! `btvod [OPTIONS] FILE.torrent`: plays a movie from the swarm, fetching from the VoD server
 //! whatever misses its deadline, and reports the penalty (`vod-scoring.md`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,30 +88,19 @@ fn seconds(what: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 /// The movie file: `--file` as an index or a path, else the largest file.
-pub fn choose_file(meta: &Metainfo, file: Option<&str>) -> anyhow::Result<usize> {
-    let Some(wanted) = file else {
-        let largest = (0..meta.files.len())
-            .max_by_key(|&i| (meta.files[i].length, std::cmp::Reverse(i)))
-            .context("the torrent has no files")?;
-        return Ok(largest);
-    };
-    if let Ok(i) = wanted.parse::<usize>() {
-        if i < meta.files.len() {
-            return Ok(i);
-        }
-        bail!(
-            "--file {i}: the torrent has {} files (0 to {})",
+fn choose_file(meta: &Metainfo, file: Option<&str>) -> anyhow::Result<usize> {
+    if meta.files.is_empty() {
+        bail!("the torrent has no files");
+    }
+    meta.movie_file(file).with_context(|| match file {
+        Some(f) if f.parse::<usize>().is_ok() => format!(
+            "--file {f}: the torrent has {} files (0 to {})",
             meta.files.len(),
             meta.files.len() - 1
-        );
-    }
-    let wanted_path = Path::new(wanted);
-    (0..meta.files.len())
-        .find(|&i| {
-            let inner: PathBuf = meta.files[i].path.iter().collect();
-            inner == wanted_path || meta.relative_path(i) == wanted_path
-        })
-        .with_context(|| format!("--file {wanted}: no such file in the torrent (see `btvod info`)"))
+        ),
+        Some(f) => format!("--file {f}: no such file in the torrent (see `btvod info`)"),
+        None => "the torrent has no files".to_string(),
+    })
 }
 
 pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
@@ -192,7 +181,13 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
     };
     line.finish_and_clear();
     let final_stats = session.torrent.stats.borrow().clone();
-    let report = build_report(&meta, file, args.policy, &params, &final_stats);
+    let report = VodReport::new(
+        &meta,
+        file,
+        args.policy.kind().name(),
+        &params,
+        &final_stats,
+    );
     print_summary(&report, finished);
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report)?;
@@ -230,39 +225,6 @@ fn status_line(s: &TorrentStats, v: &VodStatus) -> String {
         human_bytes(s.download_rate as u64),
         human_bytes(s.upload_rate as u64),
     )
-}
-
-pub fn build_report(
-    meta: &Metainfo,
-    file: usize,
-    policy: PlayPolicy,
-    params: &VodParams,
-    s: &TorrentStats,
-) -> VodReport {
-    let v = s.vod.clone().unwrap_or_default();
-    let l = &v.ledger;
-    VodReport {
-        torrent_name: meta.name.clone(),
-        info_hash: meta.info_hash.to_hex(),
-        file: meta.relative_path(file).display().to_string(),
-        policy: policy.kind().name().to_string(),
-        rate_bytes_per_s: params.rate(),
-        delay_s: params.delay().as_secs_f64(),
-        prefetch_s: params.prefetch().as_secs_f64(),
-        movie_bytes: v.movie_bytes,
-        penalty_bytes: l.penalty_bytes,
-        penalty_fraction: l.penalty_bytes as f64 / v.movie_bytes.max(1) as f64,
-        pieces_from_server: l.pieces_from_server,
-        peer_bytes: l.peer_bytes,
-        uploaded_bytes: s.uploaded,
-        duplicate_bytes: l.duplicate_bytes,
-        wasted_bytes: l.wasted_bytes,
-        stall_s: v.stall.as_secs_f64(),
-        complete_at_s: v.complete_at.map(|t| t.as_secs_f64()),
-        peers_seen: s.peers_seen,
-        server_requests: l.server_requests,
-        hash_failures: s.hash_failures,
-    }
 }
 
 fn print_summary(r: &VodReport, finished: bool) {

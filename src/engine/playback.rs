@@ -10,11 +10,13 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::torrent::TorrentStats;
 use super::vod_server::VodServer;
 use crate::policy::Time;
-use crate::policy::vod::{Ledger, VodSession};
+use crate::policy::vod::{Ledger, VodParams, VodSession};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BlockRef, Geometry, PieceIndex};
+use crate::proto::metainfo::Metainfo;
 
 /// Bytes the server sent for some blocks of one piece, and why it stopped short if it did.
 #[derive(Debug)]
@@ -316,6 +318,42 @@ fn runs(blocks: &[BlockRef]) -> Vec<&[BlockRef]> {
         }
     }
     out
+}
+
+impl VodReport {
+    /// The report of one playback from the torrent's final stats.
+    pub fn new(
+        meta: &Metainfo,
+        file: usize,
+        policy: &str,
+        params: &VodParams,
+        s: &TorrentStats,
+    ) -> Self {
+        let v = s.vod.clone().unwrap_or_default();
+        let l = &v.ledger;
+        VodReport {
+            torrent_name: meta.name.clone(),
+            info_hash: meta.info_hash.to_hex(),
+            file: meta.relative_path(file).display().to_string(),
+            policy: policy.to_string(),
+            rate_bytes_per_s: params.rate(),
+            delay_s: params.delay().as_secs_f64(),
+            prefetch_s: params.prefetch().as_secs_f64(),
+            movie_bytes: v.movie_bytes,
+            penalty_bytes: l.penalty_bytes,
+            penalty_fraction: l.penalty_bytes as f64 / v.movie_bytes.max(1) as f64,
+            pieces_from_server: l.pieces_from_server,
+            peer_bytes: l.peer_bytes,
+            uploaded_bytes: s.uploaded,
+            duplicate_bytes: l.duplicate_bytes,
+            wasted_bytes: l.wasted_bytes,
+            stall_s: v.stall.as_secs_f64(),
+            complete_at_s: v.complete_at.map(|t| t.as_secs_f64()),
+            peers_seen: s.peers_seen,
+            server_requests: l.server_requests,
+            hash_failures: s.hash_failures,
+        }
+    }
 }
 
 /// The end-of-run report (`vod-scoring.md`); these key names are stable.

@@ -2,7 +2,6 @@
 //! policy against the world's origin, writes its report, then seeds for a while or until the
 //! world stops, so later viewers can take from earlier ones.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +75,10 @@ pub(crate) async fn run_viewer(
             _ = tick.tick() => {}
         }
     };
-    let report = report(&shared.meta, &shared.movie_file(class), class, &done);
+    let Some(report) = report(&shared.meta, shared.movie_file(class).1, class, &done) else {
+        tracked.close(session).await;
+        return;
+    };
     shared.event(&format!(
         "{name}: movie complete; penalty {} bytes ({:.2}%)",
         report.penalty_bytes,
@@ -128,50 +130,17 @@ async fn start(
 /// The movie's index in the torrent: the class's `file` (an index or a path inside the
 /// torrent), else the largest file.
 pub(crate) fn movie_index(meta: &Metainfo, wanted: Option<&str>) -> Option<usize> {
-    match wanted {
-        None => (0..meta.files.len()).max_by_key(|&i| (meta.files[i].length, std::cmp::Reverse(i))),
-        Some(w) => {
-            if let Ok(i) = w.parse::<usize>() {
-                return (i < meta.files.len()).then_some(i);
-            }
-            let wanted = Path::new(w);
-            (0..meta.files.len()).find(|&i| {
-                let inner: std::path::PathBuf = meta.files[i].path.iter().collect();
-                inner == wanted || meta.relative_path(i) == wanted
-            })
-        }
-    }
+    meta.movie_file(wanted)
 }
 
-/// The report of `vod-scoring.md` for a finished viewer.
+/// The report of `vod-scoring.md` for a finished viewer (None if the class's R, D, P are
+/// invalid, which `start` refuses before a viewer ever plays).
 fn report(
     meta: &Metainfo,
-    movie: &(String, usize),
+    file: usize,
     class: &ViewerClass,
     s: &TorrentStats,
-) -> VodReport {
-    let v = s.vod.clone().unwrap_or_default();
-    let l = &v.ledger;
-    VodReport {
-        torrent_name: meta.name.clone(),
-        info_hash: meta.info_hash.to_hex(),
-        file: movie.0.clone(),
-        policy: class.policy.name().to_string(),
-        rate_bytes_per_s: class.rate,
-        delay_s: class.delay.as_secs_f64(),
-        prefetch_s: class.prefetch.as_secs_f64(),
-        movie_bytes: v.movie_bytes,
-        penalty_bytes: l.penalty_bytes,
-        penalty_fraction: l.penalty_bytes as f64 / v.movie_bytes.max(1) as f64,
-        pieces_from_server: l.pieces_from_server,
-        peer_bytes: l.peer_bytes,
-        uploaded_bytes: s.uploaded,
-        duplicate_bytes: l.duplicate_bytes,
-        wasted_bytes: l.wasted_bytes,
-        stall_s: v.stall.as_secs_f64(),
-        complete_at_s: v.complete_at.map(|t| t.as_secs_f64()),
-        peers_seen: s.peers_seen,
-        server_requests: l.server_requests,
-        hash_failures: s.hash_failures,
-    }
+) -> Option<VodReport> {
+    let params = VodParams::new(class.rate, class.delay, class.prefetch).ok()?;
+    Some(VodReport::new(meta, file, class.policy.name(), &params, s))
 }

@@ -228,6 +228,23 @@ impl Metainfo {
         path
     }
 
+    /// The file to play: `wanted` as an index or a path inside the torrent (with or without
+    /// the torrent's name in front), else the largest file (the first of equals).
+    pub fn movie_file(&self, wanted: Option<&str>) -> Option<usize> {
+        let Some(wanted) = wanted else {
+            return (0..self.files.len())
+                .max_by_key(|&i| (self.files[i].length, std::cmp::Reverse(i)));
+        };
+        if let Ok(i) = wanted.parse::<usize>() {
+            return (i < self.files.len()).then_some(i);
+        }
+        let wanted = Path::new(wanted);
+        (0..self.files.len()).find(|&i| {
+            let inner: PathBuf = self.files[i].path.iter().collect();
+            inner == wanted || self.relative_path(i) == wanted
+        })
+    }
+
     pub fn total_len(&self) -> u64 {
         self.geometry.total_len()
     }
