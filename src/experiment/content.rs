@@ -220,7 +220,10 @@ mod tests {
         assert_eq!(draw_pieces(Draw::Stripe, 0.2, 10, 2, 4, 1), vec![5, 6]);
         assert_eq!(draw_pieces(Draw::Stripe, 0.3, 10, 3, 4, 1), vec![7, 8, 9]);
         // The last stripe wraps around to the start.
-        assert_eq!(draw_pieces(Draw::Stripe, 0.4, 10, 3, 4, 1), vec![0, 7, 8, 9]);
+        assert_eq!(
+            draw_pieces(Draw::Stripe, 0.4, 10, 3, 4, 1),
+            vec![0, 7, 8, 9]
+        );
         let a = draw_pieces(Draw::Random, 0.5, 100, 0, 1, 7);
         assert_eq!(a.len(), 50);
         assert_eq!(a, draw_pieces(Draw::Random, 0.5, 100, 0, 1, 7));
