@@ -24,7 +24,10 @@ pub struct DeadlineConfig {
     pub urgent_share: f64,
     /// A piece held by at most this many connected peers is at risk of vanishing with them.
     /// Pieces everyone has are not worth fetching out of deadline order: with a tight swarm
-    /// that only makes earlier pieces late. Default 1 (only one holder).
+    /// that only makes earlier pieces late. Default 2: in the local worlds (`btvod experiment`,
+    /// BENCHMARKS.md "Penalty") two holders cut the penalty against 1 in matched, scarce, churn
+    /// and flash-crowd, where churning or choking holders take their pieces away; 3 was no
+    /// better than 2.
     pub at_risk_holders: u32,
     /// At most this many peers are asked for one block at once; 1 disables duplicate requests
     /// of stuck urgent blocks. Default 2.
@@ -49,7 +52,7 @@ impl Default for DeadlineConfig {
             urgent_min_pieces: 4,
             safety_margin: Duration::from_millis(250),
             urgent_share: 0.8,
-            at_risk_holders: 1,
+            at_risk_holders: 2,
             max_requesters: 2,
             duplicate_gain: Duration::from_millis(500),
             cancel_late_after: Some(Duration::from_millis(500)),
