@@ -124,12 +124,10 @@ fn escape(s: &str) -> String {
 fn deadline_curve(rate: f64, delay: f64, prefetch: f64, len: f64, t_max: f64) -> Vec<(f64, f64)> {
     let start = (delay - prefetch).max(0.0);
     let full = start + len / rate;
-    vec![
-        (0.0, 0.0),
-        (start, 0.0),
-        (full.min(t_max), (rate * (full.min(t_max) - start)).min(len)),
-        (t_max, len),
-    ]
+    if full > t_max {
+        return vec![(0.0, 0.0), (start, 0.0), (t_max, rate * (t_max - start))];
+    }
+    vec![(0.0, 0.0), (start, 0.0), (full, len), (t_max, len)]
 }
 
 /// The whole SVG document.
@@ -141,9 +139,15 @@ pub fn render_svg(scenario: &str, runs: &[RunOutcome]) -> String {
         }
     }
     let viewers = runs.iter().flat_map(|r| r.viewers.iter());
+    // Wide enough for every curve, and for B(t) to reach the whole movie.
     let t_max = viewers
         .clone()
-        .flat_map(|v| v.samples.last().map(|s| s.t))
+        .flat_map(|v| {
+            let last = v.samples.last().map_or(0.0, |s| s.t);
+            let len = v.score.as_ref().map_or(0.0, |s| s.movie_bytes as f64);
+            let start = (v.delay_s - v.prefetch_s).max(0.0);
+            [last, start + len / v.rate_bytes_per_s.max(1) as f64]
+        })
         .fold(1.0f64, f64::max)
         .ceil();
     let b_max = viewers
@@ -324,5 +328,8 @@ mod tests {
             b,
             vec![(0.0, 0.0), (4.0, 0.0), (14.0, 100.0), (20.0, 100.0)]
         );
+        // A plot that ends before B(t) reaches L stops the line there, without a jump.
+        let b = deadline_curve(10.0, 6.0, 2.0, 100.0, 9.0);
+        assert_eq!(b, vec![(0.0, 0.0), (4.0, 0.0), (9.0, 50.0)]);
     }
 }
