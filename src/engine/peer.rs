@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
 
 use super::codec::PeerCodec;
 use super::rate_limit::RateLimiter;
@@ -24,8 +25,11 @@ use crate::proto::geometry::BlockRef;
 use crate::proto::wire::{BlockSpec, Handshake, Message};
 use crate::proto::{InfoHash, PeerId};
 
+/// Default bound on dialling plus the handshake exchange (`TorrentConfig::handshake_timeout`):
+/// a peer that connects and then sends nothing, or trickles its handshake, is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A peer that sends nothing (not even a keep-alive) for this long is dropped.
+/// Default for `TorrentConfig::inactivity_timeout`: a peer that sends no complete frame (not
+/// even a keep-alive) for this long is dropped.
 pub const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(180);
 pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(90);
 /// Requests a peer may have queued with us; more are dropped (a request flood stays bounded).
@@ -40,6 +44,9 @@ pub enum PeerEvent {
         peer_id: PeerId,
         fast: bool,
         commands: mpsc::Sender<PeerCommand>,
+        /// Ends the connection at once, even when its command queue is full or it is stuck
+        /// writing to a peer that does not read.
+        kill: CancellationToken,
     },
     Message {
         key: PeerKey,
@@ -80,6 +87,8 @@ pub struct PeerContext {
     pub events: mpsc::Sender<PeerEvent>,
     pub upload_limit: RateLimiter,
     pub download_limit: RateLimiter,
+    pub handshake_timeout: Duration,
+    pub inactivity_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,25 +143,33 @@ async fn exchange_handshakes(
         }
         Ok(theirs)
     };
-    timeout(HANDSHAKE_TIMEOUT, work)
+    timeout(ctx.handshake_timeout, work)
         .await
         .map_err(|_| HandshakeError::Timeout)?
 }
 
 /// Dials `addr` and runs the connection to its end.
 pub async fn run_outgoing(key: PeerKey, addr: SocketAddr, ctx: PeerContext) {
-    let connect = timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr)).await;
+    let connect = timeout(ctx.handshake_timeout, TcpStream::connect(addr)).await;
     let stream = match connect {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return fail(&ctx, key, addr, e.to_string()).await,
         Err(_) => return fail(&ctx, key, addr, "connect timed out".into()).await,
     };
-    run(key, addr, stream, ctx, true).await
+    run(key, addr, stream, ctx, true, ()).await
 }
 
-/// Runs an accepted connection to its end.
-pub async fn run_incoming(key: PeerKey, addr: SocketAddr, stream: TcpStream, ctx: PeerContext) {
-    run(key, addr, stream, ctx, false).await
+/// Runs an accepted connection to its end. `handshaking` is dropped once the handshake is
+/// over (either way), so the accept loop can bound connections that have not identified
+/// themselves yet.
+pub async fn run_incoming<G: Send>(
+    key: PeerKey,
+    addr: SocketAddr,
+    stream: TcpStream,
+    ctx: PeerContext,
+    handshaking: G,
+) {
+    run(key, addr, stream, ctx, false, handshaking).await
 }
 
 async fn fail(ctx: &PeerContext, key: PeerKey, addr: SocketAddr, reason: String) {
@@ -162,35 +179,47 @@ async fn fail(ctx: &PeerContext, key: PeerKey, addr: SocketAddr, reason: String)
         .await;
 }
 
-async fn run(
+async fn run<G>(
     key: PeerKey,
     addr: SocketAddr,
     mut stream: TcpStream,
     ctx: PeerContext,
     outgoing: bool,
+    handshaking: G,
 ) {
     let _ = stream.set_nodelay(true);
-    let theirs = match exchange_handshakes(&mut stream, &ctx, outgoing).await {
+    let handshake = exchange_handshakes(&mut stream, &ctx, outgoing).await;
+    drop(handshaking);
+    let theirs = match handshake {
         Ok(h) => h,
         Err(e) => return fail(&ctx, key, addr, e.to_string()).await,
     };
-    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let fast = theirs.supports_fast();
+    let kill = CancellationToken::new();
     let connected = PeerEvent::Connected {
         key,
         addr,
         peer_id: theirs.peer_id,
         fast,
         commands: cmd_tx,
+        kill: kill.clone(),
     };
     if ctx.events.send(connected).await.is_err() {
         return;
     }
     let framed = Framed::new(stream, PeerCodec::for_piece_count(ctx.piece_count));
-    let reason = pump(key, framed, cmd_rx, &ctx, fast).await;
+    let reason = tokio::select! {
+        reason = pump(key, framed, cmd_rx, &ctx, fast) => reason,
+        _ = kill.cancelled() => "closed by us".to_string(),
+    };
     tracing::debug!(%addr, %reason, "peer gone");
     let _ = ctx.events.send(PeerEvent::Gone { key, reason }).await;
 }
+
+/// Commands the torrent task may queue for one peer; a peer that lets them pile up this far is
+/// not keeping up and is closed.
+const COMMAND_QUEUE: usize = 1024;
 
 /// Reads a batch of blocks and waits for the upload limit to let them go, off the command loop.
 type Serving = Pin<Box<dyn Future<Output = Result<Vec<(BlockRef, Vec<u8>)>, String>> + Send>>;
@@ -246,11 +275,19 @@ async fn pump(
     // HAVEs after a piece), and one write serves the whole run.
     let mut unflushed = false;
     let mut last_sent = Instant::now();
+    // When the last complete frame arrived. A deadline rather than a timeout around each read:
+    // the select below runs again on every command and keep-alive tick, which would restart a
+    // timeout each time and let a silent peer stay forever.
+    let mut last_received = Instant::now();
     let mut keepalive = tokio::time::interval(KEEPALIVE_EVERY / 3);
+    // A write that cannot finish this long means the peer does not read what we send (a
+    // request flood whose answers are never taken): the connection would hold its place and
+    // its queued blocks forever.
+    let stall = ctx.inactivity_timeout;
     loop {
         if unflushed && commands.is_empty() {
-            if let Err(e) = sink.flush().await {
-                return format!("write: {e}");
+            if let Err(why) = write_within(stall, sink.flush()).await {
+                return why;
             }
             unflushed = false;
         }
@@ -264,8 +301,8 @@ async fn pump(
                 None | Some(PeerCommand::Close) => return "closed by us".into(),
                 Some(PeerCommand::Send(message)) => {
                     let choke = matches!(message, Message::Choke);
-                    if let Err(e) = sink.feed(message).await {
-                        return format!("write: {e}");
+                    if let Err(why) = write_within(stall, sink.feed(message)).await {
+                        return why;
                     }
                     if choke {
                         // A choke voids every queued request (BEP 3); a BEP 6 peer is told so
@@ -273,8 +310,8 @@ async fn pump(
                         let voided = serving.take().map(|(b, _)| b).unwrap_or_default().into_iter().chain(uploads.drain(..));
                         if fast {
                             for block in voided {
-                                if let Err(e) = sink.feed(reject(block)).await {
-                                    return format!("write: {e}");
+                                if let Err(why) = write_within(stall, sink.feed(reject(block))).await {
+                                    return why;
                                 }
                             }
                         }
@@ -292,8 +329,8 @@ async fn pump(
                         uploads.push_back(block);
                     } else if fast {
                         // Over the queue cap: say so rather than let the request time out.
-                        if let Err(e) = sink.send(reject(block)).await {
-                            return format!("write: {e}");
+                        if let Err(why) = write_within(stall, sink.send(reject(block))).await {
+                            return why;
                         }
                     }
                 }
@@ -305,11 +342,11 @@ async fn pump(
                     }
                 }
             },
-            frame = timeout(INACTIVITY_TIMEOUT, stream.next()) => match frame {
-                Err(_) => return "inactive".into(),
-                Ok(None) => return "closed by peer".into(),
-                Ok(Some(Err(e))) => return format!("protocol: {e}"),
-                Ok(Some(Ok(message))) => {
+            frame = stream.next() => match frame {
+                None => return "closed by peer".into(),
+                Some(Err(e)) => return format!("protocol: {e}"),
+                Some(Ok(message)) => {
+                    last_received = Instant::now();
                     if let Message::Piece { data, .. } = &message {
                         ctx.download_limit.acquire(data.len() as u64).await;
                     }
@@ -334,28 +371,45 @@ async fn pump(
                         offset: block.offset(),
                         data: bytes::Bytes::from(data),
                     };
-                    if let Err(e) = sink.feed(message).await {
-                        return format!("write: {e}");
+                    if let Err(why) = write_within(stall, sink.feed(message)).await {
+                        return why;
                     }
                     sent += u64::from(block.len());
                 }
-                if let Err(e) = sink.flush().await {
-                    return format!("write: {e}");
+                if let Err(why) = write_within(stall, sink.flush()).await {
+                    return why;
                 }
                 last_sent = Instant::now();
                 if sent > 0 {
                     let _ = ctx.events.send(PeerEvent::Uploaded { key, bytes: sent }).await;
                 }
             }
+            _ = tokio::time::sleep_until(last_received + ctx.inactivity_timeout) => {
+                return "inactive".into();
+            }
             _ = keepalive.tick() => {
                 if last_sent.elapsed() >= KEEPALIVE_EVERY {
-                    if let Err(e) = sink.send(Message::KeepAlive).await {
-                        return format!("write: {e}");
+                    if let Err(why) = write_within(stall, sink.send(Message::KeepAlive)).await {
+                        return why;
                     }
                     last_sent = Instant::now();
                 }
             }
         }
+    }
+}
+
+/// Runs one write to the peer, giving up when it does not finish within `limit`.
+async fn write_within(
+    limit: Duration,
+    write: impl Future<Output = Result<(), super::codec::CodecError>>,
+) -> Result<(), String> {
+    match timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("write: {e}")),
+        Err(_) => Err(format!(
+            "write stalled for {limit:?}: the peer does not read"
+        )),
     }
 }
 

@@ -10,8 +10,9 @@ pub struct PieceBuffer {
     pub data: Vec<u8>,
     received: Vec<bool>,
     missing: u32,
-    /// Peers that sent blocks of it, to punish the senders of a piece that fails its hash.
-    pub contributors: Vec<PeerKey>,
+    /// Who sent each block (None: the VoD server), to punish the senders of a piece that fails
+    /// its hash.
+    pub senders: Vec<Option<PeerKey>>,
 }
 
 #[derive(Default)]
@@ -44,7 +45,7 @@ impl Assembly {
                 data: vec![0; geometry.piece_size(piece) as usize],
                 received: vec![false; count as usize],
                 missing: count,
-                contributors: Vec::new(),
+                senders: vec![None; count as usize],
             }
         });
         let index = block.index() as usize;
@@ -55,11 +56,7 @@ impl Assembly {
         buf.data[start..start + data.len()].copy_from_slice(data);
         buf.received[index] = true;
         buf.missing -= 1;
-        if let Some(from) = from
-            && !buf.contributors.contains(&from)
-        {
-            buf.contributors.push(from);
-        }
+        buf.senders[index] = from;
         if buf.missing == 0 {
             Stored::Complete
         } else {

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 use super::assembly::Stored;
+use super::ban::{Identity, Sender, block_digests};
 use super::peer_state::PeerState;
 use super::{Checked, Torrent};
 use crate::engine::peer::{PeerCommand, PeerEvent};
@@ -26,11 +27,16 @@ impl Torrent {
                 peer_id,
                 fast,
                 commands,
+                kill,
             } => {
                 self.redial.remove(&addr);
                 let outgoing = self.dialing.remove(&key).is_some();
-                if self.banned.contains(&addr) || !self.resolve_duplicate(peer_id, outgoing) {
-                    let _ = commands.try_send(PeerCommand::Close);
+                let banned = self.bans.is_banned(&Identity { addr, peer_id });
+                if banned {
+                    tracing::debug!(%addr, "refusing a banned peer");
+                }
+                if banned || !self.resolve_duplicate(peer_id, outgoing) {
+                    kill.cancel();
                     return;
                 }
                 self.seen.insert(peer_id);
@@ -39,6 +45,7 @@ impl Torrent {
                     peer_id,
                     fast,
                     commands,
+                    kill,
                     self.geometry.piece_count(),
                     Instant::now(),
                 );
@@ -72,6 +79,13 @@ impl Torrent {
                 self.live.fetch_sub(1, Ordering::Relaxed);
                 if let Some(peer) = self.peers.remove(&key) {
                     tracing::debug!(addr = %peer.addr, %reason, "peer disconnected");
+                    self.bans.remember_departed(
+                        key,
+                        Identity {
+                            addr: peer.addr,
+                            peer_id: peer.peer_id,
+                        },
+                    );
                     self.picker.on_peer_gone(key);
                     // The address may be dialled again later (e.g. after a restart).
                     self.known.remove(&peer.addr);
@@ -89,7 +103,7 @@ impl Torrent {
                     && let Some(p) = self.peers.get(&key)
                 {
                     tracing::info!(addr = %p.addr, %why, "dropping peer");
-                    p.send(PeerCommand::Close);
+                    p.close();
                 }
             }
         }
@@ -101,7 +115,13 @@ impl Torrent {
     /// the pair is left with none. The rule both apply is that the connection dialled by the
     /// lower peer id stays; an existing connection that loses is closed here.
     fn resolve_duplicate(&mut self, peer_id: PeerId, outgoing: bool) -> bool {
-        let Some((&old_key, old)) = self.peers.iter().find(|(_, p)| p.peer_id == peer_id) else {
+        // A connection we are already closing does not count: the peer may be back before its
+        // `Gone` event is.
+        let existing = self
+            .peers
+            .iter()
+            .find(|(_, p)| p.peer_id == peer_id && !p.is_closing());
+        let Some((&old_key, old)) = existing else {
             return true;
         };
         if old.outgoing == outgoing {
@@ -306,6 +326,7 @@ impl Torrent {
         self.verifying.insert(piece);
         let storage = Arc::clone(&self.storage);
         let done = self.checked.0.clone();
+        let suspected = self.bans.is_suspected(piece);
         tokio::task::spawn_blocking(move || {
             let ok = storage.verify(piece, &buf.data);
             let error = if ok {
@@ -316,10 +337,16 @@ impl Torrent {
             } else {
                 None
             };
+            let digests = if !ok || suspected {
+                block_digests(&buf.data)
+            } else {
+                Vec::new()
+            };
             let _ = done.send(Checked {
                 piece,
                 ok: ok && error.is_none(),
-                contributors: buf.contributors,
+                senders: buf.senders,
+                digests,
                 error,
             });
         });
@@ -329,6 +356,12 @@ impl Torrent {
         let piece = checked.piece;
         self.verifying.remove(&piece);
         if checked.ok {
+            if !checked.digests.is_empty() {
+                for who in self.bans.on_verified(piece, &checked.digests) {
+                    tracing::warn!(addr = %who.addr, %piece, "banning a peer that sent a bad block");
+                    self.ban(who);
+                }
+            }
             self.have.set(piece);
             self.picker.on_piece_verified(piece);
             if let Some(p) = &mut self.playback {
@@ -350,14 +383,20 @@ impl Torrent {
             self.picker.on_piece_failed(piece);
         } else {
             self.hash_failures += 1;
-            tracing::warn!(%piece, "piece failed its hash check; banning its senders");
+            let senders: Vec<Sender> = checked
+                .senders
+                .iter()
+                .map(|from| match from {
+                    None => Sender::Server,
+                    Some(key) => self.identity(*key).map_or(Sender::Unknown, Sender::Peer),
+                })
+                .collect();
+            let guilty = self.bans.on_failed(piece, &senders, &checked.digests);
+            tracing::warn!(%piece, banned = guilty.len(), "piece failed its hash check");
             self.picker.on_piece_failed(piece);
             self.server_refetch_if_owned(piece);
-            for key in checked.contributors {
-                if let Some(p) = self.peers.get(&key) {
-                    self.banned.insert(p.addr);
-                    p.send(PeerCommand::Close);
-                }
+            for who in guilty {
+                self.ban(who);
             }
         }
         self.publish_stats();
@@ -365,6 +404,29 @@ impl Torrent {
         for key in keys {
             self.fill_requests(key);
         }
+    }
+
+    /// Who the peer behind `key` is, connected or recently gone.
+    fn identity(&self, key: PeerKey) -> Option<Identity> {
+        match self.peers.get(&key) {
+            Some(p) => Some(Identity {
+                addr: p.addr,
+                peer_id: p.peer_id,
+            }),
+            None => self.bans.departed(key),
+        }
+    }
+
+    /// Bans a peer for sending bad data: its connections close and it is not taken back.
+    fn ban(&mut self, who: Identity) {
+        self.bans.ban(who);
+        for p in self.peers.values() {
+            if p.addr == who.addr || p.peer_id == who.peer_id {
+                p.close();
+            }
+        }
+        self.candidates.retain(|a| *a != who.addr);
+        self.redial.remove(&who.addr);
     }
 
     fn set_interest(&mut self, key: PeerKey, interested: bool) {

@@ -2,6 +2,7 @@
 //! protocol state. Peer tasks only move frames; they report here over one channel.
 
 mod assembly;
+mod ban;
 mod handlers;
 mod peer_state;
 mod vod;
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::assembly::Assembly;
+use self::ban::Bans;
 use self::peer_state::PeerState;
 use super::peer::{self, PeerCommand, PeerContext, PeerEvent};
 use super::playback::{Playback, VodStatus};
@@ -43,6 +45,11 @@ pub struct TorrentConfig {
     /// A request unanswered this long is given to another peer and the slow peer is snubbed.
     pub request_timeout: Duration,
     pub tick: Duration,
+    /// Dialling plus the handshake exchange must finish within this, or the connection is
+    /// dropped (a peer that connects and sends nothing, or trickles its handshake).
+    pub handshake_timeout: Duration,
+    /// A connected peer that sends no complete frame for this long is dropped.
+    pub inactivity_timeout: Duration,
 }
 
 impl Default for TorrentConfig {
@@ -53,6 +60,8 @@ impl Default for TorrentConfig {
             download_limit: 0,
             request_timeout: Duration::from_secs(20),
             tick: Duration::from_secs(1),
+            handshake_timeout: peer::HANDSHAKE_TIMEOUT,
+            inactivity_timeout: peer::INACTIVITY_TIMEOUT,
         }
     }
 }
@@ -141,6 +150,8 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         events: events_tx,
         upload_limit: RateLimiter::new(setup.config.upload_limit),
         download_limit: RateLimiter::new(setup.config.download_limit),
+        handshake_timeout: setup.config.handshake_timeout,
+        inactivity_timeout: setup.config.inactivity_timeout,
     };
     let next_key = Arc::new(AtomicU64::new(1));
     let live = Arc::new(AtomicUsize::new(0));
@@ -191,7 +202,7 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         uploaded: 0,
         wasted: 0,
         hash_failures: 0,
-        banned: HashSet::new(),
+        bans: Bans::default(),
         last_tick: Instant::now(),
         checked: mpsc::unbounded_channel(),
     };
@@ -213,6 +224,10 @@ async fn accept_loop(
     max_peers: usize,
     cancel: CancellationToken,
 ) {
+    // Connections that have not finished their handshake may take only part of the cap, so
+    // strangers that connect and say nothing cannot keep out our own dials.
+    let max_handshaking = max_handshaking(max_peers);
+    let handshaking = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -224,14 +239,19 @@ async fn accept_loop(
                     tracing::debug!(%addr, "connection refused: peer cap reached");
                     continue;
                 }
+                if handshaking.load(Ordering::Relaxed) >= max_handshaking {
+                    tracing::debug!(%addr, "connection refused: too many handshakes under way");
+                    continue;
+                }
                 live.fetch_add(1, Ordering::Relaxed);
+                let guard = Handshaking::enter(&handshaking);
                 let key = PeerKey(next_key.fetch_add(1, Ordering::Relaxed));
                 let ctx = ctx.clone();
                 let cancel = cancel.clone();
                 tokio::spawn(async move {
                     tokio::select! {
                         _ = cancel.cancelled() => {}
-                        _ = peer::run_incoming(key, addr, stream, ctx) => {}
+                        _ = peer::run_incoming(key, addr, stream, ctx, guard) => {}
                     }
                 });
             }
@@ -244,11 +264,36 @@ async fn accept_loop(
     }
 }
 
+/// Accepted connections still in their handshake, at most: half the peer cap (at least one).
+fn max_handshaking(max_peers: usize) -> usize {
+    (max_peers / 2).max(1)
+}
+
+/// Counts one accepted connection as handshaking until dropped.
+struct Handshaking(Arc<AtomicUsize>);
+
+impl Handshaking {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Result of verifying and writing one piece off the runtime.
 struct Checked {
     piece: PieceIndex,
     ok: bool,
-    contributors: Vec<PeerKey>,
+    /// Who sent each block (None: the VoD server).
+    senders: Vec<Option<PeerKey>>,
+    /// SHA-1 of each block, when a ban may depend on it (a failed piece, or a verified piece
+    /// that failed before); empty otherwise.
+    digests: Vec<[u8; 20]>,
     error: Option<String>,
 }
 
@@ -283,7 +328,7 @@ struct Torrent {
     wasted: u64,
     hash_failures: u32,
     /// Peers that sent data failing a hash check are not taken back.
-    banned: HashSet<SocketAddr>,
+    bans: Bans,
     last_tick: Instant,
     checked: (
         mpsc::UnboundedSender<Checked>,
@@ -332,7 +377,7 @@ impl Torrent {
     }
 
     fn add_candidate(&mut self, addr: SocketAddr) {
-        if self.banned.contains(&addr) {
+        if self.bans.is_banned_addr(&addr) {
             return;
         }
         if self.known.insert(addr) {
@@ -371,6 +416,7 @@ impl Torrent {
             };
             if self.peers.values().any(|p| p.addr == addr)
                 || self.dialing.values().any(|a| *a == addr)
+                || self.bans.is_banned_addr(&addr)
             {
                 continue;
             }

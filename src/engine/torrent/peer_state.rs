@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::engine::peer::PeerCommand;
 use crate::proto::PeerId;
@@ -54,6 +55,8 @@ pub struct PeerState {
     /// We dialled this connection (rather than accepted it).
     pub outgoing: bool,
     pub commands: mpsc::Sender<PeerCommand>,
+    /// Ends the connection at once (see `PeerEvent::Connected`).
+    kill: CancellationToken,
     pub has: Bitfield,
     /// We are choking them / they are choking us / interest both ways.
     pub am_choking: bool,
@@ -81,6 +84,7 @@ impl PeerState {
         peer_id: PeerId,
         fast: bool,
         commands: mpsc::Sender<PeerCommand>,
+        kill: CancellationToken,
         piece_count: u32,
         now: Instant,
     ) -> Self {
@@ -90,6 +94,7 @@ impl PeerState {
             fast,
             outgoing: false,
             commands,
+            kill,
             has: Bitfield::empty(piece_count),
             am_choking: true,
             peer_choking: true,
@@ -138,10 +143,27 @@ impl PeerState {
         self.min_rtt = Some(self.min_rtt.map_or(sample, |m| m.min(sample)));
     }
 
-    /// Sends a command without waiting; a peer whose queue is full is too slow to matter and is
-    /// closed by the caller.
+    /// Sends a command without waiting. A peer whose queue is full is too slow to matter (or
+    /// does not read what we send) and is closed; its `Gone` event follows.
     pub fn send(&self, command: PeerCommand) -> bool {
-        self.commands.try_send(command).is_ok()
+        if self.commands.try_send(command).is_ok() {
+            return true;
+        }
+        if !self.kill.is_cancelled() {
+            tracing::info!(addr = %self.addr, "closing a peer whose command queue is full");
+        }
+        self.kill.cancel();
+        false
+    }
+
+    /// Whether the connection is being ended (its `Gone` event is still to come).
+    pub fn is_closing(&self) -> bool {
+        self.kill.is_cancelled() || self.commands.is_closed()
+    }
+
+    /// Ends the connection now, dropping whatever is queued for it.
+    pub fn close(&self) {
+        self.kill.cancel();
     }
 }
 
@@ -164,7 +186,8 @@ mod tests {
     fn a_download_limit_caps_the_request_queue() {
         let (tx, _rx) = mpsc::channel(1);
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
-        let mut p = PeerState::new(addr, PeerId([0; 20]), true, tx, 10, Instant::now());
+        let kill = CancellationToken::new();
+        let mut p = PeerState::new(addr, PeerId([0; 20]), true, tx, kill, 10, Instant::now());
         assert_eq!(p.desired_queue(), MIN_QUEUE, "a new peer gets the floor");
         // 8 KiB/s for two seconds is one block: the cap never goes below two.
         p.cap_queue_for_limit(8 * 1024);
