@@ -1,0 +1,379 @@
+//! Faults around a real `btvod get` process: killed with SIGKILL mid-download and started
+//! again on the same directory (it resumes from the verified pieces on disk, keeps nothing
+//! corrupt, and downloads only the rest), and a tracker that is down at start (the `--peer`
+//! peers carry the download). The seeds are in-process sessions, so what they upload is what
+//! the process downloaded.
+
+mod common;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use btvod::engine::session::{self, Content, Session, SessionOptions};
+use btvod::engine::torrent::{TorrentConfig, TorrentStats};
+use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
+use btvod::proto::metainfo::Metainfo;
+use common::content::deterministic_content;
+use common::process::{OutputLine, ProcessGuard};
+use tempfile::TempDir;
+use tokio::time::{Instant, sleep, timeout};
+
+const BTVOD: &str = env!("CARGO_BIN_EXE_btvod");
+const PIECE: usize = 64 * 1024;
+
+struct World {
+    dir: TempDir,
+    content: Vec<u8>,
+    meta: Metainfo,
+}
+
+impl World {
+    fn new(len: usize, seed: u64) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let content = deterministic_content(len, seed);
+        fs::create_dir_all(dir.path().join("seed")).expect("seed dir");
+        let path = dir.path().join("seed/movie.bin");
+        fs::write(&path, &content).expect("write content");
+        let opts = MakeTorrentOptions {
+            path,
+            piece_length: Some(PIECE as u32),
+            ..MakeTorrentOptions::default()
+        };
+        let bytes = make_torrent(&opts, &mut |_, _| {}).expect("make a torrent");
+        fs::write(dir.path().join("movie.torrent"), &bytes).expect("write the torrent");
+        let meta = Metainfo::from_bytes(&bytes).expect("parse the torrent");
+        Self { dir, content, meta }
+    }
+    fn torrent(&self) -> PathBuf {
+        self.dir.path().join("movie.torrent")
+    }
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+    fn download(&self) -> PathBuf {
+        self.out().join("movie.bin")
+    }
+    /// Pieces of the download that hold exactly the content's bytes.
+    fn good_pieces(&self) -> Vec<usize> {
+        let got = fs::read(self.download()).unwrap_or_default();
+        self.content
+            .chunks(PIECE)
+            .enumerate()
+            .filter(|(i, want)| got.get(i * PIECE..i * PIECE + want.len()) == Some(want))
+            .map(|(i, _)| i)
+            .collect()
+    }
+    fn assert_downloaded(&self) {
+        let got = fs::read(self.download()).expect("read the download");
+        assert_eq!(got.len(), self.content.len(), "length of the download");
+        let first = got.iter().zip(&self.content).position(|(a, b)| a != b);
+        assert_eq!(first, None, "first differing byte of the download");
+    }
+    async fn seed(&self, seed: u64, upload_limit: u64) -> Session {
+        let options = SessionOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            torrent: TorrentConfig {
+                upload_limit,
+                ..TorrentConfig::default()
+            },
+            seed,
+            ..SessionOptions::default()
+        };
+        let s = session::start(
+            &self.meta,
+            Content::Existing(self.dir.path().join("seed/movie.bin")),
+            options,
+            |_, _| {},
+        )
+        .await
+        .expect("start a seed");
+        assert!(s.torrent.stats.borrow().complete, "the seed verifies");
+        s
+    }
+}
+
+fn addr_of(s: &Session) -> SocketAddr {
+    s.torrent.listen_addr.expect("session listens")
+}
+
+fn stats(s: &Session) -> TorrentStats {
+    s.torrent.stats.borrow().clone()
+}
+
+/// A `btvod get` process (under the test lifeline, so it never outlives the test) whose log
+/// lines, stdout and stderr together, are kept for the test to read.
+struct Get {
+    guard: ProcessGuard,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Get {
+    fn start(world: &World, extra: &[String]) -> Self {
+        let mut args = vec![
+            "-c".to_string(),
+            r#"exec "$0" "$@" 2>&1"#.to_string(),
+            BTVOD.to_string(),
+            "get".to_string(),
+            world.torrent().display().to_string(),
+            "--out".to_string(),
+            world.out().display().to_string(),
+            "--port".to_string(),
+            "0".to_string(),
+            "--bind".to_string(),
+            "127.0.0.1".to_string(),
+            "--rng-seed".to_string(),
+            "7".to_string(),
+        ];
+        args.extend_from_slice(extra);
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let guard =
+            ProcessGuard::spawn("btvod get", "/bin/sh", &args, world.dir.path(), move |l| {
+                if let OutputLine::Line(text) = l {
+                    sink.lock().expect("lines").push(strip_ansi(text));
+                }
+            })
+            .expect("start btvod get");
+        Self { guard, lines }
+    }
+
+    fn log(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    /// The pid of btvod itself: the lifeline's child (`sh` exec'd into it).
+    fn btvod_pid(&self, within: Duration) -> u32 {
+        let lifeline = self.guard.pid();
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let children = fs::read_dir("/proc")
+                .expect("read /proc")
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| parent_of(*pid) == Some(lifeline));
+            for pid in children {
+                let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+                if exe.file_name() == Path::new(BTVOD).file_name() {
+                    return pid;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "btvod did not start under its lifeline"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the process to exit by itself, on a blocking thread.
+    async fn wait_exit(self, within: Duration) -> (std::process::ExitStatus, String) {
+        tokio::task::spawn_blocking(move || {
+            let status = self
+                .guard
+                .wait_exit(within)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let log = self.log();
+            (status, log)
+        })
+        .await
+        .expect("waiting thread")
+    }
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ ... final byte in @..~
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) && c != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The `present=N` of the "recheck done" log line.
+fn recheck_present(log: &str) -> Option<u32> {
+    let line = log.lines().find(|l| l.contains("recheck done"))?;
+    let at = line.find("present=")? + "present=".len();
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// SIGKILL mid-download, one verified piece then damaged on disk (as a torn write would leave
+/// it), and a restart on the same directory: the recheck finds exactly the intact verified
+/// pieces, the damaged one is fetched again, the second run downloads about the remainder
+/// only, and the file ends byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_download_it_resumes_from_what_it_verified() {
+    let world = World::new(4 * 1024 * 1024, 11);
+    let total = world.content.len().div_ceil(PIECE);
+    // 1 MiB/s: the 4 MiB take about four seconds, so the kill lands mid-way.
+    let first_seed = world.seed(1, 1024 * 1024).await;
+    let first = Get::start(&world, &["--peer".into(), addr_of(&first_seed).to_string()]);
+    let pid = first.btvod_pid(Duration::from_secs(10));
+    let until = Instant::now() + Duration::from_secs(20);
+    while world.good_pieces().len() < total / 4 {
+        assert!(
+            Instant::now() < until,
+            "the first run verified {} pieces in 20 s\n{}",
+            world.good_pieces().len(),
+            first.guard.report()
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success(), "kill -9 {pid}");
+    let (status, _) = first.wait_exit(Duration::from_secs(10)).await;
+    assert!(!status.success(), "the killed run did not finish: {status}");
+    first_seed.shutdown().await;
+
+    let mut had = world.good_pieces();
+    assert!(
+        had.len() >= total / 4 && had.len() < total,
+        "{} of {total} pieces on disk after the kill",
+        had.len()
+    );
+    // Only verified pieces are ever written: every other piece is still a hole.
+    let on_disk = fs::read(world.download()).expect("read the partial download");
+    for (i, want) in world.content.chunks(PIECE).enumerate() {
+        let got = on_disk
+            .get(i * PIECE..i * PIECE + want.len())
+            .unwrap_or(&[]);
+        assert!(
+            got == want || got.iter().all(|&b| b == 0),
+            "piece {i} holds bytes that are neither the content nor a hole after the kill"
+        );
+    }
+    // Damage one verified piece: the restart must not trust it.
+    let damaged = had.remove(had.len() / 2);
+    let mut bytes = fs::read(world.download()).expect("read the partial download");
+    bytes[damaged * PIECE + 1234] ^= 0x5A;
+    fs::write(world.download(), &bytes).expect("damage a piece");
+
+    // The second run has its own seed, so that seed's upload is what the run downloaded.
+    let second_seed = world.seed(2, 0).await;
+    let second = Get::start(
+        &world,
+        &["--peer".into(), addr_of(&second_seed).to_string()],
+    );
+    let (status, log) = second.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.success(),
+        "the restarted run failed: {status}\n{log}"
+    );
+    world.assert_downloaded();
+    let present = recheck_present(&log).unwrap_or_else(|| panic!("no recheck line in:\n{log}"));
+    assert_eq!(
+        present as usize,
+        had.len(),
+        "the recheck counts the intact verified pieces (piece {damaged} was damaged)"
+    );
+    let remainder = ((total - had.len()) * PIECE) as u64;
+    let mut rx = second_seed.torrent.stats.clone();
+    // The seed publishes its upload count with the disconnection.
+    let settled = timeout(
+        Duration::from_secs(5),
+        rx.wait_for(|s| s.peers == 0 && s.uploaded > 0),
+    )
+    .await;
+    assert!(
+        matches!(settled, Ok(Ok(_))),
+        "the second seed saw the run end: {:?}",
+        stats(&second_seed)
+    );
+    let downloaded = stats(&second_seed).uploaded;
+    assert!(
+        downloaded >= remainder && downloaded <= remainder + 16 * 16 * 1024,
+        "the restarted run downloaded {downloaded} bytes for a remainder of {remainder}"
+    );
+    assert!(downloaded < world.content.len() as u64);
+    second_seed.shutdown().await;
+}
+
+/// A tracker that refuses connections at start does not stop a download: the `--peer` seed
+/// carries it, and the process exits 0 with the file complete (the `stopped` announce to the
+/// dead tracker does not hold up the exit either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracker_down_at_start_does_not_stop_a_download_from_peers() {
+    let world = World::new(2 * 1024 * 1024 + 4321, 12);
+    let seed = world.seed(3, 0).await;
+    let started = Instant::now();
+    let get = Get::start(
+        &world,
+        &[
+            "--tracker".into(),
+            "http://127.0.0.1:1/announce".into(),
+            "--peer".into(),
+            addr_of(&seed).to_string(),
+        ],
+    );
+    let (status, log) = get.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "btvod get failed: {status}\n{log}");
+    world.assert_downloaded();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?} with a dead tracker\n{log}",
+        started.elapsed()
+    );
+    seed.shutdown().await;
+}
+
+/// A tracker that accepts connections and never answers: the download still completes from
+/// the `--peer` seed, and the exit is not held up past the bounded `stopped` announce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracker_that_never_answers_does_not_stop_a_download_or_its_exit() {
+    let world = World::new(1024 * 1024 + 99, 13);
+    let seed = world.seed(4, 0).await;
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the hung tracker");
+    let hung_addr = hung.local_addr().expect("address");
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = hung.accept().await {
+            held.push(stream);
+        }
+    });
+    let started = Instant::now();
+    let get = Get::start(
+        &world,
+        &[
+            "--tracker".into(),
+            format!("http://{hung_addr}/announce"),
+            "--peer".into(),
+            addr_of(&seed).to_string(),
+        ],
+    );
+    let (status, log) = get.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "btvod get failed: {status}\n{log}");
+    world.assert_downloaded();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?} with a tracker that never answers\n{log}",
+        started.elapsed()
+    );
+    held.abort();
+    seed.shutdown().await;
+}
