@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Writes the small committed seed inputs, one directory per fuzz target:
+`python3 fuzz/seeds/make_seeds.py` (deterministic; rerun after changing it). The sample torrents
+in torrents/ (made by `btvod make-torrent`) are copied in as further metainfo/bencode seeds."""
+import hashlib, os, shutil, struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+def be(v):
+    if isinstance(v, int):
+        return b"i%de" % v
+    if isinstance(v, str):
+        v = v.encode()
+    if isinstance(v, bytes):
+        return b"%d:%s" % (len(v), v)
+    if isinstance(v, list):
+        return b"l" + b"".join(be(x) for x in v) + b"e"
+    if isinstance(v, dict):  # in insertion order: seeds may be non-canonical on purpose
+        return b"d" + b"".join(be(k) + be(x) for k, x in v.items()) + b"e"
+    raise TypeError(v)
+
+def write(target, name, data):
+    d = os.path.join(HERE, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+def torrent(files, piece_len, name, extra=None, sort=True):
+    total = sum(l for _, l in files)
+    content = bytes((i * 7) % 251 for i in range(total))
+    pieces = b"".join(hashlib.sha1(content[i:i + piece_len]).digest()
+                      for i in range(0, total, piece_len))
+    if len(files) == 1 and files[0][0] is None:
+        info = {"length": total, "name": name, "piece length": piece_len, "pieces": pieces}
+    else:
+        info = {"files": [{"length": l, "path": p} for p, l in files], "name": name,
+                "piece length": piece_len, "pieces": pieces}
+    if not sort:
+        info = dict(reversed(list(info.items())))
+    top = {"announce": "http://127.0.0.1:6969/announce"}
+    top.update(extra or {})
+    top["info"] = info
+    return be(top)
+
+# metainfo and bencode
+single = torrent([(None, 40000)], 16384, "movie.bin")
+multi = torrent([(["a", "b.mkv"], 30000), (["c.srt"], 1000)], 32768, "series",
+                {"announce-list": [["http://127.0.0.1:1/announce"], ["http://t/announce"]],
+                 "comment": "x", "creation date": 1700000000, "url-list": ["http://s/"]})
+odd = torrent([(None, 5)], 3, "n\xe9", {"url-list": "http://one/"}, sort=False)
+for t in ("metainfo", "bencode"):
+    write(t, "single.torrent", single)
+    write(t, "multi.torrent", multi)
+    write(t, "noncanonical.torrent", odd)
+    for f in os.listdir(os.path.join(ROOT, "torrents")):
+        if f.endswith(".torrent"):
+            shutil.copy(os.path.join(ROOT, "torrents", f), os.path.join(HERE, t, f))
+write("bencode", "nested", be([1, -5, b"", {"k": [[], {}]}, "i0e"]))
+
+# tracker responses
+peers4 = bytes([127, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 2, 0, 80])
+peers6 = bytes(15) + b"\x01" + b"\x1a\xe1"
+write("tracker_response", "compact", be({"complete": 3, "incomplete": 1, "interval": 1800,
+                                         "min interval": 60, "peers": peers4, "peers6": peers6}))
+write("tracker_response", "dicts", be({"interval": 30, "peers": [
+    {"ip": "127.0.0.1", "peer id": b"-BV0100-abcdefghijkl", "port": 6881},
+    {"ip": "::ffff:10.0.0.1", "port": 1}, {"ip": "host.example", "port": 2}],
+    "tracker id": "abc", "warning message": "careful"}) + b"\n")
+write("tracker_response", "failure", be({"failure reason": "unregistered torrent"}))
+write("tracker_response", "scrape", be({"files": {b"\x01" * 20: {"complete": 1, "downloaded": 2,
+                                                                 "incomplete": 3}}}))
+
+# announce queries: mode byte 0 = raw query text, 1 = client request fields
+q = ("info_hash=%01%02%03%04%05%06%07%08%09%0A%0B%0C%0D%0E%0F%10%11%12%13%14"
+     "&peer_id=-BV0100-abcdefghijkl&port=6881&uploaded=0&downloaded=10&left=99"
+     "&compact=1&event=started&numwant=50&ip=127.0.0.1&key=1A2B")
+write("announce_query", "query", b"\x00" + q.encode())
+write("announce_query", "scrape", b"\x00info_hash=%AA%BB%CC%DD%EE%FF%00%11%22%33%44%55%66%77%88%99%AA%BB%CC%DD")
+write("announce_query", "request", b"\x01" + bytes(range(40)) + b"\x7f" + bytes(range(64)))
+
+# wire stream: flags, [u16 piece count], u32 chunk seed, then the stream
+def frame(mid, payload=b""):
+    body = bytes([mid]) + payload
+    return struct.pack(">I", len(body)) + body
+hs = b"\x13BitTorrent protocol" + bytes(7) + b"\x04" + b"\xaa" * 20 + b"-BV0100-abcdefghijkl"
+msgs = (frame(5, b"\xff\xc0") + frame(1) + frame(2) + frame(4, struct.pack(">I", 3))
+        + frame(6, struct.pack(">III", 0, 0, 16384)) + frame(7, struct.pack(">II", 0, 0) + b"x" * 100)
+        + struct.pack(">I", 0) + frame(14) + frame(16, struct.pack(">III", 1, 16384, 16384))
+        + frame(9, b"\x1a\xe1") + frame(20, b"\x00d1:md") + frame(99, b"zz") + frame(17, b"\x00\x00\x00\x01"))
+write("wire_stream", "handshake_and_messages", b"\x03" + struct.pack("<H", 10) + b"\x05\x00\x00\x00" + hs + msgs)
+write("wire_stream", "messages", b"\x00" + b"\x07\x00\x00\x00" + msgs)
+
+# picker: kind, pieces-1, blocks-1, u16 tail, u16 ours, u8 fast, u32 seed, [deadline params], ops
+for kind in range(3):
+    head = bytes([kind, 7, 1]) + struct.pack("<HHB", 100, 0b11, 0b0101) + struct.pack("<I", 42)
+    if kind == 2:
+        head += struct.pack("<HHB", 63, 6000, 80) + struct.pack("<I", 0) + b"\x00" + b"\x01"
+    # picker_events ops: (op, peer, args...)
+    ops = b""
+    for peer in range(4):
+        ops += bytes([0, peer]) + struct.pack("<H", 0xffff >> peer)
+    for r in range(6):
+        for peer in range(4):
+            ops += bytes([4, peer, 4]) + struct.pack("<H", 500) + bytes([20])
+            ops += bytes([7, peer, r, 10])
+        ops += bytes([12, 0]) + struct.pack("<HH", 700, 4000)
+    ops += bytes([9, 1, 0, 10, 2, 0, 11, 0, 5, 2, 3, 3, 0])
+    write("picker_events", "kind%d" % kind, head + ops)
+    # peer_messages ops: (op, peer, args...)
+    ops = b""
+    for peer in range(4):
+        ops += bytes([0, peer, 6]) + frame(5, bytes([0xff >> peer]))
+        ops += bytes([1, peer, 5]) + frame(1)
+    for r in range(6):
+        for peer in range(4):
+            ops += bytes([2, peer, 4]) + struct.pack("<H", 500) + bytes([20])
+            ops += bytes([3, peer, r, 0])
+        ops += bytes([5, 0]) + struct.pack("<HH", 700, 4000)
+    ops += bytes([0, 1, 9]) + frame(4, struct.pack(">I", 2)) + bytes([0, 2, 5]) + frame(0)
+    ops += bytes([3, 3, 0, 250, 4, 1])
+    write("peer_messages", "kind%d" % kind, head + ops)
