@@ -329,9 +329,11 @@ async fn pump(
                         uploads.push_back(block);
                     } else if fast {
                         // Over the queue cap: say so rather than let the request time out.
-                        if let Err(why) = write_within(stall, sink.send(reject(block))).await {
+                        // Fed, not flushed: a flood's REJECTs go out in runs.
+                        if let Err(why) = write_within(stall, sink.feed(reject(block))).await {
                             return why;
                         }
+                        unflushed = true;
                     }
                 }
                 Some(PeerCommand::CancelUpload(block)) => {

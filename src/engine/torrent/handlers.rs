@@ -39,7 +39,11 @@ impl Torrent {
                     kill.cancel();
                     return;
                 }
-                self.seen.insert(peer_id);
+                // Peers choose their ids: a stranger reconnecting under fresh ones must not grow
+                // this set without bound (it only feeds the peers-seen count).
+                if self.seen.len() < super::MAX_SEEN {
+                    self.seen.insert(peer_id);
+                }
                 let mut state = PeerState::new(
                     addr,
                     peer_id,

@@ -380,6 +380,11 @@ impl Torrent {
         if self.bans.is_banned_addr(&addr) {
             return;
         }
+        // Addresses come from trackers, which are as untrusted as peers: a reply listing a
+        // million peers must not grow the queue without bound.
+        if self.known.len() >= MAX_KNOWN {
+            return;
+        }
         if self.known.insert(addr) {
             self.candidates.push_back(addr);
         }
@@ -389,6 +394,9 @@ impl Torrent {
     fn schedule_redial(&mut self, addr: SocketAddr) {
         let attempts = self.redial.get(&addr).map_or(0, |(n, _)| *n) + 1;
         if attempts > MAX_REDIALS {
+            // Forgotten, so that a tracker offering it again is heard.
+            self.redial.remove(&addr);
+            self.known.remove(&addr);
             return;
         }
         let wait = Duration::from_secs(1 << (attempts - 1).min(6));
@@ -463,6 +471,13 @@ const MAX_VERIFYING: usize = 8;
 
 /// Dials of one address that fail in a row before it is left for the tracker to offer again.
 const MAX_REDIALS: u32 = 6;
+
+/// Distinct peer ids remembered for the peers-seen count, at most.
+const MAX_SEEN: usize = 65_536;
+
+/// Addresses queued, being dialled or connected to, at most (each is forgotten when its
+/// connection ends or its dials are given up).
+const MAX_KNOWN: usize = 2000;
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.
 async fn sleep_until_opt(at: Option<Instant>) {
