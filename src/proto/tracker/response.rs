@@ -260,9 +260,19 @@ fn secs_i64(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// At most [`MAX_TEXT_LEN`] bytes of text. Cut after the lossy conversion, at a character
+/// boundary: each invalid byte becomes a 3-byte U+FFFD, so cutting the input first could
+/// triple the length (and our tracker, echoing such a text, would send one the client cuts
+/// differently).
 fn text(bytes: &[u8]) -> String {
     let cut = bytes.get(..MAX_TEXT_LEN).unwrap_or(bytes);
-    String::from_utf8_lossy(cut).into_owned()
+    let mut text = String::from_utf8_lossy(cut).into_owned();
+    let mut end = text.len().min(MAX_TEXT_LEN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
 }
 
 fn opt_text(dict: Dict<'_>, key: &[u8]) -> Option<String> {
