@@ -18,6 +18,7 @@
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz TARGET fuzz/artifacts/TARGET/crash-...
 # and turn it into a test in tests/fuzz_regressions.rs.
 #
+# FUZZ_MAX_LEN sets libFuzzer's -max_len (default 8192 bytes).
 # Everything runs at `nice -n 19` (FUZZ_NICE to change) and one target at a time, so a shared
 # 2-core machine stays usable. CI does not run this; tests/fuzz_smoke.rs runs the same checks
 # for a few seconds per target.
@@ -43,6 +44,9 @@ export PATH="$tools/bin:$PATH"
 export RUSTC_BOOTSTRAP=1
 niceness="${FUZZ_NICE:-19}"
 sanitizer="${FUZZ_SANITIZER:-address}"
+# Long enough for a torrent with a few dozen files or a tracker text past its 1024-byte cap;
+# libFuzzer still starts short and grows inputs over the run.
+max_len="${FUZZ_MAX_LEN:-8192}"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "fuzz.sh: installing cargo-fuzz into $tools" >&2
@@ -73,7 +77,8 @@ for t in "${targets[@]}"; do
     set +e
     nice -n "$niceness" cargo fuzz run --fuzz-dir fuzz --sanitizer "$sanitizer" "$t" \
         "$corpus" "fuzz/seeds/$t" -- \
-        -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+        -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 -timeout=10 \
+        -rss_limit_mb=2048 \
         >"$log" 2>&1
     rc=$?
     set -e

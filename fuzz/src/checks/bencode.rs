@@ -1,7 +1,11 @@
 //! `bencode`: the reader accepts exactly the strict encodings, so whatever it accepts, written
 //! back in the order it was read, is the input byte for byte; `Dict::raw` is that dictionary's
 //! own bytes and `is_canonical` says whether its keys (at every level) ascend strictly.
+//! Differential: bendy's strict decoder (the one the project's encoder side comes with)
+//! accepts a single value exactly when ours accepts it as canonical, with the same tokens.
 
+use bendy::decoding::Decoder;
+use bendy::state_tracker::Token;
 use btvod::proto::bencode::{BencodeError, MAX_DEPTH, Value, decode, decode_prefix};
 
 pub fn bencode(data: &[u8]) {
