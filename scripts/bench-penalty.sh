@@ -49,6 +49,10 @@ cargo build --release --quiet
 BIN="$ROOT/target/release/btvod"
 mkdir -p "$WORK"
 STARTED=$(date -u +%Y-%m-%dT%H:%MZ)
+COMMIT="$(git rev-parse --short HEAD)"
+# Others may be editing the shared checkout: say when the binary was built from more than HEAD.
+git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || COMMIT+=" plus uncommitted changes to src/"
+
 SECONDS=0
 TABLE="$WORK/table.md"
 : > "$TABLE"
@@ -76,7 +80,7 @@ CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 SECTION="$WORK/section.md"
 {
     echo "Command: \`scripts/bench-penalty.sh${ARGS:+ $ARGS}\` (N = $RUNS runs of each policy, $JOBS at once)."
-    echo "Machine: $(nproc) cores ($CPU), $(free -g | awk '/^Mem/ {print $2}') GiB; $STARTED; commit $(git rev-parse --short HEAD); took $((ELAPSED / 60)) min."
+    echo "Machine: $(nproc) cores ($CPU), $(free -g | awk '/^Mem/ {print $2}') GiB; $STARTED; commit $COMMIT; took $((ELAPSED / 60)) min."
     if [[ ${#SETTINGS[@]} -gt 0 ]]; then
         echo "Deadline settings changed from the defaults: ${SETTINGS[*]}."
     fi
