@@ -21,7 +21,7 @@ use super::viewers::movie_index;
 use super::world::{World, WorldError, WorldOptions};
 use crate::engine::playback::VodReport;
 use crate::engine::session::{self, Content, PolicyKind, SessionOptions, VodOptions};
-use crate::engine::torrent::{TorrentConfig, TorrentStats};
+use crate::engine::torrent::TorrentConfig;
 use crate::engine::vod_server::VodServer;
 use crate::policy::picker::DeadlineConfig;
 use crate::policy::vod::VodParams;
@@ -546,7 +546,7 @@ impl ViewerJob {
                 penalty: v.ledger.penalty_bytes,
             });
             if v.complete_at.is_some() {
-                let report = btvod_report(meta, file, kind, &params, &s);
+                let report = VodReport::new(meta, file, kind.name(), &params, &s);
                 out.score = serde_json::to_value(&report)
                     .ok()
                     .and_then(|j| serde_json::from_value(j).ok());
@@ -710,40 +710,6 @@ impl ViewerJob {
             ));
         }
         Ok(())
-    }
-}
-
-/// A btvod viewer's report, as `btvod --report` writes it.
-fn btvod_report(
-    meta: &Metainfo,
-    file: usize,
-    kind: PolicyKind,
-    params: &VodParams,
-    s: &TorrentStats,
-) -> VodReport {
-    let v = s.vod.clone().unwrap_or_default();
-    let l = &v.ledger;
-    VodReport {
-        torrent_name: meta.name.clone(),
-        info_hash: meta.info_hash.to_hex(),
-        file: meta.relative_path(file).display().to_string(),
-        policy: kind.name().to_string(),
-        rate_bytes_per_s: params.rate(),
-        delay_s: params.delay().as_secs_f64(),
-        prefetch_s: params.prefetch().as_secs_f64(),
-        movie_bytes: v.movie_bytes,
-        penalty_bytes: l.penalty_bytes,
-        penalty_fraction: l.penalty_bytes as f64 / v.movie_bytes.max(1) as f64,
-        pieces_from_server: l.pieces_from_server,
-        peer_bytes: l.peer_bytes,
-        uploaded_bytes: s.uploaded,
-        duplicate_bytes: l.duplicate_bytes,
-        wasted_bytes: l.wasted_bytes,
-        stall_s: v.stall.as_secs_f64(),
-        complete_at_s: v.complete_at.map(|t| t.as_secs_f64()),
-        peers_seen: s.peers_seen,
-        server_requests: l.server_requests,
-        hash_failures: s.hash_failures,
     }
 }
 
