@@ -94,21 +94,9 @@ HTTP_TIMEOUT_S = 20.0
 HTTP_ATTEMPTS = 4
 
 
-def emit(event, **fields):
-    print(json.dumps({"event": event, **fields}), flush=True)
-
-
-def fail(message, code=1):
-    sys.stderr.write(json.dumps({"event": "error", "message": message}) + "\n")
-    sys.stderr.flush()
-    sys.exit(code)
-
-
-def host_port(text):
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
+# The JSON-lines protocol and argument helpers are lt_peer.py's (same directory).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lt_peer import emit, fail, host_port  # noqa: E402
 
 
 def parse_args():
