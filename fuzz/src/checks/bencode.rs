@@ -37,6 +37,95 @@ pub fn bencode(data: &[u8]) {
             "decode and decode_prefix disagree"
         ),
     }
+    differential(data, whole);
+}
+
+/// A token of a value, as bendy reports them (integers parsed; `None` if beyond i64).
+#[derive(Debug, PartialEq)]
+enum Tok<'a> {
+    List,
+    Dict,
+    End,
+    Int(Option<i64>),
+    Bytes(&'a [u8]),
+}
+
+fn differential(data: &[u8], ours: Result<Value<'_>, BencodeError>) {
+    let theirs = bendy_single_value(data);
+    match (&ours, theirs) {
+        (Ok(value), Some(tokens)) => {
+            let mut mine = Vec::new();
+            tokens_of(*value, &mut mine);
+            assert_eq!(mine, tokens, "bendy reads the value differently");
+            assert!(canonical(*value), "bendy accepted keys out of order?");
+        }
+        (Ok(value), None) => assert!(!canonical(*value), "bendy refuses a canonical value"),
+        (Err(BencodeError::IntegerOverflow(_)), Some(tokens)) => {
+            assert!(
+                tokens.contains(&Tok::Int(None)),
+                "overflow without a large integer"
+            );
+        }
+        (Err(e), Some(_)) => panic!("bendy accepts what we refuse ({e})"),
+        (Err(_), None) => {}
+    }
+}
+
+/// bendy's tokens if `data` is exactly one valid, canonical value (depth capped like ours).
+fn bendy_single_value(data: &[u8]) -> Option<Vec<Tok<'_>>> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    for token in Decoder::new(data).with_max_depth(MAX_DEPTH).tokens() {
+        if !out.is_empty() && depth == 0 {
+            return None; // a second top-level value
+        }
+        out.push(match token.ok()? {
+            Token::List => {
+                depth += 1;
+                Tok::List
+            }
+            Token::Dict => {
+                depth += 1;
+                Tok::Dict
+            }
+            Token::End => {
+                depth = depth.checked_sub(1)?;
+                Tok::End
+            }
+            Token::Num(n) => Tok::Int(n.parse().ok()),
+            Token::String(b) => Tok::Bytes(b),
+        });
+    }
+    (!out.is_empty() && depth == 0).then_some(out)
+}
+
+fn tokens_of<'a>(value: Value<'a>, out: &mut Vec<Tok<'a>>) {
+    match value {
+        Value::Int(n) => out.push(Tok::Int(Some(n))),
+        Value::Bytes(b) => out.push(Tok::Bytes(b)),
+        Value::List(list) => {
+            out.push(Tok::List);
+            list.iter().for_each(|item| tokens_of(item, out));
+            out.push(Tok::End);
+        }
+        Value::Dict(dict) => {
+            out.push(Tok::Dict);
+            for (key, item) in dict.iter() {
+                out.push(Tok::Bytes(key));
+                tokens_of(item, out);
+            }
+            out.push(Tok::End);
+        }
+    }
+}
+
+/// Whether every dictionary in the tree has strictly ascending keys.
+fn canonical(value: Value<'_>) -> bool {
+    match value {
+        Value::Int(_) | Value::Bytes(_) => true,
+        Value::List(list) => list.iter().all(canonical),
+        Value::Dict(dict) => dict.is_canonical(),
+    }
 }
 
 /// Writes `value` as read (dictionary keys in input order) and checks each dictionary's view.
