@@ -1,7 +1,7 @@
 //! A pure, seeded, event-driven swarm simulator for comparing piece policies under the VoD
 //! contract: simulated peers serve our requests FIFO at their upload rate after a latency, the
 //! VoD server takes over every piece not verified at its deadline, and the same `VodSession`
-//! ledger that scores real runs scores the simulated one. No tokio, no clock: time is a number.
+//! ledger that scores real runs scores the simulated one. No async runtime, no clock: time is a number.
 
 mod scenarios;
 mod world;

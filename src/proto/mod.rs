@@ -1,4 +1,4 @@
-//! Pure protocol layer: untrusted bytes become typed values here, once. No tokio, no clock.
+//! Pure protocol layer: untrusted bytes become typed values here, once. No async runtime, no clock.
 
 pub mod bencode;
 pub mod bitfield;
