@@ -69,11 +69,13 @@ def parse_args():
     return args
 
 
-def make_session(args):
-    ses = lt.session({
-        "listen_interfaces": f"127.0.0.1:{args.listen_port}",
+def loopback_settings(listen_port, upload_limit, download_limit=0):
+    """Settings for a libtorrent peer that talks only to peers on 127.0.0.1 (shared with
+    lt_vod.py)."""
+    return {
+        "listen_interfaces": f"127.0.0.1:{listen_port}",
         # A port asked for by number must be that port, not a silent substitute.
-        "listen_system_port_fallback": args.listen_port == 0,
+        "listen_system_port_fallback": listen_port == 0,
         "max_retry_port_bind": 0,
         "enable_dht": False,
         "enable_lsd": False,
@@ -86,12 +88,16 @@ def make_session(args):
         "allow_multiple_connections_per_ip": True,
         "in_enc_policy": lt.enc_policy.disabled,
         "out_enc_policy": lt.enc_policy.disabled,
-        "upload_rate_limit": args.upload_limit,
-        "download_rate_limit": args.download_limit,
+        "upload_rate_limit": upload_limit,
+        "download_rate_limit": download_limit,
         "rate_limit_ip_overhead": False,
         "alert_mask": lt.alert_category.error | lt.alert_category.status
         | lt.alert_category.tracker,
-    })
+    }
+
+
+def start_session(settings):
+    ses = lt.session(settings)
     # Loopback is in libtorrent's unlimited "local" peer class; put every address in the global
     # class so the rate limits apply. Set last: later settings changes can reset the filter.
     everyone = lt.ip_filter()
@@ -100,6 +106,11 @@ def make_session(args):
     everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", global_class)
     ses.set_peer_class_filter(everyone)
     return ses
+
+
+def make_session(args):
+    return start_session(
+        loopback_settings(args.listen_port, args.upload_limit, args.download_limit))
 
 
 def wait_listening(ses, deadline):

@@ -96,7 +96,8 @@ HTTP_ATTEMPTS = 4
 
 # The JSON-lines protocol and argument helpers are lt_peer.py's (same directory).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lt_peer import emit, fail, host_port  # noqa: E402
+from lt_peer import (  # noqa: E402
+    emit, fail, host_port, loopback_settings, start_session, wait_listening)
 
 
 def parse_args():
@@ -145,21 +146,8 @@ def parse_args():
 
 
 def make_session(args):
-    settings = {
-        "listen_interfaces": f"127.0.0.1:{args.listen_port}",
-        "listen_system_port_fallback": args.listen_port == 0,
-        "max_retry_port_bind": 0,
-        "enable_dht": False,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
-        "allow_multiple_connections_per_ip": True,
-        "in_enc_policy": lt.enc_policy.disabled,
-        "out_enc_policy": lt.enc_policy.disabled,
-        "upload_rate_limit": args.upload_limit,
-        "rate_limit_ip_overhead": False,
+    settings = loopback_settings(args.listen_port, args.upload_limit)
+    settings.update({
         # libtorrent's housekeeping tick (500 ms by default) also paces new connections and
         # time-critical requests, and deadlines can be fractions of a second apart: tick faster.
         "tick_interval": 100,
@@ -167,30 +155,10 @@ def make_session(args):
         "alert_mask": lt.alert_category.error | lt.alert_category.status
         | lt.alert_category.tracker | lt.alert_category.piece_progress
         | lt.alert_category.connect,
-    }
+    })
     if args.request_queue_time is not None:
         settings["request_queue_time"] = args.request_queue_time
-    ses = lt.session(settings)
-    # Loopback is in libtorrent's unlimited "local" peer class; put every address in the global
-    # class so the rate limits apply. Set last: later settings changes can reset the filter.
-    everyone = lt.ip_filter()
-    global_class = 1 << lt.session.global_peer_class_id
-    everyone.add_rule("0.0.0.0", "255.255.255.255", global_class)
-    everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", global_class)
-    ses.set_peer_class_filter(everyone)
-    return ses
-
-
-def wait_listening(ses, deadline):
-    while time.monotonic() < deadline:
-        port = ses.listen_port()
-        if port:
-            return port
-        ses.wait_for_alert(100)
-        for alert in ses.pop_alerts():
-            if isinstance(alert, lt.listen_failed_alert):
-                fail(f"cannot listen on 127.0.0.1: {alert.message()}")
-    fail("libtorrent did not start listening within 10 s")
+    return start_session(settings)
 
 
 def wait_checked(ses, handle, deadline):
