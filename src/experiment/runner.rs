@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::content::mix;
 use super::scenario::{Scenario, ViewerClass};
-use super::viewers::movie_index;
 use super::world::{World, WorldError, WorldOptions};
 use crate::engine::playback::VodReport;
 use crate::engine::session::{self, Content, PolicyKind, SessionOptions, VodOptions};
@@ -279,7 +278,7 @@ pub async fn run_experiment(
 pub fn run_bound(scenario: &Scenario, meta: &Metainfo, slack: Duration) -> Duration {
     let mut bound = Duration::ZERO;
     for class in &scenario.viewers {
-        let file = movie_index(meta, class.file.as_deref()).unwrap_or(0);
+        let file = meta.movie_file(class.file.as_deref()).unwrap_or(0);
         let play = Duration::from_secs_f64(meta.files[file].length as f64 / class.rate as f64);
         let last = class.arrival.of(class.count.saturating_sub(1), class.count);
         bound = bound.max(last + class.delay + play);
@@ -427,7 +426,10 @@ impl ViewerJob {
     }
 
     fn file(&self) -> usize {
-        movie_index(self.world.metainfo(), self.class.file.as_deref()).unwrap_or(0)
+        self.world
+            .metainfo()
+            .movie_file(self.class.file.as_deref())
+            .unwrap_or(0)
     }
 
     fn outcome(&self) -> ViewerOutcome {

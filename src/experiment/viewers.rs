@@ -127,12 +127,6 @@ async fn start(
         .map_err(|e| e.to_string())
 }
 
-/// The movie's index in the torrent: the class's `file` (an index or a path inside the
-/// torrent), else the largest file.
-pub(crate) fn movie_index(meta: &Metainfo, wanted: Option<&str>) -> Option<usize> {
-    meta.movie_file(wanted)
-}
-
 /// The report of `vod-scoring.md` for a finished viewer (None if the class's R, D, P are
 /// invalid, which `start` refuses before a viewer ever plays).
 fn report(

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::content::materialise;
 use super::peers::{PeerRecord, Tracked, run_peer};
 use super::scenario::{Scenario, ViewerClass};
-use super::viewers::{movie_index, run_viewer};
+use super::viewers::run_viewer;
 use crate::make_torrent::{MakeTorrentOptions, make_torrent};
 use crate::proto::metainfo::Metainfo;
 use crate::service::origin::{self, OriginConfig, OriginMeter};
@@ -85,7 +85,7 @@ impl WorldShared {
 
     /// The movie of a viewer class: its path in the torrent and its index.
     pub fn movie_file(&self, class: &ViewerClass) -> (String, usize) {
-        let i = movie_index(&self.meta, class.file.as_deref()).unwrap_or(0);
+        let i = self.meta.movie_file(class.file.as_deref()).unwrap_or(0);
         (self.meta.relative_path(i).display().to_string(), i)
     }
 }
@@ -161,7 +161,7 @@ impl World {
         let torrent_path = run_dir.join(format!("{}.torrent", meta.name));
         std::fs::write(&torrent_path, &torrent_bytes).map_err(dir_err)?;
         for class in &scenario.viewers {
-            if movie_index(&meta, class.file.as_deref()).is_none() {
+            if meta.movie_file(class.file.as_deref()).is_none() {
                 return Err(WorldError::NoMovie {
                     class: class.name.clone(),
                     file: class.file.clone().unwrap_or_default(),
