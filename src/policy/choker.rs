@@ -36,6 +36,18 @@ impl Default for ChokerConfig {
     }
 }
 
+impl ChokerConfig {
+    /// For a VoD viewer: every byte it misses costs penalty and every byte it uploads costs
+    /// nothing, so it unchokes twice as many peers (libtorrent's default slot count) to be
+    /// in more peers' tit-for-tat top slots.
+    pub fn viewer() -> Self {
+        Self {
+            regular_slots: 8,
+            ..Self::default()
+        }
+    }
+}
+
 /// What the engine knows about one connected peer at rechoke time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChokerPeer {

@@ -516,14 +516,16 @@ impl Torrent {
         for (key, peer) in self.peers.iter_mut() {
             peer.download.tick(elapsed);
             peer.upload.tick(elapsed);
-            let stale: Vec<BlockRef> = peer
-                .in_flight
-                .iter()
-                .filter(|(_, at)| now - **at > timeout)
-                .map(|(b, _)| *b)
-                .collect();
-            if !stale.is_empty() {
-                timed_out.push((*key, stale));
+            // A peer serves our requests in order: one that keeps delivering is slow, not
+            // stuck, however long the last request in its queue has waited (timing requests
+            // out one by one cancelled the queues of rate-limited peers over and over). Only a
+            // peer that has delivered nothing for the timeout loses its requests.
+            let Some(oldest) = peer.in_flight.values().min() else {
+                continue;
+            };
+            let since = peer.last_block_at.map_or(*oldest, |b| b.max(*oldest));
+            if now - since > timeout {
+                timed_out.push((*key, peer.in_flight.keys().copied().collect()));
             }
         }
         for (key, blocks) in timed_out {

@@ -42,7 +42,8 @@ pub struct TorrentConfig {
     pub max_peers: usize,
     pub upload_limit: u64,
     pub download_limit: u64,
-    /// A request unanswered this long is given to another peer and the slow peer is snubbed.
+    /// A peer that delivers none of our requests for this long loses them all (they go to
+    /// other peers). A peer that keeps delivering keeps its queue, however slow it is.
     pub request_timeout: Duration,
     pub tick: Duration,
     /// Dialling plus the handshake exchange must finish within this, or the connection is
@@ -175,13 +176,18 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         ..Default::default()
     };
     let (stats_tx, stats_rx) = watch::channel(stats0);
+    let choker_config = if setup.playback.is_some() {
+        ChokerConfig::viewer()
+    } else {
+        ChokerConfig::default()
+    };
     let torrent = Torrent {
         geometry: setup.geometry,
         storage: setup.storage,
         have: setup.have,
         picker: setup.picker,
-        choker: Choker::new(ChokerConfig::default()),
-        choker_config: ChokerConfig::default(),
+        choker: Choker::new(choker_config.clone()),
+        choker_config,
         rng: StdRng::seed_from_u64(setup.seed),
         peers: HashMap::new(),
         assembly: Assembly::default(),
