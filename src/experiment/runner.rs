@@ -716,7 +716,7 @@ impl ViewerJob {
 }
 
 /// Sets one `DeadlineConfig` field from `key=value` (seconds for durations; `none` turns
-/// `cancel_late_after` off), for experiments with the policy's settings.
+/// `cancel_late_after` or `ahead_horizon` off), for experiments with the policy's settings.
 pub fn set_deadline(config: &mut DeadlineConfig, setting: &str) -> Result<(), String> {
     let (key, value) = setting
         .split_once('=')
@@ -736,6 +736,8 @@ pub fn set_deadline(config: &mut DeadlineConfig, setting: &str) -> Result<(), St
         "safety_margin" => config.safety_margin = secs()?,
         "urgent_share" => config.urgent_share = num()?,
         "at_risk_holders" => config.at_risk_holders = num()? as u32,
+        "ahead_horizon" if value == "none" => config.ahead_horizon = None,
+        "ahead_horizon" => config.ahead_horizon = Some(secs()?),
         "max_requesters" => config.max_requesters = num()? as usize,
         "duplicate_gain" => config.duplicate_gain = secs()?,
         "cancel_late_after" if value == "none" => config.cancel_late_after = None,
@@ -745,7 +747,8 @@ pub fn set_deadline(config: &mut DeadlineConfig, setting: &str) -> Result<(), St
         other => {
             return Err(format!(
                 "unknown deadline setting `{other}` (urgent_window, urgent_min_pieces, \
-                 safety_margin, urgent_share, at_risk_holders, max_requesters, duplicate_gain, \
+                 safety_margin, urgent_share, at_risk_holders, ahead_horizon, max_requesters, \
+                 duplicate_gain, \
                  cancel_late_after, unmeasured_rate, unmeasured_rtt)"
             ));
         }

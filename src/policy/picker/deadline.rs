@@ -1,6 +1,7 @@
 //! The deadline-aware VoD policy (`--policy deadline`): every block is asked of a peer that can
 //! deliver it before its piece's deadline, urgent blocks first, stuck urgent blocks raced by a
-//! faster peer, hopeless requests taken back, and spare bandwidth spent rarest-first further on.
+//! faster peer, hopeless requests taken back, and spare bandwidth spent on the next pieces due
+//! (and on pieces few peers hold), a few seconds of work deep.
 //!
 //! Why per block: the VoD server fetches only the blocks a piece misses at its deadline
 //! (`vod-scoring.md`), so every block that arrives in time saves its bytes, whether or not its
@@ -102,6 +103,13 @@ impl DeadlinePicker {
             urgent: first_movie + pending as u32..first_movie + last as u32,
             end,
         }
+    }
+
+    /// Whether the pipe still has room for work that is not urgent (see `ahead_horizon`).
+    fn has_room_ahead(&self, pipe: &Pipe) -> bool {
+        self.config
+            .ahead_horizon
+            .is_none_or(|h| pipe.backlog() < h.as_secs_f64())
     }
 
     /// Requests the piece's unrequested blocks that can still arrive in time from this peer.
@@ -216,27 +224,22 @@ impl DeadlinePicker {
         map
     }
 
-    /// Movie pieces due after the urgent window (only those at risk if `at_risk_only`):
+    /// Movie pieces due after the urgent window that are at risk (see `at_risk_holders`):
     /// started ones first (so they finish and can be shared), then fresh ones rarest-first,
     /// equally rare ones in deadline order.
-    fn request_beyond(
+    fn request_at_risk(
         &mut self,
         key: PeerKey,
         window: &Window,
         pipe: &mut Pipe,
         limit: usize,
         out: &mut Vec<BlockRef>,
-        at_risk_only: bool,
     ) {
         if out.len() >= limit {
             return;
         }
         let end = window.end;
-        let holders = if at_risk_only {
-            self.config.at_risk_holders
-        } else {
-            u32::MAX
-        };
+        let holders = self.config.at_risk_holders;
         let pick = move |book: &PieceBook, d: &MovieDeadlines, p: PieceIndex| {
             d.of(p).is_some_and(|d| d > end) && book.availability(p) <= holders
         };
@@ -246,9 +249,42 @@ impl DeadlinePicker {
             .filter(|&p| self.book.peer_has(key, p) && pick(&self.book, &self.deadlines, p))
             .collect();
         for piece in open {
+            if !self.has_room_ahead(pipe) {
+                return;
+            }
             self.take(key, piece, pipe, limit, out);
         }
         self.request_fresh(key, pipe, limit, out, pick);
+    }
+
+    /// Movie pieces due after the urgent window, nearest deadline first: they are the next to
+    /// become urgent. (Rarest-first here would spend a scarce swarm's bandwidth on pieces due
+    /// long after it has grown, and leave the next ones to the server.)
+    fn request_ahead(
+        &mut self,
+        key: PeerKey,
+        window: &Window,
+        pipe: &mut Pipe,
+        limit: usize,
+        out: &mut Vec<BlockRef>,
+    ) {
+        let movie_end = self.deadlines.first + self.deadlines.secs.len() as u32;
+        for i in window.urgent.end..movie_end {
+            if out.len() >= limit || !self.has_room_ahead(pipe) {
+                return;
+            }
+            let Some(piece) = self.book.geometry().piece(i) else {
+                return;
+            };
+            if self.book.peer_has(key, piece)
+                && matches!(
+                    self.book.state(piece),
+                    PieceState::Fresh | PieceState::Started
+                )
+            {
+                self.take(key, piece, pipe, limit, out);
+            }
+        }
     }
 
     /// Pieces with no movie byte (other files of the torrent): last, rarest-first.
@@ -265,6 +301,9 @@ impl DeadlinePicker {
             .filter(|&p| self.book.peer_has(key, p) && !self.deadlines.is_movie(p))
             .collect();
         for piece in open {
+            if !self.has_room_ahead(pipe) {
+                return;
+            }
             self.take(key, piece, pipe, limit, out);
         }
         self.request_fresh(key, pipe, limit, out, |_, d, p| !d.is_movie(p));
@@ -293,6 +332,9 @@ impl DeadlinePicker {
                 .book
                 .fresh_candidates_where(key, want, |book, p| keep(book, deadlines, p));
             for &piece in &chosen {
+                if !self.has_room_ahead(pipe) {
+                    return;
+                }
                 self.take(key, piece, pipe, limit, out);
             }
             if chosen.len() < want {
@@ -336,8 +378,8 @@ impl Picker for DeadlinePicker {
     fn next_requests(&mut self, now: Time, peer: &PeerView, slots: usize) -> Vec<BlockRef> {
         let key = peer.key;
         let link = self.links.entry(key).or_default();
-        link.observe(peer);
         link.prune(&self.book, key);
+        link.observe(peer);
         self.cancel_late(now, key);
         let mut out = Vec::with_capacity(slots);
         if slots == 0 {
@@ -352,9 +394,9 @@ impl Picker for DeadlinePicker {
         // before the urgent ones.
         let p = self.config.urgent_share;
         let rare_first = (0..slots).filter(|_| !self.rng.random_bool(p)).count();
-        self.request_beyond(key, &window, &mut pipe, rare_first, &mut out, true);
+        self.request_at_risk(key, &window, &mut pipe, rare_first, &mut out);
         self.request_urgent(now, key, &window, &mut pipe, slots, &mut out);
-        self.request_beyond(key, &window, &mut pipe, slots, &mut out, false);
+        self.request_ahead(key, &window, &mut pipe, slots, &mut out);
         self.request_other_files(key, &mut pipe, slots, &mut out);
         if let Some(link) = self.links.get_mut(&key) {
             for &b in &out {
@@ -380,16 +422,9 @@ impl DeadlinePicker {
         let Some(link) = self.links.get(&key) else {
             return;
         };
-        let late: Vec<BlockRef> = link
-            .arrivals(now, &self.config)
-            .into_iter()
-            .filter(|(b, at)| {
-                self.deadlines
-                    .of(b.piece())
-                    .is_some_and(|d| *at > d + grace.as_secs_f64())
-            })
-            .map(|(b, _)| b)
-            .collect();
+        let late = link.late_requests(now, &self.config, grace.as_secs_f64(), |b| {
+            self.deadlines.of(b.piece())
+        });
         for block in late {
             tracing::debug!(%key, piece = %block.piece(), "taking back a request that would be late");
             self.book.request_timed_out(key, block);

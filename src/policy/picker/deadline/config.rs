@@ -29,6 +29,11 @@ pub struct DeadlineConfig {
     /// and flash-crowd, where churning or choking holders take their pieces away; 3 was no
     /// better than 2.
     pub at_risk_holders: u32,
+    /// Work that is not urgent (at-risk and further movie pieces) is asked of a peer only
+    /// while its pipe holds less than this much: peers serve requests in order, so a deep queue
+    /// of far pieces would make every block that turns urgent wait behind it. `None`: no
+    /// bound. Default 4 s.
+    pub ahead_horizon: Option<Duration>,
     /// At most this many peers are asked for one block at once; 1 disables duplicate requests
     /// of stuck urgent blocks. Default 2.
     pub max_requesters: usize,
@@ -53,6 +58,7 @@ impl Default for DeadlineConfig {
             safety_margin: Duration::from_millis(250),
             urgent_share: 0.8,
             at_risk_holders: 2,
+            ahead_horizon: Some(Duration::from_secs(4)),
             max_requesters: 2,
             duplicate_gain: Duration::from_millis(500),
             cancel_late_after: Some(Duration::from_millis(500)),

@@ -20,9 +20,14 @@ pub(super) struct PeerLink {
 }
 
 impl PeerLink {
+    /// Learns the peer's rate while it has our requests to serve; while it is idle, only a
+    /// rise is believed. An idle link's meter decays towards zero, and believing it left the
+    /// peer idle for good (no request fits a deadline at 15 B/s), however fast it had become.
     pub(super) fn observe(&mut self, view: &PeerView) {
-        if view.download_rate.is_finite() && view.download_rate > 0.0 {
-            self.rate = view.download_rate;
+        let busy = !self.sent.is_empty();
+        let rate = view.download_rate;
+        if rate.is_finite() && rate > 0.0 && (busy || rate > self.rate) {
+            self.rate = rate;
         }
         if view.rtt.is_some() {
             self.rtt = view.rtt;
@@ -75,6 +80,35 @@ impl PeerLink {
     }
 }
 
+impl PeerLink {
+    /// Requests in flight that would arrive more than `grace` after their deadline, counting
+    /// only the requests kept ahead of each (taking one back speeds up those behind it). A
+    /// request found late is then late for a new request too: it would queue behind all the
+    /// kept ones.
+    pub(super) fn late_requests(
+        &self,
+        now: Time,
+        config: &DeadlineConfig,
+        grace: f64,
+        deadline: impl Fn(BlockRef) -> Option<f64>,
+    ) -> Vec<BlockRef> {
+        let rate = self.rate(config);
+        let rtt = self.rtt(config);
+        let mut kept_bytes = 0.0;
+        let mut late = Vec::new();
+        for &(block, sent) in &self.sent {
+            let bytes = kept_bytes + f64::from(block.len());
+            let earliest = (sent.as_secs_f64() + rtt).max(now.as_secs_f64());
+            if deadline(block).is_some_and(|d| earliest + bytes / rate > d + grace) {
+                late.push(block);
+            } else {
+                kept_bytes = bytes;
+            }
+        }
+        late
+    }
+}
+
 /// The pipe of the peer being asked, as this call fills it.
 pub(super) struct Pipe {
     now: f64,
@@ -97,6 +131,11 @@ impl Pipe {
     /// When one more block requested now would arrive.
     pub(super) fn next_arrival(&self) -> f64 {
         self.now + self.rtt + (self.queued + f64::from(BLOCK_LEN)) / self.rate
+    }
+
+    /// Seconds until everything already in the pipe has arrived.
+    pub(super) fn backlog(&self) -> f64 {
+        self.rtt + self.queued / self.rate
     }
 
     /// How many more full blocks requested now would arrive by `by` (seconds since start).

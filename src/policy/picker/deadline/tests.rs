@@ -152,11 +152,14 @@ fn requests_that_would_arrive_late_are_taken_back() {
 }
 
 #[test]
-fn beyond_the_window_the_rarest_piece_comes_first_then_deadline_order() {
+fn beyond_the_window_at_risk_pieces_come_first_then_deadline_order() {
     let config = DeadlineConfig {
         urgent_window: secs(2.0),
         urgent_min_pieces: 1,
-        ..urgent_only()
+        at_risk_holders: 1,
+        // Every slot tries the at-risk pieces first.
+        urgent_share: 0.0,
+        ..DeadlineConfig::default()
     };
     let (g, mut picker) = fixture(config);
     let set = |pieces: &[u32]| {
@@ -166,15 +169,62 @@ fn beyond_the_window_the_rarest_piece_comes_first_then_deadline_order() {
         }
         b
     };
-    // The window holds pieces 0-2 (due by 3 s); none of these peers has them.
+    // The window holds pieces 0-2 (due by 3 s); none of these peers has them. Piece 7 has
+    // one holder (at risk); the others have two or three.
     picker.on_peer_bitfield(PeerKey(1), &set(&[4, 5, 6, 7]));
     picker.on_peer_bitfield(PeerKey(2), &set(&[4, 5, 6]));
     picker.on_peer_bitfield(PeerKey(3), &set(&[4, 5]));
     let got = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 8);
     assert_eq!(
         pieces_of(&got),
-        vec![7, 6, 4, 5],
-        "availability 1, 2, then 3 by deadline"
+        vec![7, 4, 5, 6],
+        "the at-risk piece, then the rest nearest deadline first"
+    );
+}
+
+#[test]
+fn work_ahead_of_the_window_stops_at_the_horizon() {
+    let config = DeadlineConfig {
+        urgent_window: secs(1.0),
+        urgent_min_pieces: 1,
+        ahead_horizon: Some(secs(1.0)),
+        ..urgent_only()
+    };
+    let (_, mut picker) = fixture(config.clone());
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    // 64 KiB/s: a block takes 0.25 s, so a 1 s horizon admits about four blocks, not the 16
+    // the slots and the deadlines would allow.
+    let rate = 64.0 * 1024.0;
+    let got = picker.next_requests(Duration::ZERO, &view(1, rate, 10), 16);
+    assert!(
+        (3..=5).contains(&got.len()),
+        "{} blocks queued: {got:?}",
+        got.len()
+    );
+    // Without the horizon the same peer is handed every block.
+    let (_, mut unbounded) = fixture(DeadlineConfig {
+        ahead_horizon: None,
+        ..config
+    });
+    unbounded.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    let all = unbounded.next_requests(Duration::ZERO, &view(1, rate, 10), 16);
+    assert_eq!(all.len(), 16, "{all:?}");
+}
+
+#[test]
+fn an_idle_peer_keeps_the_rate_it_delivered_at() {
+    let (_, mut picker) = fixture(urgent_only());
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    let first = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 2);
+    for &b in &first {
+        picker.on_block(secs(0.05), PeerKey(1), b);
+    }
+    // Idle now, its meter decays to a trickle; it must still be asked for what is due soon
+    // (at 15 B/s nothing would fit a deadline, and the peer would stay idle for good).
+    let again = picker.next_requests(secs(3.0), &view(1, 15.0, 10), 4);
+    assert!(
+        again.iter().any(|b| b.piece().get() <= 4),
+        "an idle fast peer got no near work: {again:?}"
     );
 }
 
