@@ -2,7 +2,8 @@
 //! again on the same directory (it resumes from the verified pieces on disk, keeps nothing
 //! corrupt, and downloads only the rest), a download directory on a disk that fills up (a
 //! clear error and an exit, and a rerun with room resumes from what was written), and a
-//! tracker that is down at start (the `--peer` peers carry the download). The seeds are in-process sessions, so what they upload is what
+//! tracker that is down at start (the `--peer` peers carry the download, and the tracker is
+//! reached within seconds once it comes up). The seeds are in-process sessions, so what they upload is what
 //! the process downloaded.
 
 mod common;
@@ -17,7 +18,8 @@ use btvod::engine::session::{self, Content, Session, SessionOptions};
 use btvod::engine::torrent::{TorrentConfig, TorrentStats};
 use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
 use btvod::proto::metainfo::Metainfo;
-use common::content::deterministic_content;
+use btvod::proto::tracker::{ScrapeResponse, ScrapeStats, scrape_url};
+use common::content::{deterministic_content, free_port};
 use common::process::{OutputLine, ProcessGuard};
 use tempfile::TempDir;
 use tokio::time::{Instant, sleep, timeout};
@@ -513,4 +515,100 @@ async fn a_full_disk_stops_the_download_with_a_clear_error_and_loses_nothing_wri
 fn reported_written(line: &str) -> Option<usize> {
     let at = line.find("stopped with ")? + "stopped with ".len();
     line[at..].split(' ').next()?.parse().ok()
+}
+
+/// The built-in tracker's scrape of the world's torrent, or `None` while it is not up.
+async fn scrape(port: u16, world: &World) -> Option<ScrapeStats> {
+    let announce = url::Url::parse(&format!("http://127.0.0.1:{port}/announce")).ok()?;
+    let url = scrape_url(&announce, &[world.meta.info_hash])?;
+    let body = reqwest::get(url).await.ok()?.bytes().await.ok()?;
+    ScrapeResponse::parse(&body)
+        .ok()?
+        .files
+        .get(&world.meta.info_hash)
+        .copied()
+}
+
+/// Nothing listens on the tracker's port when `btvod get` starts: it downloads from its
+/// `--peer` seed meanwhile, and once `btvod tracker` is started on that port the client's
+/// retry reaches it within 10 s (the tracker's scrape counts it). With the former first retry
+/// of 15 s, doubling, the tracker would have waited about 14 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracker_down_at_start_is_announced_to_soon_after_it_comes_up() {
+    let world = World::new(4 * 1024 * 1024, 15);
+    let total = world.content.len().div_ceil(PIECE);
+    // 512 KiB/s: the download takes about eight seconds, most of it while the tracker is down.
+    let seed = world.seed(8, 512 * 1024).await;
+    let port = free_port();
+    let get = Get::start(
+        &world,
+        &[
+            "--tracker".into(),
+            format!("http://127.0.0.1:{port}/announce"),
+            "--peer".into(),
+            addr_of(&seed).to_string(),
+            "--seed-after".into(),
+        ],
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    while world.good_pieces().len() < 4 || !get.log().contains("announce failed") {
+        assert!(
+            Instant::now() < until,
+            "no download from the peer while the tracker is down ({} pieces)\n{}",
+            world.good_pieces().len(),
+            get.log()
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        scrape(port, &world).await,
+        None,
+        "the tracker is not up yet"
+    );
+    let tracker = ProcessGuard::spawn(
+        "btvod tracker",
+        BTVOD,
+        &[
+            "tracker".to_string(),
+            "--port".to_string(),
+            port.to_string(),
+            "--bind".to_string(),
+            "127.0.0.1".to_string(),
+        ],
+        world.dir.path(),
+        |_| {},
+    )
+    .expect("start btvod tracker");
+    let up = Instant::now();
+    loop {
+        let seen = scrape(port, &world).await;
+        if seen.is_some_and(|s| s.complete + s.incomplete >= 1) {
+            break;
+        }
+        assert!(
+            up.elapsed() < Duration::from_secs(10),
+            "the tracker has not heard from the client {:?} after it came up ({seen:?})\n{}\n{}",
+            up.elapsed(),
+            get.log(),
+            tracker.report()
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "the tracker heard from the client {:?} after it came up",
+        up.elapsed()
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    while world.good_pieces().len() < total {
+        assert!(
+            Instant::now() < until,
+            "the download did not finish\n{}",
+            get.log()
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    world.assert_downloaded();
+    drop(get);
+    drop(tracker);
+    seed.shutdown().await;
 }
