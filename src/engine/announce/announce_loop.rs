@@ -126,6 +126,8 @@ pub fn spawn_announce_loop<T: AnnounceTransport>(
     config: AnnounceLoopConfig,
     stats: watch::Receiver<TransferStats>,
 ) -> (AnnounceLoopHandle, mpsc::Receiver<Vec<SocketAddr>>) {
+    // Unbounded but fed only by this process (the handle's owner): `completed` once per
+    // download, `announce_now` on our own triggers, `shutdown` once; never by a tracker.
     let (command_tx, command_rx) = mpsc::unbounded_channel();
     let (peers_tx, peers_rx) = mpsc::channel(16);
     let (status_tx, status_rx) = watch::channel(AnnounceStatus::default());
