@@ -1,7 +1,9 @@
 //! Faults around a real `btvod get` process: killed with SIGKILL mid-download and started
 //! again on the same directory (it resumes from the verified pieces on disk, keeps nothing
-//! corrupt, and downloads only the rest), and a tracker that is down at start (the `--peer`
-//! peers carry the download). The seeds are in-process sessions, so what they upload is what
+//! corrupt, and downloads only the rest), a download directory on a disk that fills up (a
+//! clear error and an exit, and a rerun with room resumes from what was written), and a
+//! tracker that is down at start (the `--peer` peers carry the download, and the tracker is
+//! reached within seconds once it comes up). The seeds are in-process sessions, so what they upload is what
 //! the process downloaded.
 
 mod common;
@@ -16,7 +18,8 @@ use btvod::engine::session::{self, Content, Session, SessionOptions};
 use btvod::engine::torrent::{TorrentConfig, TorrentStats};
 use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
 use btvod::proto::metainfo::Metainfo;
-use common::content::deterministic_content;
+use btvod::proto::tracker::{ScrapeResponse, ScrapeStats, scrape_url};
+use common::content::{deterministic_content, free_port};
 use common::process::{OutputLine, ProcessGuard};
 use tempfile::TempDir;
 use tokio::time::{Instant, sleep, timeout};
@@ -58,7 +61,11 @@ impl World {
     }
     /// Pieces of the download that hold exactly the content's bytes.
     fn good_pieces(&self) -> Vec<usize> {
-        let got = fs::read(self.download()).unwrap_or_default();
+        self.good_pieces_of(&self.download())
+    }
+    /// Pieces of the file at `path` that hold exactly the content's bytes.
+    fn good_pieces_of(&self, path: &Path) -> Vec<usize> {
+        let got = fs::read(path).unwrap_or_default();
         self.content
             .chunks(PIECE)
             .enumerate()
@@ -112,9 +119,14 @@ struct Get {
 
 impl Get {
     fn start(world: &World, extra: &[String]) -> Self {
+        let mut args = vec!["-c".to_string(), r#"exec "$0" "$@" 2>&1"#.to_string()];
+        args.extend(Self::command(world, extra));
+        Self::spawn(world, "/bin/sh", args)
+    }
+
+    /// `BTVOD get TORRENT --out OUT ...extra`.
+    fn command(world: &World, extra: &[String]) -> Vec<String> {
         let mut args = vec![
-            "-c".to_string(),
-            r#"exec "$0" "$@" 2>&1"#.to_string(),
             BTVOD.to_string(),
             "get".to_string(),
             world.torrent().display().to_string(),
@@ -128,15 +140,19 @@ impl Get {
             "7".to_string(),
         ];
         args.extend_from_slice(extra);
+        args
+    }
+
+    /// `program args...`, which must run btvod with its stderr on stdout.
+    fn spawn(world: &World, program: &str, args: Vec<String>) -> Self {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
-        let guard =
-            ProcessGuard::spawn("btvod get", "/bin/sh", &args, world.dir.path(), move |l| {
-                if let OutputLine::Line(text) = l {
-                    sink.lock().expect("lines").push(strip_ansi(text));
-                }
-            })
-            .expect("start btvod get");
+        let guard = ProcessGuard::spawn("btvod get", program, &args, world.dir.path(), move |l| {
+            if let OutputLine::Line(text) = l {
+                sink.lock().expect("lines").push(strip_ansi(text));
+            }
+        })
+        .expect("start btvod get");
         Self { guard, lines }
     }
 
@@ -375,5 +391,224 @@ async fn a_tracker_that_never_answers_does_not_stop_a_download_or_its_exit() {
         started.elapsed()
     );
     held.abort();
+    seed.shutdown().await;
+}
+
+/// The script run under `unshare`: mounts a tmpfs of `$2` bytes on `$1` (in a private mount
+/// namespace, so nothing outside the test sees it), runs `$0 "$@"` (btvod) there, and copies
+/// what it left in the tmpfs to `$3` before the namespace, and the tmpfs with it, goes away.
+const TMPFS_SCRIPT: &str = r#"
+dir=$1; size=$2; keep=$3; shift 3
+mount -t tmpfs -o "size=$size" none "$dir" || exit 97
+"$0" "$@" 2>&1 &
+pid=$!
+trap 'kill -9 $pid' TERM INT HUP
+wait $pid; rc=$?
+cp -r "$dir/." "$keep/"
+exit $rc
+"#;
+
+/// Whether this machine lets an unprivileged mount namespace mount a tmpfs.
+fn can_mount_tmpfs(dir: &Path) -> Result<(), String> {
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=64k none "$0""#)
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("cannot run unshare: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// The download directory is a 1 MiB tmpfs and the content 3 MiB: once the disk is full, the
+/// process stops within seconds with one line naming the file and "No space left on device"
+/// and a failure status (before the fix it fetched the unwritable pieces again forever). The
+/// pieces it says it wrote are on disk intact; a rerun with room, on a copy of what was left,
+/// keeps exactly the intact pieces (a piece cut short by the full disk is not one) and ends
+/// byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_download_with_a_clear_error_and_loses_nothing_written() {
+    let world = World::new(3 * 1024 * 1024 + 777, 14);
+    let total = world.content.len().div_ceil(PIECE);
+    fs::create_dir_all(world.out()).expect("make the mount point");
+    if let Err(why) = can_mount_tmpfs(&world.out()) {
+        eprintln!("SKIPPED: this machine cannot mount a tmpfs in a user namespace: {why}");
+        return;
+    }
+    let kept = world.dir.path().join("kept");
+    fs::create_dir_all(&kept).expect("make the directory for what the tmpfs held");
+    let seed = world.seed(5, 0).await;
+    let wrapper = [
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "/bin/sh",
+        "-c",
+        TMPFS_SCRIPT,
+    ]
+    .map(String::from)
+    .to_vec();
+    // BTVOD is the script's $0; the script's own arguments come right after it.
+    let mut args = wrapper;
+    let tail = Get::command(&world, &["--peer".into(), addr_of(&seed).to_string()]);
+    args.push(tail[0].clone());
+    args.extend([
+        world.out().display().to_string(),
+        "1m".to_string(),
+        kept.display().to_string(),
+    ]);
+    args.extend_from_slice(&tail[1..]);
+    let started = Instant::now();
+    let get = Get::spawn(&world, "unshare", args);
+    let (status, log) = get.wait_exit(Duration::from_secs(30)).await;
+    let took = started.elapsed();
+    seed.shutdown().await;
+    assert_ne!(status.code(), Some(97), "the tmpfs was not mounted\n{log}");
+    assert_eq!(status.code(), Some(1), "exit status {status}\n{log}");
+    assert!(
+        took < Duration::from_secs(15),
+        "took {took:?} to stop\n{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    let last = log.lines().last().unwrap_or_default();
+    for word in ["btvod: ", "movie.bin", "No space left on device"] {
+        assert!(last.contains(word), "`{word}` not in the last line:\n{log}");
+    }
+    let errors = log.lines().filter(|l| l.contains("ERROR")).count();
+    assert!(
+        errors <= 16,
+        "{errors} error lines: the pieces were fetched again\n{log}"
+    );
+    eprintln!("full disk run, {took:?}:\n{log}");
+    let reported = reported_written(last).unwrap_or_else(|| panic!("no count in: {last}"));
+
+    // What the tmpfs held: the pieces reported written are there, the rest are holes or
+    // pieces the full disk cut short (never reported).
+    let partial = kept.join("movie.bin");
+    let good = world.good_pieces_of(&partial);
+    assert!(
+        reported > 0 && reported <= good.len() && good.len() < total,
+        "reported {reported} pieces written, {} intact of {total}\n{log}",
+        good.len()
+    );
+
+    // Rerun with room, on what the full disk left.
+    fs::copy(&partial, world.download()).expect("copy the partial download");
+    let seed = world.seed(6, 0).await;
+    let rerun = Get::start(&world, &["--peer".into(), addr_of(&seed).to_string()]);
+    let (status, log) = rerun.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "the rerun failed: {status}\n{log}");
+    world.assert_downloaded();
+    let present = recheck_present(&log).unwrap_or_else(|| panic!("no recheck line in:\n{log}"));
+    assert_eq!(
+        present as usize,
+        good.len(),
+        "the recheck keeps the intact pieces"
+    );
+    seed.shutdown().await;
+}
+
+/// The `N` of "stopped with N of M pieces verified and written".
+fn reported_written(line: &str) -> Option<usize> {
+    let at = line.find("stopped with ")? + "stopped with ".len();
+    line[at..].split(' ').next()?.parse().ok()
+}
+
+/// The built-in tracker's scrape of the world's torrent, or `None` while it is not up.
+async fn scrape(port: u16, world: &World) -> Option<ScrapeStats> {
+    let announce = url::Url::parse(&format!("http://127.0.0.1:{port}/announce")).ok()?;
+    let url = scrape_url(&announce, &[world.meta.info_hash])?;
+    let body = reqwest::get(url).await.ok()?.bytes().await.ok()?;
+    ScrapeResponse::parse(&body)
+        .ok()?
+        .files
+        .get(&world.meta.info_hash)
+        .copied()
+}
+
+/// Nothing listens on the tracker's port when `btvod get` starts: it downloads from its
+/// `--peer` seed meanwhile, and once `btvod tracker` is started on that port the client's
+/// retry reaches it within 10 s (the tracker's scrape counts it). With the former first retry
+/// of 15 s, doubling, the tracker would have waited about 14 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracker_down_at_start_is_announced_to_soon_after_it_comes_up() {
+    let world = World::new(4 * 1024 * 1024, 15);
+    let total = world.content.len().div_ceil(PIECE);
+    // 512 KiB/s: the download takes about eight seconds, most of it while the tracker is down.
+    let seed = world.seed(8, 512 * 1024).await;
+    let port = free_port();
+    let get = Get::start(
+        &world,
+        &[
+            "--tracker".into(),
+            format!("http://127.0.0.1:{port}/announce"),
+            "--peer".into(),
+            addr_of(&seed).to_string(),
+            "--seed-after".into(),
+        ],
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    while world.good_pieces().len() < 4 || !get.log().contains("announce failed") {
+        assert!(
+            Instant::now() < until,
+            "no download from the peer while the tracker is down ({} pieces)\n{}",
+            world.good_pieces().len(),
+            get.log()
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        scrape(port, &world).await,
+        None,
+        "the tracker is not up yet"
+    );
+    let tracker = ProcessGuard::spawn(
+        "btvod tracker",
+        BTVOD,
+        &[
+            "tracker".to_string(),
+            "--port".to_string(),
+            port.to_string(),
+            "--bind".to_string(),
+            "127.0.0.1".to_string(),
+        ],
+        world.dir.path(),
+        |_| {},
+    )
+    .expect("start btvod tracker");
+    let up = Instant::now();
+    loop {
+        let seen = scrape(port, &world).await;
+        if seen.is_some_and(|s| s.complete + s.incomplete >= 1) {
+            break;
+        }
+        assert!(
+            up.elapsed() < Duration::from_secs(10),
+            "the tracker has not heard from the client {:?} after it came up ({seen:?})\n{}\n{}",
+            up.elapsed(),
+            get.log(),
+            tracker.report()
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "the tracker heard from the client {:?} after it came up",
+        up.elapsed()
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    while world.good_pieces().len() < total {
+        assert!(
+            Instant::now() < until,
+            "the download did not finish\n{}",
+            get.log()
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    world.assert_downloaded();
+    drop(get);
+    drop(tracker);
     seed.shutdown().await;
 }

@@ -77,7 +77,8 @@ pub struct PeerOptions {
     /// Port to listen on for peers (0 = any free port).
     #[arg(long, default_value_t = 6881)]
     pub port: u16,
-    /// Address to listen on.
+    /// Address to listen on for peers: every address by default, since peers on other
+    /// machines must reach it; 127.0.0.1 keeps it to this machine.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind: std::net::IpAddr,
     /// Upload limit for the whole process, in KiB/s unless a unit is given (0 = unlimited).

@@ -159,9 +159,14 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
     };
     let mut stats = session.torrent.stats.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut server_error = None;
+    let mut fatal = None;
     let finished = loop {
         let s = stats.borrow_and_update().clone();
+        if let Some(e) = session.storage.write_failure() {
+            // Disk full or failing: every piece from now on would be fetched for nothing.
+            fatal = Some(format!("{e}; playback stopped"));
+            break false;
+        }
         if let Some(v) = &s.vod {
             line.set_message(status_line(&s, v));
             if v.complete_at.is_some() {
@@ -169,7 +174,7 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
             }
             if let Some(e) = &v.server_error {
                 // The server cannot complete the movie: no point waiting for the deadlines.
-                server_error = Some(e.clone());
+                fatal = Some(e.clone());
                 break false;
             }
         }
@@ -199,7 +204,7 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     }
     session.shutdown().await;
-    if let Some(e) = server_error {
+    if let Some(e) = fatal {
         bail!("{e}");
     }
     if !finished {

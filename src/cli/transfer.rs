@@ -136,7 +136,8 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
     .with_context(|| format!("cannot download into {}", args.out.display()))?;
     bar.finish_and_clear();
     announce_listening(&session.torrent.listen_addr, &meta);
-    let finished = run_until(&session, args.common.quiet, !args.seed_after).await;
+    let ended = run_until(&session, args.common.quiet, !args.seed_after).await;
+    let finished = ended == Ended::Complete;
     if finished {
         eprintln!(
             "complete: {} in {}",
@@ -149,11 +150,18 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
             run_until(&session, args.common.quiet, false).await;
         }
     }
+    let stats = session.torrent.stats.borrow().clone();
     session.shutdown().await;
-    if !finished {
-        anyhow::bail!("interrupted before the download completed");
+    match ended {
+        Ended::Complete => Ok(()),
+        Ended::Interrupted => anyhow::bail!("interrupted before the download completed"),
+        Ended::WriteFailed(error) => anyhow::bail!(
+            "{error}; stopped with {} of {} pieces verified and written: \
+             run again with room on the disk to resume from them",
+            stats.pieces_have,
+            stats.piece_count
+        ),
     }
-    Ok(())
 }
 
 fn announce_listening(addr: &Option<SocketAddr>, meta: &Metainfo) {
@@ -162,9 +170,19 @@ fn announce_listening(addr: &Option<SocketAddr>, meta: &Metainfo) {
     }
 }
 
-/// Shows progress until Ctrl-C, or until the torrent is complete when `stop_when_complete`.
-/// Returns whether the torrent is complete.
-async fn run_until(session: &session::Session, quiet: bool, stop_when_complete: bool) -> bool {
+/// Why [`run_until`] returned.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// Every piece is verified (or, when seeding on, Ctrl-C came after that).
+    Complete,
+    Interrupted,
+    /// A piece could not be written (disk full, ...): going on would only fetch it again.
+    WriteFailed(String),
+}
+
+/// Shows progress until Ctrl-C, until a write fails, or until the torrent is complete when
+/// `stop_when_complete`.
+async fn run_until(session: &session::Session, quiet: bool, stop_when_complete: bool) -> Ended {
     let mut stats = session.torrent.stats.clone();
     let line = if quiet {
         ProgressBar::hidden()
@@ -177,12 +195,17 @@ async fn run_until(session: &session::Session, quiet: bool, stop_when_complete: 
         line.set_message(progress_line(&s));
         if stop_when_complete && s.complete {
             line.finish_and_clear();
-            return true;
+            return Ended::Complete;
+        }
+        // A failed write publishes stats (the piece is let go), so this is seen at once.
+        if let Some(error) = session.storage.write_failure() {
+            line.finish_and_clear();
+            return Ended::WriteFailed(error.to_string());
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
                 line.finish_and_clear();
-                return stats.borrow().complete;
+                return if stats.borrow().complete { Ended::Complete } else { Ended::Interrupted };
             }
             _ = stats.changed() => {}
             _ = tick.tick() => {}

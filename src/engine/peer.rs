@@ -357,7 +357,14 @@ async fn pump(
                     }
                 }
             },
-            read = async { serving.as_mut().expect("guarded").1.as_mut().await }, if serving.is_some() => {
+            // The `if` guard keeps this branch off while nothing is served; the `None` arm only
+            // keeps the future total.
+            read = async {
+                match serving.as_mut() {
+                    Some((_, read)) => read.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            }, if serving.is_some() => {
                 let wanted = serving.take().map(|(b, _)| b).unwrap_or_default();
                 let blocks = match read {
                     Ok(blocks) => blocks,

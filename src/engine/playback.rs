@@ -54,6 +54,8 @@ pub struct Playback {
 
 impl Playback {
     pub fn new(session: VodSession, server: Arc<VodServer>, started: Instant) -> Self {
+        // Unbounded but not fed by the server: one message per fetch task, and a piece has at
+        // most one fetch under way (`fetching`), so at most one per movie piece waits.
         let (fetched_tx, fetched_rx) = mpsc::unbounded_channel();
         Self {
             session,

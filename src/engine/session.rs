@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpListener;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::announce::{
     AnnounceLoopConfig, Announcer, AnnouncerConfig, TransferStats, spawn_announce_loop,
@@ -198,7 +198,10 @@ fn start_announcer(
             tokio::select! {
                 _ = &mut stop_rx => break,
                 Some(addrs) = peers.recv() => {
-                    let _ = sink.send(addrs);
+                    // Bounded: a torrent task that is behind loses this batch, not memory.
+                    if let Err(mpsc::error::TrySendError::Full(dropped)) = sink.try_send(addrs) {
+                        tracing::debug!(dropped = dropped.len(), "tracker peers dropped: torrent busy");
+                    }
                 }
                 changed = stats.changed() => {
                     if changed.is_err() {

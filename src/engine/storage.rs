@@ -12,8 +12,8 @@ use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use sha1::{Digest, Sha1};
 
@@ -104,6 +104,11 @@ pub struct Storage {
     fresh: Vec<Option<Range<u64>>>,
     /// Per file, whether anything was written since `open` (never cleared, unlike `dirty`).
     written: Vec<AtomicBool>,
+    /// The first write that failed (disk full, quota, read-only or failing disk). It is not
+    /// retried: every later write is refused without touching the disk, so a full disk is
+    /// reported once instead of buying the same piece again and again, and the caller
+    /// ([`Storage::write_failure`]) stops with it.
+    write_failure: OnceLock<String>,
 }
 
 /// Whether a read filled the whole buffer, or stopped at a missing or short file.
@@ -151,6 +156,7 @@ impl Storage {
             dirty,
             fresh: Vec::new(),
             written: (0..layout_files).map(|_| AtomicBool::new(false)).collect(),
+            write_failure: OnceLock::new(),
         }
     }
 
@@ -176,10 +182,23 @@ impl Storage {
             .is_some_and(|expected| *expected == digest)
     }
 
-    /// Writes a whole piece (normally already verified) across the files it spans.
+    /// The first failed write (`cannot write FILE: No space left on device ...`), if any: the
+    /// download cannot go on, and the pieces written before it are intact.
+    pub fn write_failure(&self) -> Option<&str> {
+        self.write_failure.get().map(String::as_str)
+    }
+
+    /// Writes a whole piece (normally already verified) across the files it spans. After a
+    /// failed write, refuses every piece (see [`Storage::write_failure`]).
     pub fn write_piece(&self, piece: PieceIndex, data: &[u8]) -> Result<(), StorageError> {
         if self.access == Access::ReadOnly {
             return Err(StorageError::ReadOnly { piece: piece.get() });
+        }
+        if let Some(first) = self.write_failure.get() {
+            return Err(StorageError::AfterWriteFailure {
+                piece: piece.get(),
+                first: first.clone(),
+            });
         }
         self.check_len(piece, self.geometry().piece_size(piece), data.len())?;
         let mut rest = data;
@@ -202,8 +221,11 @@ impl Storage {
             if let Some(flag) = self.dirty.get(slice.file) {
                 flag.store(true, Ordering::Release);
             }
-            file.write_all_at(chunk, slice.file_offset)
-                .map_err(|e| StorageError::io("write", path, e))?;
+            if let Err(e) = file.write_all_at(chunk, slice.file_offset) {
+                let error = StorageError::io("write", path, e);
+                let _ = self.write_failure.set(error.to_string());
+                return Err(error);
+            }
         }
         Ok(())
     }

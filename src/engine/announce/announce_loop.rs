@@ -126,6 +126,8 @@ pub fn spawn_announce_loop<T: AnnounceTransport>(
     config: AnnounceLoopConfig,
     stats: watch::Receiver<TransferStats>,
 ) -> (AnnounceLoopHandle, mpsc::Receiver<Vec<SocketAddr>>) {
+    // Unbounded but fed only by this process (the handle's owner): `completed` once per
+    // download, `announce_now` on our own triggers, `shutdown` once; never by a tracker.
     let (command_tx, command_rx) = mpsc::unbounded_channel();
     let (peers_tx, peers_rx) = mpsc::channel(16);
     let (status_tx, status_rx) = watch::channel(AnnounceStatus::default());
@@ -141,6 +143,7 @@ pub fn spawn_announce_loop<T: AnnounceTransport>(
         completed_acked: false,
         consecutive_failures: 0,
         earliest_regular: Instant::now(),
+        min_interval: Duration::ZERO,
     };
     let task = tokio::spawn(state.run());
     let handle = AnnounceLoopHandle {
@@ -164,6 +167,9 @@ struct LoopState<T> {
     consecutive_failures: u32,
     /// The tracker's `min interval` after the last answer: `announce_now` waits for it.
     earliest_regular: Instant,
+    /// The last `min interval` a tracker gave: a retry after a failure waits at least this
+    /// long too, so short backoff never announces more often than the tracker allows.
+    min_interval: Duration,
 }
 
 impl<T: AnnounceTransport> LoopState<T> {
@@ -254,6 +260,7 @@ impl<T: AnnounceTransport> LoopState<T> {
                     _ => {}
                 }
                 let min_interval = response.min_interval.unwrap_or_default();
+                self.min_interval = min_interval;
                 self.earliest_regular = Instant::now() + min_interval.max(policy.interval_floor);
                 let mut delay = next_announce_delay(
                     policy,
@@ -289,7 +296,8 @@ impl<T: AnnounceTransport> LoopState<T> {
             Err(error) => {
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
                 let consecutive = self.consecutive_failures;
-                let delay = next_announce_delay(policy, AnnounceOutcome::Failed { consecutive });
+                let delay = next_announce_delay(policy, AnnounceOutcome::Failed { consecutive })
+                    .max(self.min_interval);
                 tracing::warn!(
                     "announce failed ({consecutive} in a row); retrying in {}s: {error}",
                     delay.as_secs_f32()

@@ -13,6 +13,10 @@ enum Reply {
         interval: u64,
         peers: Vec<SocketAddr>,
     },
+    AnswerWithMin {
+        interval: u64,
+        min_interval: u64,
+    },
     Fail,
     Hang,
 }
@@ -47,6 +51,14 @@ impl AnnounceTransport for Scripted {
                             peer_id: None,
                         })
                         .collect(),
+                    ..AnnounceResponse::default()
+                }),
+                Reply::AnswerWithMin {
+                    interval,
+                    min_interval,
+                } => Ok(AnnounceResponse {
+                    interval: Some(Duration::from_secs(interval)),
+                    min_interval: Some(Duration::from_secs(min_interval)),
                     ..AnnounceResponse::default()
                 }),
                 Reply::Fail => Err(AnnounceError::AllFailed(vec![])),
@@ -123,20 +135,47 @@ async fn announces_started_then_every_interval_then_stopped() {
 async fn failures_back_off_exponentially_and_keep_the_started_event() {
     let h = start(vec![Reply::Fail, Reply::Fail, Reply::Fail, Reply::Fail]);
     let status = h.handle.status();
-    tokio::time::sleep(Duration::from_secs(200)).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
     assert_eq!(status.borrow().consecutive_failures, 4);
     assert!(status.borrow().last_error.is_some());
-    tokio::time::sleep(Duration::from_secs(100)).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
     assert_eq!(status.borrow().consecutive_failures, 0);
+    h.handle.shutdown().await;
+    // 2 s, then doubling: a tracker down at start is reached soon after it comes up.
+    assert_eq!(
+        events_and_secs(&h.calls),
+        [
+            (Some(Started), 0),
+            (Some(Started), 2),
+            (Some(Started), 6),
+            (Some(Started), 14),
+            (Some(Started), 30),
+            (Some(Stopped), 40)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_a_failure_keeps_the_trackers_min_interval() {
+    // Answered with min interval 60; the regular announce at 100 fails: the retry waits 60 s,
+    // not the 2 s backoff.
+    let h = start(vec![
+        Reply::AnswerWithMin {
+            interval: 100,
+            min_interval: 60,
+        },
+        Reply::Fail,
+        Reply::Fail,
+    ]);
+    tokio::time::sleep(Duration::from_secs(300)).await;
     h.handle.shutdown().await;
     assert_eq!(
         events_and_secs(&h.calls),
         [
             (Some(Started), 0),
-            (Some(Started), 15),
-            (Some(Started), 45),
-            (Some(Started), 105),
-            (Some(Started), 225),
+            (None, 100),
+            (None, 160),
+            (None, 220),
             (Some(Stopped), 300)
         ]
     );

@@ -11,7 +11,9 @@ pub struct SchedulePolicy {
     pub interval_floor: Duration,
     /// Never wait longer than this, so a bogus huge interval cannot silence us for days.
     pub interval_ceiling: Duration,
-    /// First retry delay after a failure; doubles per consecutive failure.
+    /// First retry delay after a failure; doubles per consecutive failure. Short, so a
+    /// tracker that is down at start (or restarting) is reached within seconds once it is up;
+    /// the doubling keeps a tracker that stays down from being hammered.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
 }
@@ -22,7 +24,7 @@ impl Default for SchedulePolicy {
             default_interval: Duration::from_secs(30 * 60),
             interval_floor: Duration::from_secs(15),
             interval_ceiling: Duration::from_secs(2 * 60 * 60),
-            backoff_initial: Duration::from_secs(15),
+            backoff_initial: Duration::from_secs(2),
             backoff_max: Duration::from_secs(30 * 60),
         }
     }
@@ -101,12 +103,14 @@ mod tests {
         let delays: Vec<u64> = (1..=10)
             .map(|n| next_announce_delay(&p, AnnounceOutcome::Failed { consecutive: n }).as_secs())
             .collect();
-        assert_eq!(delays, [15, 30, 60, 120, 240, 480, 960, 1800, 1800, 1800]);
+        assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]);
+        let later = AnnounceOutcome::Failed { consecutive: 11 };
+        assert_eq!(next_announce_delay(&p, later), s(1800), "the cap");
         let huge = AnnounceOutcome::Failed {
             consecutive: u32::MAX,
         };
         assert_eq!(next_announce_delay(&p, huge), s(1800));
         let zero = AnnounceOutcome::Failed { consecutive: 0 };
-        assert_eq!(next_announce_delay(&p, zero), s(15));
+        assert_eq!(next_announce_delay(&p, zero), s(2));
     }
 }

@@ -66,6 +66,8 @@ pub enum StorageError {
     },
     #[error("storage was opened read-only for seeding; cannot write piece {piece}")]
     ReadOnly { piece: u32 },
+    #[error("not writing piece {piece}: an earlier write failed ({first})")]
+    AfterWriteFailure { piece: u32, first: String },
     #[error("cannot {op} {path}: {source}")]
     Io {
         op: &'static str,

@@ -89,6 +89,30 @@ fn open_options(access: Access) -> OpenOptions {
     options
 }
 
+/// Opens `path` with `options`, refusing a symbolic link as the last component in the same
+/// system call (`O_NOFOLLOW`): a link swapped in after the `symlink_metadata` check is not
+/// followed. (A directory on the way swapped for a link between `walk_dirs` and this call is
+/// still followed; closing that needs `openat` from a held directory descriptor.)
+fn open_no_follow(
+    options: &mut OpenOptions,
+    path: &Path,
+    op: &'static str,
+) -> Result<File, StorageError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    options
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                StorageError::SymlinkInPath {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                StorageError::io(op, path, e)
+            }
+        })
+}
+
 /// Makes the file ready for a download: directories and file created when missing, length set
 /// with `set_len` (sparse) when shorter. A longer file is an error, never truncated. Returns
 /// the byte range this call created (a hole that holds no data yet), if any.
@@ -112,12 +136,11 @@ pub(super) fn prepare_for_download(
         }),
         Some(actual) if actual == len => Ok(None),
         _ => {
-            let file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|e| StorageError::io("create", &path, e))?;
+            let file = open_no_follow(
+                OpenOptions::new().write(true).create(true).truncate(false),
+                &path,
+                "create",
+            )?;
             file.set_len(len)
                 .map_err(|e| StorageError::io("set the length of", &path, e))?;
             Ok(Some(actual.unwrap_or(0)..len))
@@ -155,16 +178,45 @@ pub(super) fn open_checked(
     if existing_len(&path)?.is_none() {
         return Ok(None);
     }
-    match open_options(access).open(&path) {
+    match open_no_follow(&mut open_options(access), &path, "open") {
         Ok(file) => Ok(Some(file)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StorageError::io("open", &path, e)),
+        Err(StorageError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The last step of `open_checked` and `prepare_for_download`, on a link that appeared
+    /// after the path was checked: refused by the open itself, the target untouched.
+    #[test]
+    fn a_link_swapped_in_for_the_file_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("outside.bin");
+        std::fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("movie.bin");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        for access in [Access::ReadWrite, Access::ReadOnly] {
+            let err = open_no_follow(&mut open_options(access), &link, "open").unwrap_err();
+            assert!(matches!(err, StorageError::SymlinkInPath { .. }), "{err}");
+        }
+        let mut create = OpenOptions::new();
+        create.write(true).create(true).truncate(false);
+        let err = open_no_follow(&mut create, &link, "create").unwrap_err();
+        assert!(matches!(err, StorageError::SymlinkInPath { .. }), "{err}");
+        // A dangling link is not a way to create a file elsewhere either.
+        let dangling = dir.path().join("dangling.bin");
+        std::os::unix::fs::symlink(dir.path().join("nowhere.bin"), &dangling).unwrap();
+        let err = open_no_follow(&mut create, &dangling, "create").unwrap_err();
+        assert!(matches!(err, StorageError::SymlinkInPath { .. }), "{err}");
+        assert!(!dir.path().join("nowhere.bin").exists());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        // A plain file opens.
+        let plain = dir.path().join("plain.bin");
+        assert!(open_no_follow(&mut create, &plain, "create").is_ok());
+    }
 
     #[test]
     fn only_plain_relative_paths_pass() {

@@ -108,19 +108,25 @@ pub struct TorrentSetup {
 pub struct TorrentHandle {
     pub listen_addr: Option<SocketAddr>,
     pub stats: watch::Receiver<TorrentStats>,
-    peers: mpsc::UnboundedSender<Vec<SocketAddr>>,
+    peers: mpsc::Sender<Vec<SocketAddr>>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TorrentHandle {
-    /// Addresses to dial (from a tracker or `--peer`).
+    /// Addresses to dial (from a tracker or `--peer`). While [`PEER_BATCHES`] batches wait,
+    /// more are dropped: the known-address set is capped anyway, and trackers send more.
     pub fn add_peers(&self, addrs: Vec<SocketAddr>) {
-        let _ = self.peers.send(addrs);
+        if let Err(mpsc::error::TrySendError::Full(dropped)) = self.peers.try_send(addrs) {
+            tracing::debug!(
+                dropped = dropped.len(),
+                "address batches backed up; batch dropped"
+            );
+        }
     }
 
-    /// A sender for addresses, for the announce loop.
-    pub fn peer_sink(&self) -> mpsc::UnboundedSender<Vec<SocketAddr>> {
+    /// A sender for addresses, for the announce loop (which must `try_send` and drop when full).
+    pub fn peer_sink(&self) -> mpsc::Sender<Vec<SocketAddr>> {
         self.peers.clone()
     }
 
@@ -141,7 +147,7 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
     // Bounded: a full channel makes peer tasks stop reading their sockets (TCP back-pressure),
     // so at most this many blocks (16 MiB) wait for the torrent task.
     let (events_tx, events_rx) = mpsc::channel(1024);
-    let (peers_tx, peers_rx) = mpsc::unbounded_channel();
+    let (peers_tx, peers_rx) = mpsc::channel(PEER_BATCHES);
     let cancel = CancellationToken::new();
     let ctx = PeerContext {
         info_hash: setup.info_hash,
@@ -210,6 +216,8 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         hash_failures: 0,
         bans: Bans::default(),
         last_tick: Instant::now(),
+        // Unbounded but not fed by peers: one message per piece in `verifying` (a piece is
+        // checked once at a time), and no new requests go out while eight wait.
         checked: mpsc::unbounded_channel(),
     };
     let task = tokio::spawn(torrent.run(events_rx, peers_rx, cancel.clone()));
@@ -350,7 +358,7 @@ impl Torrent {
     async fn run(
         mut self,
         mut events: mpsc::Receiver<PeerEvent>,
-        mut new_peers: mpsc::UnboundedReceiver<Vec<SocketAddr>>,
+        mut new_peers: mpsc::Receiver<Vec<SocketAddr>>,
         cancel: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(self.config.tick);
@@ -484,6 +492,8 @@ const MAX_SEEN: usize = 65_536;
 /// Addresses queued, being dialled or connected to, at most (each is forgotten when its
 /// connection ends or its dials are given up).
 const MAX_KNOWN: usize = 2000;
+/// Address batches (a tracker answer, or `--peer`) waiting for the torrent task at most.
+const PEER_BATCHES: usize = 64;
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.
 async fn sleep_until_opt(at: Option<Instant>) {

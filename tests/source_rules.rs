@@ -1,0 +1,116 @@
+//! Rules on the source that no compiler checks by itself:
+//! - the network-facing modules (`engine`, `proto`, `service`) deny `unwrap`, `expect`,
+//!   `panic!`, `unreachable!`, `todo!` and `unimplemented!` outside tests, so
+//!   `cargo clippy -- -D warnings` refuses any new one; the attribute that says so must stay
+//!   on each of them (clippy cannot notice its own lint being switched off);
+//! - every unbounded channel there says, right above it, why nothing outside the process can
+//!   make it grow (`// Unbounded but ...`); anything a peer or tracker feeds is bounded.
+
+use std::path::PathBuf;
+
+const LIB: &str = include_str!("../src/lib.rs");
+const LINTS: [&str; 6] = [
+    "clippy::unwrap_used",
+    "clippy::expect_used",
+    "clippy::panic",
+    "clippy::unreachable",
+    "clippy::todo",
+    "clippy::unimplemented",
+];
+
+/// The attribute text right before `pub mod NAME;` (back to the previous item).
+fn attributes_of(module: &str) -> &'static str {
+    let item = format!("pub mod {module};");
+    let at = LIB
+        .find(&item)
+        .unwrap_or_else(|| panic!("no `{item}` in src/lib.rs"));
+    let before = &LIB[..at];
+    let start = before.rfind(';').map_or(0, |i| i + 1);
+    &LIB[start..at]
+}
+
+#[test]
+fn network_facing_modules_deny_panicking_shortcuts() {
+    for module in ["engine", "proto", "service"] {
+        let attrs = attributes_of(module);
+        assert!(
+            attrs.contains("cfg_attr(") && attrs.contains("not(test)") && attrs.contains("deny("),
+            "`pub mod {module};` lost its deny attribute:\n{attrs}"
+        );
+        for lint in LINTS {
+            assert!(attrs.contains(lint), "`{module}` no longer denies {lint}");
+        }
+    }
+    // Nothing in those modules switches the lints back on wholesale.
+    for (path, text) in network_facing_sources() {
+        for lint in LINTS {
+            let wholesale = format!("#![allow({lint}");
+            assert!(
+                !text.contains(&wholesale),
+                "{} allows {lint} for the whole module",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Every `.rs` file under src/engine, src/proto and src/service, with its text.
+fn network_facing_sources() -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for dir in ["src/engine", "src/proto", "src/service"] {
+        let mut stack = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir)];
+        while let Some(path) = stack.pop() {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path).expect("read a source dir") {
+                    stack.push(entry.expect("a dir entry").path());
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("read a source file");
+                out.push((path, text));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_unbounded_channel_says_why_it_cannot_grow_from_outside() {
+    let mut found = 0;
+    for (path, text) in network_facing_sources() {
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.contains("unbounded_channel(") {
+                continue;
+            }
+            found += 1;
+            // The comment block right above the statement.
+            let comment: String = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|l| l.trim_start().starts_with("//"))
+                .map(|l| l.trim())
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                comment.contains("Unbounded but"),
+                "{}:{}: an unbounded channel without a `// Unbounded but ...` reason",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+    assert!(
+        found > 0,
+        "the scan found no channel at all: is it looking in the right place?"
+    );
+    // The addresses trackers and `--peer` hand to the torrent task go through a bounded
+    // channel (`add_peers` drops a batch when it is full).
+    let torrent = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/engine/torrent/mod.rs"),
+    )
+    .expect("read the torrent task");
+    assert!(
+        torrent.contains("mpsc::channel(PEER_BATCHES)"),
+        "the peer-address channel is no longer bounded"
+    );
+}
