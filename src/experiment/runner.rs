@@ -22,7 +22,7 @@ use crate::engine::playback::VodReport;
 use crate::engine::session::{self, Content, PolicyKind, SessionOptions, VodOptions};
 use crate::engine::torrent::TorrentConfig;
 use crate::engine::vod_server::VodServer;
-use crate::policy::picker::DeadlineConfig;
+use crate::policy::picker::{AheadOrder, DeadlineConfig};
 use crate::policy::vod::VodParams;
 use crate::proto::metainfo::Metainfo;
 
@@ -655,7 +655,7 @@ impl ViewerJob {
                     match event["event"].as_str() {
                         Some("status") => out.samples.push(Sample {
                             t: event["t"].as_f64().unwrap_or(0.0),
-                            contiguous: None,
+                            contiguous: event["contiguous"].as_u64(),
                             penalty: event["penalty"].as_u64().unwrap_or(0),
                         }),
                         Some("complete") => {
@@ -736,6 +736,9 @@ pub fn set_deadline(config: &mut DeadlineConfig, setting: &str) -> Result<(), St
         "safety_margin" => config.safety_margin = secs()?,
         "urgent_share" => config.urgent_share = num()?,
         "at_risk_holders" => config.at_risk_holders = num()? as u32,
+        "ahead_order" if value == "deadline" => config.ahead_order = AheadOrder::Deadline,
+        "ahead_order" if value == "rarest" => config.ahead_order = AheadOrder::Rarest,
+        "ahead_order" => return Err(format!("ahead_order: `{value}` is not deadline or rarest")),
         "ahead_horizon" if value == "none" => config.ahead_horizon = None,
         "ahead_horizon" => config.ahead_horizon = Some(secs()?),
         "max_requesters" => config.max_requesters = num()? as usize,
@@ -747,7 +750,8 @@ pub fn set_deadline(config: &mut DeadlineConfig, setting: &str) -> Result<(), St
         other => {
             return Err(format!(
                 "unknown deadline setting `{other}` (urgent_window, urgent_min_pieces, \
-                 safety_margin, urgent_share, at_risk_holders, ahead_horizon, max_requesters, \
+                 safety_margin, urgent_share, at_risk_holders, ahead_order, ahead_horizon, \
+                 max_requesters, \
                  duplicate_gain, \
                  cancel_late_after, unmeasured_rate, unmeasured_rtt)"
             ));

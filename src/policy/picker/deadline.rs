@@ -25,7 +25,7 @@ use crate::policy::vod::Schedule;
 use crate::policy::{PeerKey, PeerView, Time};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BLOCK_LEN, BlockRef, Geometry, PieceIndex};
-pub use config::{DeadlineConfig, DeadlineError};
+pub use config::{AheadOrder, DeadlineConfig, DeadlineError};
 use estimate::{PeerLink, Pipe};
 
 /// Rounds of fresh-piece scanning per call before a peer's remaining slots are left empty.
@@ -224,22 +224,22 @@ impl DeadlinePicker {
         map
     }
 
-    /// Movie pieces due after the urgent window that are at risk (see `at_risk_holders`):
+    /// Movie pieces due after the urgent window held by at most `holders` connected peers:
     /// started ones first (so they finish and can be shared), then fresh ones rarest-first,
     /// equally rare ones in deadline order.
-    fn request_at_risk(
+    fn request_beyond(
         &mut self,
         key: PeerKey,
         window: &Window,
         pipe: &mut Pipe,
         limit: usize,
         out: &mut Vec<BlockRef>,
+        holders: u32,
     ) {
         if out.len() >= limit {
             return;
         }
         let end = window.end;
-        let holders = self.config.at_risk_holders;
         let pick = move |book: &PieceBook, d: &MovieDeadlines, p: PieceIndex| {
             d.of(p).is_some_and(|d| d > end) && book.availability(p) <= holders
         };
@@ -268,6 +268,9 @@ impl DeadlinePicker {
         limit: usize,
         out: &mut Vec<BlockRef>,
     ) {
+        if self.config.ahead_order == AheadOrder::Rarest {
+            return self.request_beyond(key, window, pipe, limit, out, u32::MAX);
+        }
         let movie_end = self.deadlines.first + self.deadlines.secs.len() as u32;
         for i in window.urgent.end..movie_end {
             if out.len() >= limit || !self.has_room_ahead(pipe) {
@@ -394,7 +397,8 @@ impl Picker for DeadlinePicker {
         // before the urgent ones.
         let p = self.config.urgent_share;
         let rare_first = (0..slots).filter(|_| !self.rng.random_bool(p)).count();
-        self.request_at_risk(key, &window, &mut pipe, rare_first, &mut out);
+        let at_risk = self.config.at_risk_holders;
+        self.request_beyond(key, &window, &mut pipe, rare_first, &mut out, at_risk);
         self.request_urgent(now, key, &window, &mut pipe, slots, &mut out);
         self.request_ahead(key, &window, &mut pipe, slots, &mut out);
         self.request_other_files(key, &mut pipe, slots, &mut out);

@@ -10,7 +10,7 @@ mod sequential;
 mod tests;
 
 pub use book::{FreshOrder, PieceBook, PieceState};
-pub use deadline::{DeadlineConfig, DeadlineError, DeadlinePicker};
+pub use deadline::{AheadOrder, DeadlineConfig, DeadlineError, DeadlinePicker};
 pub use rarest::RarestFirst;
 pub use sequential::Sequential;
 
