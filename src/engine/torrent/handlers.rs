@@ -383,8 +383,13 @@ impl Torrent {
                 self.refresh_interest();
             }
         } else if let Some(error) = checked.error {
-            tracing::error!(%piece, %error, "cannot write piece");
-            self.picker.on_piece_failed(piece);
+            // The disk refuses writes (full, read-only, gone): fetching the piece again would
+            // only fail again, at full speed. Stop asking peers; the caller sees
+            // `Storage::write_failure` and ends the session with the error.
+            if !self.storage_failed {
+                tracing::error!(%piece, %error, "cannot write piece; no more requests");
+            }
+            self.storage_failed = true;
         } else {
             self.hash_failures += 1;
             let senders: Vec<Sender> = checked
@@ -473,7 +478,10 @@ impl Torrent {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if peer.peer_choking || !peer.am_interested || self.verifying.len() >= super::MAX_VERIFYING
+        if peer.peer_choking
+            || !peer.am_interested
+            || self.storage_failed
+            || self.verifying.len() >= super::MAX_VERIFYING
         {
             return;
         }

@@ -214,6 +214,7 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         uploaded: 0,
         wasted: 0,
         hash_failures: 0,
+        storage_failed: false,
         bans: Bans::default(),
         last_tick: Instant::now(),
         // Unbounded but not fed by peers: one message per piece in `verifying` (a piece is
@@ -341,6 +342,8 @@ struct Torrent {
     uploaded: u64,
     wasted: u64,
     hash_failures: u32,
+    /// A verified piece could not be written: no more requests (see `on_checked`).
+    storage_failed: bool,
     /// Peers that sent data failing a hash check are not taken back.
     bans: Bans,
     last_tick: Instant,
