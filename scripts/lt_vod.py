@@ -55,7 +55,8 @@ How libtorrent's state is read, and what is approximate:
   id) and get_peer_info() every 250 ms.
 - Pieces of other files are downloaded as libtorrent decides; only movie pieces are scored.
 
-Output: JSON lines on stdout ({"event":"listening","port":N}, "status" about once a second,
+Output: JSON lines on stdout ({"event":"listening","port":N}, "status" about once a second
+(with "contiguous": movie bytes present from the first on, for the experiment's plot),
 "server_fetch" for each piece the server patched, "hash_failed", "complete" with the report),
 a one-line summary on stderr, and with --report FILE the report as one JSON object.
 
@@ -561,9 +562,19 @@ class Viewer:
             "peers_seen": len(self.peers),
         }
 
+    def contiguous(self):
+        """Movie bytes present from the first one on without a gap (the plot's curve)."""
+        total = 0
+        for piece in self.movie.pieces():
+            if piece not in self.ready_at:
+                break
+            total += self.movie.overlap(*self.movie.piece_range(piece))
+        return total
+
     def status_event(self):
         s = self.handle.status()
         emit("status", t=round(self.now(), 3), ready=len(self.ready_at),
+             contiguous=self.contiguous(),
              pieces=len(self.movie.pieces()), penalty=self.server.bytes_received,
              downloaded=s.total_payload_download, uploaded=s.total_payload_upload,
              peers=s.num_peers, download_rate=s.download_payload_rate,
