@@ -373,6 +373,15 @@ async fn pump(
                         return format!("storage: {e}");
                     }
                 };
+                // Blocks cancelled while they were paced were paid for but are not sent: give
+                // their bytes back to the limit, or a peer that cancels often (deadline
+                // clients do) would cost the upload limit capacity it never used.
+                let dropped: u64 = blocks
+                    .iter()
+                    .filter(|(b, _)| !wanted.contains(b))
+                    .map(|(b, _)| u64::from(b.len()))
+                    .sum();
+                ctx.upload_limit.refund(dropped);
                 let mut sent = 0u64;
                 for (block, data) in blocks.into_iter().filter(|(b, _)| wanted.contains(b)) {
                     let message = Message::Piece {

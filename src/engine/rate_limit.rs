@@ -27,6 +27,11 @@ impl TokenBucket {
         self.tokens = (self.tokens + self.rate * elapsed.as_secs_f64()).min(self.burst);
     }
 
+    /// Gives back `n` bytes taken but not used, up to the burst.
+    pub fn refund(&mut self, n: u64) {
+        self.tokens = (self.tokens + n as f64).min(self.burst);
+    }
+
     /// Takes `n` bytes, going into debt if needed, and says how long the caller must wait for
     /// the debt to be repaid. Debt (rather than refusal) lets a 16 KiB block pass a small bucket.
     pub fn take(&mut self, n: u64) -> Duration {
@@ -67,6 +72,17 @@ impl RateLimiter {
 
     pub fn is_limited(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// Returns `n` bytes acquired but never sent, so others may use them.
+    pub fn refund(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(inner) = &self.inner {
+            let mut guard = inner.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0.refund(n);
+        }
     }
 
     /// Waits until `n` bytes may pass. The lock is released before sleeping.
@@ -115,6 +131,20 @@ mod tests {
         assert!(
             (rate - 102400.0).abs() / 102400.0 < 0.05,
             "rate {rate} B/s is not within 5% of 100 KiB/s"
+        );
+    }
+
+    #[test]
+    fn a_refund_repays_debt_but_never_exceeds_the_burst() {
+        let mut b = TokenBucket::new(1000, 500);
+        assert_eq!(b.take(1500), Duration::from_secs(1));
+        b.refund(1000);
+        assert_eq!(b.take(0), Duration::ZERO, "the debt is repaid");
+        b.refund(10_000);
+        assert_eq!(
+            b.take(600),
+            Duration::from_millis(100),
+            "refill capped at the burst"
         );
     }
 
