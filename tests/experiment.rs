@@ -234,10 +234,15 @@ fn the_libtorrent_competitor_completes_the_scenario_and_is_scored() {
                 .starts_with("libtorrent"),
             "the report is lt_vod.py's: {v:#}"
         );
-        assert!(
-            !v["samples"].as_array().unwrap().is_empty(),
-            "status lines were read"
-        );
+        let samples = v["samples"].as_array().unwrap();
+        assert!(!samples.is_empty(), "status lines were read");
+        // Its curve for the plot: contiguous bytes that never fall and reach the movie.
+        let curve: Vec<u64> = samples
+            .iter()
+            .filter_map(|s| s["contiguous"].as_u64())
+            .collect();
+        assert!(curve.windows(2).all(|w| w[0] <= w[1]), "{curve:?}");
+        assert_eq!(curve.last(), Some(&(1 << 20)), "{curve:?}");
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let kib = format!("{:.0}", summed as f64 / 1024.0);
