@@ -745,6 +745,13 @@ pub fn set_deadline(config: &mut DeadlineConfig, setting: &str) -> Result<(), St
         "duplicate_gain" => config.duplicate_gain = secs()?,
         "cancel_late_after" if value == "none" => config.cancel_late_after = None,
         "cancel_late_after" => config.cancel_late_after = Some(secs()?),
+        "trust_new_peers" => {
+            config.trust_new_peers = match value {
+                "true" => true,
+                "false" => false,
+                _ => return Err(format!("trust_new_peers: `{value}` is not true or false")),
+            }
+        }
         "unmeasured_rate" => config.unmeasured_rate = num()?,
         "unmeasured_rtt" => config.unmeasured_rtt = secs()?,
         other => {
@@ -753,7 +760,7 @@ pub fn set_deadline(config: &mut DeadlineConfig, setting: &str) -> Result<(), St
                  safety_margin, urgent_share, at_risk_holders, ahead_order, ahead_horizon, \
                  max_requesters, \
                  duplicate_gain, \
-                 cancel_late_after, unmeasured_rate, unmeasured_rtt)"
+                 cancel_late_after, trust_new_peers, unmeasured_rate, unmeasured_rtt)"
             ));
         }
     }

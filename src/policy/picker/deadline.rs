@@ -122,6 +122,14 @@ impl DeadlinePicker {
         out: &mut Vec<BlockRef>,
     ) {
         let budget = match self.deadlines.of(piece) {
+            // Nothing is known of this peer yet. Asking it costs nothing if it is slow (the
+            // server or a measured peer racing the block covers it), and a guess low enough to
+            // be safe kept the first pieces from a fast seed that unchoked us just before
+            // their deadlines.
+            Some(d) if pipe.guessed && self.config.trust_new_peers => {
+                let by = d - self.config.safety_margin.as_secs_f64();
+                if pipe.reachable_by(by) { usize::MAX } else { 0 }
+            }
             Some(d) => pipe.blocks_by(d - self.config.safety_margin.as_secs_f64()),
             None => usize::MAX,
         };
@@ -426,6 +434,10 @@ impl DeadlinePicker {
         let Some(link) = self.links.get(&key) else {
             return;
         };
+        if !link.is_measured() && self.config.trust_new_peers {
+            // No measurement to call anything late by.
+            return;
+        }
         let late = link.late_requests(now, &self.config, grace.as_secs_f64(), |b| {
             self.deadlines.of(b.piece())
         });

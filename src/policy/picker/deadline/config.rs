@@ -48,6 +48,11 @@ pub struct DeadlineConfig {
     /// Take back requests estimated to arrive this long after their deadline (they cannot save
     /// any penalty and hold up the pipe); `None` keeps them. Default 0.5 s.
     pub cancel_late_after: Option<Duration>,
+    /// A peer that has not delivered yet is asked for any block that could reach it before
+    /// its deadline, and its requests are not judged late, instead of being held to
+    /// `unmeasured_rate`. Default false: in fast it gave 4.2 +- 3.5% against 4.0 +- 0.9%
+    /// without (four runs each), no gain for the first pieces it was meant to save.
+    pub trust_new_peers: bool,
     /// Bytes per second assumed for a peer that has not delivered yet. Low on purpose: an
     /// unmeasured peer gets work with slack, not the most urgent blocks. Default 16 KiB/s.
     pub unmeasured_rate: f64,
@@ -68,6 +73,7 @@ impl Default for DeadlineConfig {
             max_requesters: 2,
             duplicate_gain: Duration::from_millis(500),
             cancel_late_after: Some(Duration::from_millis(500)),
+            trust_new_peers: false,
             unmeasured_rate: 16.0 * 1024.0,
             unmeasured_rtt: Duration::from_millis(200),
         }

@@ -44,6 +44,11 @@ impl PeerLink {
         }
     }
 
+    /// Whether the peer has delivered at a measurable rate yet.
+    pub(super) fn is_measured(&self) -> bool {
+        self.rate > 0.0
+    }
+
     pub(super) fn rtt(&self, config: &DeadlineConfig) -> f64 {
         self.rtt.unwrap_or(config.unmeasured_rtt).as_secs_f64()
     }
@@ -116,6 +121,8 @@ pub(super) struct Pipe {
     rtt: f64,
     /// Bytes ahead of the next new request: in flight before the call plus chosen in it.
     queued: f64,
+    /// The rate is the configured guess, not a measurement.
+    pub(super) guessed: bool,
 }
 
 impl Pipe {
@@ -125,6 +132,7 @@ impl Pipe {
             rate: link.rate(config),
             rtt: link.rtt(config),
             queued: link.queued_bytes() as f64,
+            guessed: !link.is_measured(),
         }
     }
 
@@ -136,6 +144,11 @@ impl Pipe {
     /// Seconds until everything already in the pipe has arrived.
     pub(super) fn backlog(&self) -> f64 {
         self.rtt + self.queued / self.rate
+    }
+
+    /// Whether a request sent now could still reach the peer before `by`.
+    pub(super) fn reachable_by(&self, by: f64) -> bool {
+        self.now + self.rtt < by
     }
 
     /// How many more full blocks requested now would arrive by `by` (seconds since start).

@@ -267,3 +267,29 @@ fn settings_out_of_range_are_refused_with_their_name() {
     .expect("refused");
     assert!(err.to_string().contains("urgent_share"), "{err}");
 }
+
+#[test]
+fn a_new_peer_is_trusted_with_blocks_due_soon_and_not_judged_late() {
+    // At 0.5 s piece 0 is due at 1 s: at the 16 KiB/s guess nothing would fit, so a seed
+    // that just unchoked us would leave it to the server.
+    let unknown = |picker: &mut DeadlinePicker| {
+        picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+        picker.next_requests(secs(0.5), &view(1, 0.0, 10), 4)
+    };
+    let (_, mut trusting) = fixture(DeadlineConfig {
+        trust_new_peers: true,
+        ..urgent_only()
+    });
+    let got = unknown(&mut trusting);
+    assert_eq!(pieces_of(&got), vec![0, 1], "{got:?}");
+    // Its requests stand until it has a measured rate.
+    assert!(
+        trusting
+            .next_requests(secs(0.6), &view(1, 0.0, 10), 0)
+            .is_empty()
+    );
+    assert!(trusting.cancellations().is_empty());
+    let (_, mut wary) = fixture(urgent_only());
+    let got = unknown(&mut wary);
+    assert!(got.iter().all(|b| b.piece().get() >= 1), "{got:?}");
+}
