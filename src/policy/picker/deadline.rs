@@ -248,21 +248,9 @@ impl DeadlinePicker {
             return;
         }
         let end = window.end;
-        let pick = move |book: &PieceBook, d: &MovieDeadlines, p: PieceIndex| {
+        self.request_started_then_fresh(key, pipe, limit, out, move |book, d, p| {
             d.of(p).is_some_and(|d| d > end) && book.availability(p) <= holders
-        };
-        let open: Vec<PieceIndex> = self
-            .book
-            .open_pieces()
-            .filter(|&p| self.book.peer_has(key, p) && pick(&self.book, &self.deadlines, p))
-            .collect();
-        for piece in open {
-            if !self.has_room_ahead(pipe) {
-                return;
-            }
-            self.take(key, piece, pipe, limit, out);
-        }
-        self.request_fresh(key, pipe, limit, out, pick);
+        });
     }
 
     /// Movie pieces due after the urgent window, nearest deadline first: they are the next to
@@ -306,10 +294,23 @@ impl DeadlinePicker {
         limit: usize,
         out: &mut Vec<BlockRef>,
     ) {
+        self.request_started_then_fresh(key, pipe, limit, out, |_, d, p| !d.is_movie(p));
+    }
+
+    /// Pieces `keep` accepts that this peer has: started ones first (so they finish and can
+    /// be shared), then fresh ones rarest-first, while the pipe has room ahead.
+    fn request_started_then_fresh(
+        &mut self,
+        key: PeerKey,
+        pipe: &mut Pipe,
+        limit: usize,
+        out: &mut Vec<BlockRef>,
+        keep: impl Fn(&PieceBook, &MovieDeadlines, PieceIndex) -> bool,
+    ) {
         let open: Vec<PieceIndex> = self
             .book
             .open_pieces()
-            .filter(|&p| self.book.peer_has(key, p) && !self.deadlines.is_movie(p))
+            .filter(|&p| self.book.peer_has(key, p) && keep(&self.book, &self.deadlines, p))
             .collect();
         for piece in open {
             if !self.has_room_ahead(pipe) {
@@ -317,7 +318,7 @@ impl DeadlinePicker {
             }
             self.take(key, piece, pipe, limit, out);
         }
-        self.request_fresh(key, pipe, limit, out, |_, d, p| !d.is_movie(p));
+        self.request_fresh(key, pipe, limit, out, keep);
     }
 
     /// Fresh pieces `keep` accepts, in the book's rarest-first order.
