@@ -105,6 +105,10 @@ impl Choker {
         }
     }
 
+    pub fn config(&self) -> &ChokerConfig {
+        &self.config
+    }
+
     /// Peers we currently leave unchoked (regular and optimistic).
     pub fn unchoked(&self) -> impl Iterator<Item = PeerKey> + '_ {
         self.unchoked.iter().copied()

@@ -509,7 +509,7 @@ impl Torrent {
     fn unchoke_if_free(&mut self, key: PeerKey) {
         let unchoked = self.choker.unchoked().count();
         let is_unchoked = self.choker.unchoked().any(|k| k == key);
-        if !is_unchoked && unchoked < self.choker_config.regular_slots + 1 {
+        if !is_unchoked && unchoked < self.choker.config().regular_slots + 1 {
             self.choker.rechoke_soon();
             self.rechoke();
         }
