@@ -46,58 +46,12 @@ case "$SEED" in lt|btvod) ;; *) echo "--seed must be lt or btvod" >&2; exit 2 ;;
 case "$RUNS" in ''|*[!0-9]*|0) echo "--runs must be a positive integer" >&2; exit 2 ;; esac
 case "$TMO" in ''|*[!0-9]*|0) echo "--timeout must be a positive number of seconds" >&2; exit 2 ;; esac
 
-bytes_of() {
-    local s="$1" n unit
-    n="${s%%[!0-9]*}"; unit="${s#"$n"}"
-    [ -n "$n" ] || { echo "bad size: $s" >&2; exit 2; }
-    case "$unit" in
-        ""|B) echo "$n" ;;
-        KiB) echo $((n * 1024)) ;;
-        MiB) echo $((n * 1024 * 1024)) ;;
-        GiB) echo $((n * 1024 * 1024 * 1024)) ;;
-        *) echo "bad size unit in $s (use B, KiB, MiB or GiB)" >&2; exit 2 ;;
-    esac
-}
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench/common.sh"
+START_PREFIX=(nice -n 10)
 for s in "${SIZES[@]}"; do bytes_of "$s" >/dev/null; done
 
 log() { printf '[bench-memory %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-# --- every child is a process-group leader (setsid) and is stopped by its id
-PGIDS=()
-stop_group() {
-    local pg="$1" i
-    kill -TERM -- "-$pg" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 -- "-$pg" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL -- "-$pg" 2>/dev/null || true
-}
-cleanup() {
-    local pg
-    for pg in "${PGIDS[@]}"; do stop_group "$pg"; done
-    PGIDS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-start_bg() {
-    local out="$1" err="$2"; shift 2
-    setsid nice -n 10 "$@" >"$out" 2>"$err" </dev/null &
-    STARTED_PID=$!
-    PGIDS+=("$STARTED_PID")
-}
-free_port() {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_listening() {
-    local port="$1" pid="$2" deadline=$((SECONDS + $3))
-    while [ $SECONDS -lt "$deadline" ]; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if ss -Hltn "sport = :$port" | grep -q .; then return 0; fi
-        sleep 0.2
-    done
-    return 1
-}
 
 # Samples btvod's resident set (KiB) every 0.2 s while the /usr/bin/time process $1 lives
 # (btvod is its grandchild, under `timeout`), one value per line into $2.
@@ -124,7 +78,6 @@ quartiles() {
     }' "$1"
 }
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "missing $1: apt-get install $2" >&2; exit 1; }; }
 [ -x /usr/bin/time ] || { echo "missing /usr/bin/time: apt-get install time" >&2; exit 1; }
 need openssl openssl
 need ss iproute2

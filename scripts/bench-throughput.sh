@@ -48,71 +48,12 @@ done
 case "$ROUNDS" in ''|*[!0-9]*|0) echo "--rounds must be a positive integer" >&2; exit 2 ;; esac
 case "$TMO" in ''|*[!0-9]*|0) echo "--timeout must be a positive number of seconds" >&2; exit 2 ;; esac
 
-# Byte count of "256MiB", "1GiB", "1000000" ...
-bytes_of() {
-    local s="$1" n unit
-    n="${s%%[!0-9]*}"; unit="${s#"$n"}"
-    [ -n "$n" ] || { echo "bad size: $s" >&2; exit 2; }
-    case "$unit" in
-        ""|B) echo "$n" ;;
-        KiB) echo $((n * 1024)) ;;
-        MiB) echo $((n * 1024 * 1024)) ;;
-        GiB) echo $((n * 1024 * 1024 * 1024)) ;;
-        *) echo "bad size unit in $s (use B, KiB, MiB or GiB)" >&2; exit 2 ;;
-    esac
-}
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench/common.sh"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# --- process bookkeeping: every child is a process-group leader (setsid) and is stopped by id.
-PGIDS=()
-stop_group() {
-    local pg="$1" i
-    kill -TERM -- "-$pg" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 -- "-$pg" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL -- "-$pg" 2>/dev/null || true
-}
-cleanup() {
-    local pg
-    for pg in "${PGIDS[@]}"; do stop_group "$pg"; done
-    PGIDS=()
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Starts "$@" in its own process group with stdout/stderr to files; sets STARTED_PID.
-start_bg() {
-    local out="$1" err="$2"; shift 2
-    setsid "$@" >"$out" 2>"$err" </dev/null &
-    STARTED_PID=$!
-    PGIDS+=("$STARTED_PID")
-}
-forget_group() {
-    local pg="$1" kept=() p
-    for p in "${PGIDS[@]}"; do [ "$p" = "$pg" ] || kept+=("$p"); done
-    PGIDS=("${kept[@]}")
-}
-
-free_port() {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# Waits until something listens on 127.0.0.1:$1 while process $2 lives (deadline $3 s).
-wait_listening() {
-    local port="$1" pid="$2" deadline=$((SECONDS + $3))
-    while [ $SECONDS -lt "$deadline" ]; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if ss -Hltn "sport = :$port" | grep -q .; then return 0; fi
-        sleep 0.2
-    done
-    return 1
-}
-
 # --- prerequisites
-need() { command -v "$1" >/dev/null 2>&1 || { echo "missing $1: apt-get install $2" >&2; exit 1; }; }
 if [ ! -x /usr/bin/time ]; then
     log "installing the time package"
     apt-get install -y time >/dev/null || { echo "install the Debian package 'time'" >&2; exit 1; }
