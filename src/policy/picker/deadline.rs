@@ -360,6 +360,39 @@ impl DeadlinePicker {
     }
 }
 
+impl DeadlinePicker {
+    /// One block for a peer that unchokes us but that no estimate gave work: the movie block
+    /// with the most slack it can give us (the next piece beyond the window, else the last
+    /// in it). Its rate was learned while it served others or choked us; without a request
+    /// it is never measured again and stays idle for good (traced in the scarce world: every
+    /// peer unchoking, nothing asked for 50 s, 77% paid to the server).
+    fn probe(
+        &mut self,
+        key: PeerKey,
+        window: &Window,
+        out: &mut Vec<BlockRef>,
+    ) -> Option<BlockRef> {
+        let movie_end = self.deadlines.first + self.deadlines.secs.len() as u32;
+        let order = (window.urgent.end..movie_end).chain(window.urgent.clone().rev());
+        for i in order {
+            let piece = self.book.geometry().piece(i)?;
+            if self.book.peer_has(key, piece)
+                && matches!(
+                    self.book.state(piece),
+                    PieceState::Fresh | PieceState::Started
+                )
+            {
+                self.book.request_piece(key, piece, 1, out);
+                if let Some(&b) = out.first() {
+                    tracing::debug!(%key, %piece, "probing an idle peer");
+                    return Some(b);
+                }
+            }
+        }
+        None
+    }
+}
+
 /// Deadlines of the movie's pieces in seconds since start (the policy's hot lookup).
 struct MovieDeadlines {
     first: u32,
@@ -411,9 +444,18 @@ impl Picker for DeadlinePicker {
         self.request_urgent(now, key, &window, &mut pipe, slots, &mut out);
         self.request_ahead(key, &window, &mut pipe, slots, &mut out);
         self.request_other_files(key, &mut pipe, slots, &mut out);
+        let idle = self.links.get(&key).is_some_and(PeerLink::is_idle);
+        let probe = if out.is_empty() && idle {
+            self.probe(key, &window, &mut out)
+        } else {
+            None
+        };
         if let Some(link) = self.links.get_mut(&key) {
             for &b in &out {
                 link.record(b, now);
+            }
+            if let Some(b) = probe {
+                link.set_probe(b);
             }
         }
         out

@@ -17,6 +17,9 @@ pub(super) struct PeerLink {
     rtt: Option<Duration>,
     /// Requests still in flight, in the order they were sent (peers serve FIFO), with when.
     sent: VecDeque<(BlockRef, Time)>,
+    /// A request sent to an idle peer whatever its estimate said (see `DeadlinePicker::probe`);
+    /// never taken back as late, so the peer is measured again.
+    probe: Option<BlockRef>,
 }
 
 impl PeerLink {
@@ -57,6 +60,21 @@ impl PeerLink {
     pub(super) fn prune(&mut self, book: &PieceBook, key: PeerKey) {
         self.sent
             .retain(|(b, _)| book.requesters(*b).contains(&key));
+        if self
+            .probe
+            .is_some_and(|p| !self.sent.iter().any(|(b, _)| *b == p))
+        {
+            self.probe = None;
+        }
+    }
+
+    /// Nothing of ours is in flight to this peer.
+    pub(super) fn is_idle(&self) -> bool {
+        self.sent.is_empty()
+    }
+
+    pub(super) fn set_probe(&mut self, block: BlockRef) {
+        self.probe = Some(block);
     }
 
     pub(super) fn record(&mut self, block: BlockRef, now: Time) {
@@ -89,7 +107,7 @@ impl PeerLink {
     /// Requests in flight that would arrive more than `grace` after their deadline, counting
     /// only the requests kept ahead of each (taking one back speeds up those behind it). A
     /// request found late is then late for a new request too: it would queue behind all the
-    /// kept ones.
+    /// kept ones. The probe is never found late.
     pub(super) fn late_requests(
         &self,
         now: Time,
@@ -104,7 +122,8 @@ impl PeerLink {
         for &(block, sent) in &self.sent {
             let bytes = kept_bytes + f64::from(block.len());
             let earliest = (sent.as_secs_f64() + rtt).max(now.as_secs_f64());
-            if deadline(block).is_some_and(|d| earliest + bytes / rate > d + grace) {
+            let judged = self.probe != Some(block);
+            if judged && deadline(block).is_some_and(|d| earliest + bytes / rate > d + grace) {
                 late.push(block);
             } else {
                 kept_bytes = bytes;

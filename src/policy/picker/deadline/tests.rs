@@ -293,3 +293,44 @@ fn a_new_peer_is_trusted_with_blocks_due_soon_and_not_judged_late() {
     let got = unknown(&mut wary);
     assert!(got.iter().all(|b| b.piece().get() >= 1), "{got:?}");
 }
+
+#[test]
+fn an_idle_peer_no_estimate_gives_work_is_probed_with_the_most_slack() {
+    let config = DeadlineConfig {
+        urgent_window: secs(2.0),
+        urgent_min_pieces: 1,
+        ..urgent_only()
+    };
+    let (g, mut picker) = fixture(config);
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    // Learned at a trickle while busy (it served others): no block fits any deadline...
+    let first = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 1);
+    assert_eq!(first.len(), 1);
+    picker.on_block(secs(0.01), PeerKey(1), first[0]);
+    let sent = picker.next_requests(secs(0.02), &view(1, FAST, 10), 1);
+    let trickle = picker.next_requests(secs(0.03), &view(1, 15.0, 10), 0);
+    assert!(trickle.is_empty());
+    // (The block in flight is now hopeless and taken back.)
+    assert_eq!(picker.cancellations(), vec![(PeerKey(1), sent[0])]);
+    // ...yet idle and unchoking, it is asked for one block: the first piece beyond the
+    // window (due at 3 s at the earliest), never one the window needs from someone faster.
+    let probe = picker.next_requests(secs(1.0), &view(1, 15.0, 10), 4);
+    assert_eq!(probe.len(), 1, "{probe:?}");
+    assert_eq!(pieces_of(&probe), vec![3]);
+    // The probe is not taken back as late: it is how the peer gets measured again.
+    assert!(
+        picker
+            .next_requests(secs(1.5), &view(1, 15.0, 10), 0)
+            .is_empty()
+    );
+    assert!(picker.cancellations().is_empty());
+    assert_eq!(
+        picker.book().requesters(probe[0]),
+        &[PeerKey(1)],
+        "probe kept in flight"
+    );
+    assert_eq!(
+        picker.book().state(g.piece(0).unwrap()),
+        PieceState::Started
+    );
+}
