@@ -735,6 +735,7 @@ pub fn set_deadline(config: &mut DeadlineConfig, setting: &str) -> Result<(), St
         "urgent_min_pieces" => config.urgent_min_pieces = num()? as u32,
         "safety_margin" => config.safety_margin = secs()?,
         "urgent_share" => config.urgent_share = num()?,
+        "crowd_size" => config.crowd_size = num()? as usize,
         "at_risk_holders" => config.at_risk_holders = num()? as u32,
         "ahead_order" if value == "deadline" => config.ahead_order = AheadOrder::Deadline,
         "ahead_order" if value == "rarest" => config.ahead_order = AheadOrder::Rarest,
@@ -757,10 +758,8 @@ pub fn set_deadline(config: &mut DeadlineConfig, setting: &str) -> Result<(), St
         other => {
             return Err(format!(
                 "unknown deadline setting `{other}` (urgent_window, urgent_min_pieces, \
-                 safety_margin, urgent_share, at_risk_holders, ahead_order, ahead_horizon, \
-                 max_requesters, \
-                 duplicate_gain, \
-                 cancel_late_after, trust_new_peers, unmeasured_rate, unmeasured_rtt)"
+                 safety_margin, urgent_share, crowd_size, at_risk_holders, ahead_order, \
+                 ahead_horizon, max_requesters, duplicate_gain, cancel_late_after, trust_new_peers, unmeasured_rate, unmeasured_rtt)"
             ));
         }
     }

@@ -436,8 +436,9 @@ impl Picker for DeadlinePicker {
         };
         let window = self.window(now);
         // BiToS' mix, slot by slot: this many slots try the at-risk pieces beyond the window
-        // before the urgent ones.
-        let p = self.config.urgent_share;
+        // before the urgent ones (in a crowd only, see `crowd_size`).
+        let crowd = self.book.downloaders() > self.config.crowd_size;
+        let p = if crowd { self.config.urgent_share } else { 1.0 };
         let rare_first = (0..slots).filter(|_| !self.rng.random_bool(p)).count();
         let at_risk = self.config.at_risk_holders;
         self.request_beyond(key, &window, &mut pipe, rare_first, &mut out, at_risk);

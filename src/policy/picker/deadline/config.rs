@@ -22,6 +22,14 @@ pub struct DeadlineConfig {
     /// they are fetched while their holders are present. Either kind fills the slots the other
     /// leaves. In 0..=1. Default 0.8.
     pub urgent_share: f64,
+    /// `urgent_share` applies only while more than this many connected peers still lack
+    /// pieces; with fewer, every slot serves the urgent window first. A crowd of downloaders
+    /// (viewers arriving together) trades the pieces few hold, so fetching them pays; a
+    /// viewer among few downloaders only makes its own urgent blocks wait. Default 8, the
+    /// viewer's unchoke slots: a crowd is more peers than it can upload to. In the local
+    /// worlds (BENCHMARKS.md "Penalty") the share cut flash-crowd (12 viewers) from 51% to
+    /// 35% and cost matched, multifile and scarce (one viewer) 4 to 11 points.
+    pub crowd_size: usize,
     /// A piece held by at most this many connected peers is at risk of vanishing with them.
     /// Pieces everyone has are not worth fetching out of deadline order: with a tight swarm
     /// that only makes earlier pieces late. Default 2: in the local worlds (`btvod experiment`,
@@ -67,6 +75,7 @@ impl Default for DeadlineConfig {
             urgent_min_pieces: 4,
             safety_margin: Duration::from_millis(250),
             urgent_share: 0.8,
+            crowd_size: 8,
             at_risk_holders: 2,
             ahead_order: AheadOrder::Deadline,
             ahead_horizon: Some(Duration::from_secs(8)),

@@ -157,8 +157,9 @@ fn beyond_the_window_at_risk_pieces_come_first_then_deadline_order() {
         urgent_window: secs(2.0),
         urgent_min_pieces: 1,
         at_risk_holders: 1,
-        // Every slot tries the at-risk pieces first.
+        // Every slot tries the at-risk pieces first, with any number of downloaders.
         urgent_share: 0.0,
+        crowd_size: 0,
         ..DeadlineConfig::default()
     };
     let (g, mut picker) = fixture(config);
@@ -333,4 +334,36 @@ fn an_idle_peer_no_estimate_gives_work_is_probed_with_the_most_slack() {
         picker.book().state(g.piece(0).unwrap()),
         PieceState::Started
     );
+}
+
+#[test]
+fn at_risk_pieces_jump_the_urgent_window_only_in_a_crowd() {
+    let config = DeadlineConfig {
+        urgent_window: secs(2.0),
+        urgent_min_pieces: 1,
+        at_risk_holders: 1,
+        urgent_share: 0.0,
+        crowd_size: 2,
+        ..DeadlineConfig::default()
+    };
+    let first_piece_asked = |downloaders: u64| {
+        let (g, mut picker) = fixture(config.clone());
+        // Peer 1 lacks piece 6, so it is not a seed and every piece it has beyond the window
+        // has one holder (at risk); the other downloaders hold only piece 0.
+        let mut most = Bitfield::full(8);
+        most.clear(g.piece(6).unwrap());
+        picker.on_peer_bitfield(PeerKey(1), &most);
+        for k in 2..=downloaders {
+            let mut one = Bitfield::empty(8);
+            one.set(g.piece(0).unwrap());
+            picker.on_peer_bitfield(PeerKey(k), &one);
+        }
+        let got = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 2);
+        pieces_of(&got)[0]
+    };
+    // Two downloaders (not a crowd): the urgent window (pieces 0 and 1) first, whatever the
+    // share.
+    assert_eq!(first_piece_asked(2), 0);
+    // Three (more than crowd_size): the share sends the slots to at-risk pieces first.
+    assert!(first_piece_asked(3) >= 2);
 }
