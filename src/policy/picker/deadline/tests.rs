@@ -290,7 +290,17 @@ fn a_new_peer_is_trusted_with_blocks_due_soon_and_not_judged_late() {
             .is_empty()
     );
     assert!(trusting.cancellations().is_empty());
+    // By default only while no peer is measured (the start: nobody faster to keep it for)...
+    let (_, mut starting) = fixture(urgent_only());
+    let got = unknown(&mut starting);
+    assert_eq!(pieces_of(&got), vec![0, 1], "{got:?}");
+    // ...and once one is, a new peer is held to the guess.
     let (_, mut wary) = fixture(urgent_only());
+    wary.on_peer_bitfield(PeerKey(2), &Bitfield::empty(8));
+    assert!(
+        wary.next_requests(secs(0.4), &view(2, FAST, 10), 4)
+            .is_empty()
+    );
     let got = unknown(&mut wary);
     assert!(got.iter().all(|b| b.piece().get() >= 1), "{got:?}");
 }
