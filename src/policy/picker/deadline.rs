@@ -114,6 +114,15 @@ impl DeadlinePicker {
         self.config.trust_new_peers || !self.links.values().any(PeerLink::is_measured)
     }
 
+    /// The peer has the piece and we still need blocks of it.
+    fn askable(&self, key: PeerKey, piece: PieceIndex) -> bool {
+        self.book.peer_has(key, piece)
+            && matches!(
+                self.book.state(piece),
+                PieceState::Fresh | PieceState::Started
+            )
+    }
+
     /// Whether the pipe still has room for work that is not urgent (see `ahead_horizon`).
     fn has_room_ahead(&self, pipe: &Pipe) -> bool {
         self.config
@@ -169,12 +178,7 @@ impl DeadlinePicker {
             let Some(piece) = self.book.geometry().piece(i) else {
                 break;
             };
-            if !self.book.peer_has(key, piece)
-                || !matches!(
-                    self.book.state(piece),
-                    PieceState::Fresh | PieceState::Started
-                )
-            {
+            if !self.askable(key, piece) {
                 continue;
             }
             self.take(key, piece, pipe, slots, out);
@@ -284,12 +288,7 @@ impl DeadlinePicker {
             let Some(piece) = self.book.geometry().piece(i) else {
                 return;
             };
-            if self.book.peer_has(key, piece)
-                && matches!(
-                    self.book.state(piece),
-                    PieceState::Fresh | PieceState::Started
-                )
-            {
+            if self.askable(key, piece) {
                 self.take(key, piece, pipe, limit, out);
             }
         }
@@ -367,9 +366,7 @@ impl DeadlinePicker {
                 .count();
         }
     }
-}
 
-impl DeadlinePicker {
     /// One block for a peer that unchokes us but that no estimate gave work: the movie block
     /// with the most slack it can give us (the next piece beyond the window, else the last
     /// in it). Its rate was learned while it served others or choked us; without a request
@@ -385,12 +382,7 @@ impl DeadlinePicker {
         let order = (window.urgent.end..movie_end).chain(window.urgent.clone().rev());
         for i in order {
             let piece = self.book.geometry().piece(i)?;
-            if self.book.peer_has(key, piece)
-                && matches!(
-                    self.book.state(piece),
-                    PieceState::Fresh | PieceState::Started
-                )
-            {
+            if self.askable(key, piece) {
                 self.book.request_piece(key, piece, 1, out);
                 if let Some(&b) = out.first() {
                     tracing::debug!(%key, %piece, "probing an idle peer");
