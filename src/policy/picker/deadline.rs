@@ -376,13 +376,17 @@ impl DeadlinePicker {
         &mut self,
         key: PeerKey,
         window: &Window,
+        taken_back: &[BlockRef],
         out: &mut Vec<BlockRef>,
     ) -> Option<BlockRef> {
         let movie_end = self.deadlines.first + self.deadlines.secs.len() as u32;
         let order = (window.urgent.end..movie_end).chain(window.urgent.clone().rev());
         for i in order {
             let piece = self.book.geometry().piece(i)?;
-            if self.askable(key, piece) {
+            // Not a block just taken back from this very peer (a CANCEL and the same REQUEST
+            // again in one call); if it has nothing else, the next call probes.
+            let just_cancelled = taken_back.iter().any(|b| b.piece() == piece);
+            if self.askable(key, piece) && !just_cancelled {
                 self.book.request_piece(key, piece, 1, out);
                 if let Some(&b) = out.first() {
                     tracing::debug!(%key, %piece, "probing an idle peer");
@@ -426,7 +430,7 @@ impl Picker for DeadlinePicker {
         let link = self.links.entry(key).or_default();
         link.prune(&self.book, key);
         link.observe(peer);
-        self.cancel_late(now, key);
+        let taken_back = self.cancel_late(now, key);
         let mut out = Vec::with_capacity(slots);
         if slots == 0 {
             return out;
@@ -448,7 +452,7 @@ impl Picker for DeadlinePicker {
         self.request_other_files(key, &mut pipe, slots, &mut out);
         let idle = self.links.get(&key).is_some_and(PeerLink::is_idle);
         let probe = if out.is_empty() && idle {
-            self.probe(key, &window, &mut out)
+            self.probe(key, &window, &taken_back, &mut out)
         } else {
             None
         };
@@ -472,26 +476,28 @@ impl Picker for DeadlinePicker {
 impl DeadlinePicker {
     /// Takes back this peer's requests that would arrive well after their deadline: they
     /// cannot save penalty, and they delay every request queued behind them.
-    fn cancel_late(&mut self, now: Time, key: PeerKey) {
+    /// Returns the blocks taken back.
+    fn cancel_late(&mut self, now: Time, key: PeerKey) -> Vec<BlockRef> {
         let Some(grace) = self.config.cancel_late_after else {
-            return;
+            return Vec::new();
         };
         let Some(link) = self.links.get(&key) else {
-            return;
+            return Vec::new();
         };
         if !link.is_measured() && self.trusts_new_peers() {
             // No measurement to call anything late by.
-            return;
+            return Vec::new();
         }
         let late = link.late_requests(now, &self.config, grace.as_secs_f64(), |b| {
             self.deadlines.of(b.piece())
         });
-        for block in late {
+        for &block in &late {
             tracing::debug!(%key, piece = %block.piece(), "taking back a request that would be late");
             self.book.request_timed_out(key, block);
         }
         if let Some(link) = self.links.get_mut(&key) {
             link.prune(&self.book, key);
         }
+        late
     }
 }
