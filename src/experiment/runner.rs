@@ -759,9 +759,40 @@ pub fn set_deadline(config: &mut DeadlineConfig, setting: &str) -> Result<(), St
             return Err(format!(
                 "unknown deadline setting `{other}` (urgent_window, urgent_min_pieces, \
                  safety_margin, urgent_share, crowd_size, at_risk_holders, ahead_order, \
-                 ahead_horizon, max_requesters, duplicate_gain, cancel_late_after, trust_new_peers, unmeasured_rate, unmeasured_rtt)"
+                 ahead_horizon, max_requesters, duplicate_gain, cancel_late_after, \
+                 trust_new_peers, unmeasured_rate, unmeasured_rtt)"
             ));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_settings_are_parsed_by_name_and_bad_ones_named() {
+        let mut config = DeadlineConfig::default();
+        for setting in [
+            "crowd_size=3",
+            "ahead_horizon=none",
+            "trust_new_peers=true",
+            "urgent_share = 0.5",
+        ] {
+            set_deadline(&mut config, setting).unwrap();
+        }
+        assert_eq!(config.crowd_size, 3);
+        assert_eq!(config.ahead_horizon, None);
+        assert!(config.trust_new_peers);
+        assert_eq!(config.urgent_share, 0.5);
+        let unknown = set_deadline(&mut config, "crowd=3").unwrap_err();
+        assert!(
+            unknown.contains("`crowd`") && unknown.contains("crowd_size"),
+            "{unknown}"
+        );
+        let bad = set_deadline(&mut config, "crowd_size=-1").unwrap_err();
+        assert!(bad.contains("crowd_size"), "{bad}");
+        assert!(set_deadline(&mut config, "crowd_size").is_err());
+    }
 }

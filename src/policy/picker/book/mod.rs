@@ -149,6 +149,7 @@ impl PieceBook {
             .get(piece.as_usize())
             .map_or(0, |a| a + self.seeds)
     }
+
     /// Connected peers that still lack a piece (known from a bitfield or a HAVE).
     pub fn downloaders(&self) -> usize {
         self.peers.len().saturating_sub(self.seeds as usize)
