@@ -105,13 +105,15 @@ impl DeadlinePicker {
         }
     }
 
-    /// Whether peers not measured yet are asked for any block they could deliver in time:
-    /// always with `trust_new_peers`, and at the start, while no peer is measured. Then there
-    /// is no faster peer to keep the block for, and a guess low enough to be safe later left
-    /// the first pieces to the server (traced in fast: every peer choked the viewer until
-    /// about 4.5 s; the pieces due at 5.1 and 6.1 s were asked of nobody).
-    fn trusts_new_peers(&self) -> bool {
-        self.config.trust_new_peers || !self.links.values().any(PeerLink::is_measured)
+    /// Whether this peer, not measured yet, is asked for any block it could deliver in time
+    /// (and its requests are not judged late): always with `trust_new_peers`, and at the
+    /// start, while no peer is measured. Then there is no faster peer to keep the block for,
+    /// and a guess low enough to be safe later left the first pieces to the server (traced
+    /// in fast: every peer choked the viewer until about 4.5 s; the pieces due at 5.1 and
+    /// 6.1 s were asked of nobody). Decided once per call: it scans every link.
+    fn trusts(&self, link: &PeerLink) -> bool {
+        !link.is_measured()
+            && (self.config.trust_new_peers || !self.links.values().any(PeerLink::is_measured))
     }
 
     /// The peer has the piece and we still need blocks of it.
@@ -144,7 +146,7 @@ impl DeadlinePicker {
             // server or a measured peer racing the block covers it), and a guess low enough to
             // be safe kept the first pieces from a fast seed that unchoked us just before
             // their deadlines.
-            Some(d) if pipe.guessed && self.trusts_new_peers() => {
+            Some(d) if pipe.trusted => {
                 let by = d - self.config.safety_margin.as_secs_f64();
                 if pipe.reachable_by(by) { usize::MAX } else { 0 }
             }
@@ -436,7 +438,7 @@ impl Picker for DeadlinePicker {
             return out;
         }
         let mut pipe = match self.links.get(&key) {
-            Some(link) => Pipe::new(link, now, &self.config),
+            Some(link) => Pipe::new(link, now, &self.config, self.trusts(link)),
             None => return out,
         };
         let window = self.window(now);
@@ -484,7 +486,7 @@ impl DeadlinePicker {
         let Some(link) = self.links.get(&key) else {
             return Vec::new();
         };
-        if !link.is_measured() && self.trusts_new_peers() {
+        if self.trusts(link) {
             // No measurement to call anything late by.
             return Vec::new();
         }

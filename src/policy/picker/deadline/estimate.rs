@@ -140,18 +140,19 @@ pub(super) struct Pipe {
     rtt: f64,
     /// Bytes ahead of the next new request: in flight before the call plus chosen in it.
     queued: f64,
-    /// The rate is the configured guess, not a measurement.
-    pub(super) guessed: bool,
+    /// The peer is not measured yet and is trusted with any block it could deliver in time
+    /// (see `DeadlinePicker::trusts`).
+    pub(super) trusted: bool,
 }
 
 impl Pipe {
-    pub(super) fn new(link: &PeerLink, now: Time, config: &DeadlineConfig) -> Self {
+    pub(super) fn new(link: &PeerLink, now: Time, config: &DeadlineConfig, trusted: bool) -> Self {
         Self {
             now: now.as_secs_f64(),
             rate: link.rate(config),
             rtt: link.rtt(config),
             queued: link.queued_bytes() as f64,
-            guessed: !link.is_measured(),
+            trusted,
         }
     }
 
