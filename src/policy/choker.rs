@@ -1,6 +1,7 @@
 //! Tit-for-tat choking: whom we upload to. Regular slots go to the interested peers that give
 //! us the most (or, as a seed, take the most), re-evaluated every 10 s; one optimistic slot
 //! rotates every 30 s to a random interested peer; a peer that snubs us loses its regular slot.
+//! Between rounds a slot left idle (its peer lost interest or left) goes at once to a waiting peer.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -90,7 +91,6 @@ pub struct Choker {
     optimistic: Option<PeerKey>,
     optimistic_since: Time,
     last_rechoke: Option<Time>,
-    forced: bool,
 }
 
 impl Choker {
@@ -101,7 +101,6 @@ impl Choker {
             optimistic: None,
             optimistic_since: Duration::ZERO,
             last_rechoke: None,
-            forced: false,
         }
     }
 
@@ -117,14 +116,8 @@ impl Choker {
         self.optimistic
     }
 
-    /// Re-evaluate at the next `rechoke` call even if the interval has not passed (an unchoked
-    /// peer left or lost interest, so a slot is idle).
-    pub fn rechoke_soon(&mut self) {
-        self.forced = true;
-    }
-
-    /// Call often (every second, or on events); it decides only when a rechoke is due and
-    /// returns the changes to send. `peers` are all connected peers; missing ones are dropped.
+    /// Call often (every second, and when a peer's interest changes or it leaves); it ranks
+    /// everyone when a round is due, fills idle slots otherwise, and returns the changes to send. `peers` are all connected peers; missing ones are dropped.
     pub fn rechoke(
         &mut self,
         now: Time,
@@ -137,14 +130,12 @@ impl Choker {
         if self.optimistic.is_some_and(|k| !present.contains(&k)) {
             self.optimistic = None;
         }
-        let due = self.forced
-            || self
-                .last_rechoke
-                .is_none_or(|t| now >= t + self.config.rechoke_interval);
+        let due = self
+            .last_rechoke
+            .is_none_or(|t| now >= t + self.config.rechoke_interval);
         if !due {
-            return Vec::new();
+            return self.fill_idle_slots(now, peers, am_seed);
         }
-        self.forced = false;
         self.last_rechoke = Some(now);
 
         let regular = self.regular(now, peers, am_seed);
@@ -169,6 +160,19 @@ impl Choker {
 
     /// The best interested, non-snubbing peers by the rate that matters now.
     fn regular(&self, now: Time, peers: &[ChokerPeer], am_seed: bool) -> BTreeSet<PeerKey> {
+        self.ranked_candidates(now, peers, am_seed)
+            .take(self.config.regular_slots)
+            .map(|p| p.key)
+            .collect()
+    }
+
+    /// Interested, non-snubbing peers, best first by the rate that matters now.
+    fn ranked_candidates<'a>(
+        &self,
+        now: Time,
+        peers: &'a [ChokerPeer],
+        am_seed: bool,
+    ) -> impl Iterator<Item = &'a ChokerPeer> {
         let rate = |p: &ChokerPeer| {
             if am_seed {
                 p.upload_rate
@@ -181,11 +185,53 @@ impl Choker {
             .filter(|p| p.interested && (am_seed || !p.is_snubbed(now, self.config.snub_after)))
             .collect();
         candidates.sort_by(|a, b| rate(b).total_cmp(&rate(a)).then(a.key.cmp(&b.key)));
-        candidates
-            .into_iter()
-            .take(self.config.regular_slots)
+        candidates.into_iter()
+    }
+
+    /// Between rounds: every slot not used by an interested peer (its peer completed, lost
+    /// interest or left) goes now to the best peer still waiting, and a present peer that lost
+    /// interest gives its slot up. A swarm where peers finish often (and so stop wanting
+    /// data) would otherwise leave upload idle for up to a whole rechoke interval while a
+    /// newcomer, such as a viewer whose first deadline is seconds away, waits.
+    fn fill_idle_slots(
+        &mut self,
+        now: Time,
+        peers: &[ChokerPeer],
+        am_seed: bool,
+    ) -> Vec<ChokeDecision> {
+        let wants = |k: &PeerKey| peers.iter().any(|p| p.key == *k && p.interested);
+        let busy = self.unchoked.iter().filter(|k| wants(k)).count();
+        let free = (self.config.regular_slots + 1).saturating_sub(busy);
+        if free == 0 {
+            return Vec::new();
+        }
+        let waiting: Vec<PeerKey> = self
+            .ranked_candidates(now, peers, am_seed)
             .map(|p| p.key)
-            .collect()
+            .filter(|k| !self.unchoked.contains(k))
+            .take(free)
+            .collect();
+        let idle: Vec<PeerKey> = self
+            .unchoked
+            .iter()
+            .copied()
+            .filter(|k| !wants(k))
+            .take(waiting.len())
+            .collect();
+        let mut decisions = Vec::with_capacity(waiting.len() + idle.len());
+        for key in idle {
+            self.unchoked.remove(&key);
+            if self.optimistic == Some(key) {
+                self.optimistic = None;
+            }
+            decisions.push(ChokeDecision::Choke(key));
+        }
+        for key in waiting {
+            self.unchoked.insert(key);
+            decisions.push(ChokeDecision::Unchoke(key));
+        }
+        decisions.sort();
+        decisions
     }
 
     fn update_optimistic(

@@ -98,16 +98,70 @@ fn regular_slots_are_reevaluated_every_ten_seconds() {
     assert_eq!(choker.optimistic(), Some(PeerKey(2)));
 }
 
+/// Six interested peers, five slots: after the first round exactly one waits choked.
+fn one_waiting(choker: &mut Choker, peers: &[ChokerPeer]) -> u64 {
+    choker.rechoke(secs(100), peers, false, &mut rng(1));
+    let unchoked = keys(choker.unchoked());
+    assert_eq!(unchoked.len(), 5);
+    (1..=6).find(|k| !unchoked.contains(k)).expect("one waits")
+}
+
 #[test]
-fn a_lost_interest_frees_the_slot_at_the_next_evaluation() {
+fn a_slot_whose_peer_lost_interest_goes_at_once_to_a_waiting_peer() {
     let mut peers = settled((1..=6).map(|k| peer(k, k as f64)).collect(), secs(100));
     let mut choker = Choker::new(ChokerConfig::default());
-    choker.rechoke(secs(100), &peers, false, &mut rng(1));
-    peers[5].interested = false;
-    choker.rechoke_soon();
+    let waiting = one_waiting(&mut choker, &peers);
+    peers[5].interested = false; // peer 6, the fastest, completed
     let decisions = choker.rechoke(secs(101), &peers, false, &mut rng(1));
-    assert!(decisions.contains(&ChokeDecision::Choke(PeerKey(6))));
-    assert!(!keys(choker.unchoked()).contains(&6));
+    assert_eq!(
+        decisions,
+        vec![
+            ChokeDecision::Choke(PeerKey(6)),
+            ChokeDecision::Unchoke(PeerKey(waiting))
+        ],
+        "one second later, not at the round at 110 s"
+    );
+    assert!(keys(choker.unchoked()).contains(&waiting));
+}
+
+#[test]
+fn a_lost_interest_with_nobody_waiting_changes_nothing_before_the_round() {
+    let mut peers = settled((1..=5).map(|k| peer(k, k as f64)).collect(), secs(100));
+    let mut choker = Choker::new(ChokerConfig::default());
+    choker.rechoke(secs(100), &peers, false, &mut rng(1));
+    peers[4].interested = false;
+    assert!(
+        choker
+            .rechoke(secs(101), &peers, false, &mut rng(1))
+            .is_empty()
+    );
+    let decisions = choker.rechoke(secs(110), &peers, false, &mut rng(1));
+    assert_eq!(decisions, vec![ChokeDecision::Choke(PeerKey(5))]);
+}
+
+#[test]
+fn a_newly_interested_peer_takes_a_free_slot_between_rounds() {
+    let mut peers = settled((1..=3).map(|k| peer(k, k as f64)).collect(), secs(100));
+    peers[2].interested = false;
+    let mut choker = Choker::new(ChokerConfig::default());
+    choker.rechoke(secs(100), &peers, false, &mut rng(1));
+    assert_eq!(keys(choker.unchoked()), vec![1, 2]);
+    peers[2].interested = true;
+    let decisions = choker.rechoke(secs(102), &peers, false, &mut rng(1));
+    assert_eq!(decisions, vec![ChokeDecision::Unchoke(PeerKey(3))]);
+}
+
+#[test]
+fn a_full_choker_makes_a_newcomer_wait_for_the_round() {
+    let peers = settled((1..=6).map(|k| peer(k, k as f64)).collect(), secs(100));
+    let mut choker = Choker::new(ChokerConfig::default());
+    one_waiting(&mut choker, &peers);
+    assert!(
+        choker
+            .rechoke(secs(105), &peers, false, &mut rng(1))
+            .is_empty(),
+        "all five slots serve interested peers"
+    );
 }
 
 #[test]
@@ -203,11 +257,20 @@ fn departed_peers_are_forgotten_without_decisions() {
     let mut choker = Choker::new(ChokerConfig::default());
     choker.rechoke(secs(100), &peers, false, &mut rng(1));
     peers.retain(|p| p.key != PeerKey(5));
-    choker.rechoke_soon();
     let decisions = choker.rechoke(secs(101), &peers, false, &mut rng(1));
     assert!(
         decisions.is_empty(),
         "no CHOKE to a closed connection: {decisions:?}"
     );
     assert_eq!(keys(choker.unchoked()), vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn a_departed_peer_s_slot_goes_at_once_to_a_waiting_peer() {
+    let mut peers = settled((1..=6).map(|k| peer(k, k as f64)).collect(), secs(100));
+    let mut choker = Choker::new(ChokerConfig::default());
+    let waiting = one_waiting(&mut choker, &peers);
+    peers.retain(|p| p.key != PeerKey(6));
+    let decisions = choker.rechoke(secs(101), &peers, false, &mut rng(1));
+    assert_eq!(decisions, vec![ChokeDecision::Unchoke(PeerKey(waiting))]);
 }

@@ -93,6 +93,7 @@ impl Torrent {
                     self.picker.on_peer_gone(key);
                     // The address may be dialled again later (e.g. after a restart).
                     self.known.remove(&peer.addr);
+                    self.rechoke();
                     self.publish_stats();
                 }
             }
@@ -166,11 +167,15 @@ impl Torrent {
                 peer.last_unchoked_us_at = Some(Instant::now());
                 self.fill_requests(key);
             }
+            // An idle unchoke slot is given to a waiting peer at once, not at the next round.
             Message::Interested => {
                 peer.peer_interested = true;
-                self.unchoke_if_free(key);
+                self.rechoke();
             }
-            Message::NotInterested => peer.peer_interested = false,
+            Message::NotInterested => {
+                peer.peer_interested = false;
+                self.rechoke();
+            }
             Message::Have { piece } => {
                 let piece = self
                     .geometry
@@ -502,17 +507,6 @@ impl Torrent {
         }
         // The deadline policy takes back requests that can no longer arrive in time.
         self.flush_cancellations();
-    }
-
-    /// Rechokes at once when an unchoke slot is idle, instead of making a newly interested
-    /// peer wait up to ten seconds for the next round.
-    fn unchoke_if_free(&mut self, key: PeerKey) {
-        let unchoked = self.choker.unchoked().count();
-        let is_unchoked = self.choker.unchoked().any(|k| k == key);
-        if !is_unchoked && unchoked < self.choker.config().regular_slots + 1 {
-            self.choker.rechoke_soon();
-            self.rechoke();
-        }
     }
 
     pub(super) fn on_tick(&mut self) {
