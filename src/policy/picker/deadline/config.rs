@@ -54,7 +54,10 @@ pub struct DeadlineConfig {
     /// current one by at least this much. Default 0.5 s.
     pub duplicate_gain: Duration,
     /// Take back requests estimated to arrive this long after their deadline (they cannot save
-    /// any penalty and hold up the pipe); `None` keeps them. Default 0.5 s.
+    /// any penalty and hold up the pipe); `None` keeps them. Default `None`: the estimates
+    /// rest on demand-limited rates and take back blocks that would have come in time (with
+    /// 0.5 s, same-load runs paid 2-3 points more in churn, scarce and slow, 2 less in
+    /// flash-crowd; BENCHMARKS.md, "Tuning, fourth round").
     pub cancel_late_after: Option<Duration>,
     /// A peer that has not delivered yet is asked for any block that could reach it before
     /// its deadline, and its requests are not judged late, instead of being held to
@@ -83,7 +86,7 @@ impl Default for DeadlineConfig {
             ahead_horizon: Some(Duration::from_secs(8)),
             max_requesters: 2,
             duplicate_gain: Duration::from_millis(500),
-            cancel_late_after: Some(Duration::from_millis(500)),
+            cancel_late_after: None,
             trust_new_peers: false,
             unmeasured_rate: 16.0 * 1024.0,
             unmeasured_rtt: Duration::from_millis(200),

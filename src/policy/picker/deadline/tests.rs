@@ -133,7 +133,10 @@ fn a_stuck_urgent_block_is_raced_by_a_faster_peer_and_the_loser_cancelled() {
 
 #[test]
 fn requests_that_would_arrive_late_are_taken_back() {
-    let (g, mut picker) = fixture(urgent_only());
+    let (g, mut picker) = fixture(DeadlineConfig {
+        cancel_late_after: Some(secs(0.5)),
+        ..urgent_only()
+    });
     picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
     let first = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 2);
     assert_eq!(pieces_of(&first), vec![0]);
@@ -279,6 +282,7 @@ fn a_new_peer_is_trusted_with_blocks_due_soon_and_not_judged_late() {
     };
     let (_, mut trusting) = fixture(DeadlineConfig {
         trust_new_peers: true,
+        cancel_late_after: Some(secs(0.5)),
         ..urgent_only()
     });
     let got = unknown(&mut trusting);
@@ -310,6 +314,7 @@ fn an_idle_peer_no_estimate_gives_work_is_probed_with_the_most_slack() {
     let config = DeadlineConfig {
         urgent_window: secs(2.0),
         urgent_min_pieces: 1,
+        cancel_late_after: Some(secs(0.5)),
         ..urgent_only()
     };
     let (g, mut picker) = fixture(config);
