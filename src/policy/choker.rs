@@ -117,7 +117,8 @@ impl Choker {
     }
 
     /// Call often (every second, and when a peer's interest changes or it leaves); it ranks
-    /// everyone when a round is due, fills idle slots otherwise, and returns the changes to send. `peers` are all connected peers; missing ones are dropped.
+    /// everyone when a round is due, fills idle slots otherwise, and returns the changes to
+    /// send. `peers` are all connected peers; missing ones are dropped.
     pub fn rechoke(
         &mut self,
         now: Time,
