@@ -200,8 +200,12 @@ impl Choker {
         peers: &[ChokerPeer],
         am_seed: bool,
     ) -> Vec<ChokeDecision> {
-        let wants = |k: &PeerKey| peers.iter().any(|p| p.key == *k && p.interested);
-        let busy = self.unchoked.iter().filter(|k| wants(k)).count();
+        let interested: BTreeSet<PeerKey> = peers
+            .iter()
+            .filter(|p| p.interested)
+            .map(|p| p.key)
+            .collect();
+        let busy = self.unchoked.intersection(&interested).count();
         let free = (self.config.regular_slots + 1).saturating_sub(busy);
         if free == 0 {
             return Vec::new();
@@ -216,7 +220,7 @@ impl Choker {
             .unchoked
             .iter()
             .copied()
-            .filter(|k| !wants(k))
+            .filter(|k| !interested.contains(k))
             .take(waiting.len())
             .collect();
         let mut decisions = Vec::with_capacity(waiting.len() + idle.len());
