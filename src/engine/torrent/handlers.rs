@@ -546,6 +546,19 @@ impl Torrent {
             self.fill_requests(key);
         }
         self.publish_stats();
+        self.trace_peers();
+    }
+
+    /// Once a tick, a line per peer when `RUST_LOG=btvod::peer_trace=trace` (or `-vv`) asks
+    /// for it: how the deadline policy's idle peers and late first unchokes were found.
+    fn trace_peers(&self) {
+        if !tracing::enabled!(target: "btvod::peer_trace", tracing::Level::TRACE) {
+            return;
+        }
+        let at_s = self.started.elapsed().as_secs_f64();
+        for peer in self.peers.values() {
+            peer.trace(at_s, self.picker.name());
+        }
     }
 
     fn rechoke(&mut self) {

@@ -125,6 +125,27 @@ impl PeerState {
         self.queue_cap.map_or(depth, |cap| depth.min(cap))
     }
 
+    /// One line of the per-peer trace (target `btvod::peer_trace`, trace level; see
+    /// `Torrent::trace_peers`): the choke and interest flags both ways, requests in flight
+    /// against the queue wanted, rate and bytes received, pieces the peer has.
+    pub fn trace(&self, at_s: f64, policy: &str) {
+        tracing::trace!(
+            target: "btvod::peer_trace",
+            t = format_args!("{at_s:.1}"),
+            policy,
+            peer = %self.addr,
+            choking_us = self.peer_choking,
+            we_choke = self.am_choking,
+            we_want = self.am_interested,
+            it_wants = self.peer_interested,
+            in_flight = self.in_flight.len(),
+            queue = self.desired_queue(),
+            rate = format_args!("{:.0}", self.download.rate()),
+            received = self.download.total,
+            has = self.has.count(),
+        );
+    }
+
     /// Under a download limit, more than the limit's worth of requests only queues blocks
     /// behind each other (and, for a VoD client, urgent blocks behind idle ones).
     pub fn cap_queue_for_limit(&mut self, download_limit: u64) {
