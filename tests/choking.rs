@@ -3,16 +3,13 @@
 
 mod common;
 
-use std::fs;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use btvod::engine::session::{self, Content, SessionOptions};
-use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
-use btvod::proto::metainfo::Metainfo;
 use btvod::proto::wire::{Handshake, Message, WireDecoder};
 use btvod::proto::{InfoHash, PeerId};
 use bytes::BytesMut;
-use common::content::deterministic_content;
+use common::loopback::{empty_interested_opening, start_seed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -25,7 +22,7 @@ type ChokeEvent = (usize, bool);
 /// A hand-written peer that has nothing and wants everything; its choke state changes are
 /// reported on `events`. Returns the write half, to send it more messages.
 async fn raw_peer(
-    seed: std::net::SocketAddr,
+    seed: SocketAddr,
     info_hash: InfoHash,
     pieces: u32,
     index: usize,
@@ -35,11 +32,8 @@ async fn raw_peer(
     let (mut read, mut write) = stream.into_split();
     let mut id = *b"-XX0000-rawpeer-0000";
     id[19] = b'0' + index as u8;
-    let mut out = BytesMut::new();
-    Handshake::ours(info_hash, PeerId(id)).encode(&mut out);
-    Message::HaveNone.encode(&mut out);
-    Message::Interested.encode(&mut out);
-    write.write_all(&out).await.expect("send the handshake");
+    let opening = empty_interested_opening(info_hash, PeerId(id));
+    write.write_all(&opening).await.expect("send the handshake");
     tokio::spawn(async move {
         let mut buf = BytesMut::new();
         let mut decoder = WireDecoder::for_piece_count(pieces);
@@ -88,28 +82,9 @@ async fn wait_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_freed_by_a_peer_that_lost_interest_goes_to_a_waiting_peer_at_once() {
     const PEERS: usize = 6;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("movie.bin");
-    fs::write(&path, deterministic_content(256 * 1024, 5)).expect("write content");
-    let opts = MakeTorrentOptions {
-        path: path.clone(),
-        piece_length: Some(64 * 1024),
-        ..MakeTorrentOptions::default()
-    };
-    let meta = Metainfo::from_bytes(&make_torrent(&opts, &mut |_, _| {}).expect("torrent"))
-        .expect("parse the torrent");
-    let seed = session::start(
-        &meta,
-        Content::Existing(path),
-        SessionOptions {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..SessionOptions::default()
-        },
-        |_, _| {},
-    )
-    .await
-    .expect("start the seed");
-    let seed_addr = seed.torrent.listen_addr.expect("the seed listens");
+    let seed = start_seed(256 * 1024, 64 * 1024, 5).await;
+    let meta = &seed.meta;
+    let seed_addr = seed.addr();
 
     let (tx, mut events) = mpsc::unbounded_channel();
     let mut writers = Vec::new();
@@ -155,5 +130,5 @@ async fn a_slot_freed_by_a_peer_that_lost_interest_goes_to_a_waiting_peer_at_onc
         "the unchoke must come from the freed slot, not the round at 10 s"
     );
     assert_eq!(unchoked.iter().filter(|&&x| x).count(), 5);
-    seed.shutdown().await;
+    seed.session.shutdown().await;
 }

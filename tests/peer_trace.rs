@@ -4,19 +4,12 @@
 
 mod common;
 
-use std::fs;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use btvod::engine::session::{self, Content, SessionOptions};
-use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
 use btvod::proto::PeerId;
-use btvod::proto::metainfo::Metainfo;
-use btvod::proto::wire::{Handshake, Message};
-use bytes::BytesMut;
-use common::content::deterministic_content;
+use common::loopback::{empty_interested_opening, start_seed};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing_subscriber::fmt::MakeWriter;
@@ -60,38 +53,13 @@ async fn seed_with_one_peer(filter: &str) -> String {
     // The runtime is single-threaded, so every task of the session logs through this.
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("movie.bin");
-    fs::write(&path, deterministic_content(128 * 1024, 3)).expect("write content");
-    let opts = MakeTorrentOptions {
-        path: path.clone(),
-        piece_length: Some(32 * 1024),
-        ..MakeTorrentOptions::default()
-    };
-    let meta = Metainfo::from_bytes(&make_torrent(&opts, &mut |_, _| {}).expect("torrent"))
-        .expect("parse the torrent");
-    let seed = session::start(
-        &meta,
-        Content::Existing(path),
-        SessionOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..SessionOptions::default()
-        },
-        |_, _| {},
-    )
-    .await
-    .expect("start the seed");
-    let mut peer = TcpStream::connect(seed.torrent.listen_addr.expect("listens"))
-        .await
-        .expect("connect");
-    let mut out = BytesMut::new();
-    Handshake::ours(meta.info_hash, PeerId(*b"-XX0000-tracedpeer!!")).encode(&mut out);
-    Message::HaveNone.encode(&mut out);
-    Message::Interested.encode(&mut out);
-    peer.write_all(&out).await.expect("send the handshake");
+    let seed = start_seed(128 * 1024, 32 * 1024, 3).await;
+    let mut peer = TcpStream::connect(seed.addr()).await.expect("connect");
+    let opening = empty_interested_opening(seed.meta.info_hash, PeerId(*b"-XX0000-tracedpeer!!"));
+    peer.write_all(&opening).await.expect("send the handshake");
     // The torrent ticks once a second.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    seed.shutdown().await;
+    seed.session.shutdown().await;
     captured.text()
 }
 

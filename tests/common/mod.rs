@@ -3,4 +3,5 @@
 
 pub mod content;
 pub mod external;
+pub mod loopback;
 pub mod process;

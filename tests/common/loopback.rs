@@ -1,0 +1,68 @@
+//! A btvod seed on 127.0.0.1:0 for tests that talk to it through hand-written peers, and the
+//! opening such a peer sends.
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::SocketAddr;
+
+use btvod::engine::session::{self, Content, Session, SessionOptions};
+use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
+use btvod::proto::metainfo::Metainfo;
+use btvod::proto::wire::{Handshake, Message};
+use btvod::proto::{InfoHash, PeerId};
+use bytes::BytesMut;
+use tempfile::TempDir;
+
+use super::content::deterministic_content;
+
+/// A seed of `len` deterministic bytes; the content lives as long as this value.
+pub struct LoopbackSeed {
+    pub session: Session,
+    pub meta: Metainfo,
+    _dir: TempDir,
+}
+
+impl LoopbackSeed {
+    pub fn addr(&self) -> SocketAddr {
+        self.session.torrent.listen_addr.expect("the seed listens")
+    }
+}
+
+pub async fn start_seed(len: usize, piece_len: u32, content_seed: u64) -> LoopbackSeed {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("movie.bin");
+    fs::write(&path, deterministic_content(len, content_seed)).expect("write content");
+    let opts = MakeTorrentOptions {
+        path: path.clone(),
+        piece_length: Some(piece_len),
+        ..MakeTorrentOptions::default()
+    };
+    let meta = Metainfo::from_bytes(&make_torrent(&opts, &mut |_, _| {}).expect("torrent"))
+        .expect("parse the torrent");
+    let session = session::start(
+        &meta,
+        Content::Existing(path),
+        SessionOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..SessionOptions::default()
+        },
+        |_, _| {},
+    )
+    .await
+    .expect("start the seed");
+    LoopbackSeed {
+        session,
+        meta,
+        _dir: dir,
+    }
+}
+
+/// What a peer that has nothing and wants everything sends first: handshake (BEP 6 bit set),
+/// HAVE_NONE, INTERESTED.
+pub fn empty_interested_opening(info_hash: InfoHash, peer_id: PeerId) -> BytesMut {
+    let mut out = BytesMut::new();
+    Handshake::ours(info_hash, peer_id).encode(&mut out);
+    Message::HaveNone.encode(&mut out);
+    Message::Interested.encode(&mut out);
+    out
+}
