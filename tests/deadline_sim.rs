@@ -265,8 +265,8 @@ proptest! {
         let schedule = Schedule::new(params, &g, 0..total).unwrap();
         let config = DeadlineConfig { urgent_share: 0.5, ..DeadlineConfig::default() };
         let max_requesters = config.max_requesters;
-        let mut picker = DeadlinePicker::new(
-            g.clone(), &Bitfield::empty(n), schedule, StdRng::seed_from_u64(seed), config,
+        let mut picker = DeadlinePicker::for_schedule(
+            g.clone(), &Bitfield::empty(n), &schedule, StdRng::seed_from_u64(seed), config,
         ).unwrap();
         let mut has: Vec<Option<Bitfield>> = vec![None; PEERS as usize];
         let mut now = Duration::ZERO;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use btvod::engine::playback::{VodReport, VodStatus};
-use btvod::engine::session::{self, Content, PolicyKind, SessionOptions, VodOptions};
+use btvod::engine::session::{self, Content, Deadlines, PolicyKind, SessionOptions, VodOptions};
 use btvod::engine::torrent::TorrentStats;
 use btvod::engine::vod_server::VodServer;
 use btvod::policy::picker::DeadlineConfig;
@@ -143,8 +143,9 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
         vod: Some(VodOptions {
             params,
             file,
-            server: Arc::new(server),
+            server: Some(Arc::new(server)),
             deadline: DeadlineConfig::default(),
+            deadlines: Deadlines::Schedule,
         }),
         ..super::transfer::options(common, args.policy.kind())
     };

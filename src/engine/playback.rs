@@ -1,43 +1,40 @@
-//! The VoD side of a torrent: when each movie piece is due, fetching what the swarm did not
-//! deliver from the VoD server, and the report. The torrent task owns one of these and feeds
-//! it; the arithmetic and the ledger are `policy::vod`'s.
+//! The VoD side of a torrent: fetching from the VoD server what the swarm did not deliver by
+//! its deadline, stopping fetches a seek made useless, and the numbers for the status line and
+//! the report. The torrent task owns one of these, feeds it and gives it the time; the
+//! deadlines, the playheads and the ledger are `policy::vod`'s.
+
+mod fetch;
+mod report;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
-use super::torrent::TorrentStats;
 use super::vod_server::VodServer;
 use crate::policy::Time;
-use crate::policy::vod::{Ledger, VodParams, VodSession};
+use crate::policy::vod::{Ledger, VodSession};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BlockRef, Geometry, PieceIndex};
-use crate::proto::metainfo::Metainfo;
+use fetch::{Fetch, FetchOrder};
 
-/// Bytes the server sent for some blocks of one piece, and why it stopped short if it did.
-#[derive(Debug)]
-pub struct ServerFetched {
-    pub piece: PieceIndex,
-    /// The blocks that arrived whole (all that were asked for unless `error` is set).
-    pub blocks: Vec<(BlockRef, Vec<u8>)>,
-    /// Why the rest did not arrive.
-    pub error: Option<String>,
-    /// Whether this was the whole-piece refetch after a failed hash check.
-    pub whole: bool,
-}
+pub use fetch::ServerFetched;
+pub use report::{ReaderStatus, StreamReport, VodReport, VodStatus};
+
+/// While readers can seek, a fetch asks at most this many blocks per request, so a seek that
+/// makes it useless stops it within 64 KiB (each request is read to its end, so the server's
+/// meter and ours agree). The fixed schedule never abandons a piece: one request per run.
+const STREAM_BLOCKS_PER_REQUEST: usize = 4;
 
 pub struct Playback {
     session: VodSession,
-    server: Arc<VodServer>,
-    started: Instant,
+    /// The paid source; without one, a late piece is simply waited for.
+    server: Option<Arc<VodServer>>,
     fetched_tx: mpsc::UnboundedSender<ServerFetched>,
     fetched_rx: mpsc::UnboundedReceiver<ServerFetched>,
-    /// Pieces the server is filling, with the blocks it was asked for.
-    fetching: HashMap<PieceIndex, Vec<BlockRef>>,
+    /// Pieces the server is filling.
+    fetching: HashMap<PieceIndex, Fetch>,
     /// Blocks that came from the server, per piece not yet verified.
     server_blocks: HashMap<PieceIndex, Vec<BlockRef>>,
     /// Due pieces that were already being verified at their deadline: fetched whole if the
@@ -50,17 +47,22 @@ pub struct Playback {
     server_error: Option<String>,
     /// Server bytes booked to the ledger so far, to compare with the server's meter.
     booked: u64,
+    blocks_per_request: usize,
 }
 
 impl Playback {
-    pub fn new(session: VodSession, server: Arc<VodServer>, started: Instant) -> Self {
+    pub fn new(session: VodSession, server: Option<Arc<VodServer>>) -> Self {
         // Unbounded but not fed by the server: one message per fetch task, and a piece has at
-        // most one fetch under way (`fetching`), so at most one per movie piece waits.
+        // most one fetch under way (`fetching`), so at most one per piece waits.
         let (fetched_tx, fetched_rx) = mpsc::unbounded_channel();
+        let blocks_per_request = if session.readers().is_some() {
+            STREAM_BLOCKS_PER_REQUEST
+        } else {
+            usize::MAX
+        };
         Self {
             session,
             server,
-            started,
             fetched_tx,
             fetched_rx,
             fetching: HashMap::new(),
@@ -69,35 +71,53 @@ impl Playback {
             whole_fetches: HashSet::new(),
             server_error: None,
             booked: 0,
+            blocks_per_request,
         }
     }
 
     pub fn session(&self) -> &VodSession {
         &self.session
     }
+    pub fn session_mut(&mut self) -> &mut VodSession {
+        &mut self.session
+    }
     pub fn ledger_mut(&mut self) -> &mut Ledger {
         self.session.ledger_mut()
     }
+    pub fn has_server(&self) -> bool {
+        self.server.is_some()
+    }
 
     /// How early to ask the server for a full piece so it lands by its deadline.
-    fn lead(&self, geometry: &Geometry) -> Duration {
-        self.server.estimate(u64::from(geometry.piece_len()))
+    pub fn lead(&self, geometry: &Geometry) -> Duration {
+        let Some(server) = &self.server else {
+            return Duration::ZERO;
+        };
+        let blocks = geometry
+            .piece_len()
+            .div_ceil(crate::proto::geometry::BLOCK_LEN) as usize;
+        let requests = blocks.div_ceil(self.blocks_per_request.min(blocks).max(1));
+        server.estimate_requests(
+            u64::from(geometry.piece_len()),
+            u32::try_from(requests).unwrap_or(u32::MAX),
+        )
     }
 
-    /// When the torrent task must next call [`Playback::take_due`].
-    pub fn next_wake(&self, geometry: &Geometry) -> Option<Instant> {
+    /// When (since the torrent started) the torrent task must next call
+    /// [`Playback::take_due`]; never without a server, which is the only thing deadlines do.
+    pub fn next_wake(&self, geometry: &Geometry) -> Option<Time> {
+        self.server.as_ref()?;
         let deadline = self.session.next_deadline()?;
-        Some(self.started + deadline.saturating_sub(self.lead(geometry)))
+        Some(deadline.saturating_sub(self.lead(geometry)))
     }
 
-    pub fn now(&self) -> Time {
-        self.started.elapsed()
-    }
-
-    /// Movie pieces that are due now and not verified.
-    pub fn take_due(&mut self, geometry: &Geometry) -> Vec<PieceIndex> {
+    /// Pieces that are due now and not verified (the server's from now on).
+    pub fn take_due(&mut self, now: Time, geometry: &Geometry) -> Vec<PieceIndex> {
+        if self.server.is_none() {
+            return Vec::new();
+        }
         let lead = self.lead(geometry);
-        self.session.take_due(self.now(), lead)
+        self.session.take_due(now, lead)
     }
 
     pub fn note_due_while_verifying(&mut self, piece: PieceIndex) {
@@ -113,9 +133,9 @@ impl Playback {
         self.fetching.contains_key(&piece)
     }
 
-    /// Asks the server for `blocks` of `piece` (contiguous runs become one range each).
-    /// `after` delays the request (a retry after a failure). Nothing is asked of a server
-    /// found to serve other content.
+    /// Asks the server for `blocks` of `piece`. `after` delays the request (a retry after a
+    /// failure). Nothing is asked without a server or of one found to serve other content. A
+    /// fetch already under way for the piece is told to go on instead.
     pub fn fetch(
         &mut self,
         geometry: &Geometry,
@@ -124,56 +144,41 @@ impl Playback {
         whole: bool,
         after: Duration,
     ) {
+        if let Some(f) = self.fetching.get(&piece) {
+            f.set_wanted(true);
+            return;
+        }
+        let Some(server) = &self.server else {
+            return;
+        };
         if blocks.is_empty() || self.server_error.is_some() {
             return;
         }
         if whole {
             self.whole_fetches.insert(piece);
         }
-        self.fetching.insert(piece, blocks.clone());
-        let server = Arc::clone(&self.server);
-        let base = geometry.piece_range(piece).start;
-        let tx = self.fetched_tx.clone();
-        tokio::spawn(async move {
-            if !after.is_zero() {
-                tokio::time::sleep(after).await;
+        let order = FetchOrder {
+            piece,
+            blocks,
+            whole,
+            after,
+            blocks_per_request: self.blocks_per_request,
+        };
+        let f = fetch::spawn(Arc::clone(server), geometry, order, self.fetched_tx.clone());
+        self.fetching.insert(piece, f);
+    }
+
+    /// The piece is no longer due: its fetch stops before its next request. Returns whether a
+    /// fetch was under way (the piece is given back when it reports).
+    pub fn stop_fetch(&mut self, piece: PieceIndex) -> bool {
+        self.due_while_verifying.retain(|p| *p != piece);
+        match self.fetching.get(&piece) {
+            Some(f) => {
+                f.set_wanted(false);
+                true
             }
-            let mut out = Vec::with_capacity(blocks.len());
-            let mut error = None;
-            for run in runs(&blocks) {
-                let start = base + u64::from(run[0].offset());
-                let end = start + run.iter().map(|b| u64::from(b.len())).sum::<u64>();
-                match server.fetch(start..end).await {
-                    Ok(bytes) if bytes.len() as u64 == end - start => {
-                        let mut at = 0usize;
-                        for b in run {
-                            let len = b.len() as usize;
-                            out.push((*b, bytes[at..at + len].to_vec()));
-                            at += len;
-                        }
-                    }
-                    Ok(bytes) => {
-                        error = Some(format!(
-                            "server sent {} bytes for a {}-byte range",
-                            bytes.len(),
-                            end - start
-                        ));
-                        break;
-                    }
-                    Err(e) => {
-                        error = Some(e.to_string());
-                        break;
-                    }
-                }
-            }
-            // Runs that arrived before a failure are delivered: they were paid for.
-            let _ = tx.send(ServerFetched {
-                piece,
-                blocks: out,
-                error,
-                whole,
-            });
-        });
+            None => false,
+        }
     }
 
     pub async fn next_fetched(&mut self) -> Option<ServerFetched> {
@@ -201,7 +206,10 @@ impl Playback {
     /// no block holds; the server's meter counted them and so must the penalty, which is
     /// every byte received. Only while no fetch is under way is the difference exactly those.
     fn book_unused_server_bytes(&mut self) {
-        let received = self.server.meter().bytes_received;
+        let Some(server) = &self.server else {
+            return;
+        };
+        let received = server.meter().bytes_received;
         if received > self.booked {
             let unused = received - self.booked;
             tracing::debug!(
@@ -213,8 +221,8 @@ impl Playback {
         }
     }
 
-    /// A piece passed its check: book how much of its movie came from peers.
-    pub fn on_verified(&mut self, piece: PieceIndex) {
+    /// A piece passed its check at `now`: book how much of its movie came from peers.
+    pub fn on_verified(&mut self, now: Time, piece: PieceIndex) {
         let schedule = self.session.schedule();
         let total = schedule.piece_movie_bytes(piece);
         let from_server: u64 = self
@@ -226,7 +234,6 @@ impl Playback {
             .sum();
         self.due_while_verifying.retain(|p| *p != piece);
         self.whole_fetches.remove(&piece);
-        let now = self.now();
         self.session
             .on_verified(now, piece, total.saturating_sub(from_server));
     }
@@ -238,11 +245,15 @@ impl Playback {
         self.server_blocks.remove(&piece);
         self.due_while_verifying.retain(|p| *p != piece);
         if self.whole_fetches.remove(&piece) {
+            let shown = self
+                .server
+                .as_ref()
+                .map_or("", |s| s.display_url())
+                .to_string();
             self.server_error.get_or_insert_with(|| {
                 format!(
-                    "the VoD server {} sent piece {piece} whole and it fails its hash check: \
-                     the server does not serve this torrent's content",
-                    self.server.display_url()
+                    "the VoD server {shown} sent piece {piece} whole and it fails its hash check: \
+                     the server does not serve this torrent's content"
                 )
             });
             return false;
@@ -260,145 +271,7 @@ impl Playback {
     }
 
     /// A snapshot for the status line and the report.
-    pub fn status(&self, have: &Bitfield) -> VodStatus {
-        let now = self.now();
-        let schedule = self.session.schedule();
-        let pieces = schedule.movie_pieces();
-        VodStatus {
-            now,
-            position: self.session.position(now),
-            contiguous: schedule.contiguous_bytes(have),
-            movie_bytes: schedule.movie_len(),
-            rate: schedule.params().rate(),
-            ledger: self.session.ledger().clone(),
-            stall: self.session.stall(now),
-            complete_at: self.session.complete_at(),
-            movie_pieces: pieces.len() as u32,
-            movie_pieces_ready: self.session.ready_count(),
-            server_error: self.server_error.clone(),
-        }
-    }
-}
-
-/// Where playback stands.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct VodStatus {
-    pub now: Time,
-    /// Movie bytes played so far.
-    pub position: u64,
-    /// Movie bytes present contiguously from the start.
-    pub contiguous: u64,
-    pub movie_bytes: u64,
-    pub rate: u64,
-    pub ledger: Ledger,
-    pub stall: Duration,
-    pub complete_at: Option<Time>,
-    pub movie_pieces: u32,
-    pub movie_pieces_ready: u32,
-    /// Set when the server was found to serve other content: the movie cannot be completed
-    /// and the player should stop with this message.
-    pub server_error: Option<String>,
-}
-
-impl VodStatus {
-    /// Seconds of playback buffered beyond the playhead.
-    pub fn buffer_ahead(&self) -> f64 {
-        self.contiguous.saturating_sub(self.position) as f64 / self.rate.max(1) as f64
-    }
-}
-
-/// Splits blocks (sorted by offset) into runs of adjacent blocks.
-fn runs(blocks: &[BlockRef]) -> Vec<&[BlockRef]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for i in 1..=blocks.len() {
-        let breaks =
-            i == blocks.len() || blocks[i].offset() != blocks[i - 1].offset() + blocks[i - 1].len();
-        if breaks {
-            out.push(&blocks[start..i]);
-            start = i;
-        }
-    }
-    out
-}
-
-impl VodReport {
-    /// The report of one playback from the torrent's final stats.
-    pub fn new(
-        meta: &Metainfo,
-        file: usize,
-        policy: &str,
-        params: &VodParams,
-        s: &TorrentStats,
-    ) -> Self {
-        let v = s.vod.clone().unwrap_or_default();
-        let l = &v.ledger;
-        VodReport {
-            torrent_name: meta.name.clone(),
-            info_hash: meta.info_hash.to_hex(),
-            file: meta.relative_path(file).display().to_string(),
-            policy: policy.to_string(),
-            rate_bytes_per_s: params.rate(),
-            delay_s: params.delay().as_secs_f64(),
-            prefetch_s: params.prefetch().as_secs_f64(),
-            movie_bytes: v.movie_bytes,
-            penalty_bytes: l.penalty_bytes,
-            penalty_fraction: l.penalty_bytes as f64 / v.movie_bytes.max(1) as f64,
-            pieces_from_server: l.pieces_from_server,
-            peer_bytes: l.peer_bytes,
-            uploaded_bytes: s.uploaded,
-            duplicate_bytes: l.duplicate_bytes,
-            wasted_bytes: l.wasted_bytes,
-            stall_s: v.stall.as_secs_f64(),
-            complete_at_s: v.complete_at.map(|t| t.as_secs_f64()),
-            peers_seen: s.peers_seen,
-            server_requests: l.server_requests,
-            hash_failures: s.hash_failures,
-        }
-    }
-}
-
-/// The end-of-run report (`vod-scoring.md`); these key names are stable.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct VodReport {
-    pub torrent_name: String,
-    pub info_hash: String,
-    pub file: String,
-    pub policy: String,
-    pub rate_bytes_per_s: u64,
-    pub delay_s: f64,
-    pub prefetch_s: f64,
-    pub movie_bytes: u64,
-    pub penalty_bytes: u64,
-    pub penalty_fraction: f64,
-    pub pieces_from_server: u32,
-    pub peer_bytes: u64,
-    pub uploaded_bytes: u64,
-    pub duplicate_bytes: u64,
-    pub wasted_bytes: u64,
-    pub stall_s: f64,
-    pub complete_at_s: Option<f64>,
-    pub peers_seen: usize,
-    pub server_requests: u64,
-    pub hash_failures: u32,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runs_split_at_gaps() {
-        let g = Geometry::new(16384 * 6, &[16384 * 6]).unwrap();
-        let p = g.piece(0).unwrap();
-        let b: Vec<_> = [0, 1, 3, 4, 5]
-            .iter()
-            .map(|i| g.block(p, *i).unwrap())
-            .collect();
-        let r = runs(&b);
-        assert_eq!(r.len(), 2);
-        assert_eq!(r[0].len(), 2);
-        assert_eq!(r[1].len(), 3);
-        assert!(runs(&[]).is_empty());
+    pub fn status(&self, now: Time, have: &Bitfield) -> VodStatus {
+        VodStatus::of(&self.session, now, have, self.server_error.clone())
     }
 }

@@ -51,8 +51,20 @@ pub struct VodOptions {
     pub params: VodParams,
     /// Index of the movie in the torrent's file list.
     pub file: usize,
-    pub server: Arc<VodServer>,
+    /// The paid source; without one a late piece is waited for (streaming only).
+    pub server: Option<Arc<VodServer>>,
     pub deadline: DeadlineConfig,
+    pub deadlines: Deadlines,
+}
+
+/// Where deadlines come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadlines {
+    /// The course contract: `D - P + b/R` from t = 0.
+    Schedule,
+    /// Players reading the files over HTTP (`btvod stream`). Only the movie and the files
+    /// readers open are downloaded, unless `download_all`.
+    Readers { download_all: bool },
 }
 
 impl std::fmt::Debug for VodOptions {
@@ -60,7 +72,8 @@ impl std::fmt::Debug for VodOptions {
         f.debug_struct("VodOptions")
             .field("params", &self.params)
             .field("file", &self.file)
-            .field("server", &self.server.display_url())
+            .field("server", &self.server.as_ref().map(|s| s.display_url()))
+            .field("deadlines", &self.deadlines)
             .finish()
     }
 }
@@ -308,27 +321,31 @@ pub async fn start(
     let storage = Arc::new(storage);
     let mut rng = StdRng::seed_from_u64(options.seed);
     let peer_id = PeerId::ours(rng.random());
-    let schedule = match &options.vod {
+    let vod_session = match &options.vod {
         Some(vod) => {
             let extent = meta
                 .geometry
                 .files()
                 .get(vod.file)
                 .ok_or(SessionError::NoSuchFile(vod.file))?;
-            Some(Schedule::new(vod.params, &meta.geometry, extent.range())?)
+            let schedule = Schedule::new(vod.params, &meta.geometry, extent.range())?;
+            Some(match vod.deadlines {
+                Deadlines::Schedule => VodSession::new(schedule, &have),
+                Deadlines::Readers { .. } => VodSession::for_readers(schedule, &have),
+            })
         }
         None => None,
     };
-    let picker: Box<dyn Picker + Send> = match options.policy {
+    let mut picker: Box<dyn Picker + Send> = match options.policy {
         PolicyKind::Deadline => {
-            let (Some(schedule), Some(vod)) = (&schedule, &options.vod) else {
+            let (Some(vod_session), Some(vod)) = (&vod_session, &options.vod) else {
                 return Err(SessionError::DeadlineWithoutPlayback);
             };
             Box::new(
                 DeadlinePicker::new(
                     meta.geometry.clone(),
                     &have,
-                    schedule.clone(),
+                    Arc::clone(vod_session.table()),
                     StdRng::seed_from_u64(rng.random()),
                     vod.deadline.clone(),
                 )
@@ -348,6 +365,20 @@ pub async fn start(
                 .map_err(|e| SessionError::Picker(e.to_string()))?,
         ),
     };
+    if let Some(vod) = &options.vod
+        && vod.deadlines
+            == (Deadlines::Readers {
+                download_all: false,
+            })
+    {
+        // Only the movie until a reader opens another file.
+        let wanted = meta.geometry.pieces_of_file(vod.file);
+        for piece in meta.geometry.pieces() {
+            if !wanted.contains(&piece.get()) {
+                picker.on_wanted(piece, false);
+            }
+        }
+    }
     let listener =
         TcpListener::bind(options.listen)
             .await
@@ -356,12 +387,8 @@ pub async fn start(
                 source,
             })?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let playback = match (schedule, &options.vod) {
-        (Some(schedule), Some(vod)) => Some(Playback::new(
-            VodSession::new(schedule, &have),
-            Arc::clone(&vod.server),
-            started,
-        )),
+    let playback = match (vod_session, &options.vod) {
+        (Some(vod_session), Some(vod)) => Some(Playback::new(vod_session, vod.server.clone())),
         _ => None,
     };
     let handle = torrent::start(TorrentSetup {

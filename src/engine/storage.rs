@@ -238,6 +238,22 @@ impl Storage {
         self.read_complete(piece, start..start + u64::from(block.len()), buf)
     }
 
+    /// Reads bytes `range` of the torrent's byte stream, which must lie inside one piece (for
+    /// readers of verified pieces): `buf` must be exactly as long as the range.
+    pub fn read_span(&self, range: Range<u64>, buf: &mut [u8]) -> Result<(), StorageError> {
+        let piece = self
+            .geometry()
+            .piece_at(range.start)
+            .filter(|p| range.end <= self.geometry().piece_range(*p).end && range.start < range.end)
+            .ok_or(StorageError::BadSpan {
+                start: range.start,
+                end: range.end,
+            })?;
+        let len = u32::try_from(range.end - range.start).unwrap_or(u32::MAX);
+        self.check_len(piece, len, buf.len())?;
+        self.read_complete(piece, range, buf)
+    }
+
     /// Reads a whole piece into `buf`, resized to the piece's length (capacity is reused).
     pub fn read_piece(&self, piece: PieceIndex, buf: &mut Vec<u8>) -> Result<(), StorageError> {
         buf.resize(self.geometry().piece_size(piece) as usize, 0);

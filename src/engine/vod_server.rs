@@ -279,9 +279,14 @@ impl VodServer {
 
     /// Expected time to fetch `bytes` in one request. ~0 for `file:`.
     pub fn estimate(&self, bytes: u64) -> Duration {
+        self.estimate_requests(bytes, 1)
+    }
+
+    /// Expected time to fetch `bytes` in `requests` requests, one after the other.
+    pub fn estimate_requests(&self, bytes: u64, requests: u32) -> Duration {
         match self.source {
             Source::File(_) => Duration::ZERO,
-            Source::Http(_) => self.estimator().estimate(bytes, 1),
+            Source::Http(_) => self.estimator().estimate(bytes, requests),
         }
     }
 

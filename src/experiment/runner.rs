@@ -19,7 +19,7 @@ use super::content::mix;
 use super::scenario::{Scenario, ViewerClass};
 use super::world::{World, WorldError, WorldOptions};
 use crate::engine::playback::VodReport;
-use crate::engine::session::{self, Content, PolicyKind, SessionOptions, VodOptions};
+use crate::engine::session::{self, Content, Deadlines, PolicyKind, SessionOptions, VodOptions};
 use crate::engine::torrent::TorrentConfig;
 use crate::engine::vod_server::VodServer;
 use crate::policy::picker::{AheadOrder, DeadlineConfig};
@@ -518,8 +518,9 @@ impl ViewerJob {
             vod: Some(VodOptions {
                 params,
                 file,
-                server: Arc::new(server),
+                server: Some(Arc::new(server)),
                 deadline: self.options.deadline.clone(),
+                deadlines: Deadlines::Schedule,
             }),
         };
         let started = Instant::now();

@@ -13,7 +13,7 @@ use super::peers::{Tracked, linger_while_showing, session_options};
 use super::scenario::ViewerClass;
 use super::world::WorldShared;
 use crate::engine::playback::VodReport;
-use crate::engine::session::{self, Content, Session, VodOptions};
+use crate::engine::session::{self, Content, Deadlines, Session, VodOptions};
 use crate::engine::torrent::TorrentStats;
 use crate::engine::vod_server::VodServer;
 use crate::policy::picker::DeadlineConfig;
@@ -118,8 +118,9 @@ async fn start(
     options.vod = Some(VodOptions {
         params,
         file,
-        server: Arc::new(server),
+        server: Some(Arc::new(server)),
         deadline: DeadlineConfig::default(),
+        deadlines: Deadlines::Schedule,
     });
     let target = dir.join(&meta.name);
     session::start(meta, Content::SaveAs(target), options, |_, _| {})

@@ -138,7 +138,7 @@ impl Policy {
         };
         Ok(match self {
             Policy::Deadline(config) => Box::new(
-                DeadlinePicker::new(g, &ours, scenario.schedule.clone(), rng, config.clone())
+                DeadlinePicker::for_schedule(g, &ours, &scenario.schedule, rng, config.clone())
                     .map_err(err)?,
             ),
             Policy::RarestFirst => {

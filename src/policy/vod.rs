@@ -1,6 +1,17 @@
-//! The VoD contract (`vod-scoring.md`) as pure arithmetic: piece deadlines from R, D and P, the
-//! playback clock, which pieces the server must take over and when, and the penalty ledger that
-//! is the single source of the score. Time is passed in; nothing here reads a clock.
+//! The VoD contract (`vod-scoring.md`) as pure arithmetic: R, D and P, the movie's schedule,
+//! the playheads deadlines come from (`playhead`, `readers`, `table`), which pieces the server
+//! must take over and when (`session`), and the penalty ledger that is the single source of the
+//! score. Time is passed in; nothing here reads a clock.
+
+mod playhead;
+mod readers;
+mod session;
+mod table;
+
+pub use playhead::{Due, Playhead};
+pub use readers::{Opened, ReaderId, Readers};
+pub use session::{DeadlineUpdate, NEAR, RELEASE_MARGIN, VodSession};
+pub use table::DeadlineTable;
 
 use std::ops::Range;
 use std::time::Duration;
@@ -111,6 +122,13 @@ impl Schedule {
     pub fn params(&self) -> &VodParams {
         &self.params
     }
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+    /// The movie's bytes in the torrent's byte stream.
+    pub fn movie(&self) -> Range<u64> {
+        self.movie.clone()
+    }
     pub fn movie_len(&self) -> u64 {
         self.movie.end - self.movie.start
     }
@@ -182,189 +200,9 @@ pub struct Ledger {
     pub wasted_bytes: u64,
     pub uploaded_bytes: u64,
     pub hash_failures_after_server: u32,
-}
-
-/// Deadlines, server take-overs and the ledger for one playback.
-#[derive(Debug, Clone)]
-pub struct VodSession {
-    schedule: Schedule,
-    ledger: Ledger,
-    /// The first movie piece whose deadline has not been handled yet.
-    cursor: u32,
-    /// Pieces the server was asked for (they stay the server's until verified).
-    taken: Vec<bool>,
-    /// When each movie piece became verified (index relative to the first movie piece).
-    ready_at: Vec<Option<Time>>,
-    /// Bytes the server delivered per movie piece, so a piece is counted in
-    /// `pieces_from_server` once however many fetches it took.
-    server_bytes: Vec<u64>,
-    complete_at: Option<Time>,
-}
-
-impl VodSession {
-    /// `have` is what is already verified at t = 0 (resumed from disk).
-    pub fn new(schedule: Schedule, have: &Bitfield) -> Self {
-        let n = schedule.pieces.len();
-        let first = schedule.pieces.start;
-        let ready_at = (0..n)
-            .map(|i| {
-                let present = schedule
-                    .geometry
-                    .piece(first + i as u32)
-                    .is_some_and(|p| have.has(p));
-                present.then_some(Duration::ZERO)
-            })
-            .collect();
-        let mut s = Self {
-            cursor: first,
-            taken: vec![false; n],
-            ready_at,
-            server_bytes: vec![0; n],
-            complete_at: None,
-            ledger: Ledger::default(),
-            schedule,
-        };
-        s.note_complete(Duration::ZERO);
-        s
-    }
-
-    pub fn schedule(&self) -> &Schedule {
-        &self.schedule
-    }
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-    pub fn ledger_mut(&mut self) -> &mut Ledger {
-        &mut self.ledger
-    }
-
-    fn slot(&self, piece: PieceIndex) -> Option<usize> {
-        piece
-            .get()
-            .checked_sub(self.schedule.pieces.start)
-            .map(|i| i as usize)
-            .filter(|i| *i < self.ready_at.len())
-    }
-
-    pub fn is_ready(&self, piece: PieceIndex) -> bool {
-        self.slot(piece).is_some_and(|i| self.ready_at[i].is_some())
-    }
-    pub fn is_taken(&self, piece: PieceIndex) -> bool {
-        self.slot(piece).is_some_and(|i| self.taken[i])
-    }
-
-    /// Movie pieces whose deadline falls at or before `now + lead` and that are neither
-    /// verified nor already the server's: the shell must fetch their missing blocks now.
-    /// `lead` is the estimated time for the server to deliver a piece (zero for a local copy),
-    /// so the fetch lands by the deadline and is never issued earlier than that.
-    pub fn take_due(&mut self, now: Time, lead: Duration) -> Vec<PieceIndex> {
-        let mut due = Vec::new();
-        while self.cursor < self.schedule.pieces.end {
-            let Some(piece) = self.schedule.geometry.piece(self.cursor) else {
-                break;
-            };
-            let Some(deadline) = self.schedule.deadline(piece) else {
-                break;
-            };
-            if deadline > now + lead {
-                break;
-            }
-            if let Some(i) = self.slot(piece)
-                && self.ready_at[i].is_none()
-                && !self.taken[i]
-            {
-                self.taken[i] = true;
-                due.push(piece);
-            }
-            self.cursor += 1;
-        }
-        due
-    }
-
-    /// The next deadline still to be handled, for the shell's timer.
-    pub fn next_deadline(&self) -> Option<Time> {
-        let piece = self.schedule.geometry.piece(self.cursor)?;
-        self.schedule.deadline(piece)
-    }
-
-    /// The server delivered `bytes` for `piece` (counted exactly once, as received).
-    pub fn on_server_bytes(&mut self, piece: PieceIndex, bytes: u64) {
-        self.ledger.penalty_bytes += bytes;
-        self.ledger.server_requests += 1;
-        if let Some(i) = self.slot(piece) {
-            if self.server_bytes[i] == 0 && bytes > 0 {
-                self.ledger.pieces_from_server += 1;
-            }
-            self.server_bytes[i] += bytes;
-        }
-    }
-
-    /// A piece passed its hash check at `now`; `peer_movie_bytes` is how many of its movie bytes
-    /// came from peers (the rest came from the server).
-    pub fn on_verified(&mut self, now: Time, piece: PieceIndex, peer_movie_bytes: u64) {
-        let Some(i) = self.slot(piece) else { return };
-        if self.ready_at[i].is_some() {
-            return;
-        }
-        self.ready_at[i] = Some(now);
-        self.ledger.peer_bytes += peer_movie_bytes;
-        self.note_complete(now);
-    }
-
-    fn note_complete(&mut self, now: Time) {
-        if self.complete_at.is_none() && self.ready_at.iter().all(Option::is_some) {
-            self.complete_at = Some(now);
-        }
-    }
-
-    /// Movie pieces verified so far.
-    pub fn ready_count(&self) -> u32 {
-        self.ready_at.iter().filter(|r| r.is_some()).count() as u32
-    }
-
-    /// Every movie piece is verified: the penalty can no longer change.
-    pub fn complete_at(&self) -> Option<Time> {
-        self.complete_at
-    }
-
-    /// Seconds playback would have waited: playing from t = D at R, each piece must be
-    /// verified before its first byte plays; a late piece delays everything after it.
-    pub fn stall(&self, now: Time) -> Duration {
-        let mut shift = Duration::ZERO;
-        for (i, ready) in self.ready_at.iter().enumerate() {
-            let Some(piece) = self
-                .schedule
-                .geometry
-                .piece(self.schedule.pieces.start + i as u32)
-            else {
-                break;
-            };
-            let Some(play) = self.schedule.play_time(piece) else {
-                continue;
-            };
-            let need = play + shift;
-            match ready {
-                Some(at) if *at > need => shift += *at - need,
-                Some(_) => {}
-                // Not there yet: playback has waited since `need` if that has passed.
-                None => {
-                    if now > need {
-                        shift += now - need;
-                    }
-                    break;
-                }
-            }
-        }
-        shift
-    }
-
-    /// Movie bytes played by `now`, allowing for stalls so far.
-    pub fn position(&self, now: Time) -> u64 {
-        let played = now.saturating_sub(self.schedule.params.delay + self.stall(now));
-        let bytes =
-            (played.as_nanos() * u128::from(self.schedule.params.rate) / 1_000_000_000) as u64;
-        bytes.min(self.schedule.movie_len())
-    }
+    /// Bytes received from peers for pieces a seek had moved away from every reader (their
+    /// requests were cancelled; these were already on their way).
+    pub abandoned_bytes: u64,
 }
 
 #[cfg(test)]

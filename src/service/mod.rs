@@ -1,4 +1,6 @@
-//! Servers a user starts on their own: the built-in tracker and the metered VoD origin.
+//! Servers a user starts: the built-in tracker, the metered VoD origin, and the HTTP server that
+//! streams a torrent's files to a player while they download.
 
 pub mod origin;
+pub mod stream;
 pub mod tracker;

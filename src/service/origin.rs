@@ -13,7 +13,7 @@
 mod body;
 mod content;
 mod meter;
-mod range;
+pub mod range;
 
 use std::future::Future;
 use std::path::PathBuf;

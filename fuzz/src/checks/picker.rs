@@ -15,15 +15,16 @@
 //! one op per step); `BTVOD_FUZZ_TRACE=1` prints each step.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use btvod::policy::picker::{
     BlockOutcome, DeadlineConfig, DeadlinePicker, Picker, PieceState, RarestFirst, Sequential,
 };
-use btvod::policy::vod::{Schedule, VodParams};
+use btvod::policy::vod::{DeadlineTable, Playhead, Schedule, VodParams};
 use btvod::policy::{PeerKey, PeerView};
 use btvod::proto::bitfield::Bitfield;
-use btvod::proto::geometry::{BLOCK_LEN, BlockRef, Geometry};
+use btvod::proto::geometry::{BLOCK_LEN, BlockRef, Geometry, PieceIndex};
 use btvod::proto::wire::{BlockSpec, Message, WireDecoder};
 use bytes::BytesMut;
 use rand::SeedableRng;
@@ -147,8 +148,9 @@ impl World {
                     ..DeadlineConfig::default()
                 };
                 max_requesters = config.max_requesters;
-                let picker = DeadlinePicker::new(geometry.clone(), &ours, schedule, rng, config)
-                    .expect("valid deadline picker");
+                let picker =
+                    DeadlinePicker::for_schedule(geometry.clone(), &ours, &schedule, rng, config)
+                        .expect("valid deadline picker");
                 Box::new(picker)
             }
         };
@@ -285,10 +287,26 @@ impl World {
         }
     }
 
+    /// Time passes and a reader moves (or seeks): every picker is handed the new deadline
+    /// table and takes back the requests of the pieces the reader left behind.
     fn tick(&mut self, input: &mut Input<'_>) {
         self.now += Duration::from_millis(u64::from(input.u16()));
-        self.position += u64::from(input.u16()) * 16;
-        self.picker.on_playback(self.now, self.position);
+        let total = self.geometry.total_len();
+        self.position = (self.position + u64::from(input.u16()) * 16) % total.max(1);
+        let head = Playhead::reader(
+            self.now,
+            0..total,
+            self.position,
+            64 * 1024,
+            Duration::from_secs(1),
+        );
+        let table = Arc::new(DeadlineTable::build(&self.geometry, self.now, [&head]));
+        let behind: Vec<PieceIndex> = self
+            .geometry
+            .pieces()
+            .filter(|p| table.due(*p).is_none())
+            .collect();
+        self.picker.on_deadlines(&table, &behind);
     }
 
     fn gone(&mut self, peer: u32) {

@@ -64,6 +64,8 @@ pub enum StorageError {
         expected: u32,
         got: usize,
     },
+    #[error("bytes {start}..{end} are not a span inside one piece")]
+    BadSpan { start: u64, end: u64 },
     #[error("storage was opened read-only for seeding; cannot write piece {piece}")]
     ReadOnly { piece: u32 },
     #[error("not writing piece {piece}: an earlier write failed ({first})")]

@@ -183,7 +183,7 @@ impl Torrent {
                     .ok_or_else(|| format!("HAVE for piece {piece} of {piece_count}"))?;
                 if peer.has.set(piece) {
                     self.picker.on_peer_have(key, piece);
-                    if !self.have.has(piece) {
+                    if self.picker.book().wants(piece) {
                         self.set_interest(key, true);
                         self.fill_requests(key);
                     }
@@ -235,10 +235,11 @@ impl Torrent {
             return;
         };
         self.picker.on_peer_bitfield(key, &peer.has);
-        let wants = peer
-            .has
-            .ones()
-            .any(|i| self.geometry.piece(i).is_some_and(|p| !self.have.has(p)));
+        let wants = peer.has.ones().any(|i| {
+            self.geometry
+                .piece(i)
+                .is_some_and(|p| self.picker.book().wants(p))
+        });
         self.set_interest(key, wants);
         self.fill_requests(key);
     }
@@ -286,6 +287,9 @@ impl Torrent {
         let outcome = self.picker.on_block(now, key, block);
         self.flush_cancellations();
         let len = data.len() as u64;
+        if let Some(p) = &mut self.playback {
+            p.session_mut().on_peer_bytes(block.piece(), len);
+        }
         match outcome {
             BlockOutcome::New { .. }
                 if !self.have.has(block.piece()) && !self.verifying.contains(&block.piece()) =>
@@ -373,8 +377,10 @@ impl Torrent {
             }
             self.have.set(piece);
             self.picker.on_piece_verified(piece);
+            self.publish_verified(piece);
+            let now = self.now();
             if let Some(p) = &mut self.playback {
-                p.on_verified(piece);
+                p.on_verified(now, piece);
             }
             for peer in self.peers.values() {
                 peer.send(PeerCommand::Send(Message::Have { piece: piece.get() }));
@@ -466,9 +472,11 @@ impl Torrent {
             .map(|(k, p)| {
                 (
                     *k,
-                    p.has
-                        .ones()
-                        .any(|i| self.geometry.piece(i).is_some_and(|pc| !self.have.has(pc))),
+                    p.has.ones().any(|i| {
+                        self.geometry
+                            .piece(i)
+                            .is_some_and(|pc| self.picker.book().wants(pc))
+                    }),
                 )
             })
             .collect();
@@ -541,6 +549,10 @@ impl Torrent {
         }
         self.flush_cancellations();
         self.rechoke();
+        if let Some(p) = &mut self.playback {
+            p.session_mut().on_tick();
+        }
+        self.apply_deadlines();
         let keys: Vec<_> = self.peers.keys().copied().collect();
         for key in keys {
             self.fill_requests(key);

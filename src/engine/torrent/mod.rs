@@ -5,6 +5,7 @@ mod assembly;
 mod ban;
 mod handlers;
 mod peer_state;
+mod readers;
 mod vod;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -35,6 +36,7 @@ use crate::proto::geometry::{Geometry, PieceIndex};
 use crate::proto::{InfoHash, PeerId};
 
 pub use self::peer_state::RateMeter;
+pub use self::readers::{PlayerEvent, ReaderLink};
 
 /// How the torrent behaves; the defaults suit a desktop client.
 #[derive(Debug, Clone)]
@@ -98,7 +100,8 @@ pub struct TorrentSetup {
     pub listener: Option<TcpListener>,
     pub config: TorrentConfig,
     pub seed: u64,
-    /// t = 0 of the VoD contract: when work on the torrent began.
+    /// t = 0 of the VoD contract: when work on the torrent began. The torrent task is the one
+    /// clock: everything it feeds the playback is measured from here.
     pub started: Instant,
     /// Deadlines and the VoD server, when the torrent is being watched.
     pub playback: Option<Playback>,
@@ -109,6 +112,7 @@ pub struct TorrentHandle {
     pub listen_addr: Option<SocketAddr>,
     pub stats: watch::Receiver<TorrentStats>,
     peers: mpsc::Sender<Vec<SocketAddr>>,
+    readers: ReaderLink,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -130,6 +134,11 @@ impl TorrentHandle {
         self.peers.clone()
     }
 
+    /// What a reader of the torrent's files (an HTTP response) talks to.
+    pub fn reader_link(&self) -> ReaderLink {
+        self.readers.clone()
+    }
+
     /// Stops every connection and waits for the task to end.
     pub async fn shutdown(self) {
         self.cancel.cancel();
@@ -148,6 +157,10 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
     // so at most this many blocks (16 MiB) wait for the torrent task.
     let (events_tx, events_rx) = mpsc::channel(1024);
     let (peers_tx, peers_rx) = mpsc::channel(PEER_BATCHES);
+    let (player_tx, player_rx) = mpsc::channel(readers::PLAYER_EVENTS);
+    // Readers wait on this for the pieces they need: a copy of `have`, set after each piece
+    // is verified and written (`publish_verified`), never otherwise.
+    let (have_tx, have_rx) = watch::channel(setup.have.clone());
     let cancel = CancellationToken::new();
     let ctx = PeerContext {
         info_hash: setup.info_hash,
@@ -209,6 +222,7 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         started: setup.started,
         playback: setup.playback,
         stats: stats_tx,
+        have_tx,
         downloaded: 0,
         uploaded: 0,
         wasted: 0,
@@ -220,11 +234,15 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         // checked once at a time), and no new requests go out while eight wait.
         checked: mpsc::unbounded_channel(),
     };
-    let task = tokio::spawn(torrent.run(events_rx, peers_rx, cancel.clone()));
+    let task = tokio::spawn(torrent.run(events_rx, peers_rx, player_rx, cancel.clone()));
     TorrentHandle {
         listen_addr,
         stats: stats_rx,
         peers: peers_tx,
+        readers: ReaderLink {
+            events: player_tx,
+            have: have_rx,
+        },
         cancel,
         task,
     }
@@ -336,6 +354,8 @@ struct Torrent {
     started: Instant,
     playback: Option<Playback>,
     stats: watch::Sender<TorrentStats>,
+    /// Verified pieces for readers (see `start`).
+    have_tx: watch::Sender<Bitfield>,
     downloaded: u64,
     uploaded: u64,
     wasted: u64,
@@ -360,6 +380,7 @@ impl Torrent {
         mut self,
         mut events: mpsc::Receiver<PeerEvent>,
         mut new_peers: mpsc::Receiver<Vec<SocketAddr>>,
+        mut player: mpsc::Receiver<PlayerEvent>,
         cancel: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(self.config.tick);
@@ -371,6 +392,7 @@ impl Torrent {
                 _ = sleep_until_opt(wake) => self.on_deadlines(),
                 Some(fetched) = next_fetched(&mut self.playback) => self.on_server_fetched(fetched),
                 Some(event) = events.recv() => self.on_event(event),
+                Some(event) = player.recv() => self.on_player_event(event),
                 Some(checked) = self.checked.1.recv() => self.on_checked(checked),
                 Some(addrs) = new_peers.recv() => {
                     for addr in addrs {
@@ -475,7 +497,10 @@ impl Torrent {
             complete: self.have.is_complete(),
             wasted: self.wasted,
             hash_failures: self.hash_failures,
-            vod: self.playback.as_ref().map(|p| p.status(&self.have)),
+            vod: self
+                .playback
+                .as_ref()
+                .map(|p| p.status(self.now(), &self.have)),
         });
     }
 }

@@ -16,15 +16,17 @@ const REFETCH_DELAY: Duration = Duration::from_millis(500);
 
 impl Torrent {
     pub(super) fn playback_wake(&self) -> Option<Instant> {
-        self.playback.as_ref()?.next_wake(&self.geometry)
+        let at = self.playback.as_ref()?.next_wake(&self.geometry)?;
+        Some(self.started + at)
     }
 
     /// Deadlines have come: every due piece not verified goes to the server.
     pub(super) fn on_deadlines(&mut self) {
+        let now = self.now();
         let Some(playback) = &mut self.playback else {
             return;
         };
-        let due = playback.take_due(&self.geometry);
+        let due = playback.take_due(now, &self.geometry);
         for piece in due {
             if self.have.has(piece) {
                 continue;
@@ -66,15 +68,28 @@ impl Torrent {
         }
         if complete {
             self.verify(piece);
-        } else if let Some(error) = &fetched.error {
+        } else if !playback.owns_on_failure(piece) {
+            // A seek made it moot while it was being fetched: back to the peers.
+            self.give_back(piece);
+            let keys: Vec<_> = self.peers.keys().copied().collect();
+            for key in keys {
+                self.fill_requests(key);
+            }
+        } else if fetched.stopped || fetched.error.is_some() {
             // What arrived is kept; only the rest is asked for again.
-            tracing::warn!(%piece, %error, "VoD server fetch failed; retrying");
+            let after = match &fetched.error {
+                Some(error) => {
+                    tracing::warn!(%piece, %error, "VoD server fetch failed; retrying");
+                    REFETCH_DELAY
+                }
+                None => Duration::ZERO,
+            };
             let missing: Vec<BlockRef> = self
                 .geometry
                 .blocks(piece)
                 .filter(|b| !self.assembly.has_block(*b))
                 .collect();
-            playback.fetch(&self.geometry, piece, missing, fetched.whole, REFETCH_DELAY);
+            playback.fetch(&self.geometry, piece, missing, fetched.whole, after);
         }
         self.publish_stats();
     }

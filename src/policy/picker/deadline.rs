@@ -16,12 +16,13 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
+use std::sync::Arc;
 
 use rand::Rng;
 use rand::rngs::StdRng;
 
 use super::{FreshOrder, Picker, PieceBook, PieceState};
-use crate::policy::vod::Schedule;
+use crate::policy::vod::{DeadlineTable, Schedule};
 use crate::policy::{PeerKey, PeerView, Time};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BLOCK_LEN, BlockRef, Geometry, PieceIndex};
@@ -31,46 +32,44 @@ use estimate::{PeerLink, Pipe};
 /// Rounds of fresh-piece scanning per call before a peer's remaining slots are left empty.
 const FRESH_SCAN_ROUNDS: usize = 4;
 
-/// Movie pieces due within the urgent window, and where the window ends (seconds since start).
+/// Pieces due within the urgent window (positions in the table's deadline order), and where
+/// the window ends (seconds since start).
 struct Window {
-    urgent: Range<u32>,
+    urgent: Range<usize>,
     end: f64,
 }
 
 pub struct DeadlinePicker {
     book: PieceBook,
-    deadlines: MovieDeadlines,
+    /// The deadlines, as the VoD session last built them (never a copy of our own).
+    table: Arc<DeadlineTable>,
+    /// Entries of `table.order()` before this one are settled (verified, complete, or the
+    /// server's): the window starts after them. Reset when a piece may be askable again.
+    settled: usize,
     rng: StdRng,
     config: DeadlineConfig,
     links: BTreeMap<PeerKey, PeerLink>,
 }
 
 impl DeadlinePicker {
-    /// `ours`: pieces already verified; `schedule`: the movie's deadlines for this torrent;
-    /// `rng`: seeded by the caller (rarest-first tie-breaks and the urgent/rare mix).
+    /// `ours`: pieces already verified; `table`: the deadlines for this torrent (a new one
+    /// comes with each `on_deadlines`); `rng`: seeded by the caller (rarest-first tie-breaks
+    /// and the urgent/rare mix).
     pub fn new(
         geometry: Geometry,
         ours: &Bitfield,
-        schedule: Schedule,
+        table: Arc<DeadlineTable>,
         rng: StdRng,
         config: DeadlineConfig,
     ) -> Result<Self, DeadlineError> {
         config.check()?;
-        let movie = schedule.movie_pieces();
-        if movie.end > geometry.piece_count() {
+        if table.len() != geometry.piece_count() {
             return Err(DeadlineError::ScheduleMismatch {
-                got: movie.end,
+                got: table.len(),
                 expected: geometry.piece_count(),
             });
         }
-        let deadlines = MovieDeadlines {
-            first: movie.start,
-            secs: movie
-                .filter_map(|i| geometry.piece(i))
-                .map(|p| schedule.deadline(p).map_or(f64::MAX, |d| d.as_secs_f64()))
-                .collect(),
-        };
-        // Equally rare pieces are taken in deadline order (movie pieces by index).
+        // Equally rare pieces are taken in index order.
         let rank: Vec<u32> = (0..geometry.piece_count()).collect();
         let book = PieceBook::new(geometry, ours, FreshOrder::Rarest { rank })?;
         Ok(Self {
@@ -78,31 +77,66 @@ impl DeadlinePicker {
             rng,
             config,
             links: BTreeMap::new(),
-            deadlines,
+            table,
+            settled: 0,
         })
+    }
+
+    /// The course contract's picker: the fixed schedule's deadlines.
+    pub fn for_schedule(
+        geometry: Geometry,
+        ours: &Bitfield,
+        schedule: &Schedule,
+        rng: StdRng,
+        config: DeadlineConfig,
+    ) -> Result<Self, DeadlineError> {
+        let table = Arc::new(DeadlineTable::fixed(schedule));
+        Self::new(geometry, ours, table, rng, config)
     }
 
     pub fn config(&self) -> &DeadlineConfig {
         &self.config
     }
 
-    fn window(&self, now: Time) -> Window {
+    fn window(&mut self, now: Time) -> Window {
         let now = now.as_secs_f64();
-        let secs = &self.deadlines.secs;
-        let first_movie = self.deadlines.first;
-        let pending = secs.partition_point(|&d| d <= now);
+        let order = self.table.order();
+        // Pieces still to be fetched from peers, however overdue (a reader's next bytes are
+        // due the moment it asks): the window starts at the first unsettled one, and never
+        // before the pieces whose deadline has passed and that are settled.
+        while let Some(&(_, i)) = order.get(self.settled) {
+            let settled = self.book.geometry().piece(i).is_none_or(|p| {
+                matches!(
+                    self.book.state(p),
+                    PieceState::Have
+                        | PieceState::Complete
+                        | PieceState::Elsewhere
+                        | PieceState::Unwanted
+                )
+            });
+            if !settled {
+                break;
+            }
+            self.settled += 1;
+        }
+        let overdue = order.partition_point(|(at, _)| at.as_secs_f64() <= now);
+        let pending = self.settled.min(overdue);
         let min_pieces = self.config.urgent_min_pieces.max(1) as usize;
-        let nth = secs
-            .get(pending + min_pieces - 1)
-            .or(secs.last())
-            .copied()
-            .unwrap_or(now);
+        let nth = order
+            .get(pending.max(overdue) + min_pieces - 1)
+            .or(order.last())
+            .map_or(now, |(at, _)| at.as_secs_f64());
         let end = (now + self.config.urgent_window.as_secs_f64()).max(nth);
-        let last = secs.partition_point(|&d| d <= end);
+        let last = order.partition_point(|(at, _)| at.as_secs_f64() <= end);
         Window {
-            urgent: first_movie + pending as u32..first_movie + last as u32,
+            urgent: pending..last.max(pending),
             end,
         }
+    }
+
+    fn piece_at(&self, position: usize) -> Option<PieceIndex> {
+        let &(_, i) = self.table.order().get(position)?;
+        self.book.geometry().piece(i)
     }
 
     /// Whether this peer, not measured yet, is asked for any block it could deliver in time
@@ -141,7 +175,7 @@ impl DeadlinePicker {
         limit: usize,
         out: &mut Vec<BlockRef>,
     ) {
-        let budget = match self.deadlines.of(piece) {
+        let budget = match self.table.secs(piece) {
             // Nothing is known of this peer yet. Asking it costs nothing if it is slow (the
             // server or a measured peer racing the block covers it), and a guess low enough to
             // be safe kept the first pieces from a fast seed that unchoked us just before
@@ -173,11 +207,11 @@ impl DeadlinePicker {
         out: &mut Vec<BlockRef>,
     ) {
         let mut elsewhere: Option<HashMap<BlockRef, f64>> = None;
-        for i in window.urgent.clone() {
+        for position in window.urgent.clone() {
             if out.len() >= slots {
                 break;
             }
-            let Some(piece) = self.book.geometry().piece(i) else {
+            let Some(piece) = self.piece_at(position) else {
                 break;
             };
             if !self.askable(key, piece) {
@@ -203,7 +237,7 @@ impl DeadlinePicker {
         out: &mut Vec<BlockRef>,
         elsewhere: &mut Option<HashMap<BlockRef, f64>>,
     ) {
-        let Some(deadline) = self.deadlines.of(piece) else {
+        let Some(deadline) = self.table.secs(piece) else {
             return;
         };
         let due = deadline - self.config.safety_margin.as_secs_f64();
@@ -264,7 +298,7 @@ impl DeadlinePicker {
         }
         let end = window.end;
         self.request_started_then_fresh(key, pipe, limit, out, move |book, d, p| {
-            d.of(p).is_some_and(|d| d > end) && book.availability(p) <= holders
+            d.secs(p).is_some_and(|d| d > end) && book.availability(p) <= holders
         });
     }
 
@@ -282,12 +316,11 @@ impl DeadlinePicker {
         if self.config.ahead_order == AheadOrder::Rarest {
             return self.request_beyond(key, window, pipe, limit, out, u32::MAX);
         }
-        let movie_end = self.deadlines.first + self.deadlines.secs.len() as u32;
-        for i in window.urgent.end..movie_end {
+        for position in window.urgent.end..self.table.order().len() {
             if out.len() >= limit || !self.has_room_ahead(pipe) {
                 return;
             }
-            let Some(piece) = self.book.geometry().piece(i) else {
+            let Some(piece) = self.piece_at(position) else {
                 return;
             };
             if self.askable(key, piece) {
@@ -304,7 +337,7 @@ impl DeadlinePicker {
         limit: usize,
         out: &mut Vec<BlockRef>,
     ) {
-        self.request_started_then_fresh(key, pipe, limit, out, |_, d, p| !d.is_movie(p));
+        self.request_started_then_fresh(key, pipe, limit, out, |_, d, p| d.due(p).is_none());
     }
 
     /// Pieces `keep` accepts that this peer has: started ones first (so they finish and can
@@ -315,12 +348,12 @@ impl DeadlinePicker {
         pipe: &mut Pipe,
         limit: usize,
         out: &mut Vec<BlockRef>,
-        keep: impl Fn(&PieceBook, &MovieDeadlines, PieceIndex) -> bool,
+        keep: impl Fn(&PieceBook, &DeadlineTable, PieceIndex) -> bool,
     ) {
         let open: Vec<PieceIndex> = self
             .book
             .open_pieces()
-            .filter(|&p| self.book.peer_has(key, p) && keep(&self.book, &self.deadlines, p))
+            .filter(|&p| self.book.peer_has(key, p) && keep(&self.book, &self.table, p))
             .collect();
         for piece in open {
             if !self.has_room_ahead(pipe) {
@@ -338,7 +371,7 @@ impl DeadlinePicker {
         pipe: &mut Pipe,
         limit: usize,
         out: &mut Vec<BlockRef>,
-        keep: impl Fn(&PieceBook, &MovieDeadlines, PieceIndex) -> bool,
+        keep: impl Fn(&PieceBook, &DeadlineTable, PieceIndex) -> bool,
     ) {
         let per_piece = self.book.geometry().piece_len().div_ceil(BLOCK_LEN).max(1) as usize;
         // Candidates this peer cannot deliver in time stay fresh and come back first in the
@@ -349,10 +382,10 @@ impl DeadlinePicker {
                 break;
             }
             let want = (limit - out.len()).div_ceil(per_piece) + too_late;
-            let deadlines = &self.deadlines;
+            let table = &self.table;
             let chosen = self
                 .book
-                .fresh_candidates_where(key, want, |book, p| keep(book, deadlines, p));
+                .fresh_candidates_where(key, want, |book, p| keep(book, table, p));
             for &piece in &chosen {
                 if !self.has_room_ahead(pipe) {
                     return;
@@ -381,10 +414,10 @@ impl DeadlinePicker {
         taken_back: &[BlockRef],
         out: &mut Vec<BlockRef>,
     ) -> Option<BlockRef> {
-        let movie_end = self.deadlines.first + self.deadlines.secs.len() as u32;
-        let order = (window.urgent.end..movie_end).chain(window.urgent.clone().rev());
-        for i in order {
-            let piece = self.book.geometry().piece(i)?;
+        let order =
+            (window.urgent.end..self.table.order().len()).chain(window.urgent.clone().rev());
+        for position in order {
+            let piece = self.piece_at(position)?;
             // Not a block just taken back from this very peer (a CANCEL and the same REQUEST
             // again in one call); if it has nothing else, the next call probes.
             let just_cancelled = taken_back.iter().any(|b| b.piece() == piece);
@@ -397,22 +430,6 @@ impl DeadlinePicker {
             }
         }
         None
-    }
-}
-
-/// Deadlines of the movie's pieces in seconds since start (the policy's hot lookup).
-struct MovieDeadlines {
-    first: u32,
-    secs: Vec<f64>,
-}
-
-impl MovieDeadlines {
-    fn of(&self, piece: PieceIndex) -> Option<f64> {
-        let i = piece.get().checked_sub(self.first)?;
-        self.secs.get(i as usize).copied()
-    }
-    fn is_movie(&self, piece: PieceIndex) -> bool {
-        self.of(piece).is_some()
     }
 }
 
@@ -473,6 +490,28 @@ impl Picker for DeadlinePicker {
         self.links.remove(&peer);
         self.book.peer_gone(peer);
     }
+
+    fn on_deadlines(&mut self, table: &Arc<DeadlineTable>, abandoned: &[PieceIndex]) {
+        for &piece in abandoned {
+            self.book.cancel_piece_requests(piece);
+        }
+        self.table = Arc::clone(table);
+        self.settled = 0;
+    }
+
+    // A piece that may be askable again can sit before the settled prefix of the order.
+    fn on_piece_failed(&mut self, piece: PieceIndex) {
+        self.book.piece_failed(piece);
+        self.settled = 0;
+    }
+    fn on_piece_released(&mut self, piece: PieceIndex, held: &[BlockRef]) {
+        self.book.piece_released(piece, held);
+        self.settled = 0;
+    }
+    fn on_wanted(&mut self, piece: PieceIndex, wanted: bool) {
+        self.book.set_wanted(piece, wanted);
+        self.settled = 0;
+    }
 }
 
 impl DeadlinePicker {
@@ -491,7 +530,7 @@ impl DeadlinePicker {
             return Vec::new();
         }
         let late = link.late_requests(now, &self.config, grace.as_secs_f64(), |b| {
-            self.deadlines.of(b.piece())
+            self.table.secs(b.piece())
         });
         for &block in &late {
             tracing::debug!(%key, piece = %block.piece(), "taking back a request that would be late");

@@ -14,6 +14,9 @@ pub use deadline::{AheadOrder, DeadlineConfig, DeadlineError, DeadlinePicker};
 pub use rarest::RarestFirst;
 pub use sequential::Sequential;
 
+use std::sync::Arc;
+
+use crate::policy::vod::DeadlineTable;
 use crate::policy::{PeerKey, PeerView, Time};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BlockRef, PieceIndex};
@@ -91,9 +94,23 @@ pub trait Picker {
     fn on_piece_owned_elsewhere(&mut self, piece: PieceIndex) {
         self.book_mut().piece_owned_elsewhere(piece);
     }
-    /// Playback reached movie byte `position`. Only deadline-aware policies care.
-    fn on_playback(&mut self, now: Time, position: u64) {
-        let _ = (now, position);
+    /// The handed-over piece is back (a seek made its deadline moot): ask peers for it again,
+    /// except for the `held` blocks.
+    fn on_piece_released(&mut self, piece: PieceIndex, held: &[BlockRef]) {
+        self.book_mut().piece_released(piece, held);
+    }
+    /// Whether a piece is to be downloaded at all (files nobody reads are not).
+    fn on_wanted(&mut self, piece: PieceIndex, wanted: bool) {
+        self.book_mut().set_wanted(piece, wanted);
+    }
+    /// The playheads moved: `table` holds the new deadlines (deadline-aware policies keep it
+    /// instead of their own), and the requests of `abandoned` pieces, now far from every
+    /// reader, are taken back at once so the new window's blocks are not queued behind them.
+    fn on_deadlines(&mut self, table: &Arc<DeadlineTable>, abandoned: &[PieceIndex]) {
+        let _ = table;
+        for &piece in abandoned {
+            self.book_mut().cancel_piece_requests(piece);
+        }
     }
     /// Requests to take back with CANCEL: endgame duplicates of a block that arrived, requests
     /// of pieces owned elsewhere, timed-out requests. Drained by the call.

@@ -23,6 +23,8 @@ pub enum PieceState {
     Elsewhere,
     /// Verified and ours.
     Have,
+    /// Not wanted (a file nobody reads): never requested until wanted again.
+    Unwanted,
 }
 
 /// The order in which fresh (not started) pieces are offered to a peer.
@@ -308,6 +310,8 @@ impl PieceBook {
             PieceState::Have | PieceState::Complete => return BlockOutcome::Duplicate,
             // The server is filling this piece; its requests were cancelled, this came late.
             PieceState::Elsewhere => return BlockOutcome::Superseded,
+            // Never asked for: nobody reads its file.
+            PieceState::Unwanted => return BlockOutcome::Unrequested,
             PieceState::Fresh => self.start(p),
             PieceState::Started => {}
         }
@@ -380,6 +384,104 @@ impl PieceBook {
         }
         self.retire(piece.get());
         self.set_state(piece.get(), PieceState::Elsewhere);
+    }
+
+    /// The piece was handed to someone else and is back (a seek made its deadline moot): it is
+    /// asked of peers again, except for the `held` blocks, which are kept.
+    pub fn piece_released(&mut self, piece: PieceIndex, held: &[BlockRef]) {
+        let p = piece.get();
+        if self.state_of(p) != PieceState::Elsewhere {
+            return;
+        }
+        if held.is_empty() && !self.started.contains_key(&p) {
+            self.cursor_epoch += 1;
+            self.set_state(p, PieceState::Fresh);
+            self.fresh.insert((self.fresh_key(p), p));
+            self.adjust_unrequested(p, i64::from(self.geometry.block_count(piece)));
+            return;
+        }
+        if self.started.contains_key(&p) {
+            // Blocks received before the piece was handed over are still held.
+            self.open.insert(p);
+            self.set_state(p, PieceState::Started);
+        } else {
+            self.start(p);
+        }
+        let Some(sp) = self.started.get_mut(&p) else {
+            return;
+        };
+        for block in held.iter().filter(|b| b.piece() == piece) {
+            if let Some(slot) = sp.slots.get_mut(block.index() as usize)
+                && *slot == Slot::Missing
+            {
+                *slot = Slot::Received;
+                sp.missing -= 1;
+                sp.received += 1;
+            }
+        }
+        let (missing, complete) = (sp.missing, sp.received as usize == sp.slots.len());
+        if complete {
+            self.started.remove(&p);
+            self.open.remove(&p);
+            self.set_state(p, PieceState::Complete);
+            return;
+        }
+        if missing == 0 {
+            self.open.remove(&p);
+        }
+        self.adjust_unrequested(p, i64::from(missing));
+    }
+
+    /// Takes back every request of a started piece (a seek left it far from every reader):
+    /// CANCELs are queued, the blocks can be asked again later, received blocks are kept.
+    pub fn cancel_piece_requests(&mut self, piece: PieceIndex) {
+        let p = piece.get();
+        if self.state_of(p) != PieceState::Started {
+            return;
+        }
+        let asked: Vec<(PeerKey, BlockRef)> = match self.started.get(&p) {
+            Some(sp) => sp
+                .slots
+                .iter()
+                .zip(self.geometry.blocks(piece))
+                .flat_map(|(slot, block)| match slot {
+                    Slot::Requested(peers) => peers.iter().map(|&k| (k, block)).collect(),
+                    _ => Vec::new(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        for (peer, block) in asked {
+            self.request_timed_out(peer, block);
+        }
+    }
+
+    /// Whether the piece is to be downloaded at all. An unwanted piece that is not started is
+    /// never requested; one already started or held is left as it is.
+    pub fn set_wanted(&mut self, piece: PieceIndex, wanted: bool) {
+        let p = piece.get();
+        match (self.state_of(p), wanted) {
+            (PieceState::Fresh, false) => {
+                self.fresh.remove(&(self.fresh_key(p), p));
+                self.adjust_unrequested(p, -i64::from(self.geometry.block_count(piece)));
+                self.set_state(p, PieceState::Unwanted);
+            }
+            (PieceState::Unwanted, true) => {
+                self.cursor_epoch += 1;
+                self.set_state(p, PieceState::Fresh);
+                self.fresh.insert((self.fresh_key(p), p));
+                self.adjust_unrequested(p, i64::from(self.geometry.block_count(piece)));
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether we still want the piece from someone: not held, not unwanted.
+    pub fn wants(&self, piece: PieceIndex) -> bool {
+        !matches!(
+            self.state_of(piece.get()),
+            PieceState::Have | PieceState::Unwanted
+        )
     }
 
     // ---- internals ----
@@ -555,7 +657,7 @@ impl PieceBook {
                     }
                 }
             }
-            PieceState::Complete | PieceState::Have => {}
+            PieceState::Complete | PieceState::Have | PieceState::Unwanted => {}
         }
     }
 

@@ -114,7 +114,7 @@ pub enum DeadlineError {
         value: String,
         expected: &'static str,
     },
-    #[error("the movie schedule was made for another torrent ({got} pieces, expected {expected})")]
+    #[error("the deadline table was made for another torrent ({got} pieces, expected {expected})")]
     ScheduleMismatch { got: u32, expected: u32 },
 }
 

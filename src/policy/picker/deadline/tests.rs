@@ -18,10 +18,10 @@ fn fixture(config: DeadlineConfig) -> (Geometry, DeadlinePicker) {
     let g = Geometry::new(32 * KIB, &[8 * 32 * 1024]).unwrap();
     let params = VodParams::new(32 * 1024, secs(2.0), secs(1.0)).unwrap();
     let schedule = Schedule::new(params, &g, 0..g.total_len()).unwrap();
-    let picker = DeadlinePicker::new(
+    let picker = DeadlinePicker::for_schedule(
         g.clone(),
         &Bitfield::empty(8),
-        schedule,
+        &schedule,
         StdRng::seed_from_u64(7),
         config,
     )
@@ -238,10 +238,10 @@ fn pieces_of_other_files_come_last() {
     let g = Geometry::new(32 * KIB, &[64 * 1024, 128 * 1024]).unwrap();
     let params = VodParams::new(32 * 1024, secs(2.0), secs(1.0)).unwrap();
     let schedule = Schedule::new(params, &g, 64 * 1024..g.total_len()).unwrap();
-    let mut picker = DeadlinePicker::new(
+    let mut picker = DeadlinePicker::for_schedule(
         g.clone(),
         &Bitfield::empty(6),
-        schedule,
+        &schedule,
         StdRng::seed_from_u64(1),
         DeadlineConfig::default(),
     )
@@ -260,10 +260,10 @@ fn settings_out_of_range_are_refused_with_their_name() {
         urgent_share: 1.5,
         ..DeadlineConfig::default()
     };
-    let err = DeadlinePicker::new(
+    let err = DeadlinePicker::for_schedule(
         g,
         &Bitfield::empty(2),
-        schedule,
+        &schedule,
         StdRng::seed_from_u64(1),
         bad,
     )

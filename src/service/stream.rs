@@ -1,0 +1,148 @@
+//! The HTTP server of `btvod stream`: a torrent's files at stable URLs for a player, with byte
+//! ranges (RFC 9110: one range, open-ended and suffix forms, HEAD, 206/416), a file list at
+//! `/`, `/playlist.m3u`, and `/status` (JSON). Every response body is a reader whose position
+//! drives the deadlines (`reader`); only verified bytes are ever sent.
+
+mod pages;
+mod reader;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use super::origin::range::{self, RangeDecision};
+use crate::engine::storage::Storage;
+use crate::engine::torrent::{ReaderLink, TorrentStats};
+use crate::policy::vod::ReaderId;
+use crate::proto::metainfo::Metainfo;
+pub use pages::{content_type, file_url_path};
+pub use reader::PAUSE_AFTER;
+
+/// What the server serves from.
+pub struct StreamSource {
+    pub meta: Arc<Metainfo>,
+    pub storage: Arc<Storage>,
+    pub link: ReaderLink,
+    pub stats: watch::Receiver<TorrentStats>,
+    /// Extra fields for `/status` kept by the caller (where R came from, ...).
+    pub notes: watch::Receiver<serde_json::Map<String, serde_json::Value>>,
+}
+
+struct Shared {
+    source: StreamSource,
+    next_reader: AtomicU64,
+}
+
+/// Serves the torrent's files on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    source: StreamSource,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let shared = Arc::new(Shared {
+        source,
+        next_reader: AtomicU64::new(1),
+    });
+    let app = Router::new()
+        .route("/", get(pages::index))
+        .route("/playlist.m3u", get(pages::playlist))
+        .route("/status", get(pages::status))
+        .route("/file/{index}/{*name}", get(serve_file).head(serve_file))
+        .with_state(shared);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn serve_file(
+    State(shared): State<Arc<Shared>>,
+    Path((index, _name)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let meta = &shared.source.meta;
+    let Some(file) = index
+        .parse::<usize>()
+        .ok()
+        .filter(|i| *i < meta.files.len())
+    else {
+        return (StatusCode::NOT_FOUND, "no such file in the torrent\n").into_response();
+    };
+    let Some(extent) = meta.geometry.files().get(file).map(|f| f.range()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let len = extent.end - extent.start;
+    // Without validators of ours an If-Range can never match: RFC 9110 says send it all.
+    let range_header = if headers.contains_key(header::IF_RANGE) {
+        None
+    } else {
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok())
+    };
+    let (status, span) = match range::decide(range_header, len) {
+        RangeDecision::Unsatisfiable => {
+            let headers = [
+                (header::CONTENT_RANGE, format!("bytes */{len}")),
+                (header::ACCEPT_RANGES, "bytes".to_string()),
+            ];
+            return (StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response();
+        }
+        RangeDecision::Whole => (StatusCode::OK, 0..len),
+        RangeDecision::Partial(span) => (StatusCode::PARTIAL_CONTENT, span),
+    };
+    tracing::debug!(%method, file, range = ?range_header, ?span, "stream request");
+    let mut response = if method == Method::HEAD || span.is_empty() {
+        Response::new(Body::empty())
+    } else {
+        // One chunk waits in the channel; a reader whose chunk is not taken is paused.
+        let (tx, rx) = mpsc::channel(1);
+        let order = reader::ReadOrder {
+            id: ReaderId(shared.next_reader.fetch_add(1, Ordering::Relaxed)),
+            file,
+            extent,
+            span: span.clone(),
+        };
+        let source = &shared.source;
+        tokio::spawn(reader::run(
+            order,
+            source.link.clone(),
+            Arc::clone(&source.storage),
+            tx,
+        ));
+        Response::new(Body::from_stream(tokio_stream_of(rx)))
+    };
+    *response.status_mut() = status;
+    let out = response.headers_mut();
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&meta.relative_path(file))),
+    );
+    out.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(span.end - span.start),
+    );
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(value) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{len}", span.start, span.end - 1))
+    {
+        out.insert(header::CONTENT_RANGE, value);
+    }
+    response
+}
+
+/// The body's chunks as a stream.
+fn tokio_stream_of(
+    mut rx: mpsc::Receiver<Result<bytes::Bytes, io::Error>>,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
