@@ -5,6 +5,7 @@ mod info;
 mod make;
 mod origin;
 mod play;
+mod stream;
 mod tracker;
 mod transfer;
 mod world;
@@ -43,6 +44,7 @@ impl Cli {
         match &self.command {
             Some(Command::Seed(a)) => a.common.quiet,
             Some(Command::Get(a)) => a.common.quiet,
+            Some(Command::Stream(a) | Command::Play(a)) => a.common.quiet,
             // Many sessions log at once; the experiment's own progress line says what runs.
             Some(Command::Experiment(_)) => true,
             Some(_) => false,
@@ -69,6 +71,11 @@ pub enum Command {
     World(world::WorldArgs),
     /// Compare policies on a scenario: runs, penalty table, CSV/JSON and an SVG plot.
     Experiment(experiment::ExperimentArgs),
+    /// Stream a torrent's files over HTTP to a player (mpv, VLC): its reads and seeks set the
+    /// deadlines, and the VoD server is used only when one would be missed.
+    Stream(stream::StreamArgs),
+    /// Watch a torrent in mpv while it downloads: `stream --player mpv`.
+    Play(stream::StreamArgs),
 }
 
 /// Options every peer mode shares.
@@ -139,6 +146,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Origin(a)) => origin::run(a).await,
         Some(Command::World(a)) => world::run(a).await,
         Some(Command::Experiment(a)) => experiment::run(a).await,
+        Some(Command::Stream(a)) => stream::run(a, stream::Player::None).await,
+        Some(Command::Play(a)) => stream::run(a, stream::Player::Mpv).await,
     }
 }
 

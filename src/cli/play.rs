@@ -80,7 +80,7 @@ fn parse_play_rate(s: &str) -> Result<u64, String> {
     Ok(rate)
 }
 
-fn seconds(what: &str, v: f64) -> anyhow::Result<Duration> {
+pub(super) fn seconds(what: &str, v: f64) -> anyhow::Result<Duration> {
     if !v.is_finite() || v < 0.0 {
         bail!("{what} must be a number of seconds, zero or more (got {v})");
     }
@@ -88,7 +88,7 @@ fn seconds(what: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 /// The movie file: `--file` as an index or a path, else the largest file.
-fn choose_file(meta: &Metainfo, file: Option<&str>) -> anyhow::Result<usize> {
+pub(super) fn choose_file(meta: &Metainfo, file: Option<&str>) -> anyhow::Result<usize> {
     if meta.files.is_empty() {
         bail!("the torrent has no files");
     }

@@ -54,6 +54,18 @@ impl VodParams {
             prefetch,
         })
     }
+    /// R and P for players reading over HTTP (`btvod stream`): there is no start-up delay, a
+    /// reader's next bytes are due when it asks for them.
+    pub fn streaming(rate: u64, prefetch: Duration) -> Result<Self, VodError> {
+        if rate == 0 {
+            return Err(VodError::ZeroRate);
+        }
+        Ok(Self {
+            rate,
+            delay: Duration::ZERO,
+            prefetch,
+        })
+    }
     pub fn rate(&self) -> u64 {
         self.rate
     }

@@ -3,6 +3,7 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod geometry;
+pub mod media;
 pub mod metainfo;
 pub mod tracker;
 pub mod wire;

@@ -4,6 +4,7 @@
 //! drives the deadlines (`reader`); only verified bytes are ever sent.
 
 mod pages;
+pub mod rate;
 mod reader;
 
 use std::future::Future;
@@ -36,6 +37,8 @@ pub struct StreamSource {
     pub stats: watch::Receiver<TorrentStats>,
     /// Extra fields for `/status` kept by the caller (where R came from, ...).
     pub notes: watch::Receiver<serde_json::Map<String, serde_json::Value>>,
+    /// Body bytes sent to readers, counted as each chunk is handed to its connection.
+    pub sent: Arc<AtomicU64>,
 }
 
 struct Shared {
@@ -116,6 +119,7 @@ async fn serve_file(
             order,
             source.link.clone(),
             Arc::clone(&source.storage),
+            Arc::clone(&source.sent),
             tx,
         ));
         Response::new(Body::from_stream(tokio_stream_of(rx)))

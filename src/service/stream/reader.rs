@@ -5,6 +5,7 @@
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,6 +39,7 @@ pub(super) async fn run(
     order: ReadOrder,
     link: ReaderLink,
     storage: Arc<Storage>,
+    sent: Arc<AtomicU64>,
     body: mpsc::Sender<Result<Bytes, io::Error>>,
 ) {
     let id = order.id;
@@ -104,6 +106,7 @@ pub(super) async fn run(
                 permit
             }
         };
+        sent.fetch_add(data.len() as u64, Ordering::Relaxed);
         permit.send(Ok(data));
         at = end;
         tell(PlayerEvent::Read { id, byte: at }).await;
