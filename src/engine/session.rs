@@ -341,16 +341,19 @@ pub async fn start(
             let (Some(vod_session), Some(vod)) = (&vod_session, &options.vod) else {
                 return Err(SessionError::DeadlineWithoutPlayback);
             };
-            Box::new(
-                DeadlinePicker::new(
-                    meta.geometry.clone(),
-                    &have,
-                    Arc::clone(vod_session.table()),
-                    StdRng::seed_from_u64(rng.random()),
-                    vod.deadline.clone(),
-                )
-                .map_err(|e| SessionError::Picker(e.to_string()))?,
+            let picker = DeadlinePicker::new(
+                meta.geometry.clone(),
+                &have,
+                Arc::clone(vod_session.table()),
+                StdRng::seed_from_u64(rng.random()),
+                vod.deadline.clone(),
             )
+            .map_err(|e| SessionError::Picker(e.to_string()))?;
+            if vod.server.is_some() {
+                Box::new(picker)
+            } else {
+                Box::new(picker.late_from_peers())
+            }
         }
         PolicyKind::Rarest => Box::new(
             RarestFirst::new(

@@ -62,10 +62,45 @@ pub async fn serve(
         .route("/status", get(pages::status))
         .route("/file/{index}/{*name}", get(serve_file).head(serve_file))
         .with_state(shared);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!("stream server: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // A small send buffer keeps a reader's position (the next byte the kernel has not
+        // taken) close to what the player has read: on loopback an autotuned buffer holds
+        // megabytes, and every reader would sit at the download frontier with its deadlines
+        // seconds early.
+        let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER);
+        let _ = tcp.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            // hyper queues up to ~400 KiB of body unless told otherwise; at the minimum it
+            // takes the next chunk only once the last one is nearly written.
+            let served = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(MIN_HYPER_BUFFER)
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!("stream connection ended: {e}");
+            }
+        });
+    }
 }
+
+/// Socket send buffer of each stream connection (the kernel doubles it for its bookkeeping).
+const SEND_BUFFER: usize = 16 * 1024;
+/// hyper's smallest write buffer.
+const MIN_HYPER_BUFFER: usize = 8192;
 
 async fn serve_file(
     State(shared): State<Arc<Shared>>,

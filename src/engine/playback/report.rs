@@ -27,6 +27,8 @@ pub struct VodStatus {
     pub rate: u64,
     pub ledger: Ledger,
     pub stall: Duration,
+    /// Streaming: time readers that had been sent bytes waited for more.
+    pub reader_wait: Duration,
     pub complete_at: Option<Time>,
     pub movie_pieces: u32,
     pub movie_pieces_ready: u32,
@@ -97,6 +99,7 @@ impl VodStatus {
                 .map_or(schedule.params().rate(), |r| r.rate()),
             ledger: session.ledger().clone(),
             stall: session.stall(now),
+            reader_wait: session.reader_wait(now),
             complete_at: session.complete_at(),
             movie_pieces: schedule.movie_pieces().len() as u32,
             movie_pieces_ready: session.ready_count(),
@@ -204,6 +207,9 @@ pub struct StreamReport {
     /// Bytes received from peers for pieces a seek had left (already on their way when their
     /// requests were cancelled).
     pub abandoned_bytes: u64,
+    /// Seconds readers that had been sent bytes waited for more (players read ahead, so this
+    /// is longer than `stall_s`, which counts only what a player playing at R would have).
+    pub reader_wait_s: f64,
     /// Seconds from the start until the first byte was sent to a reader.
     pub time_to_first_byte_s: Option<f64>,
     /// Where R came from: the container's duration, the player's reads, or `--rate`.
@@ -218,6 +224,7 @@ impl StreamReport {
             server_bytes: v.ledger.penalty_bytes,
             peer_bytes_received: s.downloaded,
             abandoned_bytes: v.ledger.abandoned_bytes,
+            reader_wait_s: v.reader_wait.as_secs_f64(),
             time_to_first_byte_s: v.first_byte_at.map(|t| t.as_secs_f64()),
             rate_source: rate_source.to_string(),
             vod,

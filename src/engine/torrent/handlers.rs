@@ -288,7 +288,9 @@ impl Torrent {
         self.flush_cancellations();
         let len = data.len() as u64;
         if let Some(p) = &mut self.playback {
-            p.session_mut().on_peer_bytes(block.piece(), len);
+            let requested_at = sent_at.saturating_duration_since(self.started);
+            p.session_mut()
+                .on_peer_bytes(block.piece(), len, requested_at);
         }
         match outcome {
             BlockOutcome::New { .. }

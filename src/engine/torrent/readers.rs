@@ -2,21 +2,23 @@
 //! the link a reader holds (its events in, verified pieces out), and how the torrent task turns
 //! the events into deadlines, cancellations and released server fetches.
 
+use std::ops::Range;
+
 use tokio::sync::{mpsc, watch};
 
 use super::Torrent;
-use crate::policy::vod::ReaderId;
+use crate::policy::vod::{Opened, ReaderId};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BlockRef, PieceIndex};
 
 /// What a reader of a file did. Times are the torrent task's: it stamps each event on arrival.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlayerEvent {
-    /// A reader opened file `file` (index in the torrent) at byte `byte` of it.
+    /// A reader of file `file` (index in the torrent) asked for its bytes `span`.
     Open {
         id: ReaderId,
         file: usize,
-        byte: u64,
+        span: Range<u64>,
     },
     /// The reader was sent every byte of its file before `byte`.
     Read {
@@ -65,7 +67,7 @@ impl Torrent {
         };
         let session = playback.session_mut();
         match event {
-            PlayerEvent::Open { id, file, byte } => {
+            PlayerEvent::Open { id, file, span } => {
                 let Some(extent) = geometry.files().get(file) else {
                     return;
                 };
@@ -75,8 +77,11 @@ impl Torrent {
                         self.picker.on_wanted(piece, true);
                     }
                 }
-                let opened = session.open_reader(now, id, extent.range(), byte);
-                tracing::debug!(reader = id.0, file, byte, ?opened, "reader opened");
+                tracing::debug!(reader = id.0, file, ?span, "reader opened");
+                let opened = session.open_reader(now, id, extent.range(), span);
+                if opened == Opened::Seek {
+                    tracing::debug!(reader = id.0, "a seek");
+                }
             }
             PlayerEvent::Read { id, byte } => session.reader_read(now, id, byte),
             PlayerEvent::Waiting { id, waiting } => session.reader_waiting(now, id, waiting),

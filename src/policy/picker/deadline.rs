@@ -49,6 +49,9 @@ pub struct DeadlinePicker {
     rng: StdRng,
     config: DeadlineConfig,
     links: BTreeMap<PeerKey, PeerLink>,
+    /// No VoD server takes late pieces over: a block that cannot arrive in time is still
+    /// asked of peers (earliest deadline first), since nobody else will fetch it.
+    late_from_peers: bool,
 }
 
 impl DeadlinePicker {
@@ -79,7 +82,14 @@ impl DeadlinePicker {
             links: BTreeMap::new(),
             table,
             settled: 0,
+            late_from_peers: false,
         })
+    }
+
+    /// For a playback without a VoD server: late blocks are asked of peers too.
+    pub fn late_from_peers(mut self) -> Self {
+        self.late_from_peers = true;
+        self
     }
 
     /// The course contract's picker: the fixed schedule's deadlines.
@@ -176,6 +186,7 @@ impl DeadlinePicker {
         out: &mut Vec<BlockRef>,
     ) {
         let budget = match self.table.secs(piece) {
+            Some(_) if self.late_from_peers => usize::MAX,
             // Nothing is known of this peer yet. Asking it costs nothing if it is slow (the
             // server or a measured peer racing the block covers it), and a guess low enough to
             // be safe kept the first pieces from a fast seed that unchoked us just before

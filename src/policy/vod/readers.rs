@@ -1,5 +1,5 @@
 //! The players reading the torrent's files (`btvod stream`): one playhead per open reader,
-//! which new reader is a seek, and how long readers waited for data (stall). Time is passed in.
+//! which new reader is a seek, and how long the players stalled. Time is passed in.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -30,8 +30,48 @@ struct Reader {
     head: Playhead,
     /// Since when it has been waiting for a piece, if it is.
     waiting_since: Option<Time>,
-    /// Whether it has been sent a byte: its first wait is start-up, not a stall.
-    started: bool,
+    /// The byte after the last one it asked for.
+    end: u64,
+    /// A player that plays this reader's bytes at R from its first one: how far it got. None
+    /// before the first byte (the wait for it is start-up, not a stall).
+    play: Option<Played>,
+    /// Time that player had nothing to play.
+    stalled: Duration,
+}
+
+/// Where the modelled player is: byte `pos` of the file at `at`.
+#[derive(Debug, Clone, Copy)]
+struct Played {
+    pos: u64,
+    at: Time,
+}
+
+impl Reader {
+    fn started(&self) -> bool {
+        self.play.is_some()
+    }
+
+    /// The modelled player plays on to `now` from what it was sent; the time it had nothing
+    /// to play meanwhile goes to `stalled`.
+    fn play_until(&mut self, now: Time, rate: u64) {
+        let Some(played) = &mut self.play else {
+            return;
+        };
+        let sent = self.head.position();
+        let elapsed = now.saturating_sub(played.at);
+        let buffered =
+            Duration::from_secs_f64(sent.saturating_sub(played.pos) as f64 / rate.max(1) as f64);
+        if elapsed <= buffered {
+            played.pos += (elapsed.as_secs_f64() * rate as f64) as u64;
+        } else {
+            played.pos = sent;
+            // A reader sent everything it asked for is done, not starved.
+            if sent < self.end {
+                self.stalled += elapsed - buffered;
+            }
+        }
+        played.at = played.at.max(now);
+    }
 }
 
 /// Every open reader and what the readers did so far.
@@ -43,9 +83,12 @@ pub struct Readers {
     /// Where recently closed readers stood: (file, position).
     closed: VecDeque<(Range<u64>, u64)>,
     seeks: u32,
-    /// Stall: time during which at least one started reader was waiting, up to `stall_since`.
-    stalled: Duration,
-    stall_since: Option<Time>,
+    /// Time during which at least one started reader was waiting for data, up to
+    /// `waiting_since`.
+    waited: Duration,
+    waiting_since: Option<Time>,
+    /// Stall of the readers already closed.
+    closed_stall: Duration,
     first_byte_at: Option<Time>,
 }
 
@@ -57,8 +100,9 @@ impl Readers {
             open: BTreeMap::new(),
             closed: VecDeque::new(),
             seeks: 0,
-            stalled: Duration::ZERO,
-            stall_since: None,
+            waited: Duration::ZERO,
+            waiting_since: None,
+            closed_stall: Duration::ZERO,
             first_byte_at: None,
         }
     }
@@ -74,15 +118,17 @@ impl Readers {
         (4 * self.rate).max(2 * u64::from(piece_len))
     }
 
+    /// A reader of `file` (torrent bytes) asked for its bytes `span`.
     pub fn open(
         &mut self,
         now: Time,
         id: ReaderId,
         file: Range<u64>,
-        byte: u64,
+        span: Range<u64>,
         piece_len: u32,
     ) -> Opened {
         let far = self.seek_distance(piece_len);
+        let byte = span.start;
         let mut known = self
             .open
             .values()
@@ -102,7 +148,9 @@ impl Readers {
             Reader {
                 head,
                 waiting_since: None,
-                started: false,
+                end: span.end,
+                play: None,
+                stalled: Duration::ZERO,
             },
         );
         opened
@@ -110,19 +158,22 @@ impl Readers {
 
     /// The reader was sent every byte before `byte` (of its file).
     pub fn read(&mut self, now: Time, id: ReaderId, byte: u64) {
+        let rate = self.rate;
         if let Some(r) = self.open.get_mut(&id) {
-            if byte > r.head.position() && self.first_byte_at.is_none() {
-                self.first_byte_at = Some(now);
-            }
+            r.play_until(now, rate);
             if byte > r.head.position() {
-                r.started = true;
+                self.first_byte_at.get_or_insert(now);
+                r.play.get_or_insert(Played {
+                    pos: r.head.position(),
+                    at: now,
+                });
             }
             r.head.observe(now, byte);
         }
         self.set_waiting(now, id, false);
     }
 
-    /// The reader waits for a piece that is not verified yet (`true`), or no longer (`false`).
+    /// The reader waits for a piece that is not verified yet (`true`), or no longer.
     pub fn set_waiting(&mut self, now: Time, id: ReaderId, waiting: bool) {
         if let Some(r) = self.open.get_mut(&id) {
             r.waiting_since = match (waiting, r.waiting_since) {
@@ -131,7 +182,7 @@ impl Readers {
                 (false, _) => None,
             };
         }
-        self.update_stall(now);
+        self.update_waited(now);
     }
 
     pub fn pause(&mut self, now: Time, id: ReaderId) {
@@ -147,44 +198,66 @@ impl Readers {
     }
 
     pub fn close(&mut self, now: Time, id: ReaderId) {
-        if let Some(r) = self.open.remove(&id) {
+        let rate = self.rate;
+        if let Some(mut r) = self.open.remove(&id) {
+            r.play_until(now, rate);
+            self.closed_stall += r.stalled;
             if self.closed.len() == REMEMBERED {
                 self.closed.pop_front();
             }
             self.closed
                 .push_back((r.head.file().clone(), r.head.position()));
         }
-        self.update_stall(now);
+        self.update_waited(now);
     }
 
     pub fn set_rate(&mut self, now: Time, rate: u64) {
+        let old = self.rate;
         self.rate = rate.max(1);
         for r in self.open.values_mut() {
+            r.play_until(now, old);
             r.head.set_rate(now, self.rate);
         }
     }
 
-    fn update_stall(&mut self, now: Time) {
-        let stalled = self
+    fn update_waited(&mut self, now: Time) {
+        let waiting = self
             .open
             .values()
-            .any(|r| r.started && r.waiting_since.is_some());
-        match (stalled, self.stall_since) {
-            (true, None) => self.stall_since = Some(now),
+            .any(|r| r.started() && r.waiting_since.is_some());
+        match (waiting, self.waiting_since) {
+            (true, None) => self.waiting_since = Some(now),
             (false, Some(since)) => {
-                self.stalled += now.saturating_sub(since);
-                self.stall_since = None;
+                self.waited += now.saturating_sub(since);
+                self.waiting_since = None;
             }
             _ => {}
         }
     }
 
-    /// Time during which a reader that had been playing waited for data. (A reader's wait for
-    /// its first byte, at start-up or after a seek, is reported as time to first byte.)
+    /// Stall: for each reader, the time a player playing its bytes at R from the first one
+    /// would have had nothing to play (bytes it asked for not sent yet), summed over readers.
+    /// A player's cache hides a reader's short waits; this counts what it could not hide. The
+    /// wait for a reader's first byte (start-up, a seek) is time to first byte instead.
     pub fn stall(&self, now: Time) -> Duration {
-        self.stalled
+        let open: Duration = self
+            .open
+            .values()
+            .map(|r| {
+                let mut r = r.clone();
+                r.play_until(now, self.rate);
+                r.stalled
+            })
+            .sum();
+        self.closed_stall + open
+    }
+
+    /// Time during which a reader that had been sent bytes waited for more: the literal
+    /// measure, longer than the stall since players read ahead of what they play.
+    pub fn waited(&self, now: Time) -> Duration {
+        self.waited
             + self
-                .stall_since
+                .waiting_since
                 .map_or(Duration::ZERO, |s| now.saturating_sub(s))
     }
 
@@ -222,7 +295,9 @@ mod tests {
     }
 
     const MOVIE: Range<u64> = 0..10_000_000;
+    const PIECE: u32 = 65_536;
 
+    /// R = 100,000 B/s.
     fn readers() -> Readers {
         Readers::new(100_000, secs(2.0))
     }
@@ -230,54 +305,74 @@ mod tests {
     #[test]
     fn a_request_far_from_every_known_position_is_a_seek() {
         let mut r = readers();
-        assert_eq!(
-            r.open(secs(0.0), ReaderId(1), MOVIE, 0, 65_536),
-            Opened::Continues
-        );
+        let open =
+            |r: &mut Readers, t, id, at| r.open(secs(t), ReaderId(id), MOVIE, at..MOVIE.end, PIECE);
+        assert_eq!(open(&mut r, 0.0, 1, 0), Opened::Continues);
         r.read(secs(1.0), ReaderId(1), 300_000);
         r.close(secs(1.5), ReaderId(1));
         // The player's next request near where the last one stopped.
-        assert_eq!(
-            r.open(secs(2.0), ReaderId(2), MOVIE, 350_000, 65_536),
-            Opened::Continues
-        );
+        assert_eq!(open(&mut r, 2.0, 2, 350_000), Opened::Continues);
         r.close(secs(2.5), ReaderId(2));
-        assert_eq!(
-            r.open(secs(3.0), ReaderId(3), MOVIE, 7_000_000, 65_536),
-            Opened::Seek
-        );
+        assert_eq!(open(&mut r, 3.0, 3, 7_000_000), Opened::Seek);
         // A second file is its own first reader, not a seek.
         assert_eq!(
-            r.open(secs(3.0), ReaderId(4), 10_000_000..10_001_000, 0, 65_536),
+            r.open(
+                secs(3.0),
+                ReaderId(4),
+                10_000_000..10_001_000,
+                0..1000,
+                PIECE
+            ),
             Opened::Continues
         );
         assert_eq!(r.seeks(), 1);
     }
 
     #[test]
-    fn only_waits_of_a_playing_reader_are_stalls() {
+    fn a_player_with_bytes_in_hand_does_not_stall_while_its_reader_waits() {
         let mut r = readers();
-        r.open(secs(0.0), ReaderId(1), MOVIE, 0, 65_536);
+        r.open(secs(0.0), ReaderId(1), MOVIE, 0..MOVIE.end, PIECE);
         r.set_waiting(secs(0.0), ReaderId(1), true);
-        r.read(secs(2.0), ReaderId(1), 1000);
-        assert_eq!(
-            r.stall(secs(2.0)),
-            Duration::ZERO,
-            "start-up is not a stall"
-        );
+        // Start-up: the first byte after 2 s is not a stall.
+        r.read(secs(2.0), ReaderId(1), 300_000);
         assert_eq!(r.first_byte_at(), Some(secs(2.0)));
-        r.set_waiting(secs(5.0), ReaderId(1), true);
-        assert_eq!(r.stall(secs(6.0)), secs(1.0), "counted while it lasts");
-        // Two readers waiting at once count once.
-        r.open(secs(6.0), ReaderId(2), MOVIE, 1000, 65_536);
-        r.read(secs(6.0), ReaderId(2), 2000);
-        r.set_waiting(secs(6.5), ReaderId(2), true);
-        r.read(secs(7.0), ReaderId(1), 3000);
-        r.read(secs(8.0), ReaderId(2), 4000);
-        assert_eq!(r.stall(secs(20.0)), secs(3.0));
-        // A reader that closes while waiting stops the stall.
-        r.set_waiting(secs(21.0), ReaderId(1), true);
-        r.close(secs(22.0), ReaderId(1));
-        assert_eq!(r.stall(secs(30.0)), secs(4.0));
+        assert_eq!(r.stall(secs(2.0)), Duration::ZERO);
+        // 3 s of movie in hand; the reader waits from 2.5 s to 4.5 s: the player never ran dry.
+        r.set_waiting(secs(2.5), ReaderId(1), true);
+        r.read(secs(4.5), ReaderId(1), 500_000);
+        assert_eq!(r.stall(secs(4.5)), Duration::ZERO);
+        assert_eq!(
+            r.waited(secs(4.5)),
+            secs(2.0),
+            "the literal wait is still reported"
+        );
+        // 5 s in hand from t = 2: dry at 7 s; nothing more until 9 s.
+        assert_eq!(r.stall(secs(8.0)), secs(1.0), "counted while it lasts");
+        r.read(secs(9.0), ReaderId(1), 600_000);
+        assert_eq!(r.stall(secs(9.0)), secs(2.0));
+        r.close(secs(9.5), ReaderId(1));
+        assert_eq!(
+            r.stall(secs(30.0)),
+            secs(2.0),
+            "a closed reader stalls no more"
+        );
+    }
+
+    #[test]
+    fn a_reader_sent_all_it_asked_for_is_not_starved() {
+        let mut r = readers();
+        r.open(secs(0.0), ReaderId(1), MOVIE, 9_000_000..9_100_000, PIECE);
+        r.read(secs(0.0), ReaderId(1), 9_100_000);
+        assert_eq!(r.stall(secs(60.0)), Duration::ZERO);
+    }
+
+    #[test]
+    fn two_stalling_readers_add_up() {
+        let mut r = readers();
+        for id in [1, 2] {
+            r.open(secs(0.0), ReaderId(id), MOVIE, 0..MOVIE.end, PIECE);
+            r.read(secs(0.0), ReaderId(id), 100_000);
+        }
+        assert_eq!(r.stall(secs(3.0)), secs(4.0));
     }
 }

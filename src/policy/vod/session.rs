@@ -3,7 +3,7 @@
 //! must give back after a seek, and the ledger. The engine and the simulator drive this same
 //! type; time is passed in.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,8 +70,8 @@ pub struct VodSession {
     /// Movie pieces not verified yet.
     movie_missing: u32,
     complete_at: Option<Time>,
-    /// Pieces a seek moved away from every reader, until one is near again.
-    abandoned: BTreeSet<u32>,
+    /// Pieces a seek moved away from every reader (until one is near again), with when.
+    abandoned: BTreeMap<u32, Time>,
     ledger: Ledger,
 }
 
@@ -123,7 +123,7 @@ impl VodSession {
             server_bytes: vec![0; n],
             movie_missing,
             complete_at: None,
-            abandoned: BTreeSet::new(),
+            abandoned: BTreeMap::new(),
             ledger: Ledger::default(),
             schedule,
         };
@@ -172,13 +172,19 @@ impl VodSession {
 
     // ---- readers (each marks the table stale; `poll_deadlines` rebuilds it) ----
 
-    /// A reader opened `file` (torrent bytes) at byte `byte` of it.
-    pub fn open_reader(&mut self, now: Time, id: ReaderId, file: Range<u64>, byte: u64) -> Opened {
+    /// A reader of `file` (torrent bytes) asked for its bytes `span`.
+    pub fn open_reader(
+        &mut self,
+        now: Time,
+        id: ReaderId,
+        file: Range<u64>,
+        span: Range<u64>,
+    ) -> Opened {
         let piece_len = self.schedule.geometry.piece_len();
         let Some(readers) = self.readers_mut() else {
             return Opened::Continues;
         };
-        let opened = readers.open(now, id, file, byte, piece_len);
+        let opened = readers.open(now, id, file, span, piece_len);
         self.stale = true;
         opened
     }
@@ -287,7 +293,8 @@ impl VodSession {
         let near_now: BTreeSet<u32> = near_now.iter().map(|(_, i)| *i).collect();
         let mut abandoned = Vec::new();
         for i in near_before {
-            if !near_now.contains(&i) && !self.ready(i) && self.abandoned.insert(i) {
+            if !near_now.contains(&i) && !self.ready(i) && !self.abandoned.contains_key(&i) {
+                self.abandoned.insert(i, now);
                 abandoned.extend(geometry.piece(i));
             }
         }
@@ -372,9 +379,14 @@ impl VodSession {
         }
     }
 
-    /// A peer delivered `bytes` of `piece`: counted as abandoned if a seek left the piece.
-    pub fn on_peer_bytes(&mut self, piece: PieceIndex, bytes: u64) {
-        if self.abandoned.contains(&piece.get()) {
+    /// A peer delivered `bytes` of `piece`, asked for at `requested_at`: counted as abandoned
+    /// if a seek left the piece after the request (its CANCEL came too late).
+    pub fn on_peer_bytes(&mut self, piece: PieceIndex, bytes: u64, requested_at: Time) {
+        if self
+            .abandoned
+            .get(&piece.get())
+            .is_some_and(|&at| requested_at <= at)
+        {
             self.ledger.abandoned_bytes += bytes;
         }
     }
@@ -443,6 +455,12 @@ impl VodSession {
             }
         }
         shift
+    }
+
+    /// Time readers that had been sent bytes waited for more (streaming only; see
+    /// [`Readers::waited`]).
+    pub fn reader_wait(&self, now: Time) -> Duration {
+        self.readers().map_or(Duration::ZERO, |r| r.waited(now))
     }
 
     /// Movie bytes played by `now`: the fixed playhead's position allowing for stalls so far,

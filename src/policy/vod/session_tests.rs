@@ -49,7 +49,7 @@ fn nothing_is_due_until_a_reader_opens_then_its_next_bytes_are_due_at_once() {
     assert_eq!(v.next_deadline(), None);
     assert!(v.take_due(secs(100.0), Duration::ZERO).is_empty());
     assert_eq!(
-        v.open_reader(secs(2.0), ReaderId(1), MOVIE, 0),
+        v.open_reader(secs(2.0), ReaderId(1), MOVIE, 0..MOVIE.end),
         Opened::Continues
     );
     let update = v
@@ -66,13 +66,13 @@ fn nothing_is_due_until_a_reader_opens_then_its_next_bytes_are_due_at_once() {
 #[test]
 fn a_seek_abandons_the_old_window_and_releases_what_the_server_was_fetching() {
     let (g, mut v) = streaming();
-    v.open_reader(secs(0.0), ReaderId(1), MOVIE, 0);
+    v.open_reader(secs(0.0), ReaderId(1), MOVIE, 0..MOVIE.end);
     let _ = v.poll_deadlines(secs(0.0), Duration::ZERO);
     assert_eq!(v.take_due(secs(0.0), Duration::ZERO), pieces(&g, &[0, 1]));
     // The player closes the connection and asks for 70% of the movie.
     v.close_reader(secs(0.5), ReaderId(1));
     assert_eq!(
-        v.open_reader(secs(0.5), ReaderId(2), MOVIE, 70_000),
+        v.open_reader(secs(0.5), ReaderId(2), MOVIE, 70_000..MOVIE.end),
         Opened::Seek
     );
     let update = v.poll_deadlines(secs(0.5), Duration::ZERO).unwrap();
@@ -81,22 +81,24 @@ fn a_seek_abandons_the_old_window_and_releases_what_the_server_was_fetching() {
     // Pieces 0..=21 were due within 20 s of now; none is due now.
     assert_eq!(update.abandoned, pieces(&g, &(0..=21).collect::<Vec<_>>()));
     assert_eq!(v.take_due(secs(0.5), Duration::ZERO), pieces(&g, &[70, 71]));
-    // Late blocks of an abandoned piece are counted as such.
-    v.on_peer_bytes(g.piece(3).unwrap(), 500);
-    v.on_peer_bytes(g.piece(70).unwrap(), 500);
+    // Blocks asked for before the seek and arriving after it are counted; blocks of the same
+    // piece asked for again later (to seed, or a seek back) are not.
+    v.on_peer_bytes(g.piece(3).unwrap(), 500, secs(0.2));
+    v.on_peer_bytes(g.piece(3).unwrap(), 300, secs(0.9));
+    v.on_peer_bytes(g.piece(70).unwrap(), 500, secs(0.2));
     assert_eq!(v.ledger().abandoned_bytes, 500);
 }
 
 #[test]
 fn a_backward_seek_re_arms_the_pieces_behind() {
     let (g, mut v) = streaming();
-    v.open_reader(secs(0.0), ReaderId(1), MOVIE, 50_000);
+    v.open_reader(secs(0.0), ReaderId(1), MOVIE, 50_000..MOVIE.end);
     let _ = v.poll_deadlines(secs(0.0), Duration::ZERO);
     assert!(v.table().due(g.piece(10).unwrap()).is_none());
     assert_eq!(v.take_due(secs(0.0), Duration::ZERO), pieces(&g, &[50, 51]));
     v.close_reader(secs(1.0), ReaderId(1));
     assert_eq!(
-        v.open_reader(secs(1.0), ReaderId(2), MOVIE, 10_000),
+        v.open_reader(secs(1.0), ReaderId(2), MOVIE, 10_000..MOVIE.end),
         Opened::Seek
     );
     let update = v.poll_deadlines(secs(1.0), Duration::ZERO).unwrap();
@@ -110,7 +112,7 @@ fn a_backward_seek_re_arms_the_pieces_behind() {
 #[test]
 fn a_reader_moving_within_a_piece_does_not_rebuild_the_table() {
     let (_, mut v) = streaming();
-    v.open_reader(secs(0.0), ReaderId(1), MOVIE, 0);
+    v.open_reader(secs(0.0), ReaderId(1), MOVIE, 0..MOVIE.end);
     let _ = v.poll_deadlines(secs(0.0), Duration::ZERO);
     v.reader_read(secs(0.1), ReaderId(1), 500);
     assert!(v.poll_deadlines(secs(0.1), Duration::ZERO).is_none());
@@ -123,7 +125,7 @@ fn a_reader_moving_within_a_piece_does_not_rebuild_the_table() {
 #[test]
 fn nothing_falls_due_while_the_only_reader_is_paused() {
     let (g, mut v) = streaming();
-    v.open_reader(secs(0.0), ReaderId(1), MOVIE, 0);
+    v.open_reader(secs(0.0), ReaderId(1), MOVIE, 0..MOVIE.end);
     v.reader_read(secs(0.0), ReaderId(1), 10_000);
     v.reader_paused(secs(1.0), ReaderId(1));
     let update = v.poll_deadlines(secs(1.0), Duration::ZERO).unwrap();
@@ -146,7 +148,7 @@ fn a_piece_verified_in_time_is_not_taken_and_completion_counts_movie_pieces() {
     let params = VodParams::new(1000, secs(1.0), secs(1.0)).unwrap();
     let s = Schedule::new(params, &g, 2000..5000).unwrap();
     let mut v = VodSession::for_readers(s, &Bitfield::empty(5));
-    v.open_reader(secs(0.0), ReaderId(1), 2000..5000, 0);
+    v.open_reader(secs(0.0), ReaderId(1), 2000..5000, 0..3000);
     let _ = v.poll_deadlines(secs(0.0), Duration::ZERO);
     v.on_verified(secs(0.0), g.piece(2).unwrap(), 1000);
     assert_eq!(v.take_due(secs(0.0), Duration::ZERO), pieces(&g, &[3]));

@@ -145,6 +145,7 @@ pub(super) async fn status(State(shared): State<Arc<Shared>>) -> Json<Value> {
         "downloaded_bytes": s.downloaded,
         "uploaded_bytes": s.uploaded,
         "stall_s": v.stall.as_secs_f64(),
+        "reader_wait_s": v.reader_wait.as_secs_f64(),
         "seeks": v.seeks,
         "abandoned_bytes": v.ledger.abandoned_bytes,
         "time_to_first_byte_s": v.first_byte_at.map(|t| t.as_secs_f64()),

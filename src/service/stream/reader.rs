@@ -16,8 +16,10 @@ use crate::engine::torrent::{PlayerEvent, ReaderLink};
 use crate::policy::vod::ReaderId;
 use crate::proto::geometry::Geometry;
 
-/// Largest piece of body read and sent at once.
-const CHUNK: u64 = 64 * 1024;
+/// Largest piece of body read and sent at once: small, so that what waits in buffers between
+/// a reader and its player (one chunk here, one in hyper) is little and its position is close
+/// to what the player has read.
+const CHUNK: u64 = 16 * 1024;
 
 /// A reader whose next chunk has not been taken for this long is paused (`vod-scoring.md`):
 /// the player's cache is full, or it stopped reading.
@@ -59,7 +61,7 @@ pub(super) async fn run(
     tell(PlayerEvent::Open {
         id,
         file: order.file,
-        byte: order.span.start,
+        span: order.span.clone(),
     })
     .await;
     let geometry = storage.geometry().clone();
