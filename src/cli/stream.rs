@@ -185,7 +185,8 @@ pub async fn run(args: StreamArgs, default_player: Player) -> anyhow::Result<()>
     }));
     let base = format!("http://{}", shown_addr(http_addr));
     let movie_url = format!("{base}{}", file_url_path(&meta, file));
-    eprintln!(
+    // On stdout, for scripts: the first line names the movie's URL.
+    println!(
         "streaming {} at {movie_url}\n  files: {base}/  playlist: {base}/playlist.m3u  status: {base}/status",
         meta.relative_path(file).display()
     );

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use btvod::engine::session::{self, Content, Session, SessionOptions};
 use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
@@ -32,6 +33,16 @@ pub async fn start_seed(len: usize, piece_len: u32, content_seed: u64) -> Loopba
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("movie.bin");
     fs::write(&path, deterministic_content(len, content_seed)).expect("write content");
+    seed_at(path, piece_len, dir).await
+}
+
+/// A seed of existing content (a file or a directory); `path` must outlive the seed.
+pub async fn start_seed_of(path: &Path, piece_len: u32) -> LoopbackSeed {
+    let dir = tempfile::tempdir().expect("temp dir");
+    seed_at(path.to_path_buf(), piece_len, dir).await
+}
+
+async fn seed_at(path: PathBuf, piece_len: u32, dir: TempDir) -> LoopbackSeed {
     let opts = MakeTorrentOptions {
         path: path.clone(),
         piece_length: Some(piece_len),

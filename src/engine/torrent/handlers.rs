@@ -466,11 +466,21 @@ impl Torrent {
         }
     }
 
+    /// Drops interest in peers that no longer have anything we want (after a piece).
     fn refresh_interest(&mut self) {
+        self.update_interest(false);
+    }
+
+    /// Interest in every peer from scratch (after the set of wanted pieces grew).
+    pub(super) fn recompute_interest(&mut self) {
+        self.update_interest(true);
+    }
+
+    fn update_interest(&mut self, all: bool) {
         let updates: Vec<(PeerKey, bool)> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.am_interested)
+            .filter(|(_, p)| all || p.am_interested)
             .map(|(k, p)| {
                 (
                     *k,

@@ -7,6 +7,7 @@ use std::ops::Range;
 use tokio::sync::{mpsc, watch};
 
 use super::Torrent;
+use crate::policy::picker::PieceState;
 use crate::policy::vod::{Opened, ReaderId};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BlockRef, PieceIndex};
@@ -61,22 +62,18 @@ pub(super) const PLAYER_EVENTS: usize = 1024;
 impl Torrent {
     pub(super) fn on_player_event(&mut self, event: PlayerEvent) {
         let now = self.now();
-        let geometry = self.geometry.clone();
+        if let PlayerEvent::Open { file, .. } = &event {
+            self.want_file(*file);
+        }
         let Some(playback) = &mut self.playback else {
             return;
         };
         let session = playback.session_mut();
         match event {
             PlayerEvent::Open { id, file, span } => {
-                let Some(extent) = geometry.files().get(file) else {
+                let Some(extent) = self.geometry.files().get(file) else {
                     return;
                 };
-                // A file someone reads is downloaded (the rest only with `--all`).
-                for i in geometry.pieces_of_file(file) {
-                    if let Some(piece) = geometry.piece(i) {
-                        self.picker.on_wanted(piece, true);
-                    }
-                }
                 tracing::debug!(reader = id.0, file, ?span, "reader opened");
                 let opened = session.open_reader(now, id, extent.range(), span);
                 if opened == Opened::Seek {
@@ -91,6 +88,21 @@ impl Torrent {
             PlayerEvent::Rate { bytes_per_s } => session.set_rate(now, bytes_per_s),
         }
         self.apply_deadlines();
+    }
+
+    /// A file someone reads is downloaded (the rest only with `--all`).
+    fn want_file(&mut self, file: usize) {
+        let mut more = false;
+        for i in self.geometry.pieces_of_file(file) {
+            let Some(piece) = self.geometry.piece(i) else {
+                continue;
+            };
+            more |= self.picker.book().state(piece) == PieceState::Unwanted;
+            self.picker.on_wanted(piece, true);
+        }
+        if more {
+            self.recompute_interest();
+        }
     }
 
     /// After the playheads moved: the picker gets the new deadlines (and cancels requests of
