@@ -9,6 +9,9 @@ command -v transmission-show >/dev/null 2>&1 || missing+=(transmission-cli)
 command -v opentracker >/dev/null 2>&1 || missing+=(opentracker)
 command -v mktorrent >/dev/null 2>&1 || missing+=(mktorrent)
 command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
+# A real player and the video it plays (tests/stream_player.rs).
+command -v mpv >/dev/null 2>&1 || missing+=(mpv)
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 # Debian's libtorrent binding imports only under the system interpreter.
 /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1 || missing+=(python3-libtorrent)
 

@@ -199,7 +199,13 @@ pub async fn run(args: StreamArgs, default_player: Player) -> anyhow::Result<()>
         None => None,
     };
     let ended = watch_until_done(&session, &mut child, common.quiet).await;
-    let final_stats = session.torrent.stats.borrow().clone();
+    // No new readers; the torrent task takes in what the last ones said and ends, and its
+    // final snapshot is the report's.
+    let _ = stop_http.send(());
+    let stats = session.torrent.stats.clone();
+    session.shutdown().await;
+    server_task.abort();
+    let final_stats = stats.borrow().clone();
     let report = StreamReport::new(
         VodReport::new(
             &meta,
@@ -221,9 +227,6 @@ pub async fn run(args: StreamArgs, default_player: Player) -> anyhow::Result<()>
         std::fs::write(path, json + "\n")
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
-    let _ = stop_http.send(());
-    session.shutdown().await;
-    server_task.abort();
     if let Some(created) = created {
         created.remove();
     }

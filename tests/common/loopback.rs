@@ -20,6 +20,8 @@ use super::content::deterministic_content;
 pub struct LoopbackSeed {
     pub session: Session,
     pub meta: Metainfo,
+    /// The .torrent file's bytes.
+    pub torrent: Vec<u8>,
     _dir: TempDir,
 }
 
@@ -48,8 +50,8 @@ async fn seed_at(path: PathBuf, piece_len: u32, dir: TempDir) -> LoopbackSeed {
         piece_length: Some(piece_len),
         ..MakeTorrentOptions::default()
     };
-    let meta = Metainfo::from_bytes(&make_torrent(&opts, &mut |_, _| {}).expect("torrent"))
-        .expect("parse the torrent");
+    let torrent = make_torrent(&opts, &mut |_, _| {}).expect("torrent");
+    let meta = Metainfo::from_bytes(&torrent).expect("parse the torrent");
     let session = session::start(
         &meta,
         Content::Existing(path),
@@ -64,6 +66,7 @@ async fn seed_at(path: PathBuf, piece_len: u32, dir: TempDir) -> LoopbackSeed {
     LoopbackSeed {
         session,
         meta,
+        torrent,
         _dir: dir,
     }
 }

@@ -407,6 +407,12 @@ impl Torrent {
                 }
             }
         }
+        // What readers said before the end still counts in the last snapshot (a report is
+        // written from it once this task is done).
+        while let Ok(event) = player.try_recv() {
+            self.on_player_event(event);
+        }
+        self.publish_stats();
         for peer in self.peers.values() {
             peer.send(PeerCommand::Close);
         }

@@ -88,6 +88,7 @@ impl Torrent {
             PlayerEvent::Rate { bytes_per_s } => session.set_rate(now, bytes_per_s),
         }
         self.apply_deadlines();
+        self.publish_stats();
     }
 
     /// A file someone reads is downloaded (the rest only with `--all`).
