@@ -59,6 +59,9 @@ def parse_args():
     p.add_argument("--seed-mode", action="store_true",
                    help="content is complete: fail if libtorrent's check finds pieces missing")
     p.add_argument("--sequential", action="store_true", help="download pieces in order")
+    p.add_argument("--deadlines-after", type=float, default=None, metavar="S",
+                   help="after S seconds, set_piece_deadline on every piece (50 ms apart, in "
+                        "order): libtorrent's streaming mode, which CANCELs its queued requests")
     p.add_argument("--exit-when-complete", action="store_true")
     p.add_argument("--max-seconds", type=float, default=0, help="hard stop after N s (0 = never)")
     args = p.parse_args()
@@ -153,8 +156,14 @@ def main():
 
     completed = False
     next_status = 0.0
+    deadlines_set = args.deadlines_after is None
     while not stop:
         now = time.monotonic()
+        if not deadlines_set and now - started >= args.deadlines_after:
+            deadlines_set = True
+            for i in range(info.num_pieces()):
+                handle.set_piece_deadline(i, 50 * i)
+            emit("deadlines_set")
         if args.max_seconds and now - started >= args.max_seconds:
             if args.exit_when_complete:
                 fail(f"not complete after --max-seconds {args.max_seconds:g}", 3)

@@ -127,6 +127,10 @@ def handler_for(movie):
             if not body:
                 return
             pos = start
+            # The file exists once libtorrent has written the first piece of it.
+            first = movie.piece_of(pos)
+            movie.prioritise(first)
+            movie.wait_for(first, lambda: True)
             with open(movie.path, "rb") as f:
                 while pos < end:
                     piece = movie.piece_of(pos)

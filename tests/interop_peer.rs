@@ -241,6 +241,44 @@ fn libtorrent_downloads_from_a_btvod_seed() {
     rt.block_on(seed.shutdown());
 }
 
+/// libtorrent's streaming mode (piece deadlines) CANCELs the requests it has queued at a peer
+/// and, with BEP 6, counts each against the peer until the PIECE or a REJECT answers it. A seed
+/// that dropped cancelled requests silently was never asked again (the leecher stalled after
+/// the first piece); it now answers with REJECT.
+#[test]
+fn a_libtorrent_leecher_in_streaming_mode_downloads_from_a_rate_limited_btvod_seed() {
+    let world = World::new(3 * MIB, 23);
+    let (torrent, meta) = world.btvod_torrent(256 * 1024, &[]);
+    let rt = runtime();
+    let mut options = loopback_options(vec![]);
+    // Slow enough that the leecher has requests queued when its deadlines are set.
+    options.torrent.upload_limit = 512 * 1024;
+    let seed = rt
+        .block_on(session::start(
+            &meta,
+            Content::Existing(world.content_path()),
+            options,
+            |_, _| {},
+        ))
+        .expect("start the btvod seed");
+    let addr = seed.torrent.listen_addr.expect("seed listens");
+    let leech = LibtorrentPeer::start(
+        &torrent,
+        &world.leech_dir(),
+        &LtOptions {
+            max_seconds: Some(LIBTORRENT_BOUND.as_secs()),
+            deadlines_after: Some(1.0),
+            ..LtOptions::download_from(addr)
+        },
+    );
+    // 3 MiB at 512 KiB/s: about 6 s; a stalled leecher never completes.
+    leech
+        .wait_complete(Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}\nbtvod seed: {:?}", stats(&seed)));
+    world.assert_downloaded();
+    rt.block_on(seed.shutdown());
+}
+
 #[test]
 fn btvod_downloads_from_a_transmission_seed_it_dials() {
     let world = World::new(3 * MIB + 5, 23);

@@ -337,10 +337,23 @@ async fn pump(
                     }
                 }
                 Some(PeerCommand::CancelUpload(block)) => {
+                    let queued = uploads.len();
                     uploads.retain(|b| *b != block);
+                    let mut dropped = uploads.len() != queued;
                     if let Some((batch, _)) = &mut serving {
                         // Still read with the batch, but not sent.
+                        let before = batch.len();
                         batch.retain(|b| *b != block);
+                        dropped |= batch.len() != before;
+                    }
+                    // BEP 6: a CANCEL is answered with the PIECE or a REJECT. libtorrent keeps a
+                    // cancelled request counted against the peer until then, so without the
+                    // REJECT a deadline client that cancels its queue never asks again.
+                    if fast && dropped {
+                        if let Err(why) = write_within(stall, sink.feed(reject(block))).await {
+                            return why;
+                        }
+                        unflushed = true;
                     }
                 }
             },

@@ -26,6 +26,8 @@ pub struct LtOptions {
     /// The save path holds the whole content; the peer fails if libtorrent's check disagrees.
     pub seed_mode: bool,
     pub sequential: bool,
+    /// After this many seconds, a deadline on every piece (libtorrent's streaming mode).
+    pub deadlines_after: Option<f64>,
     pub exit_when_complete: bool,
     pub max_seconds: Option<u64>,
 }
@@ -76,6 +78,9 @@ impl LtOptions {
                 .filter(|(on, _)| *on)
                 .map(|(_, flag)| flag.to_string()),
         );
+        if let Some(seconds) = self.deadlines_after {
+            args.extend(["--deadlines-after".into(), seconds.to_string()]);
+        }
         if let Some(seconds) = self.max_seconds {
             args.extend(["--max-seconds".into(), seconds.to_string()]);
         }
