@@ -2,7 +2,7 @@
 # Streaming benchmark: `btvod stream`, rqbit 9's HTTP stream and a simple libtorrent reader
 # with piece deadlines (scripts/lt_stream.py), each under mpv driven the same way
 # (scripts/mpv_drive.py), one after the other in fresh btvod worlds built from the same
-# scenario: a seed and two half-filled partial peers whose upload is 1.36x or 1.5x the
+# scenario: three seeds whose upload is 1.36x or 1.5x the
 # video's bitrate, without and with a metered origin (there `btvod --rate` runs too, for the
 # server bytes the classic command pays in the same world). N rounds; the table of means and
 # spreads goes to stdout and, with --write-md, into BENCHMARKS.md ("Streaming").

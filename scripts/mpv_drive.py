@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Drives a headless mpv over its JSON IPC like a viewer, and reports what the viewer saw.
 
-Usage: mpv_drive.py URL [--seek-at S --seek-to FRACTION] [--timeout S] [--mpv PATH]
+Usage: mpv_drive.py URL [--seek-at S --seek-to FRACTION] [--timeout S] [--mpv PATH] [--since T]
 
 mpv reads the URL paced like a player with a small cache (interop-notes.md: a 128 KiB
 demuxer cache, 16 KiB receive buffer, short_seek_size=1 so a seek is a new Range request).
 Prints one JSON object on stdout:
-  first_frame_s   seconds from loadfile to the first playback-restart (first frame shown)
+  first_frame_s   seconds from --since (a time.time() value, e.g. when the streaming client was
+                  started; default: this script's start, mpv's own start-up included) to the
+                  first playback-restart (first frame shown)
   stalls          [[start_s, seconds], ...] while paused-for-cache was true after the first frame
   stall_s         their sum
   seek_resume_s   seconds from the seek command to the next playback-restart (if a seek was asked)
@@ -32,7 +34,11 @@ def main() -> int:
     ap.add_argument("--seek-to", type=float, default=0.7, help="fraction of the movie to seek to")
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--mpv", default="mpv")
+    ap.add_argument("--since", type=float, default=None,
+                    help="time.time() that first_frame_s counts from")
     args = ap.parse_args()
+    if args.since is None:
+        args.since = time.time()
 
     tmp = tempfile.mkdtemp(prefix="mpvdrive")
     sock_path = os.path.join(tmp, "ipc")
@@ -101,7 +107,7 @@ def drive(args, mpv, sock_path) -> int:
                 print(f"{now():8.3f} {json.dumps(msg)}", file=sys.stderr)
             if ev == "playback-restart":
                 if first_frame is None:
-                    first_frame = now()
+                    first_frame = time.time() - args.since
                 elif seek_sent is not None and seek_resume is None:
                     seek_resume = now() - seek_sent
             elif ev == "end-file":

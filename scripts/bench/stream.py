@@ -15,6 +15,7 @@ Each run appends one JSON object to RESULTS; --summarize prints the markdown tab
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -88,19 +89,23 @@ def http_json(url):
 
 
 def scenario_text(video, ratio, bitrate):
-    # One seed and two half-filled partial peers, each uploading a third of ratio x bitrate.
+    # Three seeds, each uploading a third of ratio x bitrate: the viewer is the swarm's one
+    # downloader, so ratio x bitrate is what it can get. (Partial peers that download compete
+    # for it, and under a tight download limit a btvod peer reads its socket, REQUESTs
+    # included, only as fast as the limit allows, which starves its uploads too.)
     each = int(ratio * bitrate / 3)
     return (
         f'name = "stream-{ratio}"\ndescription = "streaming benchmark, upload {ratio}x the bitrate"\n'
         f'seed = 5\n[content]\nname = "movie.mp4"\npath = "{video}"\npiece_size = "256KiB"\n'
-        f'[[peers]]\nname = "seed"\ncount = 1\nhave = 1.0\nupload = "{each}B"\n'
-        f'[[peers]]\nname = "partial"\ncount = 2\nhave = 0.5\ndraw = "random"\nupload = "{each}B"\n'
+        f'[[peers]]\nname = "seed"\ncount = 3\nhave = 1.0\nupload = "{each}B"\n'
     )
 
 
 def run_one(args, world_name, ratio, with_server, client, rnd, bitrate, work):
     run_dir = os.path.join(work, f"{world_name}-{client}-{rnd}")
-    os.makedirs(run_dir, exist_ok=True)
+    # A fresh directory: a client finding the movie from an earlier run would not download.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.makedirs(run_dir)
     scen = os.path.join(run_dir, "scenario.toml")
     with open(scen, "w") as f:
         f.write(scenario_text(args.video, ratio, bitrate))
@@ -117,6 +122,8 @@ def run_one(args, world_name, ratio, with_server, client, rnd, bitrate, work):
         os.makedirs(cdir, exist_ok=True)
         out, err = os.path.join(run_dir, "client.out"), os.path.join(run_dir, "client.err")
         url = None
+        # First frame counts from here: when the viewer asked to play.
+        since = time.time()
         if client == "btvod":
             cmd = [args.btvod, "stream", torrent, "--tracker", tracker, "--port", "0",
                    "--bind", "127.0.0.1", "--http-port", "0", "--saveas",
@@ -157,7 +164,8 @@ def run_one(args, world_name, ratio, with_server, client, rnd, bitrate, work):
         if url:
             drive = subprocess.run(
                 [PY, os.path.join(ROOT, "scripts/mpv_drive.py"), url, "--seek-at",
-                 str(args.seek_at), "--seek-to", "0.7", "--timeout", str(args.timeout)],
+                 str(args.seek_at), "--seek-to", "0.7", "--timeout", str(args.timeout),
+                 "--since", str(since)],
                 capture_output=True, text=True, timeout=args.timeout + 30)
             result["mpv"] = json.loads(drive.stdout.strip() or "{}")
             if client == "rqbit":

@@ -29,6 +29,12 @@ use crate::proto::geometry::{BLOCK_LEN, BlockRef, Geometry, PieceIndex};
 pub use config::{AheadOrder, DeadlineConfig, DeadlineError};
 use estimate::{PeerLink, Pipe};
 
+/// Without a VoD server, a block that cannot make its deadline is still asked of peers: each
+/// peer is given about this many seconds of its rate at a time (an unmeasured one this many
+/// blocks), so a late piece arrives from all of them at once.
+const LATE_SLICE_S: f64 = 1.0;
+const LATE_FIRST_BLOCKS: usize = 4;
+
 /// Rounds of fresh-piece scanning per call before a peer's remaining slots are left empty.
 const FRESH_SCAN_ROUNDS: usize = 4;
 
@@ -186,7 +192,12 @@ impl DeadlinePicker {
         out: &mut Vec<BlockRef>,
     ) {
         let budget = match self.table.secs(piece) {
-            Some(_) if self.late_from_peers => usize::MAX,
+            _ if self.late_from_peers && pipe.held_back => 0,
+            Some(d) if self.late_from_peers => pipe.late_slice(
+                d - self.config.safety_margin.as_secs_f64(),
+                LATE_SLICE_S,
+                LATE_FIRST_BLOCKS,
+            ),
             // Nothing is known of this peer yet. Asking it costs nothing if it is slow (the
             // server or a measured peer racing the block covers it), and a guess low enough to
             // be safe kept the first pieces from a fast seed that unchoked us just before
@@ -203,6 +214,15 @@ impl DeadlinePicker {
         self.book.request_piece(key, piece, limit, out);
         for &b in out.get(before..).unwrap_or_default() {
             pipe.push(b);
+        }
+        // Without a server a piece skipped now is never bought: it must not be passed over
+        // for later ones (they would fill the queue and the skipped piece starve).
+        if self.late_from_peers
+            && self.table.secs(piece).is_some()
+            && self.book.peer_has(key, piece)
+            && self.book.has_unrequested(piece)
+        {
+            pipe.held_back = true;
         }
     }
 

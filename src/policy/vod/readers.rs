@@ -80,6 +80,9 @@ pub struct Readers {
     rate: u64,
     prefetch: Duration,
     open: BTreeMap<ReaderId, Reader>,
+    /// Before the first reader opens: a paused playhead at the start of the movie, so that its
+    /// first pieces are fetched from peers nearest first (never bought) while the player starts.
+    prospect: Option<Playhead>,
     /// Where recently closed readers stood: (file, position).
     closed: VecDeque<(Range<u64>, u64)>,
     seeks: u32,
@@ -98,6 +101,7 @@ impl Readers {
             rate: rate.max(1),
             prefetch,
             open: BTreeMap::new(),
+            prospect: None,
             closed: VecDeque::new(),
             seeks: 0,
             waited: Duration::ZERO,
@@ -109,6 +113,14 @@ impl Readers {
 
     pub fn rate(&self) -> u64 {
         self.rate
+    }
+
+    /// Until a reader opens, the movie's first bytes are wanted as if a reader were paused
+    /// at them: nearest first, never due.
+    pub fn expect(&mut self, now: Time, movie: Range<u64>) {
+        let mut head = Playhead::reader(now, movie, 0, self.rate, self.prefetch);
+        head.pause(now);
+        self.prospect = Some(head);
     }
 
     /// How far from every known position of a file a request must start to be a seek: four
@@ -127,6 +139,7 @@ impl Readers {
         span: Range<u64>,
         piece_len: u32,
     ) -> Opened {
+        self.prospect = None;
         let far = self.seek_distance(piece_len);
         let byte = span.start;
         let mut known = self
@@ -218,6 +231,9 @@ impl Readers {
             r.play_until(now, old);
             r.head.set_rate(now, self.rate);
         }
+        if let Some(head) = &mut self.prospect {
+            head.set_rate(now, self.rate);
+        }
     }
 
     fn update_waited(&mut self, now: Time) {
@@ -270,8 +286,12 @@ impl Readers {
         self.first_byte_at
     }
 
+    /// Every playhead deadlines come from: the open readers' (or, before any, the prospect).
     pub fn playheads(&self) -> impl Iterator<Item = &Playhead> {
-        self.open.values().map(|r| &r.head)
+        self.open
+            .values()
+            .map(|r| &r.head)
+            .chain(self.prospect.iter())
     }
 
     pub fn any_paused(&self) -> bool {

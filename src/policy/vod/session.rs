@@ -32,7 +32,7 @@ enum Audience {
     /// table is built once).
     Clock,
     /// Players reading the torrent's files.
-    Readers(Readers),
+    Readers(Box<Readers>),
 }
 
 /// What the shell must do after the playheads moved: hand `table` to the picker, cancel the
@@ -52,8 +52,9 @@ pub struct VodSession {
     schedule: Schedule,
     audience: Audience,
     table: Arc<DeadlineTable>,
-    /// The playheads moved since `table` was built.
+    /// The playheads moved since `table` was built, at `built_at`.
     stale: bool,
+    built_at: Time,
     /// The movie piece (torrent index) the playhead was in when `table` was built, per reader:
     /// reads inside the same piece do not rebuild the table.
     built_at_pieces: Vec<(ReaderId, u32)>,
@@ -85,10 +86,13 @@ impl VodSession {
 
     /// Deadlines from readers (`btvod stream`): nothing is due until a reader opens. The
     /// schedule's R and P apply to every reader; its D is not used.
+    /// Until the first reader opens, the movie's first pieces are wanted nearest first (as for
+    /// a paused reader at its start), so a player that starts finds them coming.
     pub fn for_readers(schedule: Schedule, have: &Bitfield) -> Self {
-        let readers = Readers::new(schedule.params.rate(), schedule.params.prefetch());
-        let table = DeadlineTable::empty(schedule.geometry.piece_count());
-        Self::with_audience(schedule, have, Audience::Readers(readers), table)
+        let mut readers = Readers::new(schedule.params.rate(), schedule.params.prefetch());
+        readers.expect(Duration::ZERO, schedule.movie.clone());
+        let table = DeadlineTable::build(&schedule.geometry, Duration::ZERO, readers.playheads());
+        Self::with_audience(schedule, have, Audience::Readers(Box::new(readers)), table)
     }
 
     fn with_audience(
@@ -116,6 +120,7 @@ impl VodSession {
             audience,
             table: Arc::new(table),
             stale: false,
+            built_at: Duration::ZERO,
             built_at_pieces: Vec::new(),
             cursor: 0,
             taken: BTreeSet::new(),
@@ -281,12 +286,14 @@ impl VodSession {
                     .map(|p| (id, p.get()))
             })
             .collect();
-        let horizon = now + NEAR;
-        let near_before: Vec<u32> = self.table.order()[..self.table.count_due_by(horizon)]
+        // Near when each table was built: time passing only brings pieces nearer, so what was
+        // near then and is not now was moved away by the readers.
+        let near_before: Vec<u32> = self.table.order()
+            [..self.table.count_due_by(self.built_at + NEAR)]
             .iter()
             .map(|(_, i)| *i)
             .collect();
-        let near_now = &table.order()[..table.count_due_by(horizon)];
+        let near_now = &table.order()[..table.count_due_by(now + NEAR)];
         for (_, i) in near_now {
             self.abandoned.remove(i);
         }
@@ -313,6 +320,7 @@ impl VodSession {
             self.taken.remove(&piece.get());
         }
         self.table = Arc::new(table);
+        self.built_at = now;
         self.cursor = 0;
         self.skip_unfirm();
         Some(DeadlineUpdate {

@@ -162,3 +162,22 @@ fn a_piece_verified_in_time_is_not_taken_and_completion_counts_movie_pieces() {
     assert_eq!(v.ledger().peer_bytes, 2000);
     assert_eq!(v.ready_count(), 3);
 }
+
+#[test]
+fn before_the_first_reader_the_movie_start_is_wanted_first_and_never_due() {
+    let (g, mut v) = streaming();
+    assert_eq!(v.table().order().first().map(|(_, i)| *i), Some(0));
+    assert!(v.table().due(g.piece(0).unwrap()).is_some_and(|d| !d.firm));
+    assert_eq!(v.next_deadline(), None);
+    assert!(v.take_due(secs(100.0), Duration::ZERO).is_empty());
+    // The first reader replaces it: its own deadlines, firm.
+    v.open_reader(secs(1.0), ReaderId(1), MOVIE, 0..MOVIE.end);
+    let update = v.poll_deadlines(secs(1.0), Duration::ZERO).unwrap();
+    assert!(update.abandoned.is_empty(), "the same pieces are wanted");
+    assert!(
+        update
+            .table
+            .due(g.piece(0).unwrap())
+            .is_some_and(|d| d.firm)
+    );
+}

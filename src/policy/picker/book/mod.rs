@@ -201,6 +201,10 @@ impl PieceBook {
             (_, None) => all.collect(),
         }
     }
+    /// Whether some block of the piece has been asked of nobody (and it is wanted).
+    pub fn has_unrequested(&self, piece: PieceIndex) -> bool {
+        self.unrequested_of(piece.get()) > 0
+    }
     /// Started pieces with blocks nobody was asked for yet, ascending.
     pub fn open_pieces(&self) -> impl Iterator<Item = PieceIndex> + '_ {
         self.open.iter().filter_map(|&p| self.geometry.piece(p))

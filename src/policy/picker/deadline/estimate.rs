@@ -143,6 +143,10 @@ pub(super) struct Pipe {
     /// The peer is not measured yet and is trusted with any block it could deliver in time
     /// (see `DeadlinePicker::trusts`).
     pub(super) trusted: bool,
+    /// Without a VoD server: an earlier piece was left with blocks this peer could not take
+    /// now, so no later piece, and no piece without a deadline, may take its place (earliest
+    /// deadline first, nothing skipped, nothing queued in front of what is due).
+    pub(super) held_back: bool,
 }
 
 impl Pipe {
@@ -153,12 +157,26 @@ impl Pipe {
             rtt: link.rtt(config),
             queued: link.queued_bytes() as f64,
             trusted,
+            held_back: false,
         }
     }
 
     /// When one more block requested now would arrive.
     pub(super) fn next_arrival(&self) -> f64 {
         self.now + self.rtt + (self.queued + f64::from(BLOCK_LEN)) / self.rate
+    }
+
+    /// How many more blocks to ask of this peer for a piece nobody else will fetch (no VoD
+    /// server) and that may be late anyway: what it can deliver within `slice` seconds from
+    /// now or by `by` if later, so the piece is spread over the peers in proportion to their
+    /// rates instead of queued whole behind one of them. An unmeasured peer gets `first`; an
+    /// idle one at least a block (its rate estimate may be stale, and the piece must come).
+    pub(super) fn late_slice(&self, by: f64, slice: f64, first: usize) -> usize {
+        if self.trusted {
+            return first.saturating_sub((self.queued / f64::from(BLOCK_LEN)) as usize);
+        }
+        let n = self.blocks_by(by.max(self.now + slice));
+        if n == 0 && self.queued <= 0.0 { 1 } else { n }
     }
 
     /// Seconds until everything already in the pipe has arrived.
