@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use btvod::policy::picker::{BlockOutcome, DeadlineConfig, DeadlinePicker, Picker, PieceState};
 use btvod::policy::sim::{
-    Holding, Policy, ScenarioKind, SimOutcome, SimPeer, run_policy, scenario,
+    Holding, PlayerScript, Policy, ScenarioKind, SimOutcome, SimPeer, run_policy, scenario,
 };
 use btvod::policy::vod::{Schedule, VodParams};
 use btvod::policy::{PeerKey, PeerView};
@@ -345,4 +345,94 @@ proptest! {
             }
         }
     }
+}
+
+/// The deadline picker, except that it is never told which pieces a seek left: it keeps their
+/// requests (what rqbit, TorrServer and webtorrent do).
+struct KeepsAbandoned(DeadlinePicker);
+
+impl Picker for KeepsAbandoned {
+    fn name(&self) -> &'static str {
+        "deadline, no cancel"
+    }
+    fn book(&self) -> &btvod::policy::picker::PieceBook {
+        self.0.book()
+    }
+    fn book_mut(&mut self) -> &mut btvod::policy::picker::PieceBook {
+        self.0.book_mut()
+    }
+    fn next_requests(
+        &mut self,
+        now: Duration,
+        peer: &PeerView,
+        slots: usize,
+    ) -> Vec<btvod::proto::geometry::BlockRef> {
+        self.0.next_requests(now, peer, slots)
+    }
+    fn on_peer_gone(&mut self, peer: PeerKey) {
+        self.0.on_peer_gone(peer);
+    }
+    fn on_deadlines(
+        &mut self,
+        table: &std::sync::Arc<btvod::policy::vod::DeadlineTable>,
+        _: &[btvod::proto::geometry::PieceIndex],
+    ) {
+        self.0.on_deadlines(table, &[]);
+    }
+    fn on_piece_failed(&mut self, piece: btvod::proto::geometry::PieceIndex) {
+        self.0.on_piece_failed(piece);
+    }
+    fn on_piece_released(
+        &mut self,
+        piece: btvod::proto::geometry::PieceIndex,
+        held: &[btvod::proto::geometry::BlockRef],
+    ) {
+        self.0.on_piece_released(piece, held);
+    }
+}
+
+/// The simulator drives the same reader events as `btvod stream`: a player that plays from
+/// the start and seeks to 70% of the movie at 10 s. The requests its old window had queued
+/// are cancelled, so little of it arrives after the seek (what was already on the wire); a
+/// picker that keeps them receives several times as much, and pays more at the new place.
+#[test]
+fn a_seek_cancels_the_old_windows_requests_in_the_simulator() {
+    let mut s = scenario(ScenarioKind::AboutR, 1);
+    // Two seconds of each peer's rate queued, as the engine does.
+    s.pipeline = Duration::from_secs(2);
+    let movie = s.schedule.movie_len();
+    s.player = Some(PlayerScript {
+        start: Duration::ZERO,
+        seeks: vec![(Duration::from_secs(10), movie * 7 / 10)],
+    });
+    let cancels = run_policy(&s, &Policy::Deadline(DeadlineConfig::default())).expect("runs");
+    let picker = DeadlinePicker::for_schedule(
+        s.geometry.clone(),
+        &Bitfield::empty(s.geometry.piece_count()),
+        &s.schedule,
+        StdRng::seed_from_u64(1),
+        DeadlineConfig::default(),
+    )
+    .unwrap();
+    let keeps = btvod::policy::sim::run(&s, &mut KeepsAbandoned(picker)).expect("runs");
+    let peers = s.peers.len() as u64;
+    // At most about two blocks a peer were on the wire when the CANCELs arrived.
+    assert!(
+        cancels.ledger.abandoned_bytes <= 2 * peers * u64::from(BLOCK_LEN),
+        "{} bytes of the old window arrived after the seek",
+        cancels.ledger.abandoned_bytes
+    );
+    assert!(
+        keeps.ledger.abandoned_bytes
+            >= 4 * cancels.ledger.abandoned_bytes.max(u64::from(BLOCK_LEN)),
+        "without the cancels {} bytes, with them {}",
+        keeps.ledger.abandoned_bytes,
+        cancels.ledger.abandoned_bytes
+    );
+    assert!(
+        cancels.ledger.penalty_bytes <= keeps.ledger.penalty_bytes,
+        "the new window waited behind the old one: {} vs {}",
+        cancels.ledger.penalty_bytes,
+        keeps.ledger.penalty_bytes
+    );
 }

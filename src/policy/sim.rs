@@ -3,6 +3,7 @@
 //! VoD server takes over every piece not verified at its deadline, and the same `VodSession`
 //! ledger that scores real runs scores the simulated one. No async runtime, no clock: time is a number.
 
+mod player;
 mod scenarios;
 mod world;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+pub use player::PlayerScript;
 pub use scenarios::{ScenarioKind, scenario};
 
 use crate::policy::PeerKey;
@@ -108,6 +110,9 @@ pub struct Scenario {
     pub tick: Duration,
     /// Seeds the peers' random holdings and the picker's RNG.
     pub seed: u64,
+    /// Deadlines from a player that opens, plays and seeks (`btvod stream`), instead of the
+    /// fixed schedule.
+    pub player: Option<PlayerScript>,
 }
 
 /// The policies the simulator can build, so all are compared under identical conditions.

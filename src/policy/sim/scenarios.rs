@@ -114,5 +114,6 @@ pub fn scenario(kind: ScenarioKind, seed: u64) -> Scenario {
         depth,
         tick: ms(250),
         seed,
+        player: None,
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::player::Player;
 use super::{Holding, Scenario, SimError, SimOutcome};
 use crate::policy::picker::{BlockOutcome, Picker};
 use crate::policy::vod::VodSession;
@@ -68,6 +69,10 @@ pub(super) struct World<'a> {
     now: Time,
     /// Which peer delivered each block we hold of pieces not yet verified.
     delivered_by: BTreeMap<PieceIndex, BTreeMap<u32, usize>>,
+    /// When each block in flight was asked of each peer.
+    requested_at: BTreeMap<(usize, BlockRef), Time>,
+    /// Streaming: the player whose reads set the deadlines.
+    player: Option<Player>,
     out: SimOutcome,
 }
 
@@ -130,7 +135,11 @@ impl<'a> World<'a> {
                 measured: 0.0,
             });
         }
-        let session = VodSession::new(scenario.schedule.clone(), &Bitfield::empty(g.piece_count()));
+        let none = Bitfield::empty(g.piece_count());
+        let session = match &scenario.player {
+            Some(_) => VodSession::for_readers(scenario.schedule.clone(), &none),
+            None => VodSession::new(scenario.schedule.clone(), &none),
+        };
         let out = SimOutcome {
             policy: picker.name(),
             ledger: Default::default(),
@@ -150,6 +159,8 @@ impl<'a> World<'a> {
             seq: 0,
             now: Duration::ZERO,
             delivered_by: BTreeMap::new(),
+            requested_at: BTreeMap::new(),
+            player: scenario.player.clone().map(Player::new),
             out,
         };
         for (i, spec) in scenario.peers.iter().enumerate() {
@@ -237,6 +248,7 @@ impl<'a> World<'a> {
             Event::BlockArrives(i, block) => self.block_arrives(i, block),
             Event::Deadline => self.deadline(),
             Event::Tick => {
+                self.play();
                 for i in 0..self.peers.len() {
                     self.ask(i);
                 }
@@ -269,6 +281,9 @@ impl<'a> World<'a> {
         p.measured = p.rate;
         self.out.arrivals.push((self.now, key(i), block));
         let len = u64::from(block.len());
+        if let Some(at) = self.requested_at.remove(&(i, block)) {
+            self.session.on_peer_bytes(block.piece(), len, at);
+        }
         match self.picker.on_block(self.now, key(i), block) {
             BlockOutcome::New { piece_complete } => {
                 let piece = block.piece();
@@ -362,12 +377,34 @@ impl<'a> World<'a> {
             self.session.on_verified(self.now, piece, peer_movie);
         }
         self.flush_cancellations();
-        if let Some(d) = self.session.next_deadline() {
+        // Streaming deadlines move with the player: its tick handles them instead.
+        if let Some(d) = self.session.next_deadline()
+            && self.player.is_none()
+        {
             self.at(d, Event::Deadline);
         }
         for i in 0..self.peers.len() {
             self.ask(i);
         }
+    }
+
+    /// Streaming: the player plays on, the picker gets the deadlines its reads make (and
+    /// cancels what a seek left), and whatever is due goes to the server.
+    fn play(&mut self) {
+        let Some(player) = &mut self.player else {
+            return;
+        };
+        let movie = self.scenario.schedule.movie();
+        player.step(self.now, &mut self.session, &self.scenario.geometry, &movie);
+        self.session.on_tick();
+        if let Some(update) = self.session.poll_deadlines(self.now, Duration::ZERO) {
+            self.picker.on_deadlines(&update.table, &update.abandoned);
+            for piece in update.released {
+                self.picker.on_piece_released(piece, &[]);
+            }
+            self.flush_cancellations();
+        }
+        self.deadline();
     }
 
     fn flush_cancellations(&mut self) {
@@ -403,6 +440,7 @@ impl<'a> World<'a> {
             .picker
             .next_requests(self.now, &view, depth - in_flight);
         for block in asked {
+            self.requested_at.insert((i, block), self.now);
             self.at(self.now + latency, Event::RequestAtPeer(i, block));
         }
         self.flush_cancellations();
