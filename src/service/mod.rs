@@ -4,3 +4,30 @@
 pub mod origin;
 pub mod stream;
 pub mod tracker;
+
+use std::ops::Range;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+
+/// The headers of a file body both HTTP servers send: `Accept-Ranges`, the type, the length
+/// of `span`, and for a 206 which bytes of the `len`-byte file it holds.
+fn set_body_headers(
+    out: &mut HeaderMap,
+    content_type: &'static str,
+    span: &Range<u64>,
+    len: u64,
+    partial: bool,
+) {
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    out.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(span.end - span.start),
+    );
+    if partial
+        && let Ok(value) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{len}", span.start, span.end - 1))
+    {
+        out.insert(header::CONTENT_RANGE, value);
+    }
+}

@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -197,22 +197,13 @@ async fn serve_file(
         })))
     };
     *response.status_mut() = status;
-    let out = response.headers_mut();
-    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    out.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+    super::set_body_headers(
+        response.headers_mut(),
+        "application/octet-stream",
+        &span,
+        len,
+        status == StatusCode::PARTIAL_CONTENT,
     );
-    out.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(span.end - span.start),
-    );
-    if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(value) =
-            HeaderValue::from_str(&format!("bytes {}-{}/{len}", span.start, span.end - 1))
-    {
-        out.insert(header::CONTENT_RANGE, value);
-    }
     response
 }
 

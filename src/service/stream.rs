@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -160,22 +160,13 @@ async fn serve_file(
         Response::new(Body::from_stream(tokio_stream_of(rx)))
     };
     *response.status_mut() = status;
-    let out = response.headers_mut();
-    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    out.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(&meta.relative_path(file))),
+    super::set_body_headers(
+        response.headers_mut(),
+        content_type(&meta.relative_path(file)),
+        &span,
+        len,
+        status == StatusCode::PARTIAL_CONTENT,
     );
-    out.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(span.end - span.start),
-    );
-    if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(value) =
-            HeaderValue::from_str(&format!("bytes {}-{}/{len}", span.start, span.end - 1))
-    {
-        out.insert(header::CONTENT_RANGE, value);
-    }
     response
 }
 
