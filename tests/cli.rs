@@ -171,3 +171,37 @@ fn http_get(url: &str) -> Vec<u8> {
     let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     out.split_off(split)
 }
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.bin"), deterministic_content(40_000, 3)).unwrap();
+    let made = btvod(&["make-torrent", "a.bin", "-o", "a.torrent"], dir.path());
+    assert!(made.status.success(), "{}", stderr(&made));
+    let (tx, rx) = mpsc::channel();
+    let guard = ProcessGuard::spawn(
+        "btvod seed",
+        "/bin/sh",
+        &[
+            "-c".into(),
+            format!("exec {BTVOD} seed a.torrent --content a.bin --port 0 -v 2>&1"),
+        ],
+        dir.path(),
+        move |line| {
+            if let OutputLine::Line(l) = line {
+                let _ = tx.send(l.to_string());
+            }
+        },
+    )
+    .expect("start btvod seed");
+    let line = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no `listening` log line:\n{}", guard.report()));
+        if line.contains("listening for peers") {
+            break line;
+        }
+    };
+    assert!(!line.contains('\u{1b}'), "colour codes in a piped log: {line:?}");
+    drop(guard);
+}

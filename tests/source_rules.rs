@@ -4,7 +4,10 @@
 //!   `cargo clippy -- -D warnings` refuses any new one; the attribute that says so must stay
 //!   on each of them (clippy cannot notice its own lint being switched off);
 //! - every unbounded channel there says, right above it, why nothing outside the process can
-//!   make it grow (`// Unbounded but ...`); anything a peer or tracker feeds is bounded.
+//!   make it grow (`// Unbounded but ...`); anything a peer or tracker feeds is bounded;
+//! - the pure core (`proto`, `policy`) imports no tokio, reads no clock and owns no unseeded
+//!   RNG: time and randomness are passed in, so its tests replay exactly;
+//! - no file in `src/` is longer than 600 lines (files holding only tests aside).
 
 use std::path::PathBuf;
 
@@ -56,8 +59,13 @@ fn network_facing_modules_deny_panicking_shortcuts() {
 
 /// Every `.rs` file under src/engine, src/proto and src/service, with its text.
 fn network_facing_sources() -> Vec<(PathBuf, String)> {
+    sources_under(&["src/engine", "src/proto", "src/service"])
+}
+
+/// Every `.rs` file under the given folders of the crate, with its text.
+fn sources_under(dirs: &[&str]) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
-    for dir in ["src/engine", "src/proto", "src/service"] {
+    for dir in dirs {
         let mut stack = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir)];
         while let Some(path) = stack.pop() {
             if path.is_dir() {
@@ -113,4 +121,55 @@ fn every_unbounded_channel_says_why_it_cannot_grow_from_outside() {
         torrent.contains("mpsc::channel(PEER_BATCHES)"),
         "the peer-address channel is no longer bounded"
     );
+}
+
+/// The code of a source file without its comments (a line from `//` on is dropped), so that
+/// prose may name what the code must not use.
+fn code_only(text: &str) -> String {
+    text.lines()
+        .map(|l| l.find("//").map_or(l, |at| &l[..at]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_pure_core_has_no_runtime_clock_or_unseeded_rng() {
+    const FORBIDDEN: [&str; 10] = [
+        "tokio",
+        "Instant::now",
+        "SystemTime::now",
+        "UNIX_EPOCH",
+        "thread_rng",
+        "rand::rng(",
+        "rand::random",
+        "from_entropy",
+        "from_os_rng",
+        "OsRng",
+    ];
+    let sources = sources_under(&["src/proto", "src/policy"]);
+    assert!(sources.len() > 20, "the scan found too few files");
+    for (path, text) in sources {
+        let code = code_only(&text);
+        for word in FORBIDDEN {
+            assert!(
+                !code.contains(word),
+                "{} uses `{word}`: pass time and randomness in from the engine",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn no_source_file_is_longer_than_600_lines() {
+    let mut long = Vec::new();
+    for (path, text) in sources_under(&["src"]) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let only_tests = name == "tests.rs" || name.ends_with("_tests.rs");
+        let lines = text.lines().count();
+        if !only_tests && lines > 600 {
+            long.push(format!("{} ({lines} lines)", path.display()));
+        }
+    }
+    assert!(long.is_empty(), "split these files: {long:?}");
 }

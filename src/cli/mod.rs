@@ -120,6 +120,7 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
 }
 
 pub fn init_logging(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let default = match (verbose, quiet) {
         (0, true) => "error",
@@ -128,9 +129,12 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         _ => "debug,btvod=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour codes only for a person at a terminal: captured logs stay plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .try_init();
 }
