@@ -202,6 +202,9 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
             break line;
         }
     };
-    assert!(!line.contains('\u{1b}'), "colour codes in a piped log: {line:?}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "colour codes in a piped log: {line:?}"
+    );
     drop(guard);
 }

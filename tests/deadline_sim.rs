@@ -54,7 +54,7 @@ fn penalty_table() {
                 mean(&|o| o.ledger.penalty_bytes as f64) / 1048576.0,
                 mean(&|o| o.penalty_fraction()) * 100.0,
                 mean(&|o| f64::from(o.ledger.pieces_from_server)),
-                mean(&|o| (o.ledger.wasted_bytes + o.ledger.duplicate_bytes) as f64) / 1024.0,
+                mean(&|o| (o.waste.late + o.waste.duplicate) as f64) / 1024.0,
                 mean(&|o| o.stall.as_secs_f64()),
             );
         }

@@ -587,7 +587,7 @@ async fn unrequested_blocks_are_dropped_not_written() {
         &leech,
         Duration::from_secs(5),
         "the pushed blocks counted as waste",
-        |s| s.wasted >= pushed,
+        |s| s.waste.total() >= pushed,
     )
     .await;
     assert_eq!(stats(&leech).pieces_have, 0, "no pushed block made a piece");

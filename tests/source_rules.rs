@@ -173,3 +173,41 @@ fn no_source_file_is_longer_than_600_lines() {
     }
     assert!(long.is_empty(), "split these files: {long:?}");
 }
+
+#[test]
+fn no_function_in_src_is_longer_than_100_lines() {
+    let mut long = Vec::new();
+    for (path, text) in sources_under(&["src"]) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "tests.rs" || name == "proptests.rs" || name.ends_with("_tests.rs") {
+            continue;
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(indent) = function_start(line) else {
+                continue;
+            };
+            // The function ends at the first later line that is its closing brace alone.
+            let close = format!("{indent}}}");
+            if let Some(len) = lines[i + 1..].iter().position(|l| *l == close)
+                && len + 2 > 100
+            {
+                long.push(format!("{}:{} ({} lines)", path.display(), i + 1, len + 2));
+            }
+        }
+    }
+    assert!(long.is_empty(), "split these functions: {long:?}");
+}
+
+/// The indentation of a line that opens a function body (`fn`, with any of `pub(..)`,
+/// `const`, `async`, `unsafe` before it), or None.
+fn function_start(line: &str) -> Option<&str> {
+    let code = line.trim_start();
+    let indent = &line[..line.len() - code.len()];
+    let mut words = code.split_whitespace();
+    let mut word = words.next()?;
+    while word.starts_with("pub") || ["const", "async", "unsafe"].contains(&word) {
+        word = words.next()?;
+    }
+    (word == "fn" && !line.trim_end().ends_with(';')).then_some(indent)
+}

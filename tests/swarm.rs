@@ -189,10 +189,10 @@ async fn one_seed_one_leecher_gets_an_identical_copy() {
     assert_eq!(got.bytes_left, 0);
     assert_eq!(got.hash_failures, 0);
     assert!(
-        got.downloaded >= len && got.downloaded - got.wasted <= len,
+        got.downloaded >= len && got.downloaded - got.waste.total() <= len,
         "downloaded {} (wasted {}) for {len} bytes of content",
         got.downloaded,
-        got.wasted
+        got.waste.total()
     );
     // The seed's counter is published on its tick: poll for it.
     wait_stats(&seed, Duration::from_secs(5), "seed upload count", |s| {
@@ -247,7 +247,7 @@ async fn eight_leechers_finish_by_trading_among_themselves() {
     let seed_up = stats(&seed).uploaded;
     let leech_up: u64 = leechers.iter().map(|l| stats(l).uploaded).sum();
     let leech_down: u64 = leechers.iter().map(|l| stats(l).downloaded).sum();
-    let leech_wasted: u64 = leechers.iter().map(|l| stats(l).wasted).sum();
+    let leech_wasted: u64 = leechers.iter().map(|l| stats(l).waste.total()).sum();
     eprintln!(
         "8 leechers done in {took:?}: seed uploaded {seed_up}, leechers uploaded {leech_up}, downloaded {leech_down}, wasted {leech_wasted}"
     );

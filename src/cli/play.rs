@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use btvod::engine::playback::{VodReport, VodStatus};
+use btvod::engine::playback::VodStatus;
+use btvod::engine::report::VodReport;
 use btvod::engine::session::{self, Content, Deadlines, PolicyKind, SessionOptions, VodOptions};
 use btvod::engine::torrent::TorrentStats;
 use btvod::engine::vod_server::VodServer;

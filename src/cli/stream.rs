@@ -10,7 +10,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use btvod::engine::playback::{StreamReport, VodReport, VodStatus};
+use btvod::engine::playback::VodStatus;
+use btvod::engine::report::{StreamReport, VodReport};
 use btvod::engine::session::{
     self, Content, Deadlines, PolicyKind, Session, SessionOptions, VodOptions,
 };
@@ -113,14 +114,7 @@ pub async fn run(args: StreamArgs, default_player: Player) -> anyhow::Result<()>
         Player::None => None,
         p => Some(find_player(p)?),
     };
-    let movie_len = meta.files[file].length;
-    let (rate, rate_source) = match args.rate {
-        RateChoice::Fixed(r) => (r, "--rate".to_string()),
-        RateChoice::Auto => (
-            (movie_len / ASSUMED_PLAY_SECS).max(MIN_ASSUMED_RATE),
-            "assumed until the container or the reads say".to_string(),
-        ),
-    };
+    let (rate, rate_source) = initial_rate(args.rate, meta.files[file].length);
     let params = VodParams::streaming(rate, prefetch)?;
     let server = open_server(args.server.as_deref(), &meta).await?;
     let content = match &args.saveas {
@@ -140,8 +134,6 @@ pub async fn run(args: StreamArgs, default_player: Player) -> anyhow::Result<()>
                 args.http_bind, args.http_port
             )
         })?;
-    let http_addr = http.local_addr()?;
-    let common = &args.common;
     let options = SessionOptions {
         vod: Some(VodOptions {
             params,
@@ -152,74 +144,49 @@ pub async fn run(args: StreamArgs, default_player: Player) -> anyhow::Result<()>
                 download_all: args.all,
             },
         }),
-        ..super::transfer::options(common, PolicyKind::Deadline)
+        ..super::transfer::options(&args.common, PolicyKind::Deadline)
     };
     let session = session::start(&meta, content, options, |_, _| {})
         .await
         .context("cannot start streaming")?;
-    let link = session.torrent.reader_link();
-    let mut notes = serde_json::Map::new();
-    notes.insert("rate_source".into(), rate_source.clone().into());
-    let (notes_tx, notes_rx) = watch::channel(notes);
-    let sent = Arc::new(AtomicU64::new(0));
-    if args.rate == RateChoice::Auto {
-        tokio::spawn(stream::rate::learn(
-            file,
-            Arc::clone(&session.storage),
-            link.clone(),
-            Arc::clone(&sent),
-            notes_tx,
-        ));
-    }
-    let source = StreamSource {
-        meta: Arc::clone(&meta),
-        storage: Arc::clone(&session.storage),
-        link: link.clone(),
-        stats: session.torrent.stats.clone(),
-        notes: notes_rx.clone(),
-        sent,
-    };
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_task = tokio::spawn(stream::serve(http, source, async {
-        let _ = http_stopped.await;
-    }));
-    let base = format!("http://{}", shown_addr(http_addr));
-    let movie_url = format!("{base}{}", file_url_path(&meta, file));
+    let web = Web::start(http, &meta, file, &session, args.rate, &rate_source)?;
     // On stdout, for scripts: the first line names the movie's URL.
     println!(
-        "streaming {} at {movie_url}\n  files: {base}/  playlist: {base}/playlist.m3u  status: {base}/status",
-        meta.relative_path(file).display()
+        "streaming {} at {}\n  files: {base}/  playlist: {base}/playlist.m3u  status: {base}/status",
+        meta.relative_path(file).display(),
+        web.movie_url,
+        base = web.base,
     );
     let mut child = match player {
         Some(p) => Some(start_player(
             p,
-            &movie_url,
-            &subtitle_urls(&meta, file, &base),
+            &web.movie_url,
+            &subtitle_urls(&meta, file, &web.base),
         )?),
         None => None,
     };
-    let ended = watch_until_done(&session, &mut child, common.quiet).await;
+    let ended = watch_until_done(&session, &mut child, args.common.quiet).await;
     // No new readers; the torrent task takes in what the last ones said and ends, and its
     // final snapshot is the report's.
-    let _ = stop_http.send(());
+    let notes = web.stop();
     let stats = session.torrent.stats.clone();
     session.shutdown().await;
-    server_task.abort();
     let final_stats = stats.borrow().clone();
-    let report = StreamReport::new(
-        VodReport::new(
-            &meta,
-            file,
-            PolicyKind::Deadline.name(),
-            &params,
-            &final_stats,
-        ),
+    let vod = VodReport::new(
+        &meta,
+        file,
+        PolicyKind::Deadline.name(),
+        &params,
         &final_stats,
-        notes_rx
-            .borrow()
-            .get("rate_source")
-            .and_then(|v| v.as_str())
-            .unwrap_or(&rate_source),
+    );
+    let learned = notes
+        .borrow()
+        .get("rate_source")
+        .and_then(|v| v.as_str().map(String::from));
+    let report = StreamReport::new(
+        vod,
+        &final_stats,
+        learned.as_deref().unwrap_or(&rate_source),
     );
     print_summary(&report, &ended);
     if let Some(path) = &args.report {
@@ -233,6 +200,82 @@ pub async fn run(args: StreamArgs, default_player: Player) -> anyhow::Result<()>
     match ended {
         Ended::Failed(e) => bail!("{e}"),
         Ended::PlayerExited(_) | Ended::Interrupted => Ok(()),
+    }
+}
+
+/// R to start with, and where it came from.
+fn initial_rate(choice: RateChoice, movie_len: u64) -> (u64, String) {
+    match choice {
+        RateChoice::Fixed(r) => (r, "--rate".to_string()),
+        RateChoice::Auto => (
+            (movie_len / ASSUMED_PLAY_SECS).max(MIN_ASSUMED_RATE),
+            "assumed until the container or the reads say".to_string(),
+        ),
+    }
+}
+
+/// The HTTP side of a stream: the server task, and (with `--rate auto`) the task that learns
+/// R from the container or the reads.
+struct Web {
+    base: String,
+    movie_url: String,
+    notes: watch::Receiver<serde_json::Map<String, serde_json::Value>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Web {
+    fn start(
+        http: tokio::net::TcpListener,
+        meta: &Arc<Metainfo>,
+        file: usize,
+        session: &Session,
+        rate: RateChoice,
+        rate_source: &str,
+    ) -> anyhow::Result<Self> {
+        let http_addr = http.local_addr()?;
+        let link = session.torrent.reader_link();
+        let mut notes = serde_json::Map::new();
+        notes.insert("rate_source".into(), rate_source.into());
+        let (notes_tx, notes_rx) = watch::channel(notes);
+        let sent = Arc::new(AtomicU64::new(0));
+        if rate == RateChoice::Auto {
+            tokio::spawn(stream::rate::learn(
+                file,
+                Arc::clone(&session.storage),
+                link.clone(),
+                Arc::clone(&sent),
+                notes_tx,
+            ));
+        }
+        let source = StreamSource {
+            meta: Arc::clone(meta),
+            storage: Arc::clone(&session.storage),
+            link,
+            stats: session.torrent.stats.clone(),
+            notes: notes_rx.clone(),
+            sent,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(stream::serve(http, source, async {
+            let _ = stopped.await;
+        }));
+        let base = format!("http://{}", shown_addr(http_addr));
+        let movie_url = format!("{base}{}", file_url_path(meta, file));
+        Ok(Self {
+            base,
+            movie_url,
+            notes: notes_rx,
+            stop,
+            task,
+        })
+    }
+
+    /// Takes no new readers; returns the notes (where R came from) for the report.
+    fn stop(self) -> watch::Receiver<serde_json::Map<String, serde_json::Value>> {
+        let _ = self.stop.send(());
+        self.task.abort();
+        self.notes
     }
 }
 

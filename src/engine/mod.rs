@@ -6,6 +6,7 @@ pub mod codec;
 pub mod peer;
 pub mod playback;
 pub mod rate_limit;
+pub mod report;
 pub mod session;
 pub mod storage;
 pub mod torrent;

@@ -4,7 +4,7 @@
 //! deadlines, the playheads and the ledger are `policy::vod`'s.
 
 mod fetch;
-mod report;
+mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,13 +20,16 @@ use crate::proto::geometry::{BlockRef, Geometry, PieceIndex};
 use fetch::{Fetch, FetchOrder};
 
 pub use fetch::ServerFetched;
-pub use report::{ReaderStatus, StreamReport, VodReport, VodStatus};
+pub use status::{ReaderStatus, VodStatus};
 
 /// While readers can seek, a fetch asks at most this many blocks per request, so a seek that
 /// makes it useless stops it within 64 KiB (each request is read to its end, so the server's
 /// meter and ours agree). The fixed schedule never abandons a piece: one request per run.
 const STREAM_BLOCKS_PER_REQUEST: usize = 4;
 
+/// A playback inside the torrent task: the VoD session (deadlines, playheads, ledger) and
+/// the server fetches that cover missed deadlines. Owned by the torrent task, which feeds it
+/// the time; it has no clock of its own.
 pub struct Playback {
     session: VodSession,
     /// The paid source; without one, a late piece is simply waited for.

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::content::{draw_pieces, mix, write_partial};
 use super::scenario::PeerClass;
 use super::world::WorldShared;
-use crate::engine::playback::VodReport;
+use crate::engine::report::VodReport;
 use crate::engine::session::{self, Content, PolicyKind, Session, SessionOptions};
 use crate::engine::torrent::{TorrentConfig, TorrentStats};
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::content::mix;
 use super::scenario::{Scenario, ViewerClass};
 use super::world::{World, WorldError, WorldOptions};
-use crate::engine::playback::VodReport;
+use crate::engine::report::VodReport;
 use crate::engine::session::{self, Content, Deadlines, PolicyKind, SessionOptions, VodOptions};
 use crate::engine::torrent::TorrentConfig;
 use crate::engine::vod_server::VodServer;

@@ -12,7 +12,7 @@ use super::content::mix;
 use super::peers::{Tracked, linger_while_showing, session_options};
 use super::scenario::ViewerClass;
 use super::world::WorldShared;
-use crate::engine::playback::VodReport;
+use crate::engine::report::VodReport;
 use crate::engine::session::{self, Content, Deadlines, Session, VodOptions};
 use crate::engine::torrent::TorrentStats;
 use crate::engine::vod_server::VodServer;

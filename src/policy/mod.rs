@@ -22,6 +22,25 @@ impl std::fmt::Display for PeerKey {
     }
 }
 
+/// Payload bytes received that did not become part of a piece, by why. The torrent task (or
+/// the simulator) owns the one count; reports and snapshots read it from there.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Waste {
+    /// A block we already held (an endgame race, a duplicate answer).
+    pub duplicate: u64,
+    /// A block of a piece the VoD server had taken over, or that nobody reads: it came too
+    /// late to save anything.
+    pub late: u64,
+    /// A block we never asked that peer for (or had cancelled).
+    pub unasked: u64,
+}
+
+impl Waste {
+    pub fn total(&self) -> u64 {
+        self.duplicate + self.late + self.unasked
+    }
+}
+
 /// What the engine measured about a peer when it asks the picker for requests. The picker
 /// itself tracks which pieces the peer has and which requests are in flight to it.
 #[derive(Copy, Clone, Debug, PartialEq)]

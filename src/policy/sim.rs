@@ -17,11 +17,11 @@ pub use player::PlayerScript;
 pub use scenarios::{ScenarioKind, scenario};
 
 use crate::policy::PeerKey;
-use crate::policy::Time;
 use crate::policy::picker::{
     DeadlineConfig, DeadlineError, DeadlinePicker, Picker, RarestFirst, Sequential,
 };
 use crate::policy::vod::{Ledger, Schedule};
+use crate::policy::{Time, Waste};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BlockRef, Geometry, PieceIndex};
 
@@ -33,12 +33,21 @@ pub enum SimError {
         source: DeadlineError,
     },
     #[error("peer {peer} of the scenario: {reason}")]
-    BadPeer { peer: usize, reason: String },
+    BadPeer { peer: usize, reason: PeerSpecError },
     #[error(
         "the simulation passed t = {at:?} without completing the movie; the scenario or the \
          simulator is inconsistent"
     )]
     NoProgress { at: Time },
+}
+
+/// What is wrong with a simulated peer's description.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PeerSpecError {
+    #[error("upload rate {0} is not positive")]
+    RateNotPositive(f64),
+    #[error("share {0} is not between 0 and 1")]
+    ShareOutOfRange(f64),
 }
 
 /// Which pieces a simulated peer holds.
@@ -160,6 +169,8 @@ pub struct SimOutcome {
     pub policy: &'static str,
     /// The score and its companions, from the same `VodSession` a real run uses.
     pub ledger: Ledger,
+    /// Blocks that arrived and were not needed.
+    pub waste: Waste,
     pub movie_bytes: u64,
     /// When every movie piece was verified.
     pub complete_at: Time,

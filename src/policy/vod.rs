@@ -202,15 +202,13 @@ impl Schedule {
 }
 
 /// What the server has delivered and what playback saw; the score comes from here only.
+/// (Bytes wasted on duplicates are the torrent's [`crate::policy::Waste`], not the ledger's.)
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
     pub penalty_bytes: u64,
     pub server_requests: u64,
     pub pieces_from_server: u32,
     pub peer_bytes: u64,
-    pub duplicate_bytes: u64,
-    pub wasted_bytes: u64,
-    pub uploaded_bytes: u64,
     pub hash_failures_after_server: u32,
     /// Bytes received from peers for pieces a seek had moved away from every reader (their
     /// requests were cancelled; these were already on their way).

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::policy::PeerKey;
 use crate::proto::geometry::{BlockRef, Geometry, PieceIndex};
 
+/// One piece being received: its bytes so far, which blocks are in, and who sent each.
 pub struct PieceBuffer {
     pub data: Vec<u8>,
     received: Vec<bool>,
@@ -15,6 +16,7 @@ pub struct PieceBuffer {
     pub senders: Vec<Option<PeerKey>>,
 }
 
+/// Every piece being received, by index (a piece leaves when it is handed to be verified).
 #[derive(Default)]
 pub struct Assembly {
     pieces: HashMap<PieceIndex, PieceBuffer>,

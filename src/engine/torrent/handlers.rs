@@ -1,22 +1,41 @@
-//! The torrent task's reactions: peer events, verified pieces, and the once-a-second tick.
+//! The torrent task's reactions to its peers: connections, messages, blocks, interest, and
+//! the requests that fill each peer's pipeline.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::time::Instant;
 
+use super::Torrent;
 use super::assembly::Stored;
-use super::ban::{Identity, Sender, block_digests};
+use super::ban::Identity;
 use super::peer_state::PeerState;
-use super::{Checked, Torrent};
 use crate::engine::peer::{PeerCommand, PeerEvent};
-use crate::policy::choker::{ChokeDecision, ChokerPeer};
 use crate::policy::picker::BlockOutcome;
 use crate::policy::{PeerKey, PeerView};
 use crate::proto::PeerId;
-use crate::proto::bitfield::Bitfield;
-use crate::proto::geometry::{BlockRef, PieceIndex};
+use crate::proto::bitfield::{Bitfield, BitfieldError};
+use crate::proto::geometry::BlockRef;
 use crate::proto::wire::{BlockSpec, Message};
+
+/// Why a peer's message ends its connection.
+#[derive(Debug, thiserror::Error)]
+enum MessageError {
+    #[error("HAVE for piece {piece} of {piece_count}")]
+    HaveOutOfRange { piece: u32, piece_count: u32 },
+    #[error("{kind} {piece}:{offset}+{len} out of range or over 16 KiB")]
+    BlockOutOfRange {
+        kind: &'static str,
+        piece: u32,
+        offset: u32,
+        len: u32,
+    },
+    #[error("a block over 4 GiB")]
+    OversizedBlock,
+    #[error(transparent)]
+    Bitfield(#[from] BitfieldError),
+    #[error("peer's command queue is full")]
+    QueueFull,
+}
 
 impl Torrent {
     pub(super) fn on_event(&mut self, event: PeerEvent) {
@@ -44,26 +63,19 @@ impl Torrent {
                 if self.seen.len() < super::MAX_SEEN {
                     self.seen.insert(peer_id);
                 }
-                let mut state = PeerState::new(
-                    addr,
-                    peer_id,
-                    fast,
-                    commands,
-                    kill,
-                    self.geometry.piece_count(),
-                    Instant::now(),
-                );
+                let mut state = PeerState::new(addr, peer_id, fast, commands, kill, Instant::now());
                 state.outgoing = outgoing;
                 state.cap_queue_for_limit(self.config.download_limit);
                 // Announce what we have: BEP 6 shorthands when both sides speak it.
-                let first = if fast && self.have.is_complete() {
+                let have = self.have();
+                let first = if fast && have.is_complete() {
                     Message::HaveAll
-                } else if fast && self.have.count() == 0 {
+                } else if fast && have.count() == 0 {
                     Message::HaveNone
                 } else {
-                    Message::Bitfield(self.have.to_wire().into())
+                    Message::Bitfield(have.to_wire().into())
                 };
-                let skip = !fast && self.have.count() == 0;
+                let skip = !fast && have.count() == 0;
                 if !skip {
                     state.send(PeerCommand::Send(first));
                 }
@@ -146,7 +158,7 @@ impl Torrent {
         true
     }
 
-    fn on_message(&mut self, key: PeerKey, message: Message) -> Result<(), String> {
+    fn on_message(&mut self, key: PeerKey, message: Message) -> Result<(), MessageError> {
         let piece_count = self.geometry.piece_count();
         let Some(peer) = self.peers.get_mut(&key) else {
             return Ok(());
@@ -158,7 +170,6 @@ impl Torrent {
                 peer.peer_choking = true;
                 if !peer.fast {
                     // Without BEP 6 a choke silently voids every request.
-                    peer.in_flight.clear();
                     self.picker.on_choked(key);
                 }
             }
@@ -180,8 +191,8 @@ impl Torrent {
                 let piece = self
                     .geometry
                     .piece(piece)
-                    .ok_or_else(|| format!("HAVE for piece {piece} of {piece_count}"))?;
-                if peer.has.set(piece) {
+                    .ok_or(MessageError::HaveOutOfRange { piece, piece_count })?;
+                if !self.picker.book().peer_has(key, piece) {
                     self.picker.on_peer_have(key, piece);
                     if self.picker.book().wants(piece) {
                         self.set_interest(key, true);
@@ -190,17 +201,11 @@ impl Torrent {
                 }
             }
             Message::Bitfield(bytes) => {
-                peer.has = Bitfield::from_wire(&bytes, piece_count).map_err(|e| e.to_string())?;
-                self.on_peer_bitfield(key);
+                let has = Bitfield::from_wire(&bytes, piece_count)?;
+                self.on_peer_bitfield(key, &has);
             }
-            Message::HaveAll => {
-                peer.has = Bitfield::full(piece_count);
-                self.on_peer_bitfield(key);
-            }
-            Message::HaveNone => {
-                peer.has = Bitfield::empty(piece_count);
-                self.on_peer_bitfield(key);
-            }
+            Message::HaveAll => self.on_peer_bitfield(key, &Bitfield::full(piece_count)),
+            Message::HaveNone => self.on_peer_bitfield(key, &Bitfield::empty(piece_count)),
             Message::Request(spec) => self.on_request(key, spec)?,
             Message::Cancel(spec) => {
                 if let Some(block) = self.geometry.span(spec.piece, spec.offset, spec.len) {
@@ -209,7 +214,7 @@ impl Torrent {
             }
             Message::Reject(spec) => {
                 if let Some(block) = self.geometry.span(spec.piece, spec.offset, spec.len)
-                    && peer.in_flight.remove(&block).is_some()
+                    && self.picker.book().sent_at(key, block).is_some()
                 {
                     self.picker.on_request_rejected(key, block);
                 }
@@ -219,45 +224,42 @@ impl Torrent {
                 offset,
                 data,
             } => {
-                let len = u32::try_from(data.len()).map_err(|_| "oversized block".to_string())?;
-                let block = self
-                    .geometry
-                    .span(piece, offset, len)
-                    .ok_or_else(|| format!("PIECE {piece}:{offset}+{len} out of range"))?;
+                let len = u32::try_from(data.len()).map_err(|_| MessageError::OversizedBlock)?;
+                let block = self.geometry.span(piece, offset, len).ok_or(
+                    MessageError::BlockOutOfRange {
+                        kind: "PIECE",
+                        piece,
+                        offset,
+                        len,
+                    },
+                )?;
                 self.on_block(key, block, &data);
             }
         }
         Ok(())
     }
 
-    fn on_peer_bitfield(&mut self, key: PeerKey) {
-        let Some(peer) = self.peers.get(&key) else {
-            return;
-        };
-        self.picker.on_peer_bitfield(key, &peer.has);
-        let wants = peer.has.ones().any(|i| {
-            self.geometry
-                .piece(i)
-                .is_some_and(|p| self.picker.book().wants(p))
-        });
+    fn on_peer_bitfield(&mut self, key: PeerKey, has: &Bitfield) {
+        self.picker.on_peer_bitfield(key, has);
+        let wants = self.picker.book().peer_offers_wanted(key);
         self.set_interest(key, wants);
         self.fill_requests(key);
     }
 
-    fn on_request(&mut self, key: PeerKey, spec: BlockSpec) -> Result<(), String> {
+    fn on_request(&mut self, key: PeerKey, spec: BlockSpec) -> Result<(), MessageError> {
         let Some(peer) = self.peers.get(&key) else {
             return Ok(());
         };
         let block = self
             .geometry
             .span(spec.piece, spec.offset, spec.len)
-            .ok_or_else(|| {
-                format!(
-                    "REQUEST {}:{}+{} out of range or over 16 KiB",
-                    spec.piece, spec.offset, spec.len
-                )
+            .ok_or(MessageError::BlockOutOfRange {
+                kind: "REQUEST",
+                piece: spec.piece,
+                offset: spec.offset,
+                len: spec.len,
             })?;
-        if peer.am_choking || !self.have.has(block.piece()) {
+        if peer.am_choking || !self.picker.book().ours().has(block.piece()) {
             // Choked peers may race a request with our CHOKE; BEP 6 peers expect a REJECT.
             if peer.fast {
                 peer.send(PeerCommand::Send(Message::Reject(spec)));
@@ -265,193 +267,59 @@ impl Torrent {
             return Ok(());
         }
         if !peer.send(PeerCommand::Upload(block)) {
-            return Err("peer's command queue is full".into());
+            return Err(MessageError::QueueFull);
         }
         Ok(())
     }
 
     fn on_block(&mut self, key: PeerKey, block: BlockRef, data: &[u8]) {
         let now = self.now();
+        let len = data.len() as u64;
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        let Some(sent_at) = peer.in_flight.remove(&block) else {
+        let Some(sent_at) = self.picker.book().sent_at(key, block) else {
             // Never asked for (or cancelled and already given to someone else).
-            self.wasted += data.len() as u64;
+            self.waste.unasked += len;
             return;
         };
-        peer.note_rtt(sent_at.elapsed());
-        peer.download.add(data.len() as u64);
+        peer.note_rtt(now.saturating_sub(sent_at));
+        peer.download.add(len);
         peer.last_block_at = Some(Instant::now());
-        self.downloaded += data.len() as u64;
+        self.downloaded += len;
         let outcome = self.picker.on_block(now, key, block);
-        self.flush_cancellations();
-        let len = data.len() as u64;
         if let Some(p) = &mut self.playback {
-            let requested_at = sent_at.saturating_duration_since(self.started);
-            p.session_mut()
-                .on_peer_bytes(block.piece(), len, requested_at);
+            p.session_mut().on_peer_bytes(block.piece(), len, sent_at);
         }
         match outcome {
             BlockOutcome::New { .. }
-                if !self.have.has(block.piece()) && !self.verifying.contains(&block.piece()) =>
+                if !self.have().has(block.piece()) && !self.verifying.contains(&block.piece()) =>
             {
                 match self.assembly.store(&self.geometry, block, Some(key), data) {
-                    Stored::Duplicate => self.count_duplicate(len),
+                    Stored::Duplicate => self.waste.duplicate += len,
                     Stored::Partial => {}
                     Stored::Complete => self.verify(block.piece()),
                 }
             }
-            BlockOutcome::New { .. } | BlockOutcome::Duplicate => self.count_duplicate(len),
+            BlockOutcome::New { .. } | BlockOutcome::Duplicate => self.waste.duplicate += len,
             // The server took the piece over: these bytes came too late to save penalty.
-            BlockOutcome::Superseded | BlockOutcome::Unrequested => self.count_wasted(len),
+            BlockOutcome::Superseded | BlockOutcome::Unrequested => self.waste.late += len,
         }
         self.fill_requests(key);
     }
 
-    fn count_duplicate(&mut self, bytes: u64) {
-        self.wasted += bytes;
-        if let Some(p) = &mut self.playback {
-            p.ledger_mut().duplicate_bytes += bytes;
-        }
-    }
-
-    pub(super) fn count_wasted(&mut self, bytes: u64) {
-        self.wasted += bytes;
-        if let Some(p) = &mut self.playback {
-            p.ledger_mut().wasted_bytes += bytes;
-        }
-    }
-
     /// Sends CANCEL for every request the picker took back (endgame duplicates, timeouts,
-    /// requests that can no longer make their deadline).
-    pub(super) fn flush_cancellations(&mut self) {
-        for (other, block) in self.picker.cancellations() {
-            if let Some(p) = self.peers.get_mut(&other) {
-                p.in_flight.remove(&block);
+    /// requests that can no longer make their deadline, pieces a seek left behind). The run
+    /// loop calls this once after every event, so no handler has to remember it.
+    pub(super) fn send_cancels(&mut self) {
+        while let Some((other, block)) = self.picker.poll_cancel() {
+            if let Some(p) = self.peers.get(&other) {
                 p.send(PeerCommand::Send(Message::Cancel(spec_of(block))));
             }
         }
     }
 
-    pub(super) fn verify(&mut self, piece: PieceIndex) {
-        let Some(buf) = self.assembly.take(piece) else {
-            return;
-        };
-        self.verifying.insert(piece);
-        let storage = Arc::clone(&self.storage);
-        let done = self.checked.0.clone();
-        let suspected = self.bans.is_suspected(piece);
-        tokio::task::spawn_blocking(move || {
-            let ok = storage.verify(piece, &buf.data);
-            let error = if ok {
-                storage
-                    .write_piece(piece, &buf.data)
-                    .err()
-                    .map(|e| e.to_string())
-            } else {
-                None
-            };
-            let digests = if !ok || suspected {
-                block_digests(&buf.data)
-            } else {
-                Vec::new()
-            };
-            let _ = done.send(Checked {
-                piece,
-                ok: ok && error.is_none(),
-                senders: buf.senders,
-                digests,
-                error,
-            });
-        });
-    }
-
-    pub(super) fn on_checked(&mut self, checked: Checked) {
-        let piece = checked.piece;
-        self.verifying.remove(&piece);
-        if checked.ok {
-            if !checked.digests.is_empty() {
-                for who in self.bans.on_verified(piece, &checked.digests) {
-                    tracing::warn!(addr = %who.addr, %piece, "banning a peer that sent a bad block");
-                    self.ban(who);
-                }
-            }
-            self.have.set(piece);
-            self.picker.on_piece_verified(piece);
-            self.publish_verified(piece);
-            let now = self.now();
-            if let Some(p) = &mut self.playback {
-                p.on_verified(now, piece);
-            }
-            for peer in self.peers.values() {
-                peer.send(PeerCommand::Send(Message::Have { piece: piece.get() }));
-            }
-            if self.have.is_complete() {
-                tracing::info!("download complete");
-                for key in self.peers.keys().copied().collect::<Vec<_>>() {
-                    self.set_interest(key, false);
-                }
-            } else {
-                self.refresh_interest();
-            }
-        } else if let Some(error) = checked.error {
-            // The disk refuses writes (full, read-only, gone): fetching the piece again would
-            // only fail again, at full speed. Stop asking peers; the caller sees
-            // `Storage::write_failure` and ends the session with the error.
-            if !self.storage_failed {
-                tracing::error!(%piece, %error, "cannot write piece; no more requests");
-            }
-            self.storage_failed = true;
-        } else {
-            self.hash_failures += 1;
-            let senders: Vec<Sender> = checked
-                .senders
-                .iter()
-                .map(|from| match from {
-                    None => Sender::Server,
-                    Some(key) => self.identity(*key).map_or(Sender::Unknown, Sender::Peer),
-                })
-                .collect();
-            let guilty = self.bans.on_failed(piece, &senders, &checked.digests);
-            tracing::warn!(%piece, banned = guilty.len(), "piece failed its hash check");
-            self.picker.on_piece_failed(piece);
-            self.server_refetch_if_owned(piece);
-            for who in guilty {
-                self.ban(who);
-            }
-        }
-        self.publish_stats();
-        let keys: Vec<_> = self.peers.keys().copied().collect();
-        for key in keys {
-            self.fill_requests(key);
-        }
-    }
-
-    /// Who the peer behind `key` is, connected or recently gone.
-    fn identity(&self, key: PeerKey) -> Option<Identity> {
-        match self.peers.get(&key) {
-            Some(p) => Some(Identity {
-                addr: p.addr,
-                peer_id: p.peer_id,
-            }),
-            None => self.bans.departed(key),
-        }
-    }
-
-    /// Bans a peer for sending bad data: its connections close and it is not taken back.
-    fn ban(&mut self, who: Identity) {
-        self.bans.ban(who);
-        for p in self.peers.values() {
-            if p.addr == who.addr || p.peer_id == who.peer_id {
-                p.close();
-            }
-        }
-        self.candidates.retain(|a| *a != who.addr);
-        self.redial.remove(&who.addr);
-    }
-
-    fn set_interest(&mut self, key: PeerKey, interested: bool) {
+    pub(super) fn set_interest(&mut self, key: PeerKey, interested: bool) {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
@@ -467,7 +335,7 @@ impl Torrent {
     }
 
     /// Drops interest in peers that no longer have anything we want (after a piece).
-    fn refresh_interest(&mut self) {
+    pub(super) fn refresh_interest(&mut self) {
         self.update_interest(false);
     }
 
@@ -477,20 +345,12 @@ impl Torrent {
     }
 
     fn update_interest(&mut self, all: bool) {
+        let book = self.picker.book();
         let updates: Vec<(PeerKey, bool)> = self
             .peers
             .iter()
             .filter(|(_, p)| all || p.am_interested)
-            .map(|(k, p)| {
-                (
-                    *k,
-                    p.has.ones().any(|i| {
-                        self.geometry
-                            .piece(i)
-                            .is_some_and(|pc| self.picker.book().wants(pc))
-                    }),
-                )
-            })
+            .map(|(k, _)| (*k, book.peer_offers_wanted(*k)))
             .collect();
         for (key, wants) in updates {
             self.set_interest(key, wants);
@@ -510,7 +370,7 @@ impl Torrent {
         {
             return;
         }
-        let slots = peer.free_slots();
+        let slots = peer.free_slots(self.picker.book().in_flight_count(key));
         if slots == 0 {
             return;
         }
@@ -519,110 +379,8 @@ impl Torrent {
             download_rate: peer.download.rate(),
             rtt: peer.min_rtt,
         };
-        let blocks = self.picker.next_requests(now, &view, slots);
-        let sent_at = Instant::now();
-        for block in blocks {
-            peer.in_flight.insert(block, sent_at);
+        for block in self.picker.next_requests(now, &view, slots) {
             peer.send(PeerCommand::Send(Message::Request(spec_of(block))));
-        }
-        // The deadline policy takes back requests that can no longer arrive in time.
-        self.flush_cancellations();
-    }
-
-    pub(super) fn on_tick(&mut self) {
-        let now = Instant::now();
-        let elapsed = now - self.last_tick;
-        self.last_tick = now;
-        let timeout = self.config.request_timeout;
-        let mut timed_out: Vec<(PeerKey, Vec<BlockRef>)> = Vec::new();
-        for (key, peer) in self.peers.iter_mut() {
-            peer.download.tick(elapsed);
-            peer.upload.tick(elapsed);
-            // A peer serves our requests in order: one that keeps delivering is slow, not
-            // stuck, however long the last request in its queue has waited (timing requests
-            // out one by one cancelled the queues of rate-limited peers over and over). Only a
-            // peer that has delivered nothing for the timeout loses its requests.
-            let Some(oldest) = peer.in_flight.values().min() else {
-                continue;
-            };
-            let since = peer.last_block_at.map_or(*oldest, |b| b.max(*oldest));
-            if now - since > timeout {
-                timed_out.push((*key, peer.in_flight.keys().copied().collect()));
-            }
-        }
-        for (key, blocks) in timed_out {
-            if let Some(peer) = self.peers.get_mut(&key) {
-                tracing::debug!(addr = %peer.addr, n = blocks.len(), "requests timed out");
-                for block in &blocks {
-                    peer.in_flight.remove(block);
-                    self.picker.on_request_timeout(key, *block);
-                }
-            }
-        }
-        self.flush_cancellations();
-        self.rechoke();
-        if let Some(p) = &mut self.playback {
-            p.session_mut().on_tick();
-        }
-        self.apply_deadlines();
-        let keys: Vec<_> = self.peers.keys().copied().collect();
-        for key in keys {
-            self.fill_requests(key);
-        }
-        self.publish_stats();
-        self.trace_peers();
-    }
-
-    /// Once a tick, a line per peer when `RUST_LOG=btvod::peer_trace=trace` (or `-vv`) asks
-    /// for it: how the deadline policy's idle peers and late first unchokes were found.
-    fn trace_peers(&self) {
-        if !tracing::enabled!(target: "btvod::peer_trace", tracing::Level::TRACE) {
-            return;
-        }
-        let at_s = self.started.elapsed().as_secs_f64();
-        for peer in self.peers.values() {
-            peer.trace(at_s, self.picker.name());
-        }
-    }
-
-    fn rechoke(&mut self) {
-        let now = self.now();
-        let seed = self.have.is_complete();
-        let at = |t: Instant| t.saturating_duration_since(self.started);
-        let view: Vec<ChokerPeer> = self
-            .peers
-            .iter()
-            .map(|(key, p)| ChokerPeer {
-                key: *key,
-                connected_at: at(p.connected_at),
-                interested: p.peer_interested,
-                am_interested: p.am_interested,
-                download_rate: p.download.rate(),
-                upload_rate: p.upload.rate(),
-                unchoked_us_at: if p.peer_choking {
-                    None
-                } else {
-                    p.last_unchoked_us_at.map(at)
-                },
-                last_block_at: p.last_block_at.map(at),
-            })
-            .collect();
-        for decision in self.choker.rechoke(now, &view, seed, &mut self.rng) {
-            let (key, choke) = match decision {
-                ChokeDecision::Choke(k) => (k, true),
-                ChokeDecision::Unchoke(k) => (k, false),
-            };
-            if let Some(peer) = self.peers.get_mut(&key)
-                && peer.am_choking != choke
-            {
-                peer.am_choking = choke;
-                let m = if choke {
-                    Message::Choke
-                } else {
-                    Message::Unchoke
-                };
-                peer.send(PeerCommand::Send(m));
-            }
         }
     }
 }

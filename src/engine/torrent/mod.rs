@@ -1,11 +1,14 @@
 //! The torrent task: the one owner of piece state, the picker, the choker and every peer's
-//! protocol state. Peer tasks only move frames; they report here over one channel.
+//! protocol state. Peer tasks only move frames; they report here over one channel. Which
+//! fact lives where is listed in `STATE.md` beside this file.
 
 mod assembly;
 mod ban;
+mod checked;
 mod handlers;
 mod peer_state;
 mod readers;
+mod tick;
 mod vod;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -30,7 +33,7 @@ use super::rate_limit::RateLimiter;
 use super::storage::Storage;
 use crate::policy::choker::{Choker, ChokerConfig};
 use crate::policy::picker::Picker;
-use crate::policy::{PeerKey, Time};
+use crate::policy::{PeerKey, Time, Waste};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{Geometry, PieceIndex};
 use crate::proto::{InfoHash, PeerId};
@@ -82,8 +85,8 @@ pub struct TorrentStats {
     pub peers: usize,
     pub peers_seen: usize,
     pub complete: bool,
-    /// Blocks received that we already had or never asked for.
-    pub wasted: u64,
+    /// Blocks received that we already had, came too late, or were never asked for.
+    pub waste: Waste,
     pub hash_failures: u32,
     /// Playback, when the torrent is being watched.
     pub vod: Option<VodStatus>,
@@ -95,7 +98,7 @@ pub struct TorrentSetup {
     pub our_id: PeerId,
     pub geometry: Geometry,
     pub storage: Arc<Storage>,
-    pub have: Bitfield,
+    /// Also the owner of which pieces we have (its book's `ours`, from resume data).
     pub picker: Box<dyn Picker + Send>,
     pub listener: Option<TcpListener>,
     pub config: TorrentConfig,
@@ -151,6 +154,8 @@ impl TorrentHandle {
     }
 }
 
+/// Starts the torrent task (and its listener's accept loop) and returns its handle; the task
+/// runs until `TorrentHandle::shutdown`.
 pub async fn start(setup: TorrentSetup) -> TorrentHandle {
     let listen_addr = setup.listener.as_ref().and_then(|l| l.local_addr().ok());
     // Bounded: a full channel makes peer tasks stop reading their sockets (TCP back-pressure),
@@ -160,7 +165,8 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
     let (player_tx, player_rx) = mpsc::channel(readers::PLAYER_EVENTS);
     // Readers wait on this for the pieces they need: a copy of `have`, set after each piece
     // is verified and written (`publish_verified`), never otherwise.
-    let (have_tx, have_rx) = watch::channel(setup.have.clone());
+    let have = setup.picker.book().ours().clone();
+    let (have_tx, have_rx) = watch::channel(have.clone());
     let cancel = CancellationToken::new();
     let ctx = PeerContext {
         info_hash: setup.info_hash,
@@ -188,10 +194,10 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
     // `bytes_left` from the start: the first announce reads it, and a zero there would tell
     // the tracker that a fresh leecher is a seed.
     let stats0 = TorrentStats {
-        pieces_have: setup.have.count(),
+        pieces_have: have.count(),
         piece_count: setup.geometry.piece_count(),
-        bytes_left: bytes_left(&setup.geometry, &setup.have),
-        complete: setup.have.is_complete(),
+        bytes_left: bytes_left(&setup.geometry, &have),
+        complete: have.is_complete(),
         ..Default::default()
     };
     let (stats_tx, stats_rx) = watch::channel(stats0);
@@ -203,7 +209,6 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
     let torrent = Torrent {
         geometry: setup.geometry,
         storage: setup.storage,
-        have: setup.have,
         picker: setup.picker,
         choker: Choker::new(choker_config),
         rng: StdRng::seed_from_u64(setup.seed),
@@ -225,7 +230,7 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         have_tx,
         downloaded: 0,
         uploaded: 0,
-        wasted: 0,
+        waste: Waste::default(),
         hash_failures: 0,
         storage_failed: false,
         bans: Bans::default(),
@@ -329,42 +334,60 @@ struct Checked {
     error: Option<String>,
 }
 
+/// The torrent task's state; only the task touches it (see the module doc). Facts owned
+/// elsewhere are not copied here: pieces we have, pieces each peer has and requests in flight
+/// are the picker's book's; the VoD deadlines and ledger are `playback`'s.
 struct Torrent {
     geometry: Geometry,
     storage: Arc<Storage>,
-    have: Bitfield,
+    /// Owns the requests in flight, which pieces each peer has and which we have (its book).
     picker: Box<dyn Picker + Send>,
     choker: Choker,
+    /// Seeded by the session: the choker's optimistic picks.
     rng: StdRng,
+    /// Connected peers that finished their handshake.
     peers: HashMap<PeerKey, PeerState>,
+    /// Blocks of pieces being received, until a piece is handed to be verified.
     assembly: Assembly,
+    /// Pieces being hashed and written off the runtime (see `MAX_VERIFYING`).
     verifying: HashSet<PieceIndex>,
     /// Addresses to dial, in order; `known` keeps us from queueing one twice.
     candidates: VecDeque<SocketAddr>,
     known: HashSet<SocketAddr>,
+    /// Dials under way, by the key their connection will have.
     dialing: HashMap<PeerKey, SocketAddr>,
     /// Addresses whose dial failed: failures in a row, and when to try again (None once
     /// queued).
     redial: HashMap<SocketAddr, (u32, Option<Instant>)>,
+    /// Distinct peer ids met, for the peers-seen count (at most `MAX_SEEN`).
     seen: HashSet<PeerId>,
+    /// What every peer task is given.
     ctx: PeerContext,
+    /// Keys are never reused (shared with the accept loop).
     next_key: Arc<AtomicU64>,
+    /// Connections dialled, accepted or alive, against `max_peers` (shared with the accept
+    /// loop; each peer task's `Gone` or `Failed` event takes its count back).
     live: Arc<AtomicUsize>,
     config: TorrentConfig,
+    /// t = 0: `now()` is measured from here, for the picker, the choker and the playback.
     started: Instant,
     playback: Option<Playback>,
     stats: watch::Sender<TorrentStats>,
     /// Verified pieces for readers (see `start`).
     have_tx: watch::Sender<Bitfield>,
+    /// Payload bytes received from and sent to peers.
     downloaded: u64,
     uploaded: u64,
-    wasted: u64,
+    /// Received bytes that were not needed; the one count (stats and reports read it).
+    waste: Waste,
     hash_failures: u32,
     /// A verified piece could not be written: no more requests (see `on_checked`).
     storage_failed: bool,
     /// Peers that sent data failing a hash check are not taken back.
     bans: Bans,
+    /// When `on_tick` last ran, for the rate meters.
     last_tick: Instant,
+    /// Results of `verify`, back from the blocking pool.
     checked: (
         mpsc::UnboundedSender<Checked>,
         mpsc::UnboundedReceiver<Checked>,
@@ -374,6 +397,11 @@ struct Torrent {
 impl Torrent {
     fn now(&self) -> Time {
         self.started.elapsed()
+    }
+
+    /// The pieces we hold verified: the picker's book is their one record.
+    fn have(&self) -> &Bitfield {
+        self.picker.book().ours()
     }
 
     async fn run(
@@ -406,6 +434,9 @@ impl Torrent {
                     self.dial_more(&cancel);
                 }
             }
+            // The picker's calling order: whatever the event made it take back is CANCELled
+            // here, once, rather than by each handler.
+            self.send_cancels();
         }
         // What readers said before the end still counts in the last snapshot (a report is
         // written from it once this task is done).
@@ -489,9 +520,10 @@ impl Torrent {
         let (down, up) = self.peers.values().fold((0.0, 0.0), |(d, u), p| {
             (d + p.download.rate(), u + p.upload.rate())
         });
-        let left = bytes_left(&self.geometry, &self.have);
+        let have = self.have();
+        let left = bytes_left(&self.geometry, have);
         self.stats.send_replace(TorrentStats {
-            pieces_have: self.have.count(),
+            pieces_have: have.count(),
             piece_count: self.geometry.piece_count(),
             bytes_left: left,
             downloaded: self.downloaded,
@@ -500,13 +532,10 @@ impl Torrent {
             upload_rate: up,
             peers: self.peers.len(),
             peers_seen: self.seen.len(),
-            complete: self.have.is_complete(),
-            wasted: self.wasted,
+            complete: have.is_complete(),
+            waste: self.waste,
             hash_failures: self.hash_failures,
-            vod: self
-                .playback
-                .as_ref()
-                .map(|p| p.status(self.now(), &self.have)),
+            vod: self.playback.as_ref().map(|p| p.status(self.now(), have)),
         });
     }
 }

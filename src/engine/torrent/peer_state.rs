@@ -1,6 +1,6 @@
-//! What the torrent task knows of one connected peer: protocol state, requests in flight, rates.
+//! What the torrent task knows of one connected peer: choke and interest flags, rates, round
+//! trips. What it has and what we asked of it are the picker's book's (`Torrent::picker`).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -10,8 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::peer::PeerCommand;
 use crate::proto::PeerId;
-use crate::proto::bitfield::Bitfield;
-use crate::proto::geometry::{BLOCK_LEN, BlockRef};
+use crate::proto::geometry::BLOCK_LEN;
 
 /// Seconds of a peer's rate kept requested ahead.
 const PIPELINE_SECS: f64 = 2.0;
@@ -48,6 +47,7 @@ impl RateMeter {
     }
 }
 
+/// One connection as the torrent task sees it (only the torrent task touches it).
 pub struct PeerState {
     pub addr: SocketAddr,
     pub peer_id: PeerId,
@@ -57,13 +57,11 @@ pub struct PeerState {
     pub commands: mpsc::Sender<PeerCommand>,
     /// Ends the connection at once (see `PeerEvent::Connected`).
     kill: CancellationToken,
-    pub has: Bitfield,
     /// We are choking them / they are choking us / interest both ways.
     pub am_choking: bool,
     pub peer_choking: bool,
     pub am_interested: bool,
     pub peer_interested: bool,
-    pub in_flight: HashMap<BlockRef, Instant>,
     pub download: RateMeter,
     pub upload: RateMeter,
     pub connected_at: Instant,
@@ -85,7 +83,6 @@ impl PeerState {
         fast: bool,
         commands: mpsc::Sender<PeerCommand>,
         kill: CancellationToken,
-        piece_count: u32,
         now: Instant,
     ) -> Self {
         Self {
@@ -95,12 +92,10 @@ impl PeerState {
             outgoing: false,
             commands,
             kill,
-            has: Bitfield::empty(piece_count),
             am_choking: true,
             peer_choking: true,
             am_interested: false,
             peer_interested: false,
-            in_flight: HashMap::new(),
             download: RateMeter::default(),
             upload: RateMeter::default(),
             connected_at: now,
@@ -127,8 +122,8 @@ impl PeerState {
 
     /// One line of the per-peer trace (target `btvod::peer_trace`, trace level; see
     /// `Torrent::trace_peers`): the choke and interest flags both ways, requests in flight
-    /// against the queue wanted, rate and bytes received, pieces the peer has.
-    pub fn trace(&self, at_s: f64, policy: &str) {
+    /// against the queue wanted, rate and bytes received.
+    pub fn trace(&self, at_s: f64, policy: &str, in_flight: usize) {
         tracing::trace!(
             target: "btvod::peer_trace",
             t = format_args!("{at_s:.1}"),
@@ -138,11 +133,10 @@ impl PeerState {
             we_choke = self.am_choking,
             we_want = self.am_interested,
             it_wants = self.peer_interested,
-            in_flight = self.in_flight.len(),
+            in_flight,
             queue = self.desired_queue(),
             rate = format_args!("{:.0}", self.download.rate()),
             received = self.download.total,
-            has = self.has.count(),
         );
     }
 
@@ -155,8 +149,9 @@ impl PeerState {
         });
     }
 
-    pub fn free_slots(&self) -> usize {
-        self.desired_queue().saturating_sub(self.in_flight.len())
+    /// Requests to add to the `in_flight` ones (the book's count) to reach the wanted queue.
+    pub fn free_slots(&self, in_flight: usize) -> usize {
+        self.desired_queue().saturating_sub(in_flight)
     }
 
     pub fn note_rtt(&mut self, sample: Duration) {
@@ -208,7 +203,7 @@ mod tests {
         let (tx, _rx) = mpsc::channel(1);
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
         let kill = CancellationToken::new();
-        let mut p = PeerState::new(addr, PeerId([0; 20]), true, tx, kill, 10, Instant::now());
+        let mut p = PeerState::new(addr, PeerId([0; 20]), true, tx, kill, Instant::now());
         assert_eq!(p.desired_queue(), MIN_QUEUE, "a new peer gets the floor");
         // 8 KiB/s for two seconds is one block: the cap never goes below two.
         p.cap_queue_for_limit(8 * 1024);

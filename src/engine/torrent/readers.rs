@@ -127,7 +127,6 @@ impl Torrent {
         for piece in update.released {
             self.release_from_server(piece);
         }
-        self.flush_cancellations();
         let keys: Vec<_> = self.peers.keys().copied().collect();
         for key in keys {
             self.fill_requests(key);

@@ -28,7 +28,7 @@ impl Torrent {
         };
         let due = playback.take_due(now, &self.geometry);
         for piece in due {
-            if self.have.has(piece) {
+            if self.picker.book().ours().has(piece) {
                 continue;
             }
             if self.verifying.contains(&piece) {
@@ -49,7 +49,6 @@ impl Torrent {
                 p.fetch(&self.geometry, piece, missing, false, Duration::ZERO);
             }
         }
-        self.flush_cancellations();
         self.publish_stats();
     }
 
@@ -110,7 +109,6 @@ impl Torrent {
             return;
         }
         self.picker.on_piece_owned_elsewhere(piece);
-        self.flush_cancellations();
         let all: Vec<BlockRef> = self.geometry.blocks(piece).collect();
         if let Some(p) = &mut self.playback {
             p.ledger_mut().hash_failures_after_server += 1;

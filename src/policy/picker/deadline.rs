@@ -157,10 +157,8 @@ impl DeadlinePicker {
 
     /// Whether this peer, not measured yet, is asked for any block it could deliver in time
     /// (and its requests are not judged late): always with `trust_new_peers`, and at the
-    /// start, while no peer is measured. Then there is no faster peer to keep the block for,
-    /// and a guess low enough to be safe later left the first pieces to the server (traced
-    /// in fast: every peer choked the viewer until about 4.5 s; the pieces due at 5.1 and
-    /// 6.1 s were asked of nobody). Decided once per call: it scans every link.
+    /// start, while no peer is measured, since there is no faster peer to keep the block for
+    /// (BENCHMARKS.md, "trusting new peers"). Decided once per call: it scans every link.
     fn trusts(&self, link: &PeerLink) -> bool {
         !link.is_measured()
             && (self.config.trust_new_peers || !self.links.values().any(PeerLink::is_measured))
@@ -211,7 +209,7 @@ impl DeadlinePicker {
         };
         let limit = limit.min(out.len().saturating_add(budget));
         let before = out.len();
-        self.book.request_piece(key, piece, limit, out);
+        self.book.request_piece(pipe.at, key, piece, limit, out);
         for &b in out.get(before..).unwrap_or_default() {
             pipe.push(b);
         }
@@ -287,7 +285,7 @@ impl DeadlinePicker {
             }
             let arrivals = elsewhere.get_or_insert_with(|| self.arrivals_elsewhere(now, key));
             let there = arrivals.get(&block).copied().unwrap_or(f64::INFINITY);
-            if there > due && here + gain <= there && self.book.request_duplicate(key, block) {
+            if there > due && here + gain <= there && self.book.request_duplicate(now, key, block) {
                 tracing::debug!(%key, %piece, "racing a stuck urgent block");
                 out.push(block);
                 pipe.push(block);
@@ -302,11 +300,9 @@ impl DeadlinePicker {
             if k == key {
                 continue;
             }
-            for (block, at) in link.arrivals(now, &self.config) {
-                if self.book.requesters(block).contains(&k) {
-                    let e = map.entry(block).or_insert(f64::INFINITY);
-                    *e = e.min(at);
-                }
+            for (block, at) in link.arrivals(now, &self.config, self.book.requests(k)) {
+                let e = map.entry(block).or_insert(f64::INFINITY);
+                *e = e.min(at);
             }
         }
         map
@@ -435,11 +431,11 @@ impl DeadlinePicker {
 
     /// One block for a peer that unchokes us but that no estimate gave work: the movie block
     /// with the most slack it can give us (the next piece beyond the window, else the last
-    /// in it). Its rate was learned while it served others or choked us; without a request
-    /// it is never measured again and stays idle for good (traced in the scarce world: every
-    /// peer unchoking, nothing asked for 50 s, 77% paid to the server).
+    /// in it). Without a request an idle peer is never measured again and stays idle for good
+    /// (BENCHMARKS.md, "probing idle peers").
     fn probe(
         &mut self,
+        now: Time,
         key: PeerKey,
         window: &Window,
         taken_back: &[BlockRef],
@@ -453,7 +449,7 @@ impl DeadlinePicker {
             // again in one call); if it has nothing else, the next call probes.
             let just_cancelled = taken_back.iter().any(|b| b.piece() == piece);
             if self.askable(key, piece) && !just_cancelled {
-                self.book.request_piece(key, piece, 1, out);
+                self.book.request_piece(now, key, piece, 1, out);
                 if let Some(&b) = out.first() {
                     tracing::debug!(%key, %piece, "probing an idle peer");
                     return Some(b);
@@ -477,16 +473,22 @@ impl Picker for DeadlinePicker {
 
     fn next_requests(&mut self, now: Time, peer: &PeerView, slots: usize) -> Vec<BlockRef> {
         let key = peer.key;
+        let busy = self.book.in_flight_count(key) > 0;
         let link = self.links.entry(key).or_default();
-        link.prune(&self.book, key);
-        link.observe(peer);
+        link.forget_answered_probe(&self.book, key);
+        link.observe(peer, busy);
         let taken_back = self.cancel_late(now, key);
         let mut out = Vec::with_capacity(slots);
         if slots == 0 {
             return out;
         }
+        let queued: u64 = self
+            .book
+            .requests(key)
+            .map(|(b, _)| u64::from(b.len()))
+            .sum();
         let mut pipe = match self.links.get(&key) {
-            Some(link) => Pipe::new(link, now, &self.config, self.trusts(link)),
+            Some(link) => Pipe::new(link, now, &self.config, self.trusts(link), queued),
             None => return out,
         };
         let window = self.window(now);
@@ -500,17 +502,10 @@ impl Picker for DeadlinePicker {
         self.request_urgent(now, key, &window, &mut pipe, slots, &mut out);
         self.request_ahead(key, &window, &mut pipe, slots, &mut out);
         self.request_other_files(key, &mut pipe, slots, &mut out);
-        let idle = self.links.get(&key).is_some_and(PeerLink::is_idle);
-        let probe = if out.is_empty() && idle {
-            self.probe(key, &window, &taken_back, &mut out)
-        } else {
-            None
-        };
-        if let Some(link) = self.links.get_mut(&key) {
-            for &b in &out {
-                link.record(b, now);
-            }
-            if let Some(b) = probe {
+        let idle = self.book.in_flight_count(key) == 0;
+        if out.is_empty() && idle {
+            let probe = self.probe(now, key, &window, &taken_back, &mut out);
+            if let (Some(b), Some(link)) = (probe, self.links.get_mut(&key)) {
                 link.set_probe(b);
             }
         }
@@ -560,7 +555,8 @@ impl DeadlinePicker {
             // No measurement to call anything late by.
             return Vec::new();
         }
-        let late = link.late_requests(now, &self.config, grace.as_secs_f64(), |b| {
+        let sent = self.book.requests(key);
+        let late = link.late_requests(now, &self.config, grace.as_secs_f64(), sent, |b| {
             self.table.secs(b.piece())
         });
         for &block in &late {
@@ -568,7 +564,7 @@ impl DeadlinePicker {
             self.book.request_timed_out(key, block);
         }
         if let Some(link) = self.links.get_mut(&key) {
-            link.prune(&self.book, key);
+            link.forget_answered_probe(&self.book, key);
         }
         late
     }

@@ -1,6 +1,12 @@
 //! The piece picker: events about peers and blocks go in, block requests come out. Every
 //! policy (rarest-first, sequential, later the VoD deadline policy) sits behind [`Picker`] and
 //! shares the block bookkeeping of [`PieceBook`].
+//!
+//! Calling order (one loop drives it, as quinn-proto's `Connection`): feed each event to its
+//! `on_*` method; ask `next_requests` for every peer with free slots and send what it returns;
+//! at the end of every turn of the loop, drain `poll_cancel` and send a CANCEL for each. The
+//! book is the one record of what is in flight to whom and since when: callers query it
+//! instead of keeping their own.
 
 mod book;
 mod deadline;
@@ -112,9 +118,16 @@ pub trait Picker {
             self.book_mut().cancel_piece_requests(piece);
         }
     }
-    /// Requests to take back with CANCEL: endgame duplicates of a block that arrived, requests
-    /// of pieces owned elsewhere, timed-out requests. Drained by the call.
+    /// The next request to take back with CANCEL: endgame duplicates of a block that arrived,
+    /// requests of pieces owned elsewhere or left behind by a seek, timed-out or late
+    /// requests. Already void in the book; the caller only tells the peer.
+    #[must_use = "a request taken back must be CANCELled at its peer"]
+    fn poll_cancel(&mut self) -> Option<(PeerKey, BlockRef)> {
+        self.book_mut().poll_cancel()
+    }
+    /// Every pending cancellation at once (`poll_cancel` until it returns None).
+    #[must_use = "a request taken back must be CANCELled at its peer"]
     fn cancellations(&mut self) -> Vec<(PeerKey, BlockRef)> {
-        self.book_mut().take_cancellations()
+        std::iter::from_fn(|| self.poll_cancel()).collect()
     }
 }

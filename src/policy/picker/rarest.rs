@@ -39,10 +39,10 @@ impl Picker for RarestFirst {
         &mut self.book
     }
 
-    fn next_requests(&mut self, _now: Time, peer: &PeerView, slots: usize) -> Vec<BlockRef> {
+    fn next_requests(&mut self, now: Time, peer: &PeerView, slots: usize) -> Vec<BlockRef> {
         let rng = &mut self.rng;
         self.book
-            .request_standard(peer.key, slots, |book, key, want| {
+            .request_standard(now, peer.key, slots, |book, key, want| {
                 if book.ours().count() < RANDOM_FIRST_PIECES {
                     book.random_fresh_candidates(key, want, rng)
                 } else {

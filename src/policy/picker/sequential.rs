@@ -28,9 +28,9 @@ impl Picker for Sequential {
         &mut self.book
     }
 
-    fn next_requests(&mut self, _now: Time, peer: &PeerView, slots: usize) -> Vec<BlockRef> {
+    fn next_requests(&mut self, now: Time, peer: &PeerView, slots: usize) -> Vec<BlockRef> {
         self.book
-            .request_standard(peer.key, slots, |book, key, want| {
+            .request_standard(now, peer.key, slots, |book, key, want| {
                 book.fresh_candidates(key, want)
             })
     }

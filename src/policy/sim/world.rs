@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::player::Player;
-use super::{Holding, Scenario, SimError, SimOutcome};
+use super::{Holding, PeerSpecError, Scenario, SimError, SimOutcome};
 use crate::policy::picker::{BlockOutcome, Picker};
 use crate::policy::vod::VodSession;
 use crate::policy::{PeerKey, PeerView, Time};
@@ -69,20 +69,25 @@ pub(super) struct World<'a> {
     now: Time,
     /// Which peer delivered each block we hold of pieces not yet verified.
     delivered_by: BTreeMap<PieceIndex, BTreeMap<u32, usize>>,
-    /// When each block in flight was asked of each peer.
+    /// When each block was asked of each peer, until it arrives. Not the book's record: that
+    /// forgets a request when it is cancelled, while the block may already be on its way.
     requested_at: BTreeMap<(usize, BlockRef), Time>,
     /// Streaming: the player whose reads set the deadlines.
     player: Option<Player>,
     out: SimOutcome,
 }
 
-fn holding_bits(g: &Geometry, holding: &Holding, rng: &mut StdRng) -> Result<Bitfield, String> {
+fn holding_bits(
+    g: &Geometry,
+    holding: &Holding,
+    rng: &mut StdRng,
+) -> Result<Bitfield, PeerSpecError> {
     let n = g.piece_count();
     let share = |s: f64| {
         if (0.0..=1.0).contains(&s) {
             Ok((f64::from(n) * s).round() as u32)
         } else {
-            Err(format!("share {s} is not between 0 and 1"))
+            Err(PeerSpecError::ShareOutOfRange(s))
         }
     };
     let range = match holding {
@@ -117,12 +122,9 @@ impl<'a> World<'a> {
         let mut rng = StdRng::seed_from_u64(scenario.seed);
         let mut peers = Vec::new();
         for (i, spec) in scenario.peers.iter().enumerate() {
-            let bad = |reason: String| SimError::BadPeer { peer: i, reason };
+            let bad = |reason: PeerSpecError| SimError::BadPeer { peer: i, reason };
             if !(spec.upload_rate.is_finite() && spec.upload_rate > 0.0) {
-                return Err(bad(format!(
-                    "upload rate {} is not positive",
-                    spec.upload_rate
-                )));
+                return Err(bad(PeerSpecError::RateNotPositive(spec.upload_rate)));
             }
             peers.push(PeerSim {
                 has: holding_bits(g, &spec.holding, &mut rng).map_err(bad)?,
@@ -143,6 +145,7 @@ impl<'a> World<'a> {
         let out = SimOutcome {
             policy: picker.name(),
             ledger: Default::default(),
+            waste: Default::default(),
             movie_bytes: scenario.schedule.movie_len(),
             complete_at: Duration::ZERO,
             stall: Duration::ZERO,
@@ -197,6 +200,7 @@ impl<'a> World<'a> {
             }
             self.now = t;
             self.handle(e);
+            self.send_cancels();
         }
         self.out.complete_at = self.session.complete_at().unwrap_or(self.now);
         self.out.stall = self.session.stall(self.out.complete_at);
@@ -308,11 +312,10 @@ impl<'a> World<'a> {
                     }
                 }
             }
-            BlockOutcome::Duplicate => self.session.ledger_mut().duplicate_bytes += len,
-            BlockOutcome::Superseded => self.session.ledger_mut().wasted_bytes += len,
+            BlockOutcome::Duplicate => self.out.waste.duplicate += len,
+            BlockOutcome::Superseded => self.out.waste.late += len,
             BlockOutcome::Unrequested => {}
         }
-        self.flush_cancellations();
         self.ask(i);
     }
 
@@ -376,7 +379,6 @@ impl<'a> World<'a> {
             self.picker.on_piece_verified(piece);
             self.session.on_verified(self.now, piece, peer_movie);
         }
-        self.flush_cancellations();
         // Streaming deadlines move with the player: its tick handles them instead.
         if let Some(d) = self.session.next_deadline()
             && self.player.is_none()
@@ -402,13 +404,14 @@ impl<'a> World<'a> {
             for piece in update.released {
                 self.picker.on_piece_released(piece, &[]);
             }
-            self.flush_cancellations();
         }
         self.deadline();
     }
 
-    fn flush_cancellations(&mut self) {
-        for (k, block) in self.picker.cancellations() {
+    /// What the picker took back reaches each peer after its latency. Called once per event,
+    /// after it was handled (the picker's calling order).
+    fn send_cancels(&mut self) {
+        while let Some((k, block)) = self.picker.poll_cancel() {
             let i = k.0 as usize;
             if let Some(p) = self.peers.get(i) {
                 let latency = p.latency;
@@ -443,7 +446,6 @@ impl<'a> World<'a> {
             self.requested_at.insert((i, block), self.now);
             self.at(self.now + latency, Event::RequestAtPeer(i, block));
         }
-        self.flush_cancellations();
     }
 }
 

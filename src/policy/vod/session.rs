@@ -63,7 +63,9 @@ pub struct VodSession {
     cursor: usize,
     /// Pieces handed to the server and not verified yet.
     taken: BTreeSet<u32>,
-    /// When each piece of the torrent became verified.
+    /// When each piece of the torrent became verified. Which pieces we have is the picker's
+    /// book's fact; this adds when, and is kept in step by the shell calling `on_verified`
+    /// where it tells the book (`piece_verified`).
     ready_at: Vec<Option<Time>>,
     /// Bytes the server delivered per piece, so a piece is counted in `pieces_from_server`
     /// once however many fetches it took.

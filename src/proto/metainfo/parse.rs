@@ -126,10 +126,43 @@ fn parse_info(
         ],
     )?;
     let is_v2 = file_tree.is_some() || matches!(meta_version, Some(Value::Int(2)));
+    let piece_len = parse_piece_length(piece_length, warnings)?;
+    let pieces = match pieces {
+        None if is_v2 => return Err(MetainfoError::V2Only),
+        other => want_bytes(require(other, "info.pieces")?, "info.pieces")?,
+    };
+    if pieces.len() % 20 != 0 {
+        return Err(MetainfoError::PiecesNotMultipleOf20(pieces.len()));
+    }
+    let name = preferred_text(name_utf8, "info.name.utf-8", warnings)
+        .map(Ok)
+        .unwrap_or_else(|| {
+            let raw = want_bytes(require(name, "info.name")?, "info.name")?;
+            Ok::<_, MetainfoError>(lossy(raw, "info.name", warnings))
+        })?;
+    check_component("info.name", &name)?;
+    let private = match private {
+        None => false,
+        Some(v) => want_int(v, "info.private")? != 0,
+    };
+    let (files, is_single_file) = parse_file_list(&name, length, files, is_v2, warnings)?;
+    let geometry = geometry_of(piece_len, &files)?;
+    let piece_hashes = split_hashes(pieces, &geometry)?;
+    Ok(ParsedInfo {
+        name,
+        geometry,
+        files,
+        is_single_file,
+        private,
+        piece_hashes,
+    })
+}
 
-    let piece_len = match require(piece_length, "info.piece length")
-        .and_then(|v| want_int(v, "info.piece length"))?
-    {
+fn parse_piece_length(
+    value: Option<Value<'_>>,
+    warnings: &mut Vec<MetainfoWarning>,
+) -> Result<u32, MetainfoError> {
+    let piece_len = match want_int(require(value, "info.piece length")?, "info.piece length")? {
         0 => return Err(MetainfoError::ZeroPieceLength),
         n => u32::try_from(n)
             .ok()
@@ -143,59 +176,55 @@ fn parse_info(
     if !piece_len.is_power_of_two() {
         warnings.push(MetainfoWarning::PieceLengthNotPowerOfTwo(piece_len));
     }
-    let pieces = match pieces {
-        None if is_v2 => return Err(MetainfoError::V2Only),
-        other => want_bytes(require(other, "info.pieces")?, "info.pieces")?,
-    };
-    if pieces.len() % 20 != 0 {
-        return Err(MetainfoError::PiecesNotMultipleOf20(pieces.len()));
-    }
+    Ok(piece_len)
+}
 
-    let name = preferred_text(name_utf8, "info.name.utf-8", warnings)
-        .map(Ok)
-        .unwrap_or_else(|| {
-            let raw = want_bytes(require(name, "info.name")?, "info.name")?;
-            Ok::<_, MetainfoError>(lossy(raw, "info.name", warnings))
-        })?;
-    check_component("info.name", &name)?;
-
-    let private = match private {
-        None => false,
-        Some(v) => want_int(v, "info.private")? != 0,
-    };
-
-    let (files, is_single_file) = match (length, files) {
-        (Some(_), Some(_)) => return Err(MetainfoError::BothLengthAndFiles),
-        (None, None) if is_v2 => return Err(MetainfoError::V2Only),
-        (None, None) => return Err(MetainfoError::NeitherLengthNorFiles),
+/// The files of a single-file (`length`) or multi-file (`files`) torrent, and which it is.
+fn parse_file_list(
+    name: &str,
+    length: Option<Value<'_>>,
+    files: Option<Value<'_>>,
+    is_v2: bool,
+    warnings: &mut Vec<MetainfoWarning>,
+) -> Result<(Vec<FileEntry>, bool), MetainfoError> {
+    match (length, files) {
+        (Some(_), Some(_)) => Err(MetainfoError::BothLengthAndFiles),
+        (None, None) if is_v2 => Err(MetainfoError::V2Only),
+        (None, None) => Err(MetainfoError::NeitherLengthNorFiles),
         (Some(length), None) => {
             let length = non_negative(want_int(length, "info.length")?, "info.length")?;
             let entry = FileEntry {
-                path: vec![name.clone()],
+                path: vec![name.to_string()],
                 length,
             };
-            (vec![entry], true)
+            Ok((vec![entry], true))
         }
         (None, Some(files)) => {
             let files = parse_files(want_list(files, "info.files")?, warnings)?;
             check_distinct(&files)?;
-            (files, false)
+            Ok((files, false))
         }
-    };
+    }
+}
 
+fn geometry_of(piece_len: u32, files: &[FileEntry]) -> Result<Geometry, MetainfoError> {
     let lengths: Vec<u64> = files.iter().map(|f| f.length).collect();
     lengths
         .iter()
         .try_fold(0u64, |sum, &len| sum.checked_add(len))
         .ok_or(MetainfoError::TotalLengthOverflow)?;
-    let geometry = Geometry::new(piece_len, &lengths).map_err(|e| match e {
+    Geometry::new(piece_len, &lengths).map_err(|e| match e {
         GeometryError::ZeroPieceLength => MetainfoError::ZeroPieceLength,
         GeometryError::Empty => MetainfoError::Empty,
         GeometryError::TooManyPieces { total, piece_len } => MetainfoError::TooManyPieces {
             total_len: total,
             piece_len,
         },
-    })?;
+    })
+}
+
+/// The 20-byte piece hashes, one per piece of `geometry`.
+fn split_hashes(pieces: &[u8], geometry: &Geometry) -> Result<Vec<[u8; 20]>, MetainfoError> {
     // Compared before allocating: the hash count is bounded by the input, the claim is not.
     let hashes = pieces.len() / 20;
     if u64::try_from(hashes).ok() != Some(u64::from(geometry.piece_count())) {
@@ -203,26 +232,17 @@ fn parse_info(
             hashes,
             expected: geometry.piece_count(),
             total_len: geometry.total_len(),
-            piece_len,
+            piece_len: geometry.piece_len(),
         });
     }
-    let piece_hashes = pieces
+    Ok(pieces
         .chunks_exact(20)
         .map(|chunk| {
             let mut hash = [0u8; 20];
             hash.copy_from_slice(chunk);
             hash
         })
-        .collect();
-
-    Ok(ParsedInfo {
-        name,
-        geometry,
-        files,
-        is_single_file,
-        private,
-        piece_hashes,
-    })
+        .collect())
 }
 
 fn parse_files(

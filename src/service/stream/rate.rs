@@ -33,74 +33,14 @@ pub async fn learn(
     sent: Arc<AtomicU64>,
     notes: RateNotes,
 ) {
-    let geometry = storage.geometry().clone();
-    let Some(extent) = geometry.files().get(file).map(|f| f.range()) else {
+    let Some(extent) = storage.geometry().files().get(file).map(|f| f.range()) else {
         return;
     };
     let len = extent.end - extent.start;
-    let mut have = link.have.clone();
-    let fallback = async {
-        // The container did not say: the rate the readers take bytes at, once it has settled.
-        let mut first: Option<(Instant, u64)> = None;
-        let mut told = 0u64;
-        loop {
-            tokio::time::sleep(READ_RATE_EVERY).await;
-            let bytes = sent.load(Ordering::Relaxed);
-            let (since, base) = *first.get_or_insert((Instant::now(), bytes));
-            let elapsed = since.elapsed();
-            if elapsed < READ_RATE_AFTER || bytes <= base {
-                continue;
-            }
-            let rate = ((bytes - base) as f64 / elapsed.as_secs_f64()) as u64;
-            if rate.abs_diff(told) * 10 > told {
-                told = rate;
-                note(&notes, "the player's reads", rate);
-                let _ = link
-                    .events
-                    .send(PlayerEvent::Rate { bytes_per_s: rate })
-                    .await;
-            }
-        }
-    };
-    let container = async {
-        loop {
-            let snapshot = have.borrow().clone();
-            let storage = Arc::clone(&storage);
-            let g = geometry.clone();
-            let extent = extent.clone();
-            let probe = tokio::task::spawn_blocking(move || {
-                media::probe(len, &mut |r: Range<u64>| {
-                    read_verified(
-                        &storage,
-                        &g,
-                        &snapshot,
-                        extent.start + r.start..extent.start + r.end,
-                    )
-                })
-            })
-            .await
-            .unwrap_or(Probe::Unknown);
-            match probe {
-                Probe::Duration {
-                    duration,
-                    container,
-                } => return Some((duration, container)),
-                Probe::Unknown => return None,
-                Probe::Need(r) => {
-                    let pieces = pieces_of(&geometry, extent.start + r.start..extent.start + r.end);
-                    let verified = have
-                        .wait_for(|h| pieces.iter().all(|&p| has(&geometry, h, p)))
-                        .await;
-                    if verified.is_err() {
-                        return None;
-                    }
-                }
-            }
-        }
-    };
+    let fallback = from_reads(&sent, &link, &notes);
     tokio::pin!(fallback);
     let found = tokio::select! {
-        found = container => found,
+        found = from_container(&storage, extent, link.have.clone()) => found,
         () = &mut fallback => None,
     };
     match found {
@@ -126,6 +66,71 @@ pub async fn learn(
             );
             note(&notes, "the player's reads (measuring)", 0);
             fallback.await;
+        }
+    }
+}
+
+/// The rate the readers take bytes at, once it has settled; told again when it moves by more
+/// than a tenth. Never returns.
+async fn from_reads(sent: &AtomicU64, link: &ReaderLink, notes: &RateNotes) {
+    let mut first: Option<(Instant, u64)> = None;
+    let mut told = 0u64;
+    loop {
+        tokio::time::sleep(READ_RATE_EVERY).await;
+        let bytes = sent.load(Ordering::Relaxed);
+        let (since, base) = *first.get_or_insert((Instant::now(), bytes));
+        let elapsed = since.elapsed();
+        if elapsed < READ_RATE_AFTER || bytes <= base {
+            continue;
+        }
+        let rate = ((bytes - base) as f64 / elapsed.as_secs_f64()) as u64;
+        if rate.abs_diff(told) * 10 > told {
+            told = rate;
+            note(notes, "the player's reads", rate);
+            let _ = link
+                .events
+                .send(PlayerEvent::Rate { bytes_per_s: rate })
+                .await;
+        }
+    }
+}
+
+/// The file's duration and container name, read from verified pieces only (waiting for the
+/// ones the probe needs); None if the container does not say.
+async fn from_container(
+    storage: &Arc<Storage>,
+    extent: Range<u64>,
+    mut have: watch::Receiver<Bitfield>,
+) -> Option<(Duration, &'static str)> {
+    let geometry = storage.geometry().clone();
+    let len = extent.end - extent.start;
+    loop {
+        let snapshot = have.borrow().clone();
+        let storage = Arc::clone(storage);
+        let g = geometry.clone();
+        let start = extent.start;
+        let probe = tokio::task::spawn_blocking(move || {
+            media::probe(len, &mut |r: Range<u64>| {
+                read_verified(&storage, &g, &snapshot, start + r.start..start + r.end)
+            })
+        })
+        .await
+        .unwrap_or(Probe::Unknown);
+        match probe {
+            Probe::Duration {
+                duration,
+                container,
+            } => return Some((duration, container)),
+            Probe::Unknown => return None,
+            Probe::Need(r) => {
+                let pieces = pieces_of(&geometry, start + r.start..start + r.end);
+                let verified = have
+                    .wait_for(|h| pieces.iter().all(|&p| has(&geometry, h, p)))
+                    .await;
+                if verified.is_err() {
+                    return None;
+                }
+            }
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Selection helpers the policies are built from: finish open pieces, find fresh pieces in the
-//! book's order (or at random), and endgame duplicates. Each marks what it picks as in flight.
+//! book's order (or at random), and endgame duplicates. Each marks what it picks as in flight,
+//! sent at `now`.
 
 use rand::Rng;
 
 use super::{FreshOrder, PieceBook, PieceState, Slot};
-use crate::policy::PeerKey;
+use crate::policy::{PeerKey, Time};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BLOCK_LEN, BlockRef, Geometry, PieceIndex};
 
@@ -21,6 +22,7 @@ impl PieceBook {
     /// `choose(book, peer, want)` returns up to `want` fresh pieces the peer has, best first.
     pub fn request_standard(
         &mut self,
+        now: Time,
         peer: PeerKey,
         slots: usize,
         mut choose: impl FnMut(&mut Self, PeerKey, usize) -> Vec<PieceIndex>,
@@ -29,25 +31,31 @@ impl PieceBook {
         if slots == 0 || !self.peers.contains_key(&peer) {
             return out;
         }
-        self.request_open(peer, slots, &mut out);
+        self.request_open(now, peer, slots, &mut out);
         let per_piece = self.geometry.piece_len().div_ceil(BLOCK_LEN).max(1) as usize;
         while out.len() < slots {
             let want = (slots - out.len()).div_ceil(per_piece);
             let chosen = choose(self, peer, want);
             let before = out.len();
             for &piece in &chosen {
-                self.request_piece(peer, piece, slots, &mut out);
+                self.request_piece(now, peer, piece, slots, &mut out);
             }
             if out.len() == before || chosen.len() < want {
                 break;
             }
         }
-        self.request_endgame(peer, slots, &mut out);
+        self.request_endgame(now, peer, slots, &mut out);
         out
     }
 
     /// Unrequested blocks of started pieces the peer has, lowest piece index first.
-    pub fn request_open(&mut self, peer: PeerKey, slots: usize, out: &mut Vec<BlockRef>) {
+    pub fn request_open(
+        &mut self,
+        now: Time,
+        peer: PeerKey,
+        slots: usize,
+        out: &mut Vec<BlockRef>,
+    ) {
         let Some(entry) = self.peers.get(&peer) else {
             return;
         };
@@ -67,7 +75,7 @@ impl PieceBook {
         }
         for p in chosen {
             if let Some(piece) = self.geometry.piece(p) {
-                self.request_piece(peer, piece, slots, out);
+                self.request_piece(now, peer, piece, slots, out);
             }
         }
     }
@@ -76,6 +84,7 @@ impl PieceBook {
     /// holds `slots` blocks. Does nothing if the peer lacks the piece or it is not pickable.
     pub fn request_piece(
         &mut self,
+        now: Time,
         peer: PeerKey,
         piece: PieceIndex,
         slots: usize,
@@ -103,7 +112,7 @@ impl PieceBook {
             }
             if *slot == Slot::Missing {
                 *slot = Slot::Requested(vec![peer]);
-                entry.in_flight.insert(block);
+                entry.in_flight.push(block, now);
                 out.push(block);
                 taken += 1;
             }
@@ -216,7 +225,7 @@ impl PieceBook {
     /// Asks `peer` for a block already in flight to others (a deadline race): first arrival
     /// wins and the other requests are cancelled, as in endgame. False if the block is not in
     /// flight, the peer lacks its piece or already has the request.
-    pub fn request_duplicate(&mut self, peer: PeerKey, block: BlockRef) -> bool {
+    pub fn request_duplicate(&mut self, now: Time, peer: PeerKey, block: BlockRef) -> bool {
         let p = block.piece().get();
         if self.state_of(p) != PieceState::Started
             || self.geometry.block(block.piece(), block.index()) != Some(block)
@@ -236,7 +245,7 @@ impl PieceBook {
         match slot {
             Some(Slot::Requested(q)) if !q.contains(&peer) => {
                 q.push(peer);
-                entry.in_flight.insert(block);
+                entry.in_flight.push(block, now);
                 true
             }
             _ => false,
@@ -245,7 +254,13 @@ impl PieceBook {
 
     /// In endgame, blocks already in flight to other peers (never to this one), the least
     /// duplicated first, so a slow peer's last blocks are raced by faster ones.
-    pub fn request_endgame(&mut self, peer: PeerKey, slots: usize, out: &mut Vec<BlockRef>) {
+    pub fn request_endgame(
+        &mut self,
+        now: Time,
+        peer: PeerKey,
+        slots: usize,
+        out: &mut Vec<BlockRef>,
+    ) {
         if out.len() >= slots || !self.is_endgame() {
             return;
         }
@@ -280,7 +295,7 @@ impl PieceBook {
                 .and_then(|sp| sp.slots.get_mut(i as usize));
             if let (Some(Slot::Requested(q)), Some(entry)) = (slot, self.peers.get_mut(&peer)) {
                 q.push(peer);
-                entry.in_flight.insert(block);
+                entry.in_flight.push(block, now);
                 out.push(block);
             }
         }

@@ -1,7 +1,6 @@
-//! Arrival-time estimates for the deadline policy: what each peer's request pipe holds, in the
-//! order it was sent, and when a block queued behind it would arrive (queued bytes / rate + RTT).
+//! Arrival-time estimates for the deadline policy: what each peer's request pipe holds (the
+//! book's record, in sending order), and when a block queued behind it would arrive.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::DeadlineConfig;
@@ -15,8 +14,6 @@ pub(super) struct PeerLink {
     /// Last measured payload rate, bytes per second (0: not measured yet).
     rate: f64,
     rtt: Option<Duration>,
-    /// Requests still in flight, in the order they were sent (peers serve FIFO), with when.
-    sent: VecDeque<(BlockRef, Time)>,
     /// A request sent to an idle peer whatever its estimate said (see `DeadlinePicker::probe`);
     /// never taken back as late, so the peer is measured again.
     probe: Option<BlockRef>,
@@ -26,8 +23,8 @@ impl PeerLink {
     /// Learns the peer's rate while it has our requests to serve; while it is idle, only a
     /// rise is believed. An idle link's meter decays towards zero, and believing it left the
     /// peer idle for good (no request fits a deadline at 15 B/s), however fast it had become.
-    pub(super) fn observe(&mut self, view: &PeerView) {
-        let busy = !self.sent.is_empty();
+    /// `busy`: the peer has requests of ours in flight.
+    pub(super) fn observe(&mut self, view: &PeerView, busy: bool) {
         let rate = view.download_rate;
         if rate.is_finite() && rate > 0.0 && (busy || rate > self.rate) {
             self.rate = rate;
@@ -56,50 +53,35 @@ impl PeerLink {
         self.rtt.unwrap_or(config.unmeasured_rtt).as_secs_f64()
     }
 
-    /// Drops requests the book no longer has in flight to this peer (arrived, voided).
-    pub(super) fn prune(&mut self, book: &PieceBook, key: PeerKey) {
-        self.sent
-            .retain(|(b, _)| book.requesters(*b).contains(&key));
-        if self
-            .probe
-            .is_some_and(|p| !self.sent.iter().any(|(b, _)| *b == p))
-        {
+    /// The probe is over once its request is no longer in flight (arrived, voided).
+    pub(super) fn forget_answered_probe(&mut self, book: &PieceBook, key: PeerKey) {
+        if self.probe.is_some_and(|p| book.sent_at(key, p).is_none()) {
             self.probe = None;
         }
-    }
-
-    /// Nothing of ours is in flight to this peer.
-    pub(super) fn is_idle(&self) -> bool {
-        self.sent.is_empty()
     }
 
     pub(super) fn set_probe(&mut self, block: BlockRef) {
         self.probe = Some(block);
     }
 
-    pub(super) fn record(&mut self, block: BlockRef, now: Time) {
-        self.sent.retain(|(b, _)| *b != block);
-        self.sent.push_back((block, now));
-    }
-
-    pub(super) fn queued_bytes(&self) -> u64 {
-        self.sent.iter().map(|(b, _)| u64::from(b.len())).sum()
-    }
-
-    /// Estimated arrival (seconds since start) of every request in flight, in sending order:
-    /// a request is served once it reached the peer and everything before it was sent.
-    pub(super) fn arrivals(&self, now: Time, config: &DeadlineConfig) -> Vec<(BlockRef, f64)> {
+    /// Estimated arrival (seconds since start) of every request in flight (`sent`, from the
+    /// book, in sending order): a request is served once it reached the peer and everything
+    /// before it was sent.
+    pub(super) fn arrivals(
+        &self,
+        now: Time,
+        config: &DeadlineConfig,
+        sent: impl Iterator<Item = (BlockRef, Time)>,
+    ) -> Vec<(BlockRef, f64)> {
         let rate = self.rate(config);
         let rtt = self.rtt(config);
         let mut bytes = 0.0;
-        self.sent
-            .iter()
-            .map(|&(block, sent)| {
-                bytes += f64::from(block.len());
-                let earliest = (sent.as_secs_f64() + rtt).max(now.as_secs_f64());
-                (block, earliest + bytes / rate)
-            })
-            .collect()
+        sent.map(|(block, sent)| {
+            bytes += f64::from(block.len());
+            let earliest = (sent.as_secs_f64() + rtt).max(now.as_secs_f64());
+            (block, earliest + bytes / rate)
+        })
+        .collect()
     }
 }
 
@@ -113,13 +95,14 @@ impl PeerLink {
         now: Time,
         config: &DeadlineConfig,
         grace: f64,
+        sent: impl Iterator<Item = (BlockRef, Time)>,
         deadline: impl Fn(BlockRef) -> Option<f64>,
     ) -> Vec<BlockRef> {
         let rate = self.rate(config);
         let rtt = self.rtt(config);
         let mut kept_bytes = 0.0;
         let mut late = Vec::new();
-        for &(block, sent) in &self.sent {
+        for (block, sent) in sent {
             let bytes = kept_bytes + f64::from(block.len());
             let earliest = (sent.as_secs_f64() + rtt).max(now.as_secs_f64());
             let judged = self.probe != Some(block);
@@ -135,6 +118,8 @@ impl PeerLink {
 
 /// The pipe of the peer being asked, as this call fills it.
 pub(super) struct Pipe {
+    /// When the call runs: the requests it makes are sent now.
+    pub(super) at: Time,
     now: f64,
     rate: f64,
     rtt: f64,
@@ -150,12 +135,20 @@ pub(super) struct Pipe {
 }
 
 impl Pipe {
-    pub(super) fn new(link: &PeerLink, now: Time, config: &DeadlineConfig, trusted: bool) -> Self {
+    /// `queued`: bytes of the requests in flight to the peer.
+    pub(super) fn new(
+        link: &PeerLink,
+        now: Time,
+        config: &DeadlineConfig,
+        trusted: bool,
+        queued: u64,
+    ) -> Self {
         Self {
+            at: now,
             now: now.as_secs_f64(),
             rate: link.rate(config),
             rtt: link.rtt(config),
-            queued: link.queued_bytes() as f64,
+            queued: queued as f64,
             trusted,
             held_back: false,
         }
