@@ -122,8 +122,9 @@ impl PeerState {
 
     /// One line of the per-peer trace (target `btvod::peer_trace`, trace level; see
     /// `Torrent::trace_peers`): the choke and interest flags both ways, requests in flight
-    /// against the queue wanted, rate and bytes received.
-    pub fn trace(&self, at_s: f64, policy: &str, in_flight: usize) {
+    /// against the queue wanted, rate and bytes received, pieces the peer has (the last two
+    /// from the picker's book).
+    pub fn trace(&self, at_s: f64, policy: &str, in_flight: usize, has: u32) {
         tracing::trace!(
             target: "btvod::peer_trace",
             t = format_args!("{at_s:.1}"),
@@ -137,6 +138,7 @@ impl PeerState {
             queue = self.desired_queue(),
             rate = format_args!("{:.0}", self.download.rate()),
             received = self.download.total,
+            has,
         );
     }
 

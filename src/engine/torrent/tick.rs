@@ -66,7 +66,8 @@ impl Torrent {
         let at_s = self.started.elapsed().as_secs_f64();
         let book = self.picker.book();
         for (key, peer) in &self.peers {
-            peer.trace(at_s, self.picker.name(), book.in_flight_count(*key));
+            let has = book.peer_piece_count(*key);
+            peer.trace(at_s, self.picker.name(), book.in_flight_count(*key), has);
         }
     }
 

@@ -180,6 +180,10 @@ impl PieceBook {
     pub fn sent_at(&self, peer: PeerKey, block: BlockRef) -> Option<Time> {
         self.peers.get(&peer)?.in_flight.sent_at(block)
     }
+    /// How many pieces the peer has told us it has.
+    pub fn peer_piece_count(&self, peer: PeerKey) -> u32 {
+        self.peers.get(&peer).map_or(0, |e| e.has.count())
+    }
     /// Whether the peer has a piece we still want (worth being interested in).
     pub fn peer_offers_wanted(&self, peer: PeerKey) -> bool {
         self.peers.get(&peer).is_some_and(|e| {
