@@ -11,6 +11,16 @@ use axum::http::{HeaderMap, HeaderValue, header};
 
 /// The headers of a file body both HTTP servers send: `Accept-Ranges`, the type, the length
 /// of `span`, and for a 206 which bytes of the `len`-byte file it holds.
+/// 416 with the `Content-Range: bytes */LEN` RFC 9110 asks for.
+fn unsatisfiable(len: u64) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers = [
+        (header::CONTENT_RANGE, format!("bytes */{len}")),
+        (header::ACCEPT_RANGES, "bytes".to_string()),
+    ];
+    (axum::http::StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response()
+}
+
 fn set_body_headers(
     out: &mut HeaderMap,
     content_type: &'static str,

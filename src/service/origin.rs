@@ -168,11 +168,7 @@ async fn serve_file(
     let (status, span) = match decision {
         RangeDecision::Unsatisfiable => {
             meter.record_request(Answer::Refused, Some(&served.key));
-            let headers = [
-                (header::CONTENT_RANGE, format!("bytes */{len}")),
-                (header::ACCEPT_RANGES, "bytes".to_string()),
-            ];
-            return (StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response();
+            return super::unsatisfiable(len);
         }
         RangeDecision::Whole => (StatusCode::OK, 0..len),
         RangeDecision::Partial(span) => (StatusCode::PARTIAL_CONTENT, span),

@@ -127,13 +127,7 @@ async fn serve_file(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok())
     };
     let (status, span) = match range::decide(range_header, len) {
-        RangeDecision::Unsatisfiable => {
-            let headers = [
-                (header::CONTENT_RANGE, format!("bytes */{len}")),
-                (header::ACCEPT_RANGES, "bytes".to_string()),
-            ];
-            return (StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response();
-        }
+        RangeDecision::Unsatisfiable => return super::unsatisfiable(len),
         RangeDecision::Whole => (StatusCode::OK, 0..len),
         RangeDecision::Partial(span) => (StatusCode::PARTIAL_CONTENT, span),
     };

@@ -63,10 +63,7 @@ proptest! {
         messages in proptest::collection::vec(any_message(), 1..20),
         chunk in 1usize..5000,
     ) {
-        let mut stream = BytesMut::new();
-        for msg in &messages {
-            msg.encode(&mut stream);
-        }
+        let stream = super::tests::encode_all(&messages);
         let mut decoder = WireDecoder::default();
         let mut buf = BytesMut::new();
         let mut out = Vec::new();

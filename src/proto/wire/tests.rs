@@ -10,6 +10,15 @@ fn spec(piece: u32, offset: u32, len: u32) -> BlockSpec {
 }
 
 /// One of every message kind, with values that would show a swapped or truncated field.
+/// The messages one after another, as a peer would send them.
+pub(super) fn encode_all(messages: &[Message]) -> BytesMut {
+    let mut stream = BytesMut::new();
+    for msg in messages {
+        msg.encode(&mut stream);
+    }
+    stream
+}
+
 fn every_message() -> Vec<Message> {
     vec![
         Message::KeepAlive,
@@ -86,10 +95,7 @@ fn known_byte_layouts() {
 #[test]
 fn one_byte_at_a_time_gives_the_same_messages() {
     let messages = every_message();
-    let mut stream = BytesMut::new();
-    for msg in &messages {
-        msg.encode(&mut stream);
-    }
+    let stream = encode_all(&messages);
     let mut decoder = WireDecoder::default();
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
