@@ -119,6 +119,15 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
     btvod::units::parse_byte_size(s, 1024).map_err(|e| e.to_string())
 }
 
+/// The one-line status of a playback: a spinner, or nothing with `-q`.
+pub fn status_line(quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new_spinner()
+    }
+}
+
 pub fn init_logging(verbose: u8, quiet: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;

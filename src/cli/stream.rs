@@ -23,7 +23,6 @@ use btvod::proto::metainfo::Metainfo;
 use btvod::service::stream::{self, StreamSource, file_url_path};
 use btvod::units::human_bytes;
 use clap::{Args, ValueEnum};
-use indicatif::ProgressBar;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
@@ -373,11 +372,7 @@ enum Ended {
 /// Shows the status line until the player exits, Ctrl-C or SIGTERM arrives, or the session
 /// fails (a full disk, a server that serves other content).
 async fn watch_until_done(session: &Session, child: &mut Option<Child>, quiet: bool) -> Ended {
-    let line = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner()
-    };
+    let line = super::status_line(quiet);
     let mut stats = session.torrent.stats.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
