@@ -13,7 +13,7 @@ use btvod::engine::session::{self, Content, SessionOptions};
 use btvod::experiment::content::{draw_pieces, write_partial};
 use btvod::experiment::scenario::{ContentSource, Draw, Scenario};
 use btvod::experiment::world::build_content;
-use btvod::experiment::{World, WorldOptions};
+use btvod::experiment::{PeerRole, PeerState, World, WorldOptions};
 use btvod::proto::metainfo::Metainfo;
 use tokio::time::{Instant, sleep};
 
@@ -295,7 +295,10 @@ async fn a_world_trades_and_serves_a_viewer_to_completion() {
         world.peers()
     );
     let peers = world.peers();
-    let viewer = peers.iter().find(|p| p.role == "viewer").expect("a viewer");
+    let viewer = peers
+        .iter()
+        .find(|p| p.role == PeerRole::Viewer)
+        .expect("a viewer");
     let report = viewer.report.clone().expect("the viewer's report");
     assert_eq!(report.movie_bytes, 1 << 20);
     assert!(report.complete_at_s.is_some());
@@ -308,7 +311,10 @@ async fn a_world_trades_and_serves_a_viewer_to_completion() {
     let movie = std::fs::read(dir.path().join("viewers/viewer-0/small.bin")).expect("movie");
     let content = std::fs::read(world.content_path()).expect("content");
     assert!(movie == content, "the viewer's copy equals the content");
-    let partials: Vec<_> = peers.iter().filter(|p| p.role == "partial").collect();
+    let partials: Vec<_> = peers
+        .iter()
+        .filter(|p| p.role == PeerRole::Partial)
+        .collect();
     assert_eq!(partials.len(), 3);
     let starts: HashSet<u32> = partials.iter().map(|p| p.pieces_at_start).collect();
     assert_eq!(
@@ -322,7 +328,7 @@ async fn a_world_trades_and_serves_a_viewer_to_completion() {
     );
     let world_uploaded: u64 = peers
         .iter()
-        .filter(|p| p.role != "viewer")
+        .filter(|p| p.role != PeerRole::Viewer)
         .map(|p| p.uploaded)
         .sum();
     let partial_uploaded: u64 = partials.iter().map(|p| p.uploaded).sum();
@@ -336,7 +342,7 @@ async fn a_world_trades_and_serves_a_viewer_to_completion() {
     );
     let summary = world.stop().await;
     assert!(
-        summary.peers.iter().all(|p| p.state == "stopped"),
+        summary.peers.iter().all(|p| p.state == PeerState::Stopped),
         "{:#?}",
         summary.peers
     );

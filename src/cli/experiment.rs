@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use btvod::experiment::Scenario;
+use btvod::experiment::deadline_settings::set_deadline;
 use btvod::experiment::plot::render_svg;
 use btvod::experiment::report::{RunRow, render_table, summarise, write_files};
-use btvod::experiment::runner::{Contender, Progress, RunnerOptions, run_experiment, set_deadline};
+use btvod::experiment::runner::{
+    Contender, Progress, ProgressFn, RunOutcome, RunnerOptions, run_experiment,
+};
 use btvod::units::human_bytes;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -71,47 +74,7 @@ pub struct ExperimentArgs {
 
 pub async fn run(args: ExperimentArgs) -> anyhow::Result<()> {
     let scenario = Scenario::load(&args.scenario)?;
-    let contenders = args
-        .policies
-        .iter()
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| Contender::parse(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
-    if args.runs == 0 {
-        bail!("--runs must be at least 1");
-    }
-    if !args.slack.is_finite() || args.slack < 0.0 {
-        bail!("--slack must be a number of seconds, zero or more");
-    }
-    let mut options = RunnerOptions {
-        contenders,
-        runs: args.runs,
-        jobs: args.jobs.max(1),
-        out: args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("experiments").join(&scenario.name)),
-        python: args.python.clone(),
-        lt_script: args.lt_script.clone(),
-        slack: Duration::from_secs_f64(args.slack),
-        keep_data: args.keep_data,
-        ..RunnerOptions::default()
-    };
-    for setting in &args.deadline_set {
-        set_deadline(&mut options.deadline, setting).map_err(anyhow::Error::msg)?;
-    }
-    if options
-        .contenders
-        .iter()
-        .any(|c| matches!(c, Contender::Libtorrent { .. }))
-        && !options.lt_script.is_file()
-    {
-        bail!(
-            "the libtorrent policies need {} (see --lt-script)",
-            options.lt_script.display()
-        );
-    }
+    let options = runner_options(&args, &scenario)?;
     let total = u64::from(options.runs) * options.contenders.len() as u64;
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -135,67 +98,127 @@ pub async fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             .join(", "),
         options.out.display()
     );
-    let active: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let progress = {
-        let bar = bar.clone();
-        Arc::new(move |event: Progress| {
-            let mut active = active.lock().unwrap_or_else(|p| p.into_inner());
-            match event {
-                Progress::Started { policy, run } => {
-                    active.push((format!("{policy}#{run}"), "starting".into()));
-                }
-                Progress::Tick {
-                    policy,
-                    run,
-                    t,
-                    viewers_done,
-                    viewers,
-                    origin_bytes,
-                } => {
-                    let key = format!("{policy}#{run}");
-                    let text = format!(
-                        "t={t:.0}s viewers {viewers_done}/{viewers} penalty {}",
-                        human_bytes(origin_bytes)
-                    );
-                    if let Some(slot) = active.iter_mut().find(|(k, _)| *k == key) {
-                        slot.1 = text;
-                    }
-                }
-                Progress::Finished(outcome) => {
-                    let key = format!("{}#{}", outcome.policy, outcome.run);
-                    active.retain(|(k, _)| *k != key);
-                    let row = RunRow::of(&outcome);
-                    let line = format!(
-                        "{key}: penalty {} bytes ({:.2}%), stall {:.1} s, complete {}, origin {} bytes{}",
-                        row.penalty_bytes,
-                        100.0 * row.penalty_fraction,
-                        row.stall_s,
-                        row.complete_s
-                            .map(|t| format!("{t:.1} s"))
-                            .unwrap_or_else(|| "-".into()),
-                        row.origin_bytes,
-                        failure_note(&outcome)
-                    );
-                    if bar.is_hidden() {
-                        // No terminal (a log, a script): the per-run lines still matter.
-                        eprintln!("{line}");
-                    } else {
-                        bar.println(line);
-                    }
-                    bar.inc(1);
+    let outcomes = run_experiment(&scenario, &options, progress_shown_on(bar.clone())).await?;
+    bar.finish_and_clear();
+    report(&scenario, &options, &outcomes)
+}
+
+/// The runner's options from the command line, every value checked.
+fn runner_options(args: &ExperimentArgs, scenario: &Scenario) -> anyhow::Result<RunnerOptions> {
+    let contenders = args
+        .policies
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| Contender::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    if !args.slack.is_finite() || args.slack < 0.0 {
+        bail!("--slack must be a number of seconds, zero or more");
+    }
+    let mut options = RunnerOptions {
+        contenders,
+        runs: args.runs,
+        jobs: args.jobs.max(1),
+        out: args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("experiments").join(&scenario.name)),
+        python: args.python.clone(),
+        lt_script: args.lt_script.clone(),
+        slack: Duration::from_secs_f64(args.slack),
+        keep_data: args.keep_data,
+        ..RunnerOptions::default()
+    };
+    for setting in &args.deadline_set {
+        set_deadline(&mut options.deadline, setting)?;
+    }
+    let libtorrent = options
+        .contenders
+        .iter()
+        .any(|c| matches!(c, Contender::Libtorrent { .. }));
+    if libtorrent && !options.lt_script.is_file() {
+        bail!(
+            "the libtorrent policies need {} (see --lt-script)",
+            options.lt_script.display()
+        );
+    }
+    Ok(options)
+}
+
+/// Shows the runner's progress on `bar`: one slot per run going, one line per run finished.
+fn progress_shown_on(bar: ProgressBar) -> ProgressFn {
+    let active: Mutex<Vec<(String, String)>> = Mutex::default();
+    Arc::new(move |event: Progress| {
+        let mut active = active.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Progress::Started { policy, run } => {
+                active.push((format!("{policy}#{run}"), "starting".into()));
+            }
+            Progress::Tick {
+                policy,
+                run,
+                t,
+                viewers_done,
+                viewers,
+                origin_bytes,
+            } => {
+                let key = format!("{policy}#{run}");
+                let text = format!(
+                    "t={t:.0}s viewers {viewers_done}/{viewers} penalty {}",
+                    human_bytes(origin_bytes)
+                );
+                if let Some(slot) = active.iter_mut().find(|(k, _)| *k == key) {
+                    slot.1 = text;
                 }
             }
-            bar.set_message(
-                active
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {v}"))
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-            );
-        })
-    };
-    let outcomes = run_experiment(&scenario, &options, progress).await?;
-    bar.finish_and_clear();
+            Progress::Finished(outcome) => {
+                let key = format!("{}#{}", outcome.policy, outcome.run);
+                active.retain(|(k, _)| *k != key);
+                let line = run_line(&key, &outcome);
+                if bar.is_hidden() {
+                    // No terminal (a log, a script): the per-run lines still matter.
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
+                bar.inc(1);
+            }
+        }
+        bar.set_message(
+            active
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+        );
+    })
+}
+
+/// One finished run in a line.
+fn run_line(key: &str, outcome: &RunOutcome) -> String {
+    let row = RunRow::of(outcome);
+    format!(
+        "{key}: penalty {} bytes ({:.2}%), stall {:.1} s, complete {}, origin {} bytes{}",
+        row.penalty_bytes,
+        100.0 * row.penalty_fraction,
+        row.stall_s,
+        row.complete_s
+            .map(|t| format!("{t:.1} s"))
+            .unwrap_or_else(|| "-".into()),
+        row.origin_bytes,
+        failure_note(outcome)
+    )
+}
+
+/// Prints the table, writes the result files and the plot, and fails if a run failed or
+/// the origin's meter disagrees with the penalties.
+fn report(
+    scenario: &Scenario,
+    options: &RunnerOptions,
+    outcomes: &[RunOutcome],
+) -> anyhow::Result<()> {
     let rows: Vec<RunRow> = outcomes.iter().map(RunRow::of).collect();
     let summaries = summarise(&rows);
     println!(
@@ -205,10 +228,10 @@ pub async fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         scenario.viewer_count()
     );
     print!("{}", render_table(&summaries));
-    let mut files = write_files(&options.out, &scenario.name, scenario.seed, &outcomes)
+    let mut files = write_files(&options.out, &scenario.name, scenario.seed, outcomes)
         .with_context(|| format!("cannot write results into {}", options.out.display()))?;
     let svg = options.out.join("plot.svg");
-    std::fs::write(&svg, render_svg(&scenario.name, &outcomes))
+    std::fs::write(&svg, render_svg(&scenario.name, outcomes))
         .with_context(|| format!("cannot write {}", svg.display()))?;
     files.push(svg);
     eprintln!(
@@ -236,7 +259,7 @@ pub async fn run(args: ExperimentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn failure_note(o: &btvod::experiment::runner::RunOutcome) -> String {
+fn failure_note(o: &RunOutcome) -> String {
     if o.ok() {
         return String::new();
     }

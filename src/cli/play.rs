@@ -2,21 +2,18 @@
 //! whatever misses its deadline, and reports the penalty (`vod-scoring.md`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use btvod::engine::playback::VodStatus;
 use btvod::engine::report::VodReport;
-use btvod::engine::session::{self, Content, Deadlines, PolicyKind, SessionOptions, VodOptions};
+use btvod::engine::session::{self, Content, PolicyKind, Session, SessionOptions, VodOptions};
 use btvod::engine::torrent::TorrentStats;
 use btvod::engine::vod_server::VodServer;
-use btvod::policy::picker::DeadlineConfig;
 use btvod::policy::vod::VodParams;
 use btvod::proto::metainfo::Metainfo;
 use btvod::units::human_bytes;
 use clap::{Args, ValueEnum};
-use indicatif::ProgressBar;
 
 #[derive(Args, Debug)]
 pub struct PlayArgs {
@@ -119,74 +116,19 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
     let meta = Metainfo::load(&torrent)
         .with_context(|| format!("{} is not a usable torrent", torrent.display()))?;
     let file = choose_file(&meta, args.file.as_deref())?;
-    let server_url = match args
-        .server
-        .clone()
-        .or_else(|| meta.url_list.first().cloned())
-    {
-        Some(url) => url,
-        None => bail!(
-            "no VoD server: give --server file:/path/to/copy or http://..., or a torrent with a web seed"
-        ),
-    };
-    let server = VodServer::parse(&server_url, &meta)
-        .with_context(|| format!("bad --server {server_url}"))?;
-    server
-        .check()
-        .await
-        .with_context(|| format!("the VoD server {server_url} is not usable"))?;
+    let server = vod_server(args.server.as_deref(), &meta).await?;
     let content = match &args.saveas {
         Some(path) => Content::SaveAs(path.clone()),
         None => Content::DownloadDir(PathBuf::from(".")),
     };
-    let common = &args.common;
     let options = SessionOptions {
-        vod: Some(VodOptions {
-            params,
-            file,
-            server: Some(Arc::new(server)),
-            deadline: DeadlineConfig::default(),
-            deadlines: Deadlines::Schedule,
-        }),
-        ..super::transfer::options(common, args.policy.kind())
+        vod: Some(VodOptions::scheduled(params, file, server)),
+        ..super::transfer::options(&args.common, args.policy.kind())
     };
     let session = session::start(&meta, content, options, |_, _| {})
         .await
         .context("cannot start playback")?;
-    let quiet = common.quiet;
-    let line = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner()
-    };
-    let mut stats = session.torrent.stats.clone();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut fatal = None;
-    let finished = loop {
-        let s = stats.borrow_and_update().clone();
-        if let Some(e) = session.storage.write_failure() {
-            // Disk full or failing: every piece from now on would be fetched for nothing.
-            fatal = Some(format!("{e}; playback stopped"));
-            break false;
-        }
-        if let Some(v) = &s.vod {
-            line.set_message(status_line(&s, v));
-            if v.complete_at.is_some() {
-                break true;
-            }
-            if let Some(e) = &v.server_error {
-                // The server cannot complete the movie: no point waiting for the deadlines.
-                fatal = Some(e.clone());
-                break false;
-            }
-        }
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break false,
-            _ = stats.changed() => {}
-            _ = tick.tick() => {}
-        }
-    };
-    line.finish_and_clear();
+    let ended = watch(&session, args.common.quiet).await;
     let final_stats = session.torrent.stats.borrow().clone();
     let report = VodReport::new(
         &meta,
@@ -195,6 +137,7 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
         &params,
         &final_stats,
     );
+    let finished = matches!(ended, Ended::Complete);
     print_summary(&report, finished);
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report)?;
@@ -206,16 +149,69 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     }
     session.shutdown().await;
-    if let Some(e) = fatal {
-        bail!("{e}");
+    match ended {
+        Ended::Complete => Ok(()),
+        Ended::Failed(e) => bail!("{e}"),
+        Ended::Interrupted => bail!("interrupted before the movie was complete"),
     }
-    if !finished {
-        bail!("interrupted before the movie was complete");
-    }
-    Ok(())
 }
 
-fn status_line(s: &TorrentStats, v: &VodStatus) -> String {
+/// The VoD server of `--server`, else the torrent's first web seed; checked before playback.
+async fn vod_server(url: Option<&str>, meta: &Metainfo) -> anyhow::Result<VodServer> {
+    let Some(url) = url.or_else(|| meta.url_list.first().map(String::as_str)) else {
+        bail!(
+            "no VoD server: give --server file:/path/to/copy or http://..., or a torrent with a web seed"
+        );
+    };
+    let server = VodServer::parse(url, meta).with_context(|| format!("bad --server {url}"))?;
+    server
+        .check()
+        .await
+        .with_context(|| format!("the VoD server {url} is not usable"))?;
+    Ok(server)
+}
+
+/// How a playback ended.
+enum Ended {
+    Complete,
+    /// Ctrl-C.
+    Interrupted,
+    /// The disk or the VoD server failed: waiting on could not complete the movie.
+    Failed(String),
+}
+
+/// Shows the playback's status line until the movie is complete, Ctrl-C, or a failure.
+async fn watch(session: &Session, quiet: bool) -> Ended {
+    let line = super::status_line(quiet);
+    let mut stats = session.torrent.stats.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let ended = loop {
+        let s = stats.borrow_and_update().clone();
+        if let Some(e) = session.storage.write_failure() {
+            // Disk full or failing: every piece from now on would be fetched for nothing.
+            break Ended::Failed(format!("{e}; playback stopped"));
+        }
+        if let Some(v) = &s.vod {
+            line.set_message(status_text(&s, v));
+            if v.complete_at.is_some() {
+                break Ended::Complete;
+            }
+            if let Some(e) = &v.server_error {
+                // The server cannot complete the movie: no point waiting for the deadlines.
+                break Ended::Failed(e.clone());
+            }
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break Ended::Interrupted,
+            _ = stats.changed() => {}
+            _ = tick.tick() => {}
+        }
+    };
+    line.finish_and_clear();
+    ended
+}
+
+fn status_text(s: &TorrentStats, v: &VodStatus) -> String {
     format!(
         "t={:.1}s  played {} / {}  buffered {} (+{:.1}s)  pieces {}/{} ({} from server)  penalty {}  stall {:.1}s  peers {}  down {}/s  up {}/s",
         v.now.as_secs_f64(),

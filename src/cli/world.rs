@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use btvod::experiment::world::build_content;
-use btvod::experiment::{Scenario, World, WorldOptions, WorldSummary};
+use btvod::experiment::{PeerRole, PeerState, Scenario, World, WorldOptions, WorldSummary};
 use btvod::units::human_bytes;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
@@ -127,13 +127,17 @@ fn prepare(scenario: &Scenario, args: &WorldArgs) -> anyhow::Result<()> {
 }
 
 fn status_line(s: &WorldSummary) -> String {
-    let online = s.peers.iter().filter(|p| p.state == "online").count();
+    let online = s
+        .peers
+        .iter()
+        .filter(|p| p.state == PeerState::Online)
+        .count();
     let up: u64 = s.peers.iter().map(|p| p.uploaded).sum();
     let down: u64 = s.peers.iter().map(|p| p.downloaded).sum();
     let viewers_done = s
         .peers
         .iter()
-        .filter(|p| p.role == "viewer" && p.report.is_some())
+        .filter(|p| p.role == PeerRole::Viewer && p.report.is_some())
         .count();
     format!(
         "t={:.0}s  online {online}/{}  uploaded {}  downloaded {}  viewers done {viewers_done}  origin served {}",

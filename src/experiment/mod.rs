@@ -5,17 +5,25 @@
 //! - [`content`]: deterministic content from a seed, single or multi-file, and partial copies
 //!   holding only chosen pieces.
 //! - [`world`]: runs a world in one process with the real engine (tracker, origin, seeds,
-//!   partial peers, viewers) and reports every peer's traffic.
+//!   partial peers, viewers) and reports every peer's traffic; [`roster`] holds what each
+//!   member is doing, `shared` what every member's task reads, `peers` and `viewers` their
+//!   lives.
+//! - [`runner`]: an experiment, a scenario run per policy and repetition, with [`report`] and
+//!   [`plot`] for its results and [`deadline_settings`] for the deadline policy's knobs.
 
 pub mod content;
-pub mod peers;
+pub mod deadline_settings;
+pub mod error;
+mod peers;
 pub mod plot;
 pub mod report;
+pub mod roster;
 pub mod runner;
 pub mod scenario;
-pub mod viewers;
+mod shared;
+mod viewers;
 pub mod world;
 
-pub use peers::PeerRecord;
+pub use roster::{PeerRecord, PeerRole, PeerState};
 pub use scenario::Scenario;
 pub use world::{World, WorldError, WorldOptions, WorldSummary};

@@ -1,117 +1,44 @@
 //! The life of one world peer: arrive, start with its saved pieces, trade under its limits,
 //! leave and rejoin on the churn schedule, and after completing linger then reincarnate with a
-//! fresh partial set. Every change is written to the peer's shared [`PeerRecord`].
+//! fresh partial set. Every change is written to the peer's record in the roster.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::content::{draw_pieces, mix, write_partial};
+use super::content::{draw_pieces, write_partial};
+use super::error::PrepareError;
+use super::roster::{PeerState, Tracked};
 use super::scenario::PeerClass;
-use super::world::WorldShared;
-use crate::engine::report::VodReport;
-use crate::engine::session::{self, Content, PolicyKind, Session, SessionOptions};
-use crate::engine::torrent::{TorrentConfig, TorrentStats};
+use super::shared::{SeedUse, WorldShared};
+use crate::engine::session::{self, Content, Session};
 
-/// What one world peer or viewer is doing and has done, for `world.json` and reports.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct PeerRecord {
-    /// `<class>-<i>`.
-    pub name: String,
-    pub class: String,
-    /// `seed`, `partial` or `viewer`.
-    pub role: String,
-    /// `waiting`, `online`, `lingering`, `offline`, `gone`, `failed` or `stopped`.
-    pub state: String,
-    pub incarnation: u32,
-    pub listen: Option<SocketAddr>,
-    /// Pieces saved when the current incarnation started.
-    pub pieces_at_start: u32,
-    pub pieces_have: u32,
-    pub piece_count: u32,
-    /// Payload bytes over every incarnation and session.
-    pub downloaded: u64,
-    pub uploaded: u64,
-    /// Times this peer completed the torrent.
-    pub completions: u32,
-    pub error: Option<String>,
-    /// A viewer's VoD report once its movie is complete.
-    pub report: Option<VodReport>,
-}
-
-/// A peer's record in the world's table, with the totals of its finished sessions.
-pub(crate) struct Tracked {
-    pub records: Arc<Mutex<Vec<PeerRecord>>>,
-    pub index: usize,
-    /// Totals of sessions already shut down.
-    pub base_down: u64,
-    pub base_up: u64,
-}
-
-impl Tracked {
-    pub fn update(&self, f: impl FnOnce(&mut PeerRecord)) {
-        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut records[self.index]);
-    }
-
-    pub fn show(&self, s: &TorrentStats) {
-        let (down, up) = (self.base_down + s.downloaded, self.base_up + s.uploaded);
-        self.update(|r| {
-            r.pieces_have = s.pieces_have;
-            r.piece_count = s.piece_count;
-            r.downloaded = down;
-            r.uploaded = up;
-        });
-    }
-
-    /// Shuts a session down and folds its totals into the base.
-    pub async fn close(&mut self, session: Session) {
-        let s = session.torrent.stats.borrow().clone();
-        self.show(&s);
-        self.base_down += s.downloaded;
-        self.base_up += s.uploaded;
-        session.shutdown().await;
-    }
-}
-
-/// Options shared by every session of the world.
-pub(crate) fn session_options(
-    shared: &WorldShared,
-    limits: super::scenario::Limits,
-    seed: u64,
-) -> SessionOptions {
-    SessionOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        torrent: TorrentConfig {
-            upload_limit: limits.upload,
-            download_limit: limits.download,
-            ..TorrentConfig::default()
-        },
-        peers: Vec::new(),
-        trackers: Some(vec![vec![shared.tracker_url.clone()]]),
-        policy: PolicyKind::Rarest,
-        seed,
-        vod: None,
-    }
-}
-
-/// Sleeps for `d`; false when the world stopped first.
-pub(crate) async fn pause(d: Duration, cancel: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = cancel.cancelled() => false,
-        _ = sleep(d) => true,
-    }
-}
-
-enum Outcome {
+/// How a session of a peer ended.
+enum Turn {
+    /// The world stopped.
     Stop,
+    /// Its churn schedule says leave.
     Leave,
+    /// It completed and reincarnates.
     Completed,
+}
+
+/// What follows an incarnation.
+enum Next {
+    Reincarnate,
+    End,
+}
+
+/// One world peer: its class and index, and where its data lives.
+struct WorldPeer {
+    shared: Arc<WorldShared>,
+    class_index: usize,
+    i: u32,
+    name: String,
+    dir: PathBuf,
 }
 
 /// Runs peer `i` of class `class_index` until the world stops (or it leaves for good).
@@ -122,111 +49,195 @@ pub(crate) async fn run_peer(
     mut tracked: Tracked,
     cancel: CancellationToken,
 ) {
-    let class: &PeerClass = &shared.scenario.peers[class_index];
+    let class = &shared.scenario.peers[class_index];
     let name = format!("{}-{i}", class.name);
     let arrive = shared.started + class.arrival.of(i, class.count);
-    tokio::select! {
-        _ = cancel.cancelled() => { tracked.update(|r| r.state = "stopped".into()); return; }
-        _ = sleep_until(arrive) => {}
+    if !tracked.wait_arrival(arrive, &cancel).await {
+        return;
     }
     let dir = shared.run_dir.join("peers").join(&name);
+    let peer = WorldPeer {
+        shared: Arc::clone(&shared),
+        class_index,
+        i,
+        name,
+        dir,
+    };
     let mut incarnation = 0u32;
     loop {
-        let content = match prepare(&shared, class, class_index, i, incarnation, &dir).await {
+        let content = match peer.prepare(incarnation).await {
             Ok(c) => c,
             Err(e) => {
-                shared.event(&format!("{name}: cannot prepare its data: {e}"));
-                tracked.update(|r| {
-                    r.state = "failed".into();
-                    r.error = Some(e);
-                });
+                peer.event(&format!("cannot prepare its data: {e}"));
+                tracked.fail(e.to_string());
                 return;
             }
         };
         tracked.update(|r| r.incarnation = incarnation);
-        let seed = mix(
-            shared.scenario.seed,
-            &[1, class_index as u64, u64::from(i), u64::from(incarnation)],
+        match peer
+            .live(&content, incarnation, &mut tracked, &cancel)
+            .await
+        {
+            Next::End => return,
+            Next::Reincarnate => {
+                incarnation += 1;
+                peer.event("reincarnates with a fresh partial set");
+            }
+        }
+    }
+}
+
+impl WorldPeer {
+    fn class(&self) -> &PeerClass {
+        &self.shared.scenario.peers[self.class_index]
+    }
+
+    fn event(&self, what: &str) {
+        self.shared.event(&format!("{}: {what}", self.name));
+    }
+
+    /// One incarnation: online and offline spells on the same data.
+    async fn live(
+        &self,
+        content: &Content,
+        incarnation: u32,
+        tracked: &mut Tracked,
+        cancel: &CancellationToken,
+    ) -> Next {
+        let seed = self.shared.seed(
+            SeedUse::PeerSession,
+            self.class_index,
+            self.i,
+            &[u64::from(incarnation)],
         );
-        // One incarnation: online and offline spells on the same data.
-        let completed = loop {
-            let options = session_options(&shared, class.limits, seed);
-            let session =
-                match session::start(&shared.meta, content.clone(), options, |_, _| {}).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        shared.event(&format!("{name}: cannot start: {e}"));
-                        tracked.update(|r| {
-                            r.state = "failed".into();
-                            r.error = Some(e.to_string());
-                        });
-                        return;
-                    }
-                };
-            let s0 = session.torrent.stats.borrow().clone();
-            tracked.update(|r| {
-                r.state = "online".into();
-                r.listen = session.torrent.listen_addr;
-                r.pieces_at_start = s0.pieces_have;
-            });
-            shared.event(&format!(
-                "{name}: online at {} with {}/{} pieces (incarnation {incarnation})",
-                session
-                    .torrent
-                    .listen_addr
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-                s0.pieces_have,
-                s0.piece_count
-            ));
-            let outcome = watch(&session, &tracked, class, &cancel).await;
-            match outcome {
-                Outcome::Stop => {
+        loop {
+            let Some(session) = self.go_online(content, seed, incarnation, tracked).await else {
+                return Next::End;
+            };
+            match watch(&session, tracked, self.class(), cancel).await {
+                Turn::Stop => {
                     tracked.close(session).await;
-                    tracked.update(|r| r.state = "stopped".into());
-                    return;
+                    tracked.set_state(PeerState::Stopped);
+                    return Next::End;
                 }
-                Outcome::Completed => {
+                Turn::Completed => {
                     tracked.update(|r| {
                         r.completions += 1;
-                        r.state = "lingering".into();
+                        r.state = PeerState::Lingering;
                     });
-                    shared.event(&format!("{name}: complete; seeding before it reincarnates"));
-                    let go_on =
-                        linger_while_showing(&session, &tracked, class.reincarnate, &cancel).await;
+                    self.event("complete; seeding before it reincarnates");
+                    let go_on = tracked
+                        .linger(&session, self.class().reincarnate, cancel)
+                        .await;
                     tracked.close(session).await;
                     if !go_on {
-                        tracked.update(|r| r.state = "stopped".into());
-                        return;
+                        tracked.set_state(PeerState::Stopped);
+                        return Next::End;
                     }
-                    break true;
+                    return Next::Reincarnate;
                 }
-                Outcome::Leave => {
+                Turn::Leave => {
                     tracked.close(session).await;
-                    tracked.update(|r| {
-                        r.state = "offline".into();
-                        r.listen = None;
-                    });
-                    let Some(back) = class.rejoin_after else {
-                        shared.event(&format!("{name}: left for good"));
-                        tracked.update(|r| r.state = "gone".into());
-                        return;
-                    };
-                    shared.event(&format!(
-                        "{name}: left; rejoins in {:.0} s",
-                        back.as_secs_f64()
-                    ));
-                    if !pause(back, &cancel).await {
-                        tracked.update(|r| r.state = "stopped".into());
-                        return;
+                    if !self.stay_away(tracked, cancel).await {
+                        return Next::End;
                     }
                 }
             }
-        };
-        if completed {
-            incarnation += 1;
-            shared.event(&format!("{name}: reincarnates with a fresh partial set"));
         }
+    }
+
+    /// Starts a session on the peer's data; `None` (and the record failed) if it cannot.
+    async fn go_online(
+        &self,
+        content: &Content,
+        seed: u64,
+        incarnation: u32,
+        tracked: &Tracked,
+    ) -> Option<Session> {
+        let options = self.shared.session_options(self.class().limits, seed);
+        let session =
+            match session::start(&self.shared.meta, content.clone(), options, |_, _| {}).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.event(&format!("cannot start: {e}"));
+                    tracked.fail(e.to_string());
+                    return None;
+                }
+            };
+        let s0 = session.torrent.stats.borrow().clone();
+        tracked.update(|r| {
+            r.state = PeerState::Online;
+            r.listen = session.torrent.listen_addr;
+            r.pieces_at_start = s0.pieces_have;
+        });
+        let listen = session.torrent.listen_addr;
+        self.event(&format!(
+            "online at {} with {}/{} pieces (incarnation {incarnation})",
+            listen.map(|a| a.to_string()).unwrap_or_default(),
+            s0.pieces_have,
+            s0.piece_count
+        ));
+        Some(session)
+    }
+
+    /// Offline after leaving: waits out `rejoin_after`; false if the peer is gone for good or
+    /// the world stopped meanwhile.
+    async fn stay_away(&self, tracked: &Tracked, cancel: &CancellationToken) -> bool {
+        tracked.update(|r| {
+            r.state = PeerState::Offline;
+            r.listen = None;
+        });
+        let Some(back) = self.class().rejoin_after else {
+            self.event("left for good");
+            tracked.set_state(PeerState::Gone);
+            return false;
+        };
+        self.event(&format!("left; rejoins in {:.0} s", back.as_secs_f64()));
+        let rejoined = tokio::select! {
+            _ = cancel.cancelled() => false,
+            _ = sleep(back) => true,
+        };
+        if !rejoined {
+            tracked.set_state(PeerState::Stopped);
+        }
+        rejoined
+    }
+
+    /// The content an incarnation starts from: the shared complete copy for a seed, else a
+    /// fresh partial copy in the peer's own directory.
+    async fn prepare(&self, incarnation: u32) -> Result<Content, PrepareError> {
+        let class = self.class();
+        let shared = &self.shared;
+        if class.is_seed_class() {
+            return Ok(Content::Existing(shared.content_path.clone()));
+        }
+        let draw_seed = shared.seed(
+            SeedUse::PartialDraw,
+            self.class_index,
+            self.i,
+            &[u64::from(incarnation)],
+        );
+        let pieces = draw_pieces(
+            class.draw,
+            class.fraction_for(self.i),
+            shared.meta.geometry.piece_count(),
+            self.i,
+            class.count,
+            draw_seed,
+        );
+        let target = self.dir.join(&shared.meta.name);
+        let job = {
+            let shared = Arc::clone(shared);
+            let target = target.clone();
+            move || write_partial(&shared.meta, &shared.content_path, &target, &pieces)
+        };
+        tokio::task::spawn_blocking(job)
+            .await?
+            .map_err(|source| PrepareError::Write {
+                path: target.clone(),
+                source,
+            })?;
+        Ok(Content::SaveAs(target))
     }
 }
 
@@ -237,7 +248,7 @@ async fn watch(
     tracked: &Tracked,
     class: &PeerClass,
     cancel: &CancellationToken,
-) -> Outcome {
+) -> Turn {
     let leave_at = class.leave_after.map(|d| Instant::now() + d);
     let mut stats = session.torrent.stats.clone();
     let was_complete = stats.borrow().complete;
@@ -246,7 +257,7 @@ async fn watch(
         let s = stats.borrow_and_update().clone();
         tracked.show(&s);
         if class.reincarnate.is_some() && s.complete && !was_complete {
-            return Outcome::Completed;
+            return Turn::Completed;
         }
         let leave = async {
             match leave_at {
@@ -255,73 +266,10 @@ async fn watch(
             }
         };
         tokio::select! {
-            _ = cancel.cancelled() => return Outcome::Stop,
-            _ = leave => return Outcome::Leave,
+            _ = cancel.cancelled() => return Turn::Stop,
+            _ = leave => return Turn::Leave,
             _ = stats.changed() => {}
             _ = tick.tick() => {}
         }
     }
-}
-
-/// Keeps a completed session seeding for `d` (`None`: until the world stops), showing its
-/// stats; false if the world stopped first.
-pub(crate) async fn linger_while_showing(
-    session: &Session,
-    tracked: &Tracked,
-    d: Option<Duration>,
-    cancel: &CancellationToken,
-) -> bool {
-    let end = d.map(|d| Instant::now() + d);
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tracked.show(&session.torrent.stats.borrow());
-        let until_end = async {
-            match end {
-                Some(t) => sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = cancel.cancelled() => return false,
-            _ = until_end => return true,
-            _ = tick.tick() => {}
-        }
-    }
-}
-
-/// The content a peer's incarnation starts from: the shared complete copy for a seed, else a
-/// fresh partial copy in its own directory.
-async fn prepare(
-    shared: &Arc<WorldShared>,
-    class: &PeerClass,
-    class_index: usize,
-    i: u32,
-    incarnation: u32,
-    dir: &std::path::Path,
-) -> Result<Content, String> {
-    if class.is_seed_class() {
-        return Ok(Content::Existing(shared.content_path.clone()));
-    }
-    let pieces = draw_pieces(
-        class.draw,
-        class.fraction_for(i),
-        shared.meta.geometry.piece_count(),
-        i,
-        class.count,
-        mix(
-            shared.scenario.seed,
-            &[2, class_index as u64, u64::from(i), u64::from(incarnation)],
-        ),
-    );
-    let target: PathBuf = dir.join(&shared.meta.name);
-    let job = {
-        let shared = Arc::clone(shared);
-        let target = target.clone();
-        move || write_partial(&shared.meta, &shared.content_path, &target, &pieces)
-    };
-    tokio::task::spawn_blocking(job)
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("{}: {e}", target.display()))?;
-    Ok(Content::SaveAs(target))
 }

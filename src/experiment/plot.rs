@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::runner::RunOutcome;
+use super::runner::{RunOutcome, ViewerOutcome};
 
 const PANEL_W: f64 = 420.0;
 const PANEL_H: f64 = 260.0;
@@ -138,33 +138,7 @@ pub fn render_svg(scenario: &str, runs: &[RunOutcome]) -> String {
             policies.push(&r.policy);
         }
     }
-    let viewers = runs.iter().flat_map(|r| r.viewers.iter());
-    // Wide enough for every curve, and for B(t) to reach the whole movie.
-    let t_max = viewers
-        .clone()
-        .flat_map(|v| {
-            let last = v.samples.last().map_or(0.0, |s| s.t);
-            let len = v.score.as_ref().map_or(0.0, |s| s.movie_bytes as f64);
-            let start = (v.delay_s - v.prefetch_s).max(0.0);
-            [last, start + len / v.rate_bytes_per_s.max(1) as f64]
-        })
-        .fold(1.0f64, f64::max)
-        .ceil();
-    let b_max = viewers
-        .clone()
-        .map(|v| {
-            v.score
-                .as_ref()
-                .map(|s| s.movie_bytes as f64)
-                .unwrap_or_else(|| {
-                    v.samples
-                        .iter()
-                        .filter_map(|s| s.contiguous)
-                        .max()
-                        .unwrap_or(0) as f64
-                })
-        })
-        .fold(1.0f64, f64::max);
+    let (t_max, b_max) = scales(runs);
     let panels = policies.len() + 1;
     let rows = panels.div_ceil(COLUMNS);
     let width = PANEL_W * COLUMNS.min(panels) as f64;
@@ -186,70 +160,111 @@ pub fn render_svg(scenario: &str, runs: &[RunOutcome]) -> String {
             t_max,
             b_max,
         };
-        frame.axes(&mut svg, policy, "t (s, from the viewer's start)", "MiB");
-        let mut drawn_b = Vec::new();
-        let mut no_curve = false;
-        for r in runs.iter().filter(|r| r.policy == *policy) {
-            let colour = RUN_COLOURS[(r.run as usize).saturating_sub(1) % RUN_COLOURS.len()];
-            for v in &r.viewers {
-                let len = v
-                    .score
-                    .as_ref()
-                    .map(|s| s.movie_bytes as f64)
-                    .unwrap_or(b_max);
-                let key = (
-                    v.rate_bytes_per_s,
-                    v.delay_s.to_bits(),
-                    v.prefetch_s.to_bits(),
-                    len.to_bits(),
-                );
-                if !drawn_b.contains(&key) {
-                    drawn_b.push(key);
-                    let b = deadline_curve(
-                        v.rate_bytes_per_s as f64,
-                        v.delay_s,
-                        v.prefetch_s,
-                        len,
-                        t_max,
-                    );
-                    frame.polyline(
-                        &mut svg,
-                        &b,
-                        r##"stroke="#000" stroke-width="1.5" stroke-dasharray="5,3""##,
-                    );
-                }
-                let contiguous: Vec<(f64, f64)> = v
-                    .samples
-                    .iter()
-                    .filter_map(|s| s.contiguous.map(|c| (s.t, c as f64)))
-                    .collect();
-                no_curve |= contiguous.is_empty();
-                frame.polyline(
-                    &mut svg,
-                    &contiguous,
-                    &format!(r##"stroke="{colour}" stroke-width="1" opacity="0.8""##),
-                );
-                let penalty: Vec<(f64, f64)> =
-                    v.samples.iter().map(|s| (s.t, s.penalty as f64)).collect();
-                frame.polyline(
-                    &mut svg,
-                    &penalty,
-                    r##"stroke="#d62728" stroke-width="1" opacity="0.7""##,
-                );
-            }
-        }
-        if no_curve {
-            let _ = writeln!(
-                svg,
-                r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#555">contiguous bytes not reported by this client</text>"##,
-                frame.x(0.0) + 6.0,
-                frame.y(b_max) + 12.0
-            );
-        }
+        policy_panel(&mut svg, &frame, policy, runs);
     }
     penalty_panel(&mut svg, policies.len(), &policies, runs);
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The time and byte axes' ends: wide enough for every curve, and for B(t) to reach the
+/// whole movie.
+fn scales(runs: &[RunOutcome]) -> (f64, f64) {
+    let viewers = runs.iter().flat_map(|r| r.viewers.iter());
+    let t_max = viewers
+        .clone()
+        .flat_map(|v| {
+            let last = v.samples.last().map_or(0.0, |s| s.t);
+            let len = v.score.as_ref().map_or(0.0, |s| s.movie_bytes as f64);
+            let start = (v.delay_s - v.prefetch_s).max(0.0);
+            [last, start + len / v.rate_bytes_per_s.max(1) as f64]
+        })
+        .fold(1.0f64, f64::max)
+        .ceil();
+    let b_max = viewers
+        .map(|v| {
+            v.score
+                .as_ref()
+                .map(|s| s.movie_bytes as f64)
+                .unwrap_or_else(|| {
+                    v.samples
+                        .iter()
+                        .filter_map(|s| s.contiguous)
+                        .max()
+                        .unwrap_or(0) as f64
+                })
+        })
+        .fold(1.0f64, f64::max);
+    (t_max, b_max)
+}
+
+/// One policy's panel: each distinct B(t) once, then every viewer's curves of every run.
+fn policy_panel(svg: &mut String, frame: &Frame, policy: &str, runs: &[RunOutcome]) {
+    frame.axes(svg, policy, "t (s, from the viewer's start)", "MiB");
+    let mut drawn_b = Vec::new();
+    let mut no_curve = false;
+    for r in runs.iter().filter(|r| r.policy == policy) {
+        let colour = RUN_COLOURS[(r.run as usize).saturating_sub(1) % RUN_COLOURS.len()];
+        for v in &r.viewers {
+            let len = v
+                .score
+                .as_ref()
+                .map(|s| s.movie_bytes as f64)
+                .unwrap_or(frame.b_max);
+            let key = (
+                v.rate_bytes_per_s,
+                v.delay_s.to_bits(),
+                v.prefetch_s.to_bits(),
+                len.to_bits(),
+            );
+            if !drawn_b.contains(&key) {
+                drawn_b.push(key);
+                let b = deadline_curve(
+                    v.rate_bytes_per_s as f64,
+                    v.delay_s,
+                    v.prefetch_s,
+                    len,
+                    frame.t_max,
+                );
+                frame.polyline(
+                    svg,
+                    &b,
+                    r##"stroke="#000" stroke-width="1.5" stroke-dasharray="5,3""##,
+                );
+            }
+            no_curve |= !viewer_curves(svg, frame, v, colour);
+        }
+    }
+    if no_curve {
+        let _ = writeln!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#555">contiguous bytes not reported by this client</text>"##,
+            frame.x(0.0) + 6.0,
+            frame.y(frame.b_max) + 12.0
+        );
+    }
+}
+
+/// A viewer's contiguous-bytes curve in `colour` and its penalty in red; false if the client
+/// reported no contiguous bytes.
+fn viewer_curves(svg: &mut String, frame: &Frame, v: &ViewerOutcome, colour: &str) -> bool {
+    let contiguous: Vec<(f64, f64)> = v
+        .samples
+        .iter()
+        .filter_map(|s| s.contiguous.map(|c| (s.t, c as f64)))
+        .collect();
+    frame.polyline(
+        svg,
+        &contiguous,
+        &format!(r##"stroke="{colour}" stroke-width="1" opacity="0.8""##),
+    );
+    let penalty: Vec<(f64, f64)> = v.samples.iter().map(|s| (s.t, s.penalty as f64)).collect();
+    frame.polyline(
+        svg,
+        &penalty,
+        r##"stroke="#d62728" stroke-width="1" opacity="0.7""##,
+    );
+    !contiguous.is_empty()
 }
 
 /// Bars: the summed penalty of each run, grouped by policy.

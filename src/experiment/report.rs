@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::roster::PeerRole;
 use super::runner::RunOutcome;
 
 /// Mean, sample standard deviation, min and max of some runs' values.
@@ -78,7 +79,7 @@ impl RunRow {
         } else {
             None
         };
-        let world = run.peers.iter().filter(|p| p.role != "viewer");
+        let world = run.peers.iter().filter(|p| p.role != PeerRole::Viewer);
         RunRow {
             policy: run.policy.clone(),
             run: run.run,

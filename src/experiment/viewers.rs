@@ -5,20 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
-use super::content::mix;
-use super::peers::{Tracked, linger_while_showing, session_options};
-use super::scenario::ViewerClass;
-use super::world::WorldShared;
+use super::roster::{PeerState, Tracked};
+use super::shared::WorldShared;
 use crate::engine::report::VodReport;
-use crate::engine::session::{self, Content, Deadlines, Session, VodOptions};
+use crate::engine::session::{self, Content, Session};
 use crate::engine::torrent::TorrentStats;
-use crate::engine::vod_server::VodServer;
 use crate::policy::picker::DeadlineConfig;
-use crate::policy::vod::VodParams;
-use crate::proto::metainfo::Metainfo;
 
 /// Runs viewer `i` of class `class_index`.
 pub(crate) async fn run_viewer(
@@ -31,23 +25,19 @@ pub(crate) async fn run_viewer(
     let class = &shared.scenario.viewers[class_index];
     let name = format!("{}-{i}", class.name);
     let arrive = shared.started + class.arrival.of(i, class.count);
-    tokio::select! {
-        _ = cancel.cancelled() => { tracked.update(|r| r.state = "stopped".into()); return; }
-        _ = sleep_until(arrive) => {}
+    if !tracked.wait_arrival(arrive, &cancel).await {
+        return;
     }
-    let session = match start(&shared, class, class_index, i, &name).await {
+    let session = match start(&shared, class_index, i, &name).await {
         Ok(s) => s,
         Err(e) => {
             shared.event(&format!("{name}: cannot start playback: {e}"));
-            tracked.update(|r| {
-                r.state = "failed".into();
-                r.error = Some(e);
-            });
+            tracked.fail(e.to_string());
             return;
         }
     };
     tracked.update(|r| {
-        r.state = "online".into();
+        r.state = PeerState::Online;
         r.listen = session.torrent.listen_addr;
     });
     shared.event(&format!(
@@ -57,25 +47,12 @@ pub(crate) async fn run_viewer(
         class.prefetch.as_secs_f64(),
         class.policy.name()
     ));
-    let mut stats = session.torrent.stats.clone();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let done = loop {
-        let s = stats.borrow_and_update().clone();
-        tracked.show(&s);
-        if s.vod.as_ref().is_some_and(|v| v.complete_at.is_some()) {
-            break s;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => {
-                tracked.close(session).await;
-                tracked.update(|r| r.state = "stopped".into());
-                return;
-            }
-            _ = stats.changed() => {}
-            _ = tick.tick() => {}
-        }
+    let Some(done) = play(&session, &tracked, &cancel).await else {
+        tracked.close(session).await;
+        tracked.set_state(PeerState::Stopped);
+        return;
     };
-    let Some(report) = report(&shared.meta, shared.movie_file(class).1, class, &done) else {
+    let Some(report) = report(&shared, class_index, &done) else {
         tracked.close(session).await;
         return;
     };
@@ -90,52 +67,70 @@ pub(crate) async fn run_viewer(
     }
     tracked.update(|r| {
         r.completions = 1;
-        r.state = "seeding".into();
+        r.state = PeerState::Seeding;
         r.report = Some(report);
     });
-    let stayed = linger_while_showing(&session, &tracked, class.stay, &cancel).await;
+    let stayed = tracked.linger(&session, class.stay, &cancel).await;
     tracked.close(session).await;
-    tracked.update(|r| r.state = if stayed { "gone" } else { "stopped" }.into());
+    tracked.set_state(if stayed {
+        PeerState::Gone
+    } else {
+        PeerState::Stopped
+    });
+}
+
+/// Shows the session's stats until its movie is complete (its final stats) or the world
+/// stops (`None`).
+async fn play(
+    session: &Session,
+    tracked: &Tracked,
+    cancel: &CancellationToken,
+) -> Option<TorrentStats> {
+    let mut stats = session.torrent.stats.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let s = stats.borrow_and_update().clone();
+        tracked.show(&s);
+        if s.vod.as_ref().is_some_and(|v| v.complete_at.is_some()) {
+            return Some(s);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = stats.changed() => {}
+            _ = tick.tick() => {}
+        }
+    }
 }
 
 async fn start(
-    shared: &Arc<WorldShared>,
-    class: &ViewerClass,
+    shared: &WorldShared,
     class_index: usize,
     i: u32,
     name: &str,
-) -> Result<Session, String> {
-    let meta = &shared.meta;
-    let file = shared.movie_file(class).1;
-    let params =
-        VodParams::new(class.rate, class.delay, class.prefetch).map_err(|e| e.to_string())?;
-    let server = VodServer::parse(&shared.origin_url, meta).map_err(|e| e.to_string())?;
-    server.check().await.map_err(|e| e.to_string())?;
-    let dir = shared.run_dir.join("viewers").join(name);
-    let seed = mix(shared.scenario.seed, &[3, class_index as u64, u64::from(i)]);
-    let mut options = session_options(shared, class.limits, seed);
-    options.policy = class.policy;
-    options.vod = Some(VodOptions {
-        params,
-        file,
-        server: Some(Arc::new(server)),
-        deadline: DeadlineConfig::default(),
-        deadlines: Deadlines::Schedule,
-    });
-    let target = dir.join(&meta.name);
-    session::start(meta, Content::SaveAs(target), options, |_, _| {})
-        .await
-        .map_err(|e| e.to_string())
+) -> Result<Session, super::error::ViewerError> {
+    let policy = shared.scenario.viewers[class_index].policy;
+    let options = shared
+        .viewer_options(class_index, i, policy, DeadlineConfig::default())
+        .await?;
+    let target = shared
+        .run_dir
+        .join("viewers")
+        .join(name)
+        .join(&shared.meta.name);
+    Ok(session::start(&shared.meta, Content::SaveAs(target), options, |_, _| {}).await?)
 }
 
 /// The report of `vod-scoring.md` for a finished viewer (None if the class's R, D, P are
 /// invalid, which `start` refuses before a viewer ever plays).
-fn report(
-    meta: &Metainfo,
-    file: usize,
-    class: &ViewerClass,
-    s: &TorrentStats,
-) -> Option<VodReport> {
-    let params = VodParams::new(class.rate, class.delay, class.prefetch).ok()?;
-    Some(VodReport::new(meta, file, class.policy.name(), &params, s))
+fn report(shared: &WorldShared, class_index: usize, s: &TorrentStats) -> Option<VodReport> {
+    let class = &shared.scenario.viewers[class_index];
+    let params = shared.viewer_params(class_index).ok()?;
+    let file = shared.movie_file(class).1;
+    Some(VodReport::new(
+        &shared.meta,
+        file,
+        class.policy.name(),
+        &params,
+        s,
+    ))
 }

@@ -4,7 +4,6 @@
 //! directory receives `world.json` (URLs, paths and every peer's traffic, refreshed every
 //! two seconds), `events.log`, the content, partial copies and viewer reports.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +16,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::content::materialise;
-use super::peers::{PeerRecord, Tracked, run_peer};
-use super::scenario::{Scenario, ViewerClass};
+use super::peers::run_peer;
+use super::roster::{PeerRecord, PeerRole, PeerState, Roster};
+use super::scenario::Scenario;
+use super::shared::WorldShared;
 use super::viewers::run_viewer;
 use crate::make_torrent::{MakeTorrentOptions, make_torrent};
 use crate::proto::metainfo::Metainfo;
@@ -60,36 +61,6 @@ impl Default for WorldOptions {
     }
 }
 
-/// What every peer task of the world reads.
-pub(crate) struct WorldShared {
-    pub scenario: Scenario,
-    pub meta: Metainfo,
-    pub run_dir: PathBuf,
-    pub content_path: PathBuf,
-    pub tracker_url: String,
-    pub origin_url: String,
-    pub started: Instant,
-    events: Mutex<Option<std::fs::File>>,
-}
-
-impl WorldShared {
-    /// Appends a line to `events.log` (and the debug log).
-    pub fn event(&self, line: &str) {
-        let t = self.started.elapsed().as_secs_f64();
-        tracing::debug!("world t={t:.1}s {line}");
-        let mut file = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = file.as_mut() {
-            let _ = writeln!(f, "t={t:7.1}s {line}");
-        }
-    }
-
-    /// The movie of a viewer class: its path in the torrent and its index.
-    pub fn movie_file(&self, class: &ViewerClass) -> (String, usize) {
-        let i = self.meta.movie_file(class.file.as_deref()).unwrap_or(0);
-        (self.meta.relative_path(i).display().to_string(), i)
-    }
-}
-
 /// `world.json`: where things are, and what every peer did.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorldSummary {
@@ -112,7 +83,7 @@ pub struct WorldSummary {
 /// A running world.
 pub struct World {
     shared: Arc<WorldShared>,
-    records: Arc<Mutex<Vec<PeerRecord>>>,
+    roster: Roster,
     meter: Arc<OriginMeter>,
     torrent_path: PathBuf,
     cancel: CancellationToken,
@@ -139,60 +110,21 @@ impl World {
         let run_dir = std::fs::canonicalize(run_dir).map_err(dir_err)?;
         let events = std::fs::File::create(run_dir.join("events.log")).map_err(dir_err)?;
 
-        let tracker_listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(WorldError::Listen)?;
-        let origin_listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(WorldError::Listen)?;
+        let tracker_listener = bind().await?;
+        let origin_listener = bind().await?;
         let tracker_url = format!("http://{}/announce", local(&tracker_listener)?);
         let origin_url = format!("http://{}/", local(&origin_listener)?);
+        let (content_path, meta, torrent_path) =
+            make_torrent_file(&scenario, &run_dir, &tracker_url).await?;
 
-        let (content_path, torrent_bytes) = {
-            let spec = scenario.content.clone();
-            let dir = run_dir.join("content");
-            let announce = tracker_url.clone();
-            tokio::task::spawn_blocking(move || build_content(&spec, &dir, &announce))
-                .await
-                .map_err(|e| WorldError::Torrent(e.to_string()))??
-        };
-        let meta =
-            Metainfo::from_bytes(&torrent_bytes).map_err(|e| WorldError::Torrent(e.to_string()))?;
-        let torrent_path = run_dir.join(format!("{}.torrent", meta.name));
-        std::fs::write(&torrent_path, &torrent_bytes).map_err(dir_err)?;
-        for class in &scenario.viewers {
-            if meta.movie_file(class.file.as_deref()).is_none() {
-                return Err(WorldError::NoMovie {
-                    class: class.name.clone(),
-                    file: class.file.clone().unwrap_or_default(),
-                });
-            }
-        }
-
-        let mut services = Vec::new();
-        let config = TrackerConfig {
-            interval: options.announce_interval,
-            min_interval: Some(Duration::from_secs(2)),
-            ..TrackerConfig::default()
-        };
-        services.push(spawn_service(|stop| async move {
-            if let Err(e) = tracker::serve(tracker_listener, config, stop).await {
-                tracing::error!("world tracker: {e}");
-            }
-        }));
+        let mut services = vec![serve_tracker(tracker_listener, options.announce_interval)];
         let meter = Arc::new(OriginMeter::new());
-        let mut origin_config = OriginConfig::new(content_path.clone());
-        origin_config.meter = Arc::clone(&meter);
-        services.push(spawn_service(|stop| async move {
-            if let Err(e) = origin::serve(origin_listener, origin_config, stop).await {
-                tracing::error!("world origin: {e}");
-            }
-        }));
+        services.push(serve_origin(origin_listener, &content_path, &meter));
 
         let shared = Arc::new(WorldShared {
             scenario,
             meta,
-            run_dir: run_dir.clone(),
+            run_dir,
             content_path,
             tracker_url,
             origin_url,
@@ -203,58 +135,20 @@ impl World {
             "world `{}` started: tracker {}, origin {}",
             shared.scenario.name, shared.tracker_url, shared.origin_url
         ));
-        let records = Arc::new(Mutex::new(Vec::new()));
+        let roster = Roster::default();
         let cancel = CancellationToken::new();
-        let mut peer_tasks = Vec::new();
-        let track = |name: String, class: &str, role: &str| {
-            let mut all = records.lock().unwrap_or_else(|p| p.into_inner());
-            all.push(PeerRecord {
-                name,
-                class: class.to_string(),
-                role: role.to_string(),
-                state: "waiting".into(),
-                piece_count: shared.meta.geometry.piece_count(),
-                ..PeerRecord::default()
-            });
-            Tracked {
-                records: Arc::clone(&records),
-                index: all.len() - 1,
-                base_down: 0,
-                base_up: 0,
-            }
-        };
-        for (c, class) in shared.scenario.peers.iter().enumerate() {
-            let role = if class.is_seed_class() {
-                "seed"
-            } else {
-                "partial"
-            };
-            for i in 0..class.count {
-                let tracked = track(format!("{}-{i}", class.name), &class.name, role);
-                let task = run_peer(Arc::clone(&shared), c, i, tracked, cancel.clone());
-                peer_tasks.push(tokio::spawn(task));
-            }
-        }
-        if options.run_viewers {
-            for (c, class) in shared.scenario.viewers.iter().enumerate() {
-                for i in 0..class.count {
-                    let tracked = track(format!("{}-{i}", class.name), &class.name, "viewer");
-                    let task = run_viewer(Arc::clone(&shared), c, i, tracked, cancel.clone());
-                    peer_tasks.push(tokio::spawn(task));
-                }
-            }
-        }
-        wait_first_arrivals(&shared, &records).await;
+        let peer_tasks = spawn_members(&shared, &roster, options.run_viewers, &cancel);
+        wait_first_arrivals(&shared, &roster).await;
         let world = World {
             writer: tokio::spawn(write_periodically(
                 Arc::clone(&shared),
-                Arc::clone(&records),
+                roster.clone(),
                 Arc::clone(&meter),
                 torrent_path.clone(),
                 cancel.clone(),
             )),
             shared,
-            records,
+            roster,
             meter,
             torrent_path,
             cancel,
@@ -284,6 +178,11 @@ impl World {
         &self.shared.content_path
     }
 
+    /// What the world's own tasks read (the experiment runner starts its viewers from it).
+    pub(crate) fn shared(&self) -> &WorldShared {
+        &self.shared
+    }
+
     pub fn metainfo(&self) -> &Metainfo {
         &self.shared.meta
     }
@@ -299,10 +198,7 @@ impl World {
 
     /// Every world peer's and viewer's record, now.
     pub fn peers(&self) -> Vec<PeerRecord> {
-        self.records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.roster.snapshot()
     }
 
     /// Waits until every world viewer has its report (or failed), up to `bound`; true if so.
@@ -312,8 +208,8 @@ impl World {
             let done = self
                 .peers()
                 .iter()
-                .filter(|r| r.role == "viewer")
-                .all(|r| r.report.is_some() || r.state == "failed");
+                .filter(|r| r.role == PeerRole::Viewer)
+                .all(|r| r.report.is_some() || r.state == PeerState::Failed);
             if done {
                 return true;
             }
@@ -325,7 +221,7 @@ impl World {
     }
 
     pub fn summary(&self) -> WorldSummary {
-        summary(&self.shared, &self.records, &self.meter, &self.torrent_path)
+        summary(&self.shared, &self.roster, &self.meter, &self.torrent_path)
     }
 
     fn write_summary(&self) {
@@ -358,7 +254,7 @@ impl World {
             }
         }
         self.shared.event("world stopped");
-        let summary = summary(&self.shared, &self.records, &self.meter, &self.torrent_path);
+        let summary = summary(&self.shared, &self.roster, &self.meter, &self.torrent_path);
         write_json(&self.shared.run_dir, &summary);
         summary
     }
@@ -366,7 +262,7 @@ impl World {
 
 /// Waits (up to 30 s) until every world peer due at t = 0 is online or failed, and gives their
 /// first announces a moment, so a client started on `world.json` finds them at the tracker.
-async fn wait_first_arrivals(shared: &WorldShared, records: &Mutex<Vec<PeerRecord>>) {
+async fn wait_first_arrivals(shared: &WorldShared, roster: &Roster) {
     let mut due = Vec::new();
     let mut index = 0;
     for class in &shared.scenario.peers {
@@ -379,16 +275,110 @@ async fn wait_first_arrivals(shared: &WorldShared, records: &Mutex<Vec<PeerRecor
     }
     let end = Instant::now() + Duration::from_secs(30);
     while Instant::now() < end {
-        let waiting = {
-            let all = records.lock().unwrap_or_else(|p| p.into_inner());
-            due.iter().any(|&i| all[i].state == "waiting")
-        };
-        if !waiting {
+        if !roster.any_waiting(&due) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+async fn bind() -> Result<TcpListener, WorldError> {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(WorldError::Listen)
+}
+
+/// Writes the scenario's content and its torrent (announcing to `tracker_url`) under
+/// `run_dir`; refuses a viewer class whose movie file the torrent does not hold.
+async fn make_torrent_file(
+    scenario: &Scenario,
+    run_dir: &Path,
+    tracker_url: &str,
+) -> Result<(PathBuf, Metainfo, PathBuf), WorldError> {
+    let (content_path, torrent_bytes) = {
+        let spec = scenario.content.clone();
+        let dir = run_dir.join("content");
+        let announce = tracker_url.to_string();
+        tokio::task::spawn_blocking(move || build_content(&spec, &dir, &announce))
+            .await
+            .map_err(|e| WorldError::Torrent(e.to_string()))??
+    };
+    let meta =
+        Metainfo::from_bytes(&torrent_bytes).map_err(|e| WorldError::Torrent(e.to_string()))?;
+    let torrent_path = run_dir.join(format!("{}.torrent", meta.name));
+    std::fs::write(&torrent_path, &torrent_bytes).map_err(|source| WorldError::RunDir {
+        path: run_dir.to_path_buf(),
+        source,
+    })?;
+    for class in &scenario.viewers {
+        if meta.movie_file(class.file.as_deref()).is_none() {
+            return Err(WorldError::NoMovie {
+                class: class.name.clone(),
+                file: class.file.clone().unwrap_or_default(),
+            });
+        }
+    }
+    Ok((content_path, meta, torrent_path))
+}
+
+type Service = (oneshot::Sender<()>, JoinHandle<()>);
+
+fn serve_tracker(listener: TcpListener, interval: Duration) -> Service {
+    let config = TrackerConfig {
+        interval,
+        min_interval: Some(Duration::from_secs(2)),
+        ..TrackerConfig::default()
+    };
+    spawn_service(|stop| async move {
+        if let Err(e) = tracker::serve(listener, config, stop).await {
+            tracing::error!("world tracker: {e}");
+        }
+    })
+}
+
+fn serve_origin(listener: TcpListener, content: &Path, meter: &Arc<OriginMeter>) -> Service {
+    let mut config = OriginConfig::new(content.to_path_buf());
+    config.meter = Arc::clone(meter);
+    spawn_service(|stop| async move {
+        if let Err(e) = origin::serve(listener, config, stop).await {
+            tracing::error!("world origin: {e}");
+        }
+    })
+}
+
+/// Enrols every world peer (and viewer, if the world runs them) and starts its task.
+fn spawn_members(
+    shared: &Arc<WorldShared>,
+    roster: &Roster,
+    run_viewers: bool,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let pieces = shared.meta.geometry.piece_count();
+    let mut tasks = Vec::new();
+    for (c, class) in shared.scenario.peers.iter().enumerate() {
+        let role = if class.is_seed_class() {
+            PeerRole::Seed
+        } else {
+            PeerRole::Partial
+        };
+        for i in 0..class.count {
+            let tracked = roster.enrol(format!("{}-{i}", class.name), &class.name, role, pieces);
+            let task = run_peer(Arc::clone(shared), c, i, tracked, cancel.clone());
+            tasks.push(tokio::spawn(task));
+        }
+    }
+    if run_viewers {
+        for (c, class) in shared.scenario.viewers.iter().enumerate() {
+            for i in 0..class.count {
+                let name = format!("{}-{i}", class.name);
+                let tracked = roster.enrol(name, &class.name, PeerRole::Viewer, pieces);
+                let task = run_viewer(Arc::clone(shared), c, i, tracked, cancel.clone());
+                tasks.push(tokio::spawn(task));
+            }
+        }
+    }
+    tasks
 }
 
 fn local(listener: &TcpListener) -> Result<std::net::SocketAddr, WorldError> {
@@ -429,7 +419,7 @@ where
 
 fn summary(
     shared: &WorldShared,
-    records: &Mutex<Vec<PeerRecord>>,
+    roster: &Roster,
     meter: &OriginMeter,
     torrent_path: &Path,
 ) -> WorldSummary {
@@ -448,7 +438,7 @@ fn summary(
         total_bytes: meta.total_len(),
         uptime_s: shared.started.elapsed().as_secs_f64(),
         origin_bytes_served: meter.bytes_served(),
-        peers: records.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        peers: roster.snapshot(),
     }
 }
 
@@ -465,7 +455,7 @@ fn write_json(run_dir: &Path, summary: &WorldSummary) {
 
 async fn write_periodically(
     shared: Arc<WorldShared>,
-    records: Arc<Mutex<Vec<PeerRecord>>>,
+    roster: Roster,
     meter: Arc<OriginMeter>,
     torrent_path: PathBuf,
     cancel: CancellationToken,
@@ -478,7 +468,7 @@ async fn write_periodically(
         }
         write_json(
             &shared.run_dir,
-            &summary(&shared, &records, &meter, &torrent_path),
+            &summary(&shared, &roster, &meter, &torrent_path),
         );
     }
 }

@@ -56,6 +56,20 @@ pub enum Deadlines {
     Readers { download_all: bool },
 }
 
+impl VodOptions {
+    /// The course contract's playback of `file` (deadlines `D - P + b/R` from t = 0), with
+    /// `server` covering what would miss its deadline and the deadline policy's defaults.
+    pub fn scheduled(params: VodParams, file: usize, server: VodServer) -> VodOptions {
+        VodOptions {
+            params,
+            file,
+            server: Some(Arc::new(server)),
+            deadline: DeadlineConfig::default(),
+            deadlines: Deadlines::Schedule,
+        }
+    }
+}
+
 impl std::fmt::Debug for VodOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VodOptions")

@@ -1,245 +1,17 @@
-//! The scenario format: a small TOML file describing a local world. Parsed once into typed,
-//! validated values; unknown keys and out-of-range values are refused with the key named.
-//!
-//! ```toml
-//! name = "fast"                  # optional; default: the file name
-//! description = "..."            # optional
-//! seed = 42                      # seeds the content, the partial draws and every peer's RNG
-//!
-//! [content]                      # one of: size (one file), [[content.files]] (a directory), path
-//! name = "movie.bin"             # the torrent's name (file name, or directory name)
-//! size = "4MiB"                  # generated deterministically from `seed`
-//! piece_size = "64KiB"           # power of two, 16 KiB to 16 MiB; default: chosen from the size
-//! seed = 7                       # optional content seed; default: the scenario's
-//! # [[content.files]]            # a multi-file torrent instead of `size`:
-//! # path = "extras/trailer.bin"  #   `/`-separated path inside the torrent's directory
-//! # size = "512KiB"
-//! # path = "real/movie.mp4"      # or a real file or directory (relative to the scenario file)
-//!
-//! [[peers]]                      # a class of world peers (repeat for each class)
-//! name = "seed"                  # letters, digits, `-` and `_`; peers are named seed-0, seed-1...
-//! count = 2
-//! have = 1.0                     # fraction of pieces saved at start (1.0 = a seed)
-//! have_max = 1.0                 # optional: saved fractions spread evenly from have to have_max
-//! draw = "random"                # which pieces: random | prefix | suffix | stripe
-//! upload = "100KiB"              # per peer, bytes/s ("KiB" etc.; a bare number is KiB/s;
-//! download = "unlimited"         #   0 or "unlimited" = no limit). Default: unlimited
-//! arrive = 0                     # seconds after the world starts
-//! arrive_spread = 0              # the class's arrivals spread evenly over this many seconds
-//! leave_after = 30               # churn: leave after this many seconds online...
-//! rejoin_after = 10              # ...and come back (with what it had) after this many offline
-//! reincarnate = true             # after completing, linger, then restart with a fresh partial set
-//! linger = 5                     # seconds a completed peer seeds before it reincarnates
-//!
-//! [[viewers]]                    # VoD viewers run by the world (repeat for each class)
-//! name = "viewer"
-//! count = 1
-//! rate = "60KiB"                 # R per second (a bare number is KiB/s, as `btvod --rate`)
-//! delay = 6                      # D, seconds
-//! prefetch = 2                   # P, seconds (P <= D)
-//! policy = "deadline"            # deadline | rarest | sequential
-//! file = "feature.bin"           # optional: the movie in a multi-file torrent (default largest)
-//! arrive = 0
-//! arrive_spread = 0
-//! upload = "unlimited"
-//! download = "unlimited"
-//! stay = 10                      # optional: seconds to keep seeding after the movie is
-//!                                #   complete; default: until the world stops
-//! ```
-//!
-//! `draw = "stripe"` gives peer i of a class the contiguous run of pieces starting at i/count of
-//! the torrent (wrapping), so the class's peers hold different parts.
+//! The scenario file as written (serde's view of the TOML) and its checks into the typed
+//! [`Scenario`](super::Scenario): every refusal names the key.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::engine::session::PolicyKind;
+use super::*;
 use crate::make_torrent::MIN_PIECE_LEN;
 use crate::proto::metainfo::paths::component_problem;
 use crate::units::parse_byte_size;
 
-/// Most peers and viewers a world may hold: each is a listener and tasks on one machine.
-pub const MAX_WORLD_PEERS: u32 = 500;
 const MAX_SCENARIO_PIECE_LEN: u32 = 16 * 1024 * 1024;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ScenarioError {
-    #[error("cannot read scenario {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("scenario {origin}: {source}")]
-    Toml {
-        origin: String,
-        source: toml::de::Error,
-    },
-    #[error("scenario {origin}: {at}: {reason}")]
-    Invalid {
-        origin: String,
-        at: String,
-        reason: String,
-    },
-}
-
-/// A validated scenario.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scenario {
-    pub name: String,
-    pub description: String,
-    pub seed: u64,
-    pub content: ContentSpec,
-    pub peers: Vec<PeerClass>,
-    pub viewers: Vec<ViewerClass>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContentSpec {
-    /// The torrent's name: its file, or its top directory.
-    pub name: String,
-    /// `None`: chosen from the total size by [`crate::make_torrent::auto_piece_length`].
-    pub piece_size: Option<u32>,
-    pub source: ContentSource,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ContentSource {
-    /// Deterministic bytes from `seed`. `files` is `None` for a single-file torrent of
-    /// `size` bytes, else the directory's files (path components, length) in order.
-    Generated {
-        seed: u64,
-        size: u64,
-        files: Option<Vec<(Vec<String>, u64)>>,
-    },
-    /// A real file or directory (absolute, or resolved against the scenario's directory).
-    Path(PathBuf),
-}
-
-/// Which pieces a partial peer holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Draw {
-    Random,
-    Prefix,
-    Suffix,
-    Stripe,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeerClass {
-    pub name: String,
-    pub count: u32,
-    pub have: f64,
-    pub have_max: f64,
-    pub draw: Draw,
-    pub limits: Limits,
-    pub arrival: Arrival,
-    pub leave_after: Option<Duration>,
-    pub rejoin_after: Option<Duration>,
-    /// Linger time before reincarnating with a fresh partial set; `None`: no reincarnation.
-    pub reincarnate: Option<Duration>,
-}
-
-impl PeerClass {
-    /// The fraction of pieces peer `i` of the class saved: spread evenly from `have` to
-    /// `have_max`, so each world peer starts with a different amount.
-    pub fn fraction_for(&self, i: u32) -> f64 {
-        if self.count <= 1 {
-            return self.have;
-        }
-        self.have + (self.have_max - self.have) * f64::from(i) / f64::from(self.count - 1)
-    }
-
-    pub fn is_seed_class(&self) -> bool {
-        self.have >= 1.0
-    }
-}
-
-/// Upload and download caps in bytes per second (0 = unlimited).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Limits {
-    pub upload: u64,
-    pub download: u64,
-}
-
-/// When the peers of a class arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Arrival {
-    pub at: Duration,
-    pub spread: Duration,
-}
-
-impl Arrival {
-    /// Arrival of peer `i` of `count`: evenly spaced over the spread.
-    pub fn of(&self, i: u32, count: u32) -> Duration {
-        if count <= 1 {
-            return self.at;
-        }
-        self.at + self.spread.mul_f64(f64::from(i) / f64::from(count - 1))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ViewerClass {
-    pub name: String,
-    pub count: u32,
-    pub rate: u64,
-    pub delay: Duration,
-    pub prefetch: Duration,
-    pub policy: PolicyKind,
-    pub file: Option<String>,
-    pub arrival: Arrival,
-    pub limits: Limits,
-    pub stay: Option<Duration>,
-}
-
-impl Scenario {
-    /// Reads and validates a scenario file; a relative content `path` is taken from its
-    /// directory.
-    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "scenario".into());
-        Self::parse(&text, &path.display().to_string(), &stem, base)
-    }
-
-    /// Parses scenario text. `origin` names it in errors, `default_name` is used when it has no
-    /// `name`, and a relative content `path` is resolved against `base`.
-    pub fn parse(
-        text: &str,
-        origin: &str,
-        default_name: &str,
-        base: &Path,
-    ) -> Result<Scenario, ScenarioError> {
-        let raw: RawScenario = toml::from_str(text).map_err(|source| ScenarioError::Toml {
-            origin: origin.to_string(),
-            source,
-        })?;
-        raw.validate(base, default_name)
-            .map_err(|(at, reason)| ScenarioError::Invalid {
-                origin: origin.to_string(),
-                at,
-                reason,
-            })
-    }
-
-    /// Number of world peers (not viewers).
-    pub fn peer_count(&self) -> u32 {
-        self.peers.iter().map(|c| c.count).sum()
-    }
-
-    pub fn viewer_count(&self) -> u32 {
-        self.viewers.iter().map(|c| c.count).sum()
-    }
-}
 
 /// A size or rate as written: `"4MiB"`, or a bare number.
 #[derive(Debug, Clone, Deserialize)]
@@ -252,7 +24,7 @@ enum Amount {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawScenario {
+pub(super) struct RawScenario {
     name: Option<String>,
     #[serde(default)]
     description: String,
@@ -424,7 +196,7 @@ fn component(at: &str, c: &str) -> Check<String> {
 }
 
 impl RawScenario {
-    fn validate(self, base: &Path, default_name: &str) -> Check<Scenario> {
+    pub(super) fn validate(self, base: &Path, default_name: &str) -> Check<Scenario> {
         let seed = self.seed;
         let content = self.content.validate(base, seed)?;
         let mut names = std::collections::HashSet::new();

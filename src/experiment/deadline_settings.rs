@@ -1,0 +1,115 @@
+//! The deadline policy's settings by name (`btvod experiment --deadline KEY=VALUE`), so an
+//! experiment can vary one knob without a rebuild.
+
+use std::time::Duration;
+
+use crate::policy::picker::{AheadOrder, DeadlineConfig};
+
+/// The settings [`set_deadline`] knows.
+pub const SETTINGS: &str = "urgent_window, urgent_min_pieces, safety_margin, urgent_share, \
+     crowd_size, at_risk_holders, ahead_order, ahead_horizon, max_requesters, duplicate_gain, \
+     cancel_late_after, trust_new_peers, unmeasured_rate, unmeasured_rtt";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeadlineSettingError {
+    #[error("`{0}`: expected KEY=VALUE")]
+    NotKeyValue(String),
+    #[error("unknown deadline setting `{0}` ({SETTINGS})")]
+    Unknown(String),
+    #[error("{key}: `{value}` is not {expected}")]
+    BadValue {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+fn bad_value(key: &str, value: &str, expected: &'static str) -> DeadlineSettingError {
+    DeadlineSettingError::BadValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        expected,
+    }
+}
+
+/// Sets one `DeadlineConfig` field from `key=value` (seconds for durations; `none` turns
+/// `cancel_late_after` or `ahead_horizon` off), for experiments with the policy's settings.
+pub fn set_deadline(
+    config: &mut DeadlineConfig,
+    setting: &str,
+) -> Result<(), DeadlineSettingError> {
+    let (key, value) = setting
+        .split_once('=')
+        .ok_or_else(|| DeadlineSettingError::NotKeyValue(setting.to_string()))?;
+    let (key, value) = (key.trim(), value.trim());
+    let num = || {
+        value
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| bad_value(key, value, "a number zero or more"))
+    };
+    let secs = || num().map(Duration::from_secs_f64);
+    match key {
+        "urgent_window" => config.urgent_window = secs()?,
+        "urgent_min_pieces" => config.urgent_min_pieces = num()? as u32,
+        "safety_margin" => config.safety_margin = secs()?,
+        "urgent_share" => config.urgent_share = num()?,
+        "crowd_size" => config.crowd_size = num()? as usize,
+        "at_risk_holders" => config.at_risk_holders = num()? as u32,
+        "ahead_order" if value == "deadline" => config.ahead_order = AheadOrder::Deadline,
+        "ahead_order" if value == "rarest" => config.ahead_order = AheadOrder::Rarest,
+        "ahead_order" => return Err(bad_value(key, value, "deadline or rarest")),
+        "ahead_horizon" if value == "none" => config.ahead_horizon = None,
+        "ahead_horizon" => config.ahead_horizon = Some(secs()?),
+        "max_requesters" => config.max_requesters = num()? as usize,
+        "duplicate_gain" => config.duplicate_gain = secs()?,
+        "cancel_late_after" if value == "none" => config.cancel_late_after = None,
+        "cancel_late_after" => config.cancel_late_after = Some(secs()?),
+        "trust_new_peers" => {
+            config.trust_new_peers = match value {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad_value(key, value, "true or false")),
+            }
+        }
+        "unmeasured_rate" => config.unmeasured_rate = num()?,
+        "unmeasured_rtt" => config.unmeasured_rtt = secs()?,
+        other => return Err(DeadlineSettingError::Unknown(other.to_string())),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_settings_are_parsed_by_name_and_bad_ones_named() {
+        let mut config = DeadlineConfig::default();
+        for setting in [
+            "crowd_size=3",
+            "ahead_horizon=none",
+            "trust_new_peers=true",
+            "urgent_share = 0.5",
+        ] {
+            set_deadline(&mut config, setting).unwrap();
+        }
+        assert_eq!(config.crowd_size, 3);
+        assert_eq!(config.ahead_horizon, None);
+        assert!(config.trust_new_peers);
+        assert_eq!(config.urgent_share, 0.5);
+        let unknown = set_deadline(&mut config, "crowd=3")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("`crowd`") && unknown.contains("crowd_size"),
+            "{unknown}"
+        );
+        let bad = set_deadline(&mut config, "crowd_size=-1")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("crowd_size"), "{bad}");
+        assert!(set_deadline(&mut config, "crowd_size").is_err());
+    }
+}

@@ -1,0 +1,320 @@
+//! The experiment runner: a scenario run once per policy and repetition, each run in a fresh
+//! [`World`] (same seed, so the same content, partial copies and schedules) whose viewers the
+//! runner plays itself: btvod policies in-process with the engine's own session code, the
+//! libtorrent competitors as `scripts/lt_vod.py` processes. Each viewer's report, its
+//! contiguous-bytes curve, the origin's meter and every world peer's traffic are collected.
+
+mod contender;
+mod lt_viewer;
+mod outcome;
+mod viewer_job;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+pub use self::contender::{Contender, UnknownPolicy};
+pub use self::outcome::{PeerTraffic, RunOutcome, Sample, Score, ViewerOutcome};
+use self::viewer_job::ViewerJob;
+use super::scenario::Scenario;
+use super::world::{World, WorldError, WorldOptions, WorldSummary};
+use crate::engine::session::PolicyKind;
+use crate::policy::picker::DeadlineConfig;
+use crate::proto::metainfo::Metainfo;
+
+/// How an experiment runs.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    pub contenders: Vec<Contender>,
+    /// Repetitions of every policy.
+    pub runs: u32,
+    /// Runs going at once (each is its own world on its own ports).
+    pub jobs: usize,
+    /// Where run directories go (`DIR/<policy>-<run>/`).
+    pub out: PathBuf,
+    /// The settings btvod's deadline policy runs with.
+    pub deadline: DeadlineConfig,
+    /// The interpreter that imports libtorrent, and the libtorrent viewer.
+    pub python: PathBuf,
+    pub lt_script: PathBuf,
+    /// Added to the last viewer's last deadline to bound a run.
+    pub slack: Duration,
+    /// How often a btvod viewer's contiguous bytes are sampled.
+    pub sample_every: Duration,
+    /// Keep content, partial copies and movies of each run (otherwise only its logs stay).
+    pub keep_data: bool,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            contenders: vec![
+                Contender::Btvod(PolicyKind::Deadline),
+                Contender::Btvod(PolicyKind::Rarest),
+                Contender::Btvod(PolicyKind::Sequential),
+            ],
+            runs: 1,
+            jobs: 1,
+            out: PathBuf::from("experiments"),
+            deadline: DeadlineConfig::default(),
+            python: PathBuf::from("/usr/bin/python3"),
+            lt_script: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lt_vod.py")),
+            slack: Duration::from_secs(30),
+            sample_every: Duration::from_millis(250),
+            keep_data: false,
+        }
+    }
+}
+
+/// What the runner tells its caller while it works.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Started {
+        policy: &'static str,
+        run: u32,
+    },
+    Tick {
+        policy: &'static str,
+        run: u32,
+        t: f64,
+        viewers_done: usize,
+        viewers: usize,
+        origin_bytes: u64,
+    },
+    Finished(Box<RunOutcome>),
+}
+
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("the scenario has no viewers: nothing to score")]
+    NoViewers,
+    #[error("no policies to run")]
+    NoPolicies,
+    #[error("{0}")]
+    World(#[from] WorldError),
+    #[error("cannot make {}: {source}", path.display())]
+    Out {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Runs every policy `runs` times (repetition-major, so slow drift in the machine is shared
+/// by all policies) with at most `jobs` runs at once; outcomes in that order.
+pub async fn run_experiment(
+    scenario: &Scenario,
+    options: &RunnerOptions,
+    progress: ProgressFn,
+) -> Result<Vec<RunOutcome>, RunnerError> {
+    if scenario.viewer_count() == 0 {
+        return Err(RunnerError::NoViewers);
+    }
+    if options.contenders.is_empty() {
+        return Err(RunnerError::NoPolicies);
+    }
+    std::fs::create_dir_all(&options.out).map_err(|source| RunnerError::Out {
+        path: options.out.clone(),
+        source,
+    })?;
+    let gate = Arc::new(Semaphore::new(options.jobs.max(1)));
+    let mut tasks = Vec::new();
+    for run in 1..=options.runs.max(1) {
+        for &contender in &options.contenders {
+            let (scenario, options, progress) =
+                (scenario.clone(), options.clone(), Arc::clone(&progress));
+            let gate = Arc::clone(&gate);
+            tasks.push(tokio::spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                let dir = options.out.join(format!("{}-{run}", contender.name()));
+                progress(Progress::Started {
+                    policy: contender.name(),
+                    run,
+                });
+                let outcome = run_once(&scenario, contender, run, &dir, &options, &progress).await;
+                progress(Progress::Finished(Box::new(outcome.clone())));
+                outcome
+            }));
+        }
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => tracing::error!("experiment run task: {e}"),
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The latest a run may take: the last viewer's arrival, its D and its movie at R, plus slack.
+pub fn run_bound(scenario: &Scenario, meta: &Metainfo, slack: Duration) -> Duration {
+    let mut bound = Duration::ZERO;
+    for class in &scenario.viewers {
+        let file = meta.movie_file(class.file.as_deref()).unwrap_or(0);
+        let play = Duration::from_secs_f64(meta.files[file].length as f64 / class.rate as f64);
+        let last = class.arrival.of(class.count.saturating_sub(1), class.count);
+        bound = bound.max(last + class.delay + play);
+    }
+    bound + slack
+}
+
+/// One run: a fresh world, the scenario's viewers under `contender`, until all complete or
+/// the bound; then everything stops.
+pub async fn run_once(
+    scenario: &Scenario,
+    contender: Contender,
+    run: u32,
+    dir: &Path,
+    options: &RunnerOptions,
+    progress: &ProgressFn,
+) -> RunOutcome {
+    let wall = Instant::now();
+    let mut outcome = RunOutcome {
+        policy: contender.name().to_string(),
+        run,
+        dir: dir.to_path_buf(),
+        wall_s: 0.0,
+        timed_out: false,
+        origin_bytes: 0,
+        viewers: Vec::new(),
+        peers: Vec::new(),
+        error: None,
+    };
+    let _ = std::fs::remove_dir_all(dir);
+    let world_options = WorldOptions {
+        run_viewers: false,
+        ..WorldOptions::default()
+    };
+    let world = match World::start(scenario.clone(), dir, world_options).await {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            outcome.error = Some(e.to_string());
+            return outcome;
+        }
+    };
+    let t0 = Instant::now();
+    let end = t0 + run_bound(scenario, world.metainfo(), options.slack);
+    let cancel = CancellationToken::new();
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<()>();
+    let tasks = spawn_viewers(
+        scenario, &world, contender, options, t0, end, &cancel, &done_tx,
+    );
+    drop(done_tx);
+    let ticks = |viewers_done, viewers| Progress::Tick {
+        policy: contender.name(),
+        run,
+        t: t0.elapsed().as_secs_f64(),
+        viewers_done,
+        viewers,
+        origin_bytes: world.origin_bytes_served(),
+    };
+    outcome.timed_out =
+        !wait_viewers(done_rx, tasks.len(), end, |d, n| progress(ticks(d, n))).await;
+    cancel.cancel();
+    collect_viewers(tasks, &mut outcome).await;
+    let Ok(world) = Arc::try_unwrap(world) else {
+        outcome.error = Some("the world is still in use".into());
+        return outcome;
+    };
+    take_world(world.stop().await, &mut outcome);
+    if !options.keep_data {
+        for sub in ["content", "peers", "viewers"] {
+            let _ = std::fs::remove_dir_all(dir.join(sub));
+        }
+    }
+    outcome.wall_s = wall.elapsed().as_secs_f64();
+    let _ = std::fs::write(
+        dir.join("run.json"),
+        serde_json::to_string_pretty(&outcome).unwrap_or_default() + "\n",
+    );
+    outcome
+}
+
+/// Starts every viewer of the scenario, each on its class's arrival schedule after `t0`.
+#[allow(clippy::too_many_arguments)]
+fn spawn_viewers(
+    scenario: &Scenario,
+    world: &Arc<World>,
+    contender: Contender,
+    options: &RunnerOptions,
+    t0: Instant,
+    end: Instant,
+    cancel: &CancellationToken,
+    done: &mpsc::UnboundedSender<()>,
+) -> Vec<JoinHandle<ViewerOutcome>> {
+    let mut tasks = Vec::new();
+    for (c, class) in scenario.viewers.iter().enumerate() {
+        for i in 0..class.count {
+            let job = ViewerJob {
+                world: Arc::clone(world),
+                class: class.clone(),
+                class_index: c,
+                i,
+                contender,
+                options: options.clone(),
+                arrive: t0 + class.arrival.of(i, class.count),
+                bound: end,
+            };
+            tasks.push(tokio::spawn(job.run(cancel.clone(), done.clone())));
+        }
+    }
+    tasks
+}
+
+/// Waits until `viewers` viewers are done, ticking `progress` every second; false if `end`
+/// came first.
+async fn wait_viewers(
+    mut done: mpsc::UnboundedReceiver<()>,
+    viewers: usize,
+    end: Instant,
+    progress: impl Fn(usize, usize),
+) -> bool {
+    let mut viewers_done = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while viewers_done < viewers {
+        tokio::select! {
+            got = done.recv() => match got {
+                Some(()) => viewers_done += 1,
+                None => break,
+            },
+            _ = tick.tick() => progress(viewers_done, viewers),
+            _ = sleep_until(end) => return false,
+        }
+    }
+    true
+}
+
+/// Gathers the viewers' outcomes (each has 30 s to stop after the run is cancelled).
+async fn collect_viewers(tasks: Vec<JoinHandle<ViewerOutcome>>, outcome: &mut RunOutcome) {
+    for task in tasks {
+        match tokio::time::timeout(Duration::from_secs(30), task).await {
+            Ok(Ok(v)) => outcome.viewers.push(v),
+            Ok(Err(e)) => outcome.error = Some(format!("viewer task: {e}")),
+            Err(_) => outcome.error = Some("a viewer did not stop within 30 s".into()),
+        }
+    }
+}
+
+/// The origin's meter and every world peer's traffic from the world's final summary.
+fn take_world(summary: WorldSummary, outcome: &mut RunOutcome) {
+    outcome.origin_bytes = summary.origin_bytes_served;
+    outcome.peers = summary
+        .peers
+        .iter()
+        .map(|p| PeerTraffic {
+            name: p.name.clone(),
+            class: p.class.clone(),
+            role: p.role,
+            downloaded: p.downloaded,
+            uploaded: p.uploaded,
+            completions: p.completions,
+        })
+        .collect();
+}
