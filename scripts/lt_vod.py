@@ -536,7 +536,7 @@ class Viewer:
             "file_index": movie.file_index,
             "policy": f"libtorrent-{self.args.mode}",
             "client": f"libtorrent {lt.__version__}",
-            "rate_bytes_per_s": self.args.rate,
+            "rate_bytes_per_s": round(self.args.rate),  # an integer, as in btvod's report
             "delay_s": self.args.delay,
             "prefetch_s": self.args.prefetch,
             "movie_bytes": movie.length,

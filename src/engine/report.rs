@@ -1,7 +1,7 @@
 //! The end-of-run reports: `vod-scoring.md`'s keys, and `btvod stream`'s additions, built
 //! from the torrent's final stats.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::torrent::TorrentStats;
 use crate::policy::vod::VodParams;
@@ -43,8 +43,9 @@ impl VodReport {
     }
 }
 
-/// The end-of-run report (`vod-scoring.md`); these key names are stable.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// The end-of-run report (`vod-scoring.md`); these key names are stable (`lt_vod.py` writes
+/// them too, so an experiment reads either client's report as this type).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct VodReport {
     pub torrent_name: String,
     pub info_hash: String,

@@ -19,7 +19,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 pub use self::contender::{Contender, UnknownPolicy};
-pub use self::outcome::{PeerTraffic, RunOutcome, Sample, Score, ViewerOutcome};
+pub use self::outcome::{PeerTraffic, RunOutcome, Sample, ViewerOutcome};
 use self::viewer_job::ViewerJob;
 use super::scenario::Scenario;
 use super::world::{World, WorldError, WorldOptions, WorldSummary};

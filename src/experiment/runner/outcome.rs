@@ -3,23 +3,10 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::engine::report::VodReport;
 use crate::experiment::roster::PeerRole;
-
-/// The scored part of a viewer's report (btvod's `VodReport` and lt_vod.py's share the keys).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Score {
-    pub policy: String,
-    pub movie_bytes: u64,
-    pub penalty_bytes: u64,
-    pub penalty_fraction: f64,
-    pub pieces_from_server: u32,
-    pub peer_bytes: u64,
-    pub uploaded_bytes: u64,
-    pub stall_s: f64,
-    pub complete_at_s: Option<f64>,
-}
 
 /// One point of a viewer's curve, `t` seconds after it started (its contract t = 0).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -38,7 +25,8 @@ pub struct ViewerOutcome {
     pub rate_bytes_per_s: u64,
     pub delay_s: f64,
     pub prefetch_s: f64,
-    pub score: Option<Score>,
+    /// The viewer's report, parsed: btvod's, or lt_vod.py's (which writes the same keys).
+    pub score: Option<VodReport>,
     /// The viewer's report as written (all its keys).
     pub report: Option<serde_json::Value>,
     pub samples: Vec<Sample>,

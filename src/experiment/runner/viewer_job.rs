@@ -136,10 +136,7 @@ impl ViewerJob {
             if v.complete_at.is_some() {
                 let report = VodReport::new(meta, self.file(), kind.name(), &params, &s);
                 out.report = serde_json::to_value(&report).ok();
-                out.score = out
-                    .report
-                    .clone()
-                    .and_then(|j| serde_json::from_value(j).ok());
+                out.score = Some(report);
                 completed = true;
                 let _ = done.send(());
                 break;
