@@ -7,7 +7,10 @@
 //!   make it grow (`// Unbounded but ...`); anything a peer or tracker feeds is bounded;
 //! - the pure core (`proto`, `policy`) imports no tokio, reads no clock and owns no unseeded
 //!   RNG: time and randomness are passed in, so its tests replay exactly;
-//! - no file in `src/` is longer than 600 lines (files holding only tests aside).
+//! - no file in `src/` is longer than 600 lines, no function longer than 100 (files holding
+//!   only tests aside);
+//! - no two sibling modules depend on each other, directly or round a longer loop (tests
+//!   aside): a type both need belongs in a module of its own.
 
 use std::path::PathBuf;
 
@@ -210,4 +213,153 @@ fn function_start(line: &str) -> Option<&str> {
         word = words.next()?;
     }
     (word == "fn" && !line.trim_end().ends_with(';')).then_some(indent)
+}
+
+#[test]
+fn sibling_modules_do_not_import_each_other_in_a_cycle() {
+    let modules = module_paths();
+    let known: std::collections::BTreeSet<Vec<String>> = modules.keys().cloned().collect();
+    // Edges between siblings: a module using anything inside another module of its parent
+    // counts as the two ancestors just below their common parent depending on each other.
+    let mut edges: std::collections::BTreeMap<
+        Vec<String>,
+        std::collections::BTreeSet<Vec<String>>,
+    > = Default::default();
+    for (module, text) in &modules {
+        for target in referenced_paths(module, text) {
+            let Some(target) = longest_known_prefix(&target, &known) else {
+                continue;
+            };
+            let common = module
+                .iter()
+                .zip(&target)
+                .take_while(|(a, b)| a == b)
+                .count();
+            if common == module.len() || common == target.len() {
+                continue; // an ancestor or a descendant: not a sibling
+            }
+            edges
+                .entry(module[..=common].to_vec())
+                .or_default()
+                .insert(target[..=common].to_vec());
+        }
+    }
+    let mut cycles = Vec::new();
+    for start in edges.keys() {
+        if let Some(path) = path_back(start, start, &edges, &mut Vec::new()) {
+            cycles.push(
+                path.iter()
+                    .map(|m| m.join("::"))
+                    .collect::<Vec<_>>()
+                    .join(" -> "),
+            );
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "import cycles between sibling modules: {cycles:#?}"
+    );
+}
+
+/// Every module of the crate from its file (`a/b.rs` and `a/b/mod.rs` are `a::b`), with the
+/// code that is not tests (files of tests skipped; a file is cut at `#[cfg(test)]`).
+fn module_paths() -> std::collections::BTreeMap<Vec<String>, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = std::collections::BTreeMap::new();
+    for (path, text) in sources_under(&["src"]) {
+        let rel = path.strip_prefix(&root).expect("under src");
+        let mut parts: Vec<String> = rel
+            .with_extension("")
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let last = parts.last().cloned().unwrap_or_default();
+        if last == "tests" || last == "proptests" || last.ends_with("_tests") || last == "main" {
+            continue;
+        }
+        if last == "mod" || last == "lib" {
+            parts.pop();
+        }
+        let code = code_only(&text);
+        let code = code.split("#[cfg(test)]").next().unwrap_or("").to_string();
+        out.insert(parts, code);
+    }
+    out
+}
+
+/// The absolute paths (`crate::...`, `super::...`) a module's code names, with `{a, b::c}`
+/// groups expanded one level.
+fn referenced_paths(module: &[String], code: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let bytes = code.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    for (at, _) in code
+        .match_indices("crate::")
+        .chain(code.match_indices("super::"))
+    {
+        if at > 0 && (is_ident(bytes[at - 1]) || bytes[at - 1] == b':') {
+            continue;
+        }
+        let tail = &code[at..];
+        let end = tail
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(tail.len());
+        let mut segments: Vec<&str> = tail[..end].split("::").filter(|s| !s.is_empty()).collect();
+        let mut base: Vec<String> = Vec::new();
+        if segments.first() == Some(&"super") {
+            base = module.to_vec();
+            while segments.first() == Some(&"super") {
+                segments.remove(0);
+                base.pop();
+            }
+        } else {
+            segments.remove(0); // crate
+        }
+        base.extend(segments.iter().map(|s| s.to_string()));
+        let rest = &tail[end..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for item in group.split(',') {
+                let mut path = base.clone();
+                path.extend(item.trim().split("::").map(|s| s.trim().to_string()));
+                out.push(path);
+            }
+        } else {
+            out.push(base);
+        }
+    }
+    out
+}
+
+fn longest_known_prefix(
+    path: &[String],
+    known: &std::collections::BTreeSet<Vec<String>>,
+) -> Option<Vec<String>> {
+    (1..=path.len())
+        .rev()
+        .map(|n| path[..n].to_vec())
+        .find(|p| known.contains(p))
+}
+
+/// A path of edges from `at` back to `goal`, if there is one.
+fn path_back(
+    at: &Vec<String>,
+    goal: &Vec<String>,
+    edges: &std::collections::BTreeMap<Vec<String>, std::collections::BTreeSet<Vec<String>>>,
+    seen: &mut Vec<Vec<String>>,
+) -> Option<Vec<Vec<String>>> {
+    for next in edges.get(at).into_iter().flatten() {
+        if next == goal {
+            return Some(vec![at.clone(), next.clone()]);
+        }
+        if seen.contains(next) {
+            continue;
+        }
+        seen.push(next.clone());
+        if let Some(mut rest) = path_back(next, goal, edges, seen) {
+            rest.insert(0, at.clone());
+            return Some(rest);
+        }
+    }
+    None
 }
