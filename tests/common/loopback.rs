@@ -6,8 +6,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use btvod::engine::session::{self, Content, Session, SessionOptions};
-use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
+use btvod::engine::session::{Session, SessionOptions};
 use btvod::proto::metainfo::Metainfo;
 use btvod::proto::wire::{Handshake, Message};
 use btvod::proto::{InfoHash, PeerId};
@@ -15,6 +14,8 @@ use bytes::BytesMut;
 use tempfile::TempDir;
 
 use super::content::deterministic_content;
+use super::movie_dir::torrent_bytes;
+use super::session::{self, SessionExt};
 
 /// A seed of `len` deterministic bytes; the content lives as long as this value.
 pub struct LoopbackSeed {
@@ -27,7 +28,7 @@ pub struct LoopbackSeed {
 
 impl LoopbackSeed {
     pub fn addr(&self) -> SocketAddr {
-        self.session.torrent.listen_addr.expect("the seed listens")
+        self.session.addr()
     }
 }
 
@@ -45,24 +46,13 @@ pub async fn start_seed_of(path: &Path, piece_len: u32) -> LoopbackSeed {
 }
 
 async fn seed_at(path: PathBuf, piece_len: u32, dir: TempDir) -> LoopbackSeed {
-    let opts = MakeTorrentOptions {
-        path: path.clone(),
-        piece_length: Some(piece_len),
-        ..MakeTorrentOptions::default()
-    };
-    let torrent = make_torrent(&opts, &mut |_, _| {}).expect("torrent");
+    let torrent = torrent_bytes(&path, piece_len, &[]);
     let meta = Metainfo::from_bytes(&torrent).expect("parse the torrent");
-    let session = session::start(
-        &meta,
-        Content::Existing(path),
-        SessionOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..SessionOptions::default()
-        },
-        |_, _| {},
-    )
-    .await
-    .expect("start the seed");
+    let opts = SessionOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..SessionOptions::default()
+    };
+    let session = session::start_seed(&meta, &path, opts).await;
     LoopbackSeed {
         session,
         meta,
