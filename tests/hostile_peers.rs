@@ -12,15 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use btvod::engine::session::{self, Content, Session, SessionOptions};
-use btvod::engine::torrent::{TorrentConfig, TorrentStats};
-use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
-use btvod::proto::metainfo::Metainfo;
+use btvod::engine::torrent::TorrentConfig;
 use btvod::proto::wire::{BlockSpec, Handshake, Message, WireDecoder};
 use btvod::proto::{InfoHash, PeerId};
 use bytes::BytesMut;
-use common::content::deterministic_content;
-use tempfile::TempDir;
+use common::movie_dir::MovieDir;
+use common::session::{SessionExt, options, shutdown_all};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, sleep, timeout};
@@ -30,112 +27,6 @@ const BLOCK: u32 = 16 * 1024;
 /// The byte a lying peer fills its blocks with: a 64-byte run of it never occurs in the
 /// deterministic content, so finding one in a downloaded file means corrupt data was written.
 const POISON: u8 = 0xEE;
-
-// ---- the world: content, torrent, sessions ----
-
-struct World {
-    dir: TempDir,
-    content: Vec<u8>,
-    meta: Metainfo,
-}
-
-impl World {
-    fn new(len: usize, piece_len: u32, seed: u64) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let content = deterministic_content(len, seed);
-        fs::create_dir_all(dir.path().join("seed")).expect("seed dir");
-        let path = dir.path().join("seed/movie.bin");
-        fs::write(&path, &content).expect("write content");
-        let opts = MakeTorrentOptions {
-            path: path.clone(),
-            piece_length: Some(piece_len),
-            ..MakeTorrentOptions::default()
-        };
-        let bytes = make_torrent(&opts, &mut |_, _| {}).expect("make a torrent");
-        let meta = Metainfo::from_bytes(&bytes).expect("parse the torrent we made");
-        Self { dir, content, meta }
-    }
-    fn content_path(&self) -> PathBuf {
-        self.dir.path().join("seed/movie.bin")
-    }
-    fn leech_dir(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("leech{i}"))
-    }
-    fn leech_file(&self, i: usize) -> PathBuf {
-        self.leech_dir(i).join("movie.bin")
-    }
-    fn piece_count(&self) -> u32 {
-        self.meta.geometry.piece_count()
-    }
-    fn block(&self, piece: u32, offset: u32) -> &[u8] {
-        let at = piece as usize * self.meta.geometry.piece_len() as usize + offset as usize;
-        &self.content[at..at + BLOCK as usize]
-    }
-    fn assert_downloaded(&self, i: usize) {
-        let got = fs::read(self.leech_file(i)).expect("read the download");
-        assert_eq!(got.len(), self.content.len(), "length of the download");
-        let first = got.iter().zip(&self.content).position(|(a, b)| a != b);
-        assert_eq!(first, None, "first differing byte of the download");
-    }
-    async fn seed(&self, seed: u64, config: TorrentConfig) -> Session {
-        let s = session::start(
-            &self.meta,
-            Content::Existing(self.content_path()),
-            options(seed, vec![], config),
-            |_, _| {},
-        )
-        .await
-        .expect("start a seed");
-        assert!(s.torrent.stats.borrow().complete, "the seed verifies");
-        s
-    }
-    async fn leecher(&self, i: usize, peers: Vec<SocketAddr>, config: TorrentConfig) -> Session {
-        fs::create_dir_all(self.leech_dir(i)).expect("leech dir");
-        session::start(
-            &self.meta,
-            Content::DownloadDir(self.leech_dir(i)),
-            options(100 + i as u64, peers, config),
-            |_, _| {},
-        )
-        .await
-        .expect("start a leecher")
-    }
-}
-
-fn options(seed: u64, peers: Vec<SocketAddr>, torrent: TorrentConfig) -> SessionOptions {
-    SessionOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        torrent,
-        peers,
-        trackers: None,
-        seed,
-        ..SessionOptions::default()
-    }
-}
-
-fn addr_of(s: &Session) -> SocketAddr {
-    s.torrent.listen_addr.expect("session listens")
-}
-
-fn stats(s: &Session) -> TorrentStats {
-    s.torrent.stats.borrow().clone()
-}
-
-async fn wait_stats(
-    s: &Session,
-    bound: Duration,
-    what: &str,
-    pred: impl Fn(&TorrentStats) -> bool,
-) {
-    let mut rx = s.torrent.stats.clone();
-    if timeout(bound, rx.wait_for(|st| pred(st))).await.is_err() {
-        panic!("{what} did not happen within {bound:?}: {:?}", stats(s));
-    }
-}
-
-async fn wait_complete(s: &Session, bound: Duration, who: &str) {
-    wait_stats(s, bound, &format!("{who} completing"), |st| st.complete).await;
-}
 
 /// Whether `data` holds a run of 64 poison bytes.
 fn poisoned(data: &[u8]) -> bool {
@@ -184,7 +75,7 @@ impl RawPeer {
     }
 
     /// Connects, handshakes with the right info-hash, and reads btvod's handshake.
-    async fn join(addr: SocketAddr, world: &World, fast: bool) -> Self {
+    async fn join(addr: SocketAddr, world: &MovieDir, fast: bool) -> Self {
         let mut peer = Self::connect(addr, world.meta.info_hash, fast, world.piece_count()).await;
         let theirs = peer.handshake(Duration::from_secs(5)).await;
         let theirs = theirs.expect("btvod answers a correct handshake");
@@ -330,10 +221,12 @@ const CLOSE_BOUND: Duration = Duration::from_secs(3);
 /// handshake (so it cannot even learn that we serve something).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_of_another_torrent_is_refused_both_ways() {
-    let world = World::new(256 * KIB, 32 * 1024, 1);
-    let seed = world.seed(1, TorrentConfig::default()).await;
+    let world = MovieDir::new(256 * KIB, 32 * 1024, 1);
+    let seed = world
+        .seed(options(1, vec![], TorrentConfig::default()))
+        .await;
     let mut stranger =
-        RawPeer::connect(addr_of(&seed), InfoHash([7; 20]), true, world.piece_count()).await;
+        RawPeer::connect(seed.addr(), InfoHash([7; 20]), true, world.piece_count()).await;
     stranger
         .expect_closed(CLOSE_BOUND, "a handshake for another torrent")
         .await;
@@ -348,8 +241,11 @@ async fn a_peer_of_another_torrent_is_refused_both_ways() {
     let leech = world
         .leecher(
             0,
-            vec![listener.local_addr().expect("addr")],
-            TorrentConfig::default(),
+            options(
+                100,
+                vec![listener.local_addr().expect("addr")],
+                TorrentConfig::default(),
+            ),
         )
         .await;
     let (stream, _) = timeout(Duration::from_secs(5), listener.accept())
@@ -374,20 +270,20 @@ async fn a_peer_of_another_torrent_is_refused_both_ways() {
     liar.send(&[Message::HaveAll, Message::Unchoke]).await;
     liar.expect_closed(CLOSE_BOUND, "answering for another torrent")
         .await;
-    assert_eq!(stats(&leech).peers, 0, "the liar never became a peer");
+    assert_eq!(leech.stats().peers, 0, "the liar never became a peer");
 
     // Both still work: the leecher downloads from the seed.
-    leech.torrent.add_peers(vec![addr_of(&seed)]);
-    wait_complete(&leech, Duration::from_secs(10), "the leecher").await;
-    world.assert_downloaded(0);
-    leech.shutdown().await;
-    seed.shutdown().await;
+    leech.torrent.add_peers(vec![seed.addr()]);
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(10), "the leecher")
+        .await;
+    shutdown_all([leech, seed]).await;
 }
 
 // ---- frames btvod must refuse ----
 
 /// Sends `bytes` after a correct handshake to a fresh connection and expects btvod to close it.
-async fn expect_refused(world: &World, at: SocketAddr, bytes: &[u8], what: &str) {
+async fn expect_refused(world: &MovieDir, at: SocketAddr, bytes: &[u8], what: &str) {
     let mut peer = RawPeer::join(at, world, true).await;
     peer.send_raw(bytes).await;
     peer.expect_closed(CLOSE_BOUND, what).await;
@@ -407,10 +303,12 @@ fn frame(messages: &[Message]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_close_the_connection() {
     // 10 pieces: the bitfield is 2 bytes with 6 spare bits.
-    let world = World::new(10 * 32 * KIB - 1000, 32 * 1024, 2);
+    let world = MovieDir::new(10 * 32 * KIB - 1000, 32 * 1024, 2);
     assert_eq!(world.piece_count(), 10);
-    let seed = world.seed(2, TorrentConfig::default()).await;
-    let at = addr_of(&seed);
+    let seed = world
+        .seed(options(2, vec![], TorrentConfig::default()))
+        .await;
+    let at = seed.addr();
     let rss_before = rss_kib();
     for prefix in [u32::MAX, 1 << 30, 256 * 1024] {
         let mut bytes = prefix.to_be_bytes().to_vec();
@@ -454,11 +352,13 @@ async fn malformed_frames_close_the_connection() {
         expect_refused(&world, at, &bytes, what).await;
     }
     // The seed is still correct for everyone else.
-    let leech = world.leecher(0, vec![at], TorrentConfig::default()).await;
-    wait_complete(&leech, Duration::from_secs(10), "the leecher").await;
-    world.assert_downloaded(0);
-    leech.shutdown().await;
-    seed.shutdown().await;
+    let leech = world
+        .leecher(0, options(100, vec![at], TorrentConfig::default()))
+        .await;
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(10), "the leecher")
+        .await;
+    shutdown_all([leech, seed]).await;
 }
 
 /// Resident memory of this process, in KiB.
@@ -478,9 +378,11 @@ fn rss_kib() -> u64 {
 /// is served with the right bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_out_of_range_oversized_or_while_choked_are_not_served() {
-    let world = World::new(8 * 32 * KIB, 32 * 1024, 3);
-    let seed = world.seed(3, TorrentConfig::default()).await;
-    let at = addr_of(&seed);
+    let world = MovieDir::new(8 * 32 * KIB, 32 * 1024, 3);
+    let seed = world
+        .seed(options(3, vec![], TorrentConfig::default()))
+        .await;
+    let at = seed.addr();
     let n = world.piece_count();
     let refused = [
         ("a REQUEST for a piece past the end", spec(n, 0, BLOCK)),
@@ -566,9 +468,11 @@ async fn requests_out_of_range_oversized_or_while_choked_are_not_served() {
 /// never written: the file ends byte-identical after an honest seed completes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unrequested_blocks_are_dropped_not_written() {
-    let world = World::new(16 * 32 * KIB, 32 * 1024, 4);
-    let leech = world.leecher(0, vec![], TorrentConfig::default()).await;
-    let mut pusher = RawPeer::join(addr_of(&leech), &world, true).await;
+    let world = MovieDir::new(16 * 32 * KIB, 32 * 1024, 4);
+    let leech = world
+        .leecher(0, options(100, vec![], TorrentConfig::default()))
+        .await;
+    let mut pusher = RawPeer::join(leech.addr(), &world, true).await;
     // It has nothing and never unchokes, so btvod asks it for nothing; it pushes anyway.
     pusher.send(&[Message::HaveNone]).await;
     let mut junk = Vec::new();
@@ -583,14 +487,14 @@ async fn unrequested_blocks_are_dropped_not_written() {
     }
     let pushed = (junk.len() * BLOCK as usize) as u64;
     pusher.send(&junk).await;
-    wait_stats(
-        &leech,
-        Duration::from_secs(5),
-        "the pushed blocks counted as waste",
-        |s| s.waste.total() >= pushed,
-    )
-    .await;
-    assert_eq!(stats(&leech).pieces_have, 0, "no pushed block made a piece");
+    leech
+        .wait_stats(
+            Duration::from_secs(5),
+            "the pushed blocks counted as waste",
+            |s| s.waste.total() >= pushed,
+        )
+        .await;
+    assert_eq!(leech.stats().pieces_have, 0, "no pushed block made a piece");
     // Nor is any of it served back: asked for a block of its pushed pieces, btvod refuses.
     pusher.send(&[Message::Interested]).await;
     pusher
@@ -609,13 +513,15 @@ async fn unrequested_blocks_are_dropped_not_written() {
         Message::Reject(spec(0, 0, BLOCK)),
         "unverified data is not uploaded"
     );
-    let seed = world.seed(4, TorrentConfig::default()).await;
-    leech.torrent.add_peers(vec![addr_of(&seed)]);
-    wait_complete(&leech, Duration::from_secs(10), "the leecher").await;
-    world.assert_downloaded(0);
-    assert_eq!(stats(&leech).hash_failures, 0);
-    leech.shutdown().await;
-    seed.shutdown().await;
+    let seed = world
+        .seed(options(4, vec![], TorrentConfig::default()))
+        .await;
+    leech.torrent.add_peers(vec![seed.addr()]);
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(10), "the leecher")
+        .await;
+    assert_eq!(leech.stats().hash_failures, 0);
+    shutdown_all([leech, seed]).await;
 }
 
 /// A peer that has everything, unchokes, and answers every request with poison bytes. Counts
@@ -629,7 +535,7 @@ struct Liar {
 
 const LIAR_ID: [u8; 20] = *b"-XX0000-corruptpeer!";
 
-async fn start_liar(world: &World) -> Liar {
+async fn start_liar(world: &MovieDir) -> Liar {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the liar");
@@ -701,29 +607,35 @@ fn watch_for_poison(path: PathBuf, stop: Arc<AtomicBool>) -> tokio::task::JoinHa
 /// banned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_serving_corrupt_blocks_is_banned_and_its_pieces_fetched_again() {
-    let world = World::new(64 * 32 * KIB, 32 * 1024, 5);
+    let world = MovieDir::new(64 * 32 * KIB, 32 * 1024, 5);
     let liar = start_liar(&world).await;
     // A 1 MiB/s seed leaves the liar a good share of the requests.
     let seed = world
-        .seed(
+        .seed(options(
             5,
+            vec![],
             TorrentConfig {
                 upload_limit: 1024 * 1024,
                 ..TorrentConfig::default()
             },
-        )
+        ))
         .await;
     // Both at once, so that pieces mix the liar's blocks with the seed's.
     let leech = world
-        .leecher(0, vec![liar.addr, addr_of(&seed)], TorrentConfig::default())
+        .leecher(
+            0,
+            options(100, vec![liar.addr, seed.addr()], TorrentConfig::default()),
+        )
         .await;
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_for_poison(world.leech_file(0), Arc::clone(&stop));
-    wait_complete(&leech, Duration::from_secs(12), "the leecher").await;
+    leech
+        .wait_complete(Duration::from_secs(12), "the leecher")
+        .await;
     stop.store(true, Ordering::SeqCst);
     assert!(!watcher.await.expect("watcher"), "poison reached the file");
     world.assert_downloaded(0);
-    let got = stats(&leech);
+    let got = leech.stats();
     assert!(got.hash_failures >= 1, "the liar's pieces failed: {got:?}");
     assert!(
         liar.served.load(Ordering::SeqCst) >= 1,
@@ -740,7 +652,7 @@ async fn a_peer_serving_corrupt_blocks_is_banned_and_its_pieces_fetched_again() 
         "the banned liar was redialled"
     );
     // Dialling in under the same peer id (from a new port) it is closed at once.
-    let stream = TcpStream::connect(addr_of(&leech)).await.expect("connect");
+    let stream = TcpStream::connect(leech.addr()).await.expect("connect");
     let mut back = RawPeer::wrap(stream, world.piece_count());
     back.send_raw(&handshake_bytes(world.meta.info_hash, LIAR_ID, true))
         .await;
@@ -748,9 +660,8 @@ async fn a_peer_serving_corrupt_blocks_is_banned_and_its_pieces_fetched_again() 
         back.expect_closed(CLOSE_BOUND, "a banned peer id dialling back")
             .await;
     }
-    assert_eq!(stats(&leech).peers, 1, "the honest seed is still connected");
-    leech.shutdown().await;
-    seed.shutdown().await;
+    assert_eq!(leech.stats().peers, 1, "the honest seed is still connected");
+    shutdown_all([leech, seed]).await;
 }
 
 // ---- floods ----
@@ -762,17 +673,18 @@ async fn a_peer_serving_corrupt_blocks_is_banned_and_its_pieces_fetched_again() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_flood_is_bounded_and_others_still_download() {
     const ASKED: u32 = 40_000;
-    let world = World::new(32 * 32 * KIB, 32 * 1024, 6);
+    let world = MovieDir::new(32 * 32 * KIB, 32 * 1024, 6);
     let seed = world
-        .seed(
+        .seed(options(
             6,
+            vec![],
             TorrentConfig {
                 upload_limit: 2 * 1024 * 1024,
                 ..TorrentConfig::default()
             },
-        )
+        ))
         .await;
-    let mut flooder = RawPeer::join(addr_of(&seed), &world, true).await;
+    let mut flooder = RawPeer::join(seed.addr(), &world, true).await;
     flooder
         .send(&[Message::HaveNone, Message::Interested])
         .await;
@@ -791,7 +703,7 @@ async fn a_request_flood_is_bounded_and_others_still_download() {
     let bytes = frame(&flood);
     let writing = tokio::spawn(async move { writer.write_all(&bytes).await.is_ok() });
     let leech = world
-        .leecher(0, vec![addr_of(&seed)], TorrentConfig::default())
+        .leecher(0, options(100, vec![seed.addr()], TorrentConfig::default()))
         .await;
     let mut buf = flooder.buf;
     let mut decoder = WireDecoder::for_piece_count(n);
@@ -823,8 +735,9 @@ async fn a_request_flood_is_bounded_and_others_still_download() {
     }
     let _ = writing.await;
     let rss_after = rss_kib();
-    wait_complete(&leech, Duration::from_secs(20), "the honest leecher").await;
-    world.assert_downloaded(0);
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(20), "the honest leecher")
+        .await;
     // The seed queues at most 512 requests (plus the batch being read) per peer: the rest of
     // the flood is rejected as it arrives, or, when requests come in faster than the seed's
     // command queue for the peer drains, the flooder is disconnected.
@@ -840,8 +753,7 @@ async fn a_request_flood_is_bounded_and_others_still_download() {
         rss_after < rss_before + 96 * 1024,
         "memory grew from {rss_before} KiB to {rss_after} KiB under the flood"
     );
-    leech.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([leech, seed]).await;
 }
 
 /// A peer that asks for a full upload queue (8 MiB) and never reads the answers cannot pin the
@@ -849,13 +761,13 @@ async fn a_request_flood_is_bounded_and_others_still_download() {
 /// its queue), and an honest leecher completes afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_is_closed_when_writes_stall() {
-    let world = World::new(10 * 1024 * KIB, 256 * 1024, 7);
+    let world = MovieDir::new(10 * 1024 * KIB, 256 * 1024, 7);
     let config = TorrentConfig {
         inactivity_timeout: Duration::from_secs(2),
         ..TorrentConfig::default()
     };
-    let seed = world.seed(7, config).await;
-    let mut hog = RawPeer::join(addr_of(&seed), &world, false).await;
+    let seed = world.seed(options(7, vec![], config)).await;
+    let mut hog = RawPeer::join(seed.addr(), &world, false).await;
     hog.send(&[Message::Interested]).await;
     hog.wait_for(Duration::from_secs(5), "UNCHOKE", |m| {
         *m == Message::Unchoke
@@ -868,12 +780,9 @@ async fn a_peer_that_never_reads_is_closed_when_writes_stall() {
         .collect();
     hog.send(&asks).await;
     let start = Instant::now();
-    wait_stats(
-        &seed,
-        Duration::from_secs(15),
-        "the hog being closed",
-        |s| s.peers == 0,
-    )
+    seed.wait_stats(Duration::from_secs(15), "the hog being closed", |s| {
+        s.peers == 0
+    })
     .await;
     let took = start.elapsed();
     assert!(took >= Duration::from_millis(1500), "closed after {took:?}");
@@ -885,12 +794,12 @@ async fn a_peer_that_never_reads_is_closed_when_writes_stall() {
     .await;
     assert!(drained.is_ok(), "the seed closed the connection");
     let leech = world
-        .leecher(0, vec![addr_of(&seed)], TorrentConfig::default())
+        .leecher(0, options(100, vec![seed.addr()], TorrentConfig::default()))
         .await;
-    wait_complete(&leech, Duration::from_secs(15), "the honest leecher").await;
-    world.assert_downloaded(0);
-    leech.shutdown().await;
-    seed.shutdown().await;
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(15), "the honest leecher")
+        .await;
+    shutdown_all([leech, seed]).await;
 }
 
 // ---- silence and trickles ----
@@ -908,9 +817,9 @@ fn quick_timeouts() -> TorrentConfig {
 /// inactivity timeout, while one that sends keep-alives stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_trickling_peers_are_dropped_by_the_timeouts() {
-    let world = World::new(4 * 32 * KIB, 32 * 1024, 8);
-    let seed = world.seed(8, quick_timeouts()).await;
-    let at = addr_of(&seed);
+    let world = MovieDir::new(4 * 32 * KIB, 32 * 1024, 8);
+    let seed = world.seed(options(8, vec![], quick_timeouts())).await;
+    let at = seed.addr();
 
     let mut silent = RawPeer::wrap(TcpStream::connect(at).await.expect("connect"), 4);
     let took = silent.expect_closed(CLOSE_BOUND, "saying nothing").await;
@@ -962,12 +871,9 @@ async fn silent_and_trickling_peers_are_dropped_by_the_timeouts() {
         let got = alive.collect(Duration::from_millis(300)).await;
         assert!(got.iter().all(|m| !matches!(m, Message::Piece { .. })));
     }
-    wait_stats(
-        &seed,
-        Duration::from_secs(1),
-        "the live peer counted",
-        |s| s.peers == 1,
-    )
+    seed.wait_stats(Duration::from_secs(1), "the live peer counted", |s| {
+        s.peers == 1
+    })
     .await;
     seed.shutdown().await;
 }
@@ -1008,15 +914,17 @@ fn accepted_fds(port: u16) -> usize {
 async fn hundreds_of_connections_hold_the_cap_and_the_download_goes_on() {
     const ATTACKERS: usize = 300;
     const CAP: usize = 16;
-    let world = World::new(64 * 32 * KIB, 32 * 1024, 9);
-    let seed = world.seed(9, TorrentConfig::default()).await;
+    let world = MovieDir::new(64 * 32 * KIB, 32 * 1024, 9);
+    let seed = world
+        .seed(options(9, vec![], TorrentConfig::default()))
+        .await;
     let config = TorrentConfig {
         max_peers: CAP,
         handshake_timeout: Duration::from_secs(2),
         ..TorrentConfig::default()
     };
-    let leech = world.leecher(0, vec![], config).await;
-    let target = addr_of(&leech);
+    let leech = world.leecher(0, options(100, vec![], config)).await;
+    let target = leech.addr();
     let stop = Arc::new(AtomicBool::new(false));
     let mut attackers = Vec::new();
     for _ in 0..ATTACKERS {
@@ -1036,19 +944,19 @@ async fn hundreds_of_connections_hold_the_cap_and_the_download_goes_on() {
         }));
     }
     sleep(Duration::from_millis(500)).await;
-    leech.torrent.add_peers(vec![addr_of(&seed)]);
+    leech.torrent.add_peers(vec![seed.addr()]);
     let (mut most_peers, mut most_fds) = (0, 0);
     let until = Instant::now() + Duration::from_secs(12);
-    while !stats(&leech).complete && Instant::now() < until {
+    while !leech.stats().complete && Instant::now() < until {
         most_fds = most_fds.max(accepted_fds(target.port()));
-        most_peers = most_peers.max(stats(&leech).peers);
+        most_peers = most_peers.max(leech.stats().peers);
         sleep(Duration::from_millis(50)).await;
     }
     stop.store(true, Ordering::SeqCst);
     assert!(
-        stats(&leech).complete,
+        leech.stats().complete,
         "the leecher completed under the flood: {:?}",
-        stats(&leech)
+        leech.stats()
     );
     world.assert_downloaded(0);
     assert!(most_peers <= CAP, "{most_peers} peers with a cap of {CAP}");
@@ -1061,6 +969,5 @@ async fn hundreds_of_connections_hold_the_cap_and_the_download_goes_on() {
     for a in attackers {
         a.abort();
     }
-    leech.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([leech, seed]).await;
 }

@@ -17,7 +17,9 @@ use bytes::BytesMut;
 use common::content::{deterministic_content, free_port};
 use common::loopback::empty_interested_opening;
 use common::movie_dir::{MovieDir, assert_same_file, torrent_of};
-use common::session::{KIB, SessionExt, limits, options, start_leecher, start_seed, start_tracker};
+use common::session::{
+    KIB, SessionExt, limits, options, shutdown_all, start_leecher, start_seed, start_tracker,
+};
 use tokio::time::{Instant, sleep, timeout};
 
 const MIB: usize = 1024 * 1024;
@@ -29,10 +31,9 @@ async fn one_seed_one_leecher_gets_an_identical_copy() {
     let leech = world
         .leecher(0, options(2, vec![seed.addr()], limits(0, 0)))
         .await;
-    leech
-        .wait_complete(Duration::from_secs(30), "the leecher")
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(30), "the leecher")
         .await;
-    world.assert_downloaded(0);
     let len = world.content.len() as u64;
     let got = leech.stats();
     assert_eq!(got.bytes_left, 0);
@@ -48,8 +49,7 @@ async fn one_seed_one_leecher_gets_an_identical_copy() {
         s.uploaded >= len
     })
     .await;
-    leech.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([leech, seed]).await;
 }
 
 /// One seed too slow to serve eight leechers alone within the bound: they can only finish in
@@ -135,8 +135,7 @@ async fn a_multi_file_torrent_with_an_empty_file_arrives_intact() {
     for (name, data) in &files {
         assert_same_file(&out.join("album").join(name), data);
     }
-    leech.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([leech, seed]).await;
 }
 
 /// Two seeds; one goes away while the leecher has requests out to it. The leecher finishes
@@ -166,10 +165,9 @@ async fn a_seed_vanishing_mid_transfer_does_not_stop_the_download() {
             s.peers == 1
         })
         .await;
-    leech
-        .wait_complete(Duration::from_secs(30), "the leecher")
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(30), "the leecher")
         .await;
-    world.assert_downloaded(0);
     let done = leech.stats();
     assert_eq!(done.hash_failures, 0);
     let len = world.content.len() as u64;
@@ -181,8 +179,7 @@ async fn a_seed_vanishing_mid_transfer_does_not_stop_the_download() {
         "seed A sent {a_uploaded} before it went, seed B {}",
         b.stats().uploaded
     );
-    leech.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([leech, b]).await;
 }
 
 /// Measures the leecher's download rate over a window after a warm-up, and checks it is
@@ -222,12 +219,10 @@ async fn a_seed_upload_cap_holds_within_ten_percent() {
         .leecher(0, options(2, vec![seed.addr()], limits(0, 0)))
         .await;
     assert_rate_holds(&leech, 512 * KIB, "upload-capped seed").await;
-    leech
-        .wait_complete(Duration::from_secs(20), "the leecher")
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(20), "the leecher")
         .await;
-    world.assert_downloaded(0);
-    leech.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([leech, seed]).await;
 }
 
 /// The same for a leecher's download cap, with two unlimited seeds feeding it.
@@ -240,13 +235,10 @@ async fn a_leecher_download_cap_holds_within_ten_percent() {
         .leecher(0, options(3, vec![a.addr(), b.addr()], limits(0, 512)))
         .await;
     assert_rate_holds(&leech, 512 * KIB, "download-capped leecher").await;
-    leech
-        .wait_complete(Duration::from_secs(20), "the leecher")
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(20), "the leecher")
         .await;
-    world.assert_downloaded(0);
-    leech.shutdown().await;
-    a.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([leech, a, b]).await;
 }
 
 /// A leecher stopped halfway resumes from what it wrote: the second run downloads only what
@@ -279,18 +271,16 @@ async fn a_restarted_leecher_downloads_only_the_remainder() {
     );
     let remainder = resumed.bytes_left;
     assert!(remainder > 0 && remainder < world.content.len() as u64);
-    second
-        .wait_complete(Duration::from_secs(30), "the restarted leecher")
+    world
+        .assert_completes(&second, 0, Duration::from_secs(30), "the restarted leecher")
         .await;
-    world.assert_downloaded(0);
     let got = second.stats();
     assert!(
         got.downloaded >= remainder && got.downloaded <= remainder + 8 * 16 * KIB,
         "the second run downloaded {} bytes for a remainder of {remainder}",
         got.downloaded
     );
-    second.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([second, seed]).await;
 }
 
 /// Two peers that dial each other at the same moment end up with two connections; each side
@@ -314,10 +304,9 @@ async fn peers_dialling_each_other_at_once_keep_one_connection() {
         leech.torrent.add_peers(vec![seed.addr()]);
     }
     for (i, (seed, leech)) in pairs.iter().enumerate() {
-        leech
-            .wait_complete(Duration::from_secs(20), &format!("leecher {i}"))
+        world
+            .assert_completes(&leech, i, Duration::from_secs(20), &format!("leecher {i}"))
             .await;
-        world.assert_downloaded(i);
         // Exactly one connection survives on both sides.
         seed.wait_stats(
             Duration::from_secs(5),
@@ -328,8 +317,7 @@ async fn peers_dialling_each_other_at_once_keep_one_connection() {
         assert_eq!(leech.stats().peers, 1, "leecher {i} kept one connection");
     }
     for (seed, leech) in pairs {
-        leech.shutdown().await;
-        seed.shutdown().await;
+        shutdown_all([leech, seed]).await;
     }
 }
 
@@ -385,13 +373,11 @@ async fn a_peer_that_never_answers_requests_does_not_stall_the_download() {
         )
         .await;
     leech.torrent.add_peers(vec![seed.addr()]);
-    leech
-        .wait_complete(Duration::from_secs(15), "the leecher")
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(15), "the leecher")
         .await;
-    world.assert_downloaded(0);
     assert_eq!(leech.stats().peers, 2, "the silent peer is slow, not gone");
-    leech.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([leech, seed]).await;
 }
 
 /// Connections that fail, are refused as duplicates, or end normally all give back their place
@@ -440,11 +426,10 @@ async fn connection_churn_does_not_use_up_the_peer_cap() {
     let last = world
         .leecher(9, options(99, vec![seed_addr], limits(0, 0)))
         .await;
-    last.wait_complete(Duration::from_secs(10), "the last leecher")
+    world
+        .assert_completes(&last, 9, Duration::from_secs(10), "the last leecher")
         .await;
-    world.assert_downloaded(9);
-    last.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([last, seed]).await;
 }
 
 /// A BEP 6 peer that asks a slow seed for more blocks than it queues is told REJECT for the
@@ -502,10 +487,9 @@ async fn a_seed_rejects_requests_beyond_its_queue_to_a_fast_peer() {
                     offset,
                     data,
                 } => {
-                    let at = piece as usize * 256 * 1024 + offset as usize;
                     assert_eq!(
                         &data[..],
-                        &world.content[at..at + data.len()],
+                        world.block(piece, offset),
                         "block {piece}:{offset}"
                     );
                     pieces += 1;
@@ -542,10 +526,8 @@ async fn a_peer_that_refused_the_first_dial_is_dialled_again() {
     seed_opts.listen = seed_addr;
     let seed = world.seed(seed_opts).await;
     // Back-off after one failure is 1 s, checked on the 1 s tick.
-    leech
-        .wait_complete(Duration::from_secs(20), "the leecher")
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(20), "the leecher")
         .await;
-    world.assert_downloaded(0);
-    leech.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([leech, seed]).await;
 }

@@ -5,14 +5,16 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use btvod::engine::session::{Session, SessionOptions};
+use btvod::engine::torrent::TorrentStats;
 use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
 use btvod::proto::metainfo::Metainfo;
 use tempfile::TempDir;
 
 use super::content::deterministic_content;
-use super::session::{start_leecher, start_seed};
+use super::session::{SessionExt, start_leecher, start_seed};
 
 /// The content file's name, inside `seed/` and inside every download dir.
 pub const FILE_NAME: &str = "movie.bin";
@@ -108,6 +110,26 @@ impl MovieDir {
     /// An in-process leecher downloading into `leech_dir(i)`.
     pub async fn leecher(&self, i: usize, opts: SessionOptions) -> Session {
         start_leecher(&self.meta, &self.leech_dir(i), opts).await
+    }
+    /// Waits up to `bound` for `leech` (`who`, downloading into `leech_dir(i)`) to complete,
+    /// then checks its copy byte for byte.
+    pub async fn assert_completes(
+        &self,
+        leech: &Session,
+        i: usize,
+        bound: Duration,
+        who: &str,
+    ) -> TorrentStats {
+        let done = leech.wait_complete(bound, who).await;
+        self.assert_downloaded(i);
+        done
+    }
+    /// A new leecher into `leech_dir(i)` downloads the whole content within `bound`, and
+    /// leaves.
+    pub async fn assert_leecher_downloads(&self, i: usize, opts: SessionOptions, bound: Duration) {
+        let leech = self.leecher(i, opts).await;
+        self.assert_completes(&leech, i, bound, "the leecher").await;
+        leech.shutdown().await;
     }
 }
 

@@ -132,6 +132,13 @@ impl SessionExt for Session {
     }
 }
 
+/// Shuts the sessions down, in order.
+pub async fn shutdown_all(sessions: impl IntoIterator<Item = Session>) {
+    for s in sessions {
+        s.shutdown().await;
+    }
+}
+
 /// The built-in tracker on 127.0.0.1:0; dropping the guard stops it.
 pub struct Tracker {
     pub url: String,
