@@ -16,6 +16,7 @@ use btvod::engine::torrent::TorrentConfig;
 use btvod::proto::wire::{BlockSpec, Handshake, Message, WireDecoder};
 use btvod::proto::{InfoHash, PeerId};
 use bytes::BytesMut;
+use common::loopback::Answers;
 use common::movie_dir::MovieDir;
 use common::session::{SessionExt, options, shutdown_all};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -707,22 +708,11 @@ async fn a_request_flood_is_bounded_and_others_still_download() {
         .await;
     let mut buf = flooder.buf;
     let mut decoder = WireDecoder::for_piece_count(n);
-    let (mut rejected, mut served, mut closed) = (0u32, 0u32, false);
+    let (mut answers, mut closed) = (Answers::default(), false);
     let until = Instant::now() + Duration::from_secs(20);
-    'reading: while rejected + served < ASKED && Instant::now() < until {
+    'reading: while answers.rejected + answers.served < ASKED && Instant::now() < until {
         while let Some(m) = decoder.decode(&mut buf).expect("valid frames") {
-            match m {
-                Message::Reject(_) => rejected += 1,
-                Message::Piece {
-                    piece,
-                    offset,
-                    data,
-                } => {
-                    assert_eq!(&data[..], world.block(piece, offset), "a served block");
-                    served += 1;
-                }
-                _ => {}
-            }
+            answers.count(&m, &world);
         }
         match timeout(Duration::from_secs(3), reader.read_buf(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => {}
@@ -741,6 +731,7 @@ async fn a_request_flood_is_bounded_and_others_still_download() {
     // The seed queues at most 512 requests (plus the batch being read) per peer: the rest of
     // the flood is rejected as it arrives, or, when requests come in faster than the seed's
     // command queue for the peer drains, the flooder is disconnected.
+    let Answers { served, rejected } = answers;
     assert!(
         rejected + served == ASKED || closed,
         "neither answered nor closed: {rejected} rejected and {served} served of {ASKED}"

@@ -33,6 +33,24 @@ fn btvod_options(peers: Vec<SocketAddr>) -> SessionOptions {
     options(7, peers, TorrentConfig::default())
 }
 
+/// libtorrent downloading into `leech_dir(0)` from `seed` alone, in streaming mode (piece
+/// deadlines) from `deadlines_after` seconds if given; it gives up after `LIBTORRENT_BOUND`.
+fn libtorrent_leecher(
+    world: &MovieDir,
+    seed: &Session,
+    deadlines_after: Option<f64>,
+) -> LibtorrentPeer {
+    LibtorrentPeer::start(
+        &world.torrent_path(),
+        &world.leech_dir(0),
+        &LtOptions {
+            max_seconds: Some(LIBTORRENT_BOUND.as_secs()),
+            deadlines_after,
+            ..LtOptions::download_from(seed.addr())
+        },
+    )
+}
+
 /// The btvod seed's counter shows the whole content uploaded (it is published on the seed's
 /// tick: polled); then the seed stops.
 fn assert_seed_sent_all(rt: &Runtime, seed: Session, world: &MovieDir) {
@@ -136,18 +154,9 @@ fn btvod_cli_downloads_from_a_libtorrent_seed() {
 #[test]
 fn libtorrent_downloads_from_a_btvod_seed() {
     let world = MovieDir::new(5 * MIB + 777, 64 * 1024, 22);
-    let torrent = world.torrent_path();
     let rt = runtime();
     let seed = rt.block_on(world.seed(btvod_options(vec![])));
-    let addr = seed.addr();
-    let leech = LibtorrentPeer::start(
-        &torrent,
-        &world.leech_dir(0),
-        &LtOptions {
-            max_seconds: Some(LIBTORRENT_BOUND.as_secs()),
-            ..LtOptions::download_from(addr)
-        },
-    );
+    let leech = libtorrent_leecher(&world, &seed, None);
     leech
         .wait_complete(LIBTORRENT_BOUND)
         .unwrap_or_else(|e| panic!("{e}\nbtvod seed: {:?}", seed.stats()));
@@ -165,22 +174,12 @@ fn libtorrent_downloads_from_a_btvod_seed() {
 #[test]
 fn a_libtorrent_leecher_in_streaming_mode_downloads_from_a_rate_limited_btvod_seed() {
     let world = MovieDir::new(3 * MIB, 256 * 1024, 23);
-    let torrent = world.torrent_path();
     let rt = runtime();
     let mut opts = btvod_options(vec![]);
     // Slow enough that the leecher has requests queued when its deadlines are set.
     opts.torrent.upload_limit = 512 * 1024;
     let seed = rt.block_on(world.seed(opts));
-    let addr = seed.addr();
-    let leech = LibtorrentPeer::start(
-        &torrent,
-        &world.leech_dir(0),
-        &LtOptions {
-            max_seconds: Some(LIBTORRENT_BOUND.as_secs()),
-            deadlines_after: Some(1.0),
-            ..LtOptions::download_from(addr)
-        },
-    );
+    let leech = libtorrent_leecher(&world, &seed, Some(1.0));
     // 3 MiB at 512 KiB/s: about 6 s; a stalled leecher never completes.
     leech
         .wait_complete(Duration::from_secs(20))

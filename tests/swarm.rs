@@ -15,7 +15,7 @@ use btvod::proto::wire::{Handshake, Message};
 use btvod::proto::{InfoHash, PeerId};
 use bytes::BytesMut;
 use common::content::{deterministic_content, free_port};
-use common::loopback::empty_interested_opening;
+use common::loopback::{Answers, empty_interested_opening};
 use common::movie_dir::{MovieDir, assert_same_file, torrent_of};
 use common::session::{
     KIB, SessionExt, limits, options, shutdown_all, start_leecher, start_seed, start_tracker,
@@ -449,14 +449,12 @@ async fn a_seed_rejects_requests_beyond_its_queue_to_a_fast_peer() {
     let mut buf = BytesMut::new();
     let mut decoder = WireDecoder::for_piece_count(world.meta.geometry.piece_count());
     let mut handshake_done = false;
-    let (mut rejected, mut pieces, mut asked) = (0u32, 0u32, false);
+    let (mut answers, mut asked) = (Answers::default(), false);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let n = timeout(deadline - Instant::now(), s.read_buf(&mut buf))
             .await
-            .unwrap_or_else(|_| {
-                panic!("{rejected} rejected, {pieces} served of {ASKED} by the deadline")
-            })
+            .unwrap_or_else(|_| panic!("{answers:?} of {ASKED} by the deadline"))
             .expect("read from the seed");
         assert!(n > 0, "the seed closed the connection");
         if !handshake_done {
@@ -481,31 +479,19 @@ async fn a_seed_rejects_requests_beyond_its_queue_to_a_fast_peer() {
                     s.write_all(&out).await.expect("send requests");
                     asked = true;
                 }
-                Message::Reject(_) => rejected += 1,
-                Message::Piece {
-                    piece,
-                    offset,
-                    data,
-                } => {
-                    assert_eq!(
-                        &data[..],
-                        world.block(piece, offset),
-                        "block {piece}:{offset}"
-                    );
-                    pieces += 1;
-                }
-                _ => {}
+                other => answers.count(&other, &world),
             }
         }
         // A handful of served blocks is proof enough; the rest would take a minute at 128 KiB/s.
         // The seed queues 512 and sends one: about 187 are over (fewer as the queue drains).
-        if pieces >= 8 && rejected >= 150 {
+        if answers.served >= 8 && answers.rejected >= 150 {
             break;
         }
     }
     assert!(
-        (150..=ASKED - 513).contains(&rejected),
-        "{rejected} of {ASKED} requests rejected; the seed queues 512 (+1 being sent)"
+        (150..=ASKED - 513).contains(&answers.rejected),
+        "{} of {ASKED} requests rejected; the seed queues 512 (+1 being sent)",
+        answers.rejected
     );
     seed.shutdown().await;
 }

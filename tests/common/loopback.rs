@@ -1,5 +1,5 @@
 //! A btvod seed on 127.0.0.1:0 for tests that talk to it through hand-written peers, and the
-//! opening such a peer sends.
+//! opening such a peer sends, and its count of the answers to its requests.
 #![allow(dead_code)]
 
 use std::fs;
@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use tempfile::TempDir;
 
 use super::content::deterministic_content;
-use super::movie_dir::torrent_bytes;
+use super::movie_dir::{MovieDir, torrent_bytes};
 use super::session::{self, SessionExt};
 
 /// A seed of `len` deterministic bytes; the content lives as long as this value.
@@ -69,4 +69,31 @@ pub fn empty_interested_opening(info_hash: InfoHash, peer_id: PeerId) -> BytesMu
     Message::HaveNone.encode(&mut out);
     Message::Interested.encode(&mut out);
     out
+}
+
+/// A raw peer's count of a seed's answers to its requests; every served block is checked
+/// against the content.
+#[derive(Debug, Default)]
+pub struct Answers {
+    pub served: u32,
+    pub rejected: u32,
+}
+
+impl Answers {
+    /// Counts `message` if it answers a request (REJECT or PIECE).
+    pub fn count(&mut self, message: &Message, movie: &MovieDir) {
+        match message {
+            Message::Reject(_) => self.rejected += 1,
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => {
+                let want = movie.block(*piece, *offset);
+                assert_eq!(&data[..], want, "block {piece}:{offset}");
+                self.served += 1;
+            }
+            _ => {}
+        }
+    }
 }

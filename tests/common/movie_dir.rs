@@ -159,8 +159,9 @@ pub fn torrent_of(path: &Path, piece_len: u32, announce: &[String]) -> Metainfo 
 
 /// The file at `got` has exactly the bytes `want`; on a difference, says where it starts.
 pub fn assert_same_file(got: &Path, want: &[u8]) {
-    let got = fs::read(got).unwrap_or_else(|e| panic!("read {}: {e}", got.display()));
-    assert_eq!(got.len(), want.len(), "length of the downloaded file");
+    let path = got.display();
+    let got = fs::read(got).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    assert_eq!(got.len(), want.len(), "length of {path}");
     let first = got.iter().zip(want).position(|(a, b)| a != b);
-    assert_eq!(first, None, "first differing byte of the downloaded file");
+    assert_eq!(first, None, "first byte of {path} that differs");
 }
