@@ -65,7 +65,7 @@ async fn eight_leechers_finish_by_trading_among_themselves() {
     assert!(alone > 3.0 * BOUND.as_secs_f64());
 
     let tracker = start_tracker().await;
-    let world = MovieDir::announcing(len, 128 * 1024, 8, &[tracker.url.clone()]);
+    let world = MovieDir::announcing(len, 128 * 1024, 8, std::slice::from_ref(&tracker.url));
     let seed = world
         .seed(options(100, vec![], limits(SEED_KIB_S, 0)))
         .await;
@@ -305,7 +305,7 @@ async fn peers_dialling_each_other_at_once_keep_one_connection() {
     }
     for (i, (seed, leech)) in pairs.iter().enumerate() {
         world
-            .assert_completes(&leech, i, Duration::from_secs(20), &format!("leecher {i}"))
+            .assert_completes(leech, i, Duration::from_secs(20), &format!("leecher {i}"))
             .await;
         // Exactly one connection survives on both sides.
         seed.wait_stats(
