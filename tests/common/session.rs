@@ -123,7 +123,7 @@ impl SessionExt for Session {
     ) -> TorrentStats {
         self.try_wait_stats(bound, pred)
             .await
-            .unwrap_or_else(|e| panic!("{what} did not happen {e}"))
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
     }
 
     async fn wait_complete(&self, bound: Duration, who: &str) -> TorrentStats {
