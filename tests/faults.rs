@@ -9,106 +9,20 @@
 mod common;
 
 use std::fs;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use btvod::engine::session::{self, Content, Session, SessionOptions};
-use btvod::engine::torrent::{TorrentConfig, TorrentStats};
-use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
-use btvod::proto::metainfo::Metainfo;
+use btvod::engine::session::Session;
 use btvod::proto::tracker::{ScrapeResponse, ScrapeStats, scrape_url};
-use common::content::{deterministic_content, free_port};
+use common::content::free_port;
+use common::movie_dir::MovieDir;
 use common::process::{OutputLine, ProcessGuard};
-use tempfile::TempDir;
+use common::session::{SessionExt, limits, options};
 use tokio::time::{Instant, sleep, timeout};
 
 const BTVOD: &str = env!("CARGO_BIN_EXE_btvod");
 const PIECE: usize = 64 * 1024;
-
-struct World {
-    dir: TempDir,
-    content: Vec<u8>,
-    meta: Metainfo,
-}
-
-impl World {
-    fn new(len: usize, seed: u64) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let content = deterministic_content(len, seed);
-        fs::create_dir_all(dir.path().join("seed")).expect("seed dir");
-        let path = dir.path().join("seed/movie.bin");
-        fs::write(&path, &content).expect("write content");
-        let opts = MakeTorrentOptions {
-            path,
-            piece_length: Some(PIECE as u32),
-            ..MakeTorrentOptions::default()
-        };
-        let bytes = make_torrent(&opts, &mut |_, _| {}).expect("make a torrent");
-        fs::write(dir.path().join("movie.torrent"), &bytes).expect("write the torrent");
-        let meta = Metainfo::from_bytes(&bytes).expect("parse the torrent");
-        Self { dir, content, meta }
-    }
-    fn torrent(&self) -> PathBuf {
-        self.dir.path().join("movie.torrent")
-    }
-    fn out(&self) -> PathBuf {
-        self.dir.path().join("out")
-    }
-    fn download(&self) -> PathBuf {
-        self.out().join("movie.bin")
-    }
-    /// Pieces of the download that hold exactly the content's bytes.
-    fn good_pieces(&self) -> Vec<usize> {
-        self.good_pieces_of(&self.download())
-    }
-    /// Pieces of the file at `path` that hold exactly the content's bytes.
-    fn good_pieces_of(&self, path: &Path) -> Vec<usize> {
-        let got = fs::read(path).unwrap_or_default();
-        self.content
-            .chunks(PIECE)
-            .enumerate()
-            .filter(|(i, want)| got.get(i * PIECE..i * PIECE + want.len()) == Some(want))
-            .map(|(i, _)| i)
-            .collect()
-    }
-    fn assert_downloaded(&self) {
-        let got = fs::read(self.download()).expect("read the download");
-        assert_eq!(got.len(), self.content.len(), "length of the download");
-        let first = got.iter().zip(&self.content).position(|(a, b)| a != b);
-        assert_eq!(first, None, "first differing byte of the download");
-    }
-    async fn seed(&self, seed: u64, upload_limit: u64) -> Session {
-        let options = SessionOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            torrent: TorrentConfig {
-                upload_limit,
-                ..TorrentConfig::default()
-            },
-            seed,
-            ..SessionOptions::default()
-        };
-        let s = session::start(
-            &self.meta,
-            Content::Existing(self.dir.path().join("seed/movie.bin")),
-            options,
-            |_, _| {},
-        )
-        .await
-        .expect("start a seed");
-        assert!(s.torrent.stats.borrow().complete, "the seed verifies");
-        s
-    }
-}
-
-fn addr_of(s: &Session) -> SocketAddr {
-    s.torrent.listen_addr.expect("session listens")
-}
-
-fn stats(s: &Session) -> TorrentStats {
-    s.torrent.stats.borrow().clone()
-}
 
 /// A `btvod get` process (under the test lifeline, so it never outlives the test) whose log
 /// lines, stdout and stderr together, are kept for the test to read.
@@ -118,20 +32,20 @@ struct Get {
 }
 
 impl Get {
-    fn start(world: &World, extra: &[String]) -> Self {
+    fn start(world: &MovieDir, extra: &[String]) -> Self {
         let mut args = vec!["-c".to_string(), r#"exec "$0" "$@" 2>&1"#.to_string()];
         args.extend(Self::command(world, extra));
         Self::spawn(world, "/bin/sh", args)
     }
 
     /// `BTVOD get TORRENT --out OUT ...extra`.
-    fn command(world: &World, extra: &[String]) -> Vec<String> {
+    fn command(world: &MovieDir, extra: &[String]) -> Vec<String> {
         let mut args = vec![
             BTVOD.to_string(),
             "get".to_string(),
-            world.torrent().display().to_string(),
+            world.torrent_path().display().to_string(),
             "--out".to_string(),
-            world.out().display().to_string(),
+            world.leech_dir(0).display().to_string(),
             "--port".to_string(),
             "0".to_string(),
             "--bind".to_string(),
@@ -144,10 +58,10 @@ impl Get {
     }
 
     /// `program args...`, which must run btvod with its stderr on stdout.
-    fn spawn(world: &World, program: &str, args: Vec<String>) -> Self {
+    fn spawn(world: &MovieDir, program: &str, args: Vec<String>) -> Self {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
-        let guard = ProcessGuard::spawn("btvod get", program, &args, world.dir.path(), move |l| {
+        let guard = ProcessGuard::spawn("btvod get", program, &args, world.root(), move |l| {
             if let OutputLine::Line(text) = l {
                 sink.lock().expect("lines").push(strip_ansi(text));
             }
@@ -223,15 +137,22 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// The number right after `marker` in `text`.
+fn number_after<N: std::str::FromStr>(text: &str, marker: &str) -> Option<N> {
+    let at = text.find(marker)? + marker.len();
+    let digits = text[at..].len()
+        - text[at..]
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .len();
+    text[at..at + digits].parse().ok()
+}
+
 /// The `present=N` of the "recheck done" log line.
 fn recheck_present(log: &str) -> Option<u32> {
-    let line = log.lines().find(|l| l.contains("recheck done"))?;
-    let at = line.find("present=")? + "present=".len();
-    line[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
+    number_after(
+        log.lines().find(|l| l.contains("recheck done"))?,
+        "present=",
+    )
 }
 
 /// SIGKILL mid-download, one verified piece then damaged on disk (as a torn write would leave
@@ -240,18 +161,18 @@ fn recheck_present(log: &str) -> Option<u32> {
 /// only, and the file ends byte-identical.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_download_it_resumes_from_what_it_verified() {
-    let world = World::new(4 * 1024 * 1024, 11);
+    let world = MovieDir::new(4 * 1024 * 1024, PIECE as u32, 11);
     let total = world.content.len().div_ceil(PIECE);
     // 1 MiB/s: the 4 MiB take about four seconds, so the kill lands mid-way.
-    let first_seed = world.seed(1, 1024 * 1024).await;
-    let first = Get::start(&world, &["--peer".into(), addr_of(&first_seed).to_string()]);
+    let first_seed = world.seed(options(1, vec![], limits(1024, 0))).await;
+    let first = Get::start(&world, &["--peer".into(), first_seed.addr().to_string()]);
     let pid = first.btvod_pid(Duration::from_secs(10));
     let until = Instant::now() + Duration::from_secs(20);
-    while world.good_pieces().len() < total / 4 {
+    while world.good_pieces_of(&world.leech_file(0)).len() < total / 4 {
         assert!(
             Instant::now() < until,
             "the first run verified {} pieces in 20 s\n{}",
-            world.good_pieces().len(),
+            world.good_pieces_of(&world.leech_file(0)).len(),
             first.guard.report()
         );
         sleep(Duration::from_millis(50)).await;
@@ -265,14 +186,14 @@ async fn killed_mid_download_it_resumes_from_what_it_verified() {
     assert!(!status.success(), "the killed run did not finish: {status}");
     first_seed.shutdown().await;
 
-    let mut had = world.good_pieces();
+    let mut had = world.good_pieces_of(&world.leech_file(0));
     assert!(
         had.len() >= total / 4 && had.len() < total,
         "{} of {total} pieces on disk after the kill",
         had.len()
     );
     // Only verified pieces are ever written: every other piece is still a hole.
-    let on_disk = fs::read(world.download()).expect("read the partial download");
+    let on_disk = fs::read(world.leech_file(0)).expect("read the partial download");
     for (i, want) in world.content.chunks(PIECE).enumerate() {
         let got = on_disk
             .get(i * PIECE..i * PIECE + want.len())
@@ -284,22 +205,19 @@ async fn killed_mid_download_it_resumes_from_what_it_verified() {
     }
     // Damage one verified piece: the restart must not trust it.
     let damaged = had.remove(had.len() / 2);
-    let mut bytes = fs::read(world.download()).expect("read the partial download");
+    let mut bytes = fs::read(world.leech_file(0)).expect("read the partial download");
     bytes[damaged * PIECE + 1234] ^= 0x5A;
-    fs::write(world.download(), &bytes).expect("damage a piece");
+    fs::write(world.leech_file(0), &bytes).expect("damage a piece");
 
     // The second run has its own seed, so that seed's upload is what the run downloaded.
-    let second_seed = world.seed(2, 0).await;
-    let second = Get::start(
-        &world,
-        &["--peer".into(), addr_of(&second_seed).to_string()],
-    );
+    let second_seed = world.seed(options(2, vec![], limits(0, 0))).await;
+    let second = Get::start(&world, &["--peer".into(), second_seed.addr().to_string()]);
     let (status, log) = second.wait_exit(Duration::from_secs(30)).await;
     assert!(
         status.success(),
         "the restarted run failed: {status}\n{log}"
     );
-    world.assert_downloaded();
+    world.assert_downloaded(0);
     let present = recheck_present(&log).unwrap_or_else(|| panic!("no recheck line in:\n{log}"));
     assert_eq!(
         present as usize,
@@ -320,9 +238,9 @@ async fn killed_mid_download_it_resumes_from_what_it_verified() {
     assert!(
         matches!(settled, Ok(Ok(()))),
         "the second seed saw the run end: {:?}",
-        stats(&second_seed)
+        second_seed.stats()
     );
-    let downloaded = stats(&second_seed).uploaded;
+    let downloaded = second_seed.stats().uploaded;
     assert!(
         downloaded >= remainder && downloaded <= remainder + 16 * 16 * 1024,
         "the restarted run downloaded {downloaded} bytes for a remainder of {remainder}"
@@ -336,35 +254,52 @@ async fn killed_mid_download_it_resumes_from_what_it_verified() {
 /// dead tracker does not hold up the exit either).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tracker_down_at_start_does_not_stop_a_download_from_peers() {
-    let world = World::new(2 * 1024 * 1024 + 4321, 12);
-    let seed = world.seed(3, 0).await;
+    let world = MovieDir::new(2 * 1024 * 1024 + 4321, PIECE as u32, 12);
+    let seed = world.seed(options(3, vec![], limits(0, 0))).await;
+    assert_get_finishes_soon(
+        &world,
+        &seed,
+        "http://127.0.0.1:1/announce".to_string(),
+        "a dead tracker",
+    )
+    .await;
+    seed.shutdown().await;
+}
+
+/// `btvod get` announcing to `tracker` and given the seed as `--peer` downloads the content
+/// and exits within 15 s, despite what the tracker does (`trouble`).
+async fn assert_get_finishes_soon(
+    world: &MovieDir,
+    seed: &Session,
+    tracker: String,
+    trouble: &str,
+) {
     let started = Instant::now();
     let get = Get::start(
-        &world,
+        world,
         &[
             "--tracker".into(),
-            "http://127.0.0.1:1/announce".into(),
+            tracker,
             "--peer".into(),
-            addr_of(&seed).to_string(),
+            seed.addr().to_string(),
         ],
     );
     let (status, log) = get.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success(), "btvod get failed: {status}\n{log}");
-    world.assert_downloaded();
+    world.assert_downloaded(0);
     assert!(
         started.elapsed() < Duration::from_secs(15),
-        "took {:?} with a dead tracker\n{log}",
+        "took {:?} with {trouble}\n{log}",
         started.elapsed()
     );
-    seed.shutdown().await;
 }
 
 /// A tracker that accepts connections and never answers: the download still completes from
 /// the `--peer` seed, and the exit is not held up past the bounded `stopped` announce.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tracker_that_never_answers_does_not_stop_a_download_or_its_exit() {
-    let world = World::new(1024 * 1024 + 99, 13);
-    let seed = world.seed(4, 0).await;
+    let world = MovieDir::new(1024 * 1024 + 99, PIECE as u32, 13);
+    let seed = world.seed(options(4, vec![], limits(0, 0))).await;
     let hung = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the hung tracker");
@@ -375,24 +310,13 @@ async fn a_tracker_that_never_answers_does_not_stop_a_download_or_its_exit() {
             held.push(stream);
         }
     });
-    let started = Instant::now();
-    let get = Get::start(
+    assert_get_finishes_soon(
         &world,
-        &[
-            "--tracker".into(),
-            format!("http://{hung_addr}/announce"),
-            "--peer".into(),
-            addr_of(&seed).to_string(),
-        ],
-    );
-    let (status, log) = get.wait_exit(Duration::from_secs(30)).await;
-    assert!(status.success(), "btvod get failed: {status}\n{log}");
-    world.assert_downloaded();
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "took {:?} with a tracker that never answers\n{log}",
-        started.elapsed()
-    );
+        &seed,
+        format!("http://{hung_addr}/announce"),
+        "a tracker that never answers",
+    )
+    .await;
     held.abort();
     seed.shutdown().await;
 }
@@ -434,16 +358,16 @@ fn can_mount_tmpfs(dir: &Path) -> Result<(), String> {
 /// byte-identical.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_download_with_a_clear_error_and_loses_nothing_written() {
-    let world = World::new(3 * 1024 * 1024 + 777, 14);
+    let world = MovieDir::new(3 * 1024 * 1024 + 777, PIECE as u32, 14);
     let total = world.content.len().div_ceil(PIECE);
-    fs::create_dir_all(world.out()).expect("make the mount point");
-    if let Err(why) = can_mount_tmpfs(&world.out()) {
+    fs::create_dir_all(world.leech_dir(0)).expect("make the mount point");
+    if let Err(why) = can_mount_tmpfs(&world.leech_dir(0)) {
         eprintln!("SKIPPED: this machine cannot mount a tmpfs in a user namespace: {why}");
         return;
     }
-    let kept = world.dir.path().join("kept");
+    let kept = world.root().join("kept");
     fs::create_dir_all(&kept).expect("make the directory for what the tmpfs held");
-    let seed = world.seed(5, 0).await;
+    let seed = world.seed(options(5, vec![], limits(0, 0))).await;
     let wrapper = [
         "--user",
         "--map-root-user",
@@ -456,10 +380,10 @@ async fn a_full_disk_stops_the_download_with_a_clear_error_and_loses_nothing_wri
     .to_vec();
     // BTVOD is the script's $0; the script's own arguments come right after it.
     let mut args = wrapper;
-    let tail = Get::command(&world, &["--peer".into(), addr_of(&seed).to_string()]);
+    let tail = Get::command(&world, &["--peer".into(), seed.addr().to_string()]);
     args.push(tail[0].clone());
     args.extend([
-        world.out().display().to_string(),
+        world.leech_dir(0).display().to_string(),
         "1m".to_string(),
         kept.display().to_string(),
     ]);
@@ -499,12 +423,12 @@ async fn a_full_disk_stops_the_download_with_a_clear_error_and_loses_nothing_wri
     );
 
     // Rerun with room, on what the full disk left.
-    fs::copy(&partial, world.download()).expect("copy the partial download");
-    let seed = world.seed(6, 0).await;
-    let rerun = Get::start(&world, &["--peer".into(), addr_of(&seed).to_string()]);
+    fs::copy(&partial, world.leech_file(0)).expect("copy the partial download");
+    let seed = world.seed(options(6, vec![], limits(0, 0))).await;
+    let rerun = Get::start(&world, &["--peer".into(), seed.addr().to_string()]);
     let (status, log) = rerun.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success(), "the rerun failed: {status}\n{log}");
-    world.assert_downloaded();
+    world.assert_downloaded(0);
     let present = recheck_present(&log).unwrap_or_else(|| panic!("no recheck line in:\n{log}"));
     assert_eq!(
         present as usize,
@@ -516,12 +440,11 @@ async fn a_full_disk_stops_the_download_with_a_clear_error_and_loses_nothing_wri
 
 /// The `N` of "stopped with N of M pieces verified and written".
 fn reported_written(line: &str) -> Option<usize> {
-    let at = line.find("stopped with ")? + "stopped with ".len();
-    line[at..].split(' ').next()?.parse().ok()
+    number_after(line, "stopped with ")
 }
 
 /// The built-in tracker's scrape of the world's torrent, or `None` while it is not up.
-async fn scrape(port: u16, world: &World) -> Option<ScrapeStats> {
+async fn scrape(port: u16, world: &MovieDir) -> Option<ScrapeStats> {
     let announce = url::Url::parse(&format!("http://127.0.0.1:{port}/announce")).ok()?;
     let url = scrape_url(&announce, &[world.meta.info_hash])?;
     let body = reqwest::get(url).await.ok()?.bytes().await.ok()?;
@@ -538,10 +461,10 @@ async fn scrape(port: u16, world: &World) -> Option<ScrapeStats> {
 /// of 15 s, doubling, the tracker would have waited about 14 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tracker_down_at_start_is_announced_to_soon_after_it_comes_up() {
-    let world = World::new(4 * 1024 * 1024, 15);
+    let world = MovieDir::new(4 * 1024 * 1024, PIECE as u32, 15);
     let total = world.content.len().div_ceil(PIECE);
     // 512 KiB/s: the download takes about eight seconds, most of it while the tracker is down.
-    let seed = world.seed(8, 512 * 1024).await;
+    let seed = world.seed(options(8, vec![], limits(512, 0))).await;
     let port = free_port();
     let get = Get::start(
         &world,
@@ -549,16 +472,18 @@ async fn a_tracker_down_at_start_is_announced_to_soon_after_it_comes_up() {
             "--tracker".into(),
             format!("http://127.0.0.1:{port}/announce"),
             "--peer".into(),
-            addr_of(&seed).to_string(),
+            seed.addr().to_string(),
             "--seed-after".into(),
         ],
     );
     let until = Instant::now() + Duration::from_secs(20);
-    while world.good_pieces().len() < 4 || !get.log().contains("announce failed") {
+    while world.good_pieces_of(&world.leech_file(0)).len() < 4
+        || !get.log().contains("announce failed")
+    {
         assert!(
             Instant::now() < until,
             "no download from the peer while the tracker is down ({} pieces)\n{}",
-            world.good_pieces().len(),
+            world.good_pieces_of(&world.leech_file(0)).len(),
             get.log()
         );
         sleep(Duration::from_millis(50)).await;
@@ -578,7 +503,7 @@ async fn a_tracker_down_at_start_is_announced_to_soon_after_it_comes_up() {
             "--bind".to_string(),
             "127.0.0.1".to_string(),
         ],
-        world.dir.path(),
+        world.root(),
         |_| {},
     )
     .expect("start btvod tracker");
@@ -602,7 +527,7 @@ async fn a_tracker_down_at_start_is_announced_to_soon_after_it_comes_up() {
         up.elapsed()
     );
     let until = Instant::now() + Duration::from_secs(30);
-    while world.good_pieces().len() < total {
+    while world.good_pieces_of(&world.leech_file(0)).len() < total {
         assert!(
             Instant::now() < until,
             "the download did not finish\n{}",
@@ -610,7 +535,7 @@ async fn a_tracker_down_at_start_is_announced_to_soon_after_it_comes_up() {
         );
         sleep(Duration::from_millis(100)).await;
     }
-    world.assert_downloaded();
+    world.assert_downloaded(0);
     drop(get);
     drop(tracker);
     seed.shutdown().await;

@@ -19,6 +19,7 @@ use common::external::{
     LibtorrentPeer, LtOptions, deterministic_content, free_port, make_torrent_with_libtorrent,
     require_python_libtorrent,
 };
+use common::movie_dir::assert_same_file;
 use common::process::{OutputLine, ProcessGuard, SYSTEM_PYTHON, Watched};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -334,15 +335,31 @@ impl World {
         LibtorrentPeer::start(&self.torrent, &self.seed_dir, &options)
     }
 
+    /// The viewer's copy of `relative` has exactly the seed's bytes.
     fn assert_same_file(&self, relative: &str) {
         let want = fs::read(self.seed_dir.join(relative)).expect("read the seed's file");
-        let got = fs::read(self.view_dir.join(relative)).expect("read the viewer's file");
-        assert_eq!(got.len(), want.len(), "{relative}: length");
-        let first_difference = got.iter().zip(&want).position(|(a, b)| a != b);
-        assert_eq!(
-            first_difference, None,
-            "{relative}: bytes differ from the seed's"
-        );
+        assert_same_file(&self.view_dir.join(relative), &want);
+    }
+
+    /// lt_vod.py in deadline mode on this torrent, viewing into `view_dir`.
+    fn vod_run(
+        &self,
+        server: String,
+        seed: Option<SocketAddr>,
+        rate: u64,
+        delay: f64,
+        prefetch: f64,
+    ) -> VodRun<'_> {
+        VodRun {
+            torrent: &self.torrent,
+            save_path: &self.view_dir,
+            server,
+            seed,
+            mode: "deadline",
+            rate,
+            delay,
+            prefetch,
+        }
     }
 }
 
@@ -444,14 +461,8 @@ fn slow_seed_pays_the_server(mode: &str) {
     let seed = world.seed(SEED_RATE);
     let origin = Origin::start(&world.content_path);
     let run = VodRun {
-        torrent: &world.torrent,
-        save_path: &world.view_dir,
-        server: origin.url(),
-        seed: Some(seed.addr()),
         mode,
-        rate: 256 * KIB,
-        delay: 1.0,
-        prefetch: 0.5,
+        ..world.vod_run(origin.url(), Some(seed.addr()), 256 * KIB, 1.0, 0.5)
     };
     let outcome = run_vod(&run);
     assert_report_shape(&outcome, &run, &world.info_hash, MOVIE);
@@ -511,17 +522,8 @@ fn a_fast_seed_leaves_no_penalty() {
     let world = World::single(MOVIE as usize, 10);
     let seed = world.seed(0);
     let origin = Origin::start(&world.content_path);
-    let run = VodRun {
-        torrent: &world.torrent,
-        save_path: &world.view_dir,
-        server: origin.url(),
-        seed: Some(seed.addr()),
-        mode: "deadline",
-        rate: 256 * KIB,
-        // The first piece is due 4 s in: ample for a loopback seed with no limit.
-        delay: 5.0,
-        prefetch: 1.0,
-    };
+    // The first piece is due 4 s in: ample for a loopback seed with no limit.
+    let run = world.vod_run(origin.url(), Some(seed.addr()), 256 * KIB, 5.0, 1.0);
     let outcome = run_vod(&run);
     assert_report_shape(&outcome, &run, &world.info_hash, MOVIE);
     let r = &outcome.report;
@@ -563,16 +565,7 @@ fn a_movie_inside_a_multi_file_torrent_is_patched_across_the_file_boundary() {
     );
     let seed = world.seed(32 * KIB);
     let origin = Origin::start(&world.content_path);
-    let run = VodRun {
-        torrent: &world.torrent,
-        save_path: &world.view_dir,
-        server: origin.url(),
-        seed: Some(seed.addr()),
-        mode: "deadline",
-        rate: 256 * KIB,
-        delay: 0.5,
-        prefetch: 0.5,
-    };
+    let run = world.vod_run(origin.url(), Some(seed.addr()), 256 * KIB, 0.5, 0.5);
     let outcome = run_vod(&run);
     assert_report_shape(&outcome, &run, &world.info_hash, MOVIE);
     let r = &outcome.report;
@@ -615,16 +608,13 @@ fn a_movie_inside_a_multi_file_torrent_is_patched_across_the_file_boundary() {
 fn with_no_peers_a_file_server_supplies_the_whole_movie_exactly_once() {
     const MOVIE: u64 = 1024 * KIB;
     let world = World::single(MOVIE as usize, 30);
-    let run = VodRun {
-        torrent: &world.torrent,
-        save_path: &world.view_dir,
-        server: format!("file:{}", world.content_path.display()),
-        seed: None,
-        mode: "deadline",
-        rate: 2048 * KIB,
-        delay: 0.2,
-        prefetch: 0.2,
-    };
+    let run = world.vod_run(
+        format!("file:{}", world.content_path.display()),
+        None,
+        2048 * KIB,
+        0.2,
+        0.2,
+    );
     let outcome = run_vod(&run);
     assert_report_shape_without_peers(&outcome, &run, &world.info_hash, MOVIE);
     let r = &outcome.report;
@@ -648,16 +638,13 @@ fn a_server_holding_other_content_is_an_error_not_an_endless_refetch() {
     wrong[(BAD_PIECE * u64::from(PIECE_LEN) + 100) as usize] ^= 0xff;
     let wrong_path = world.view_dir.with_extension("wrong.bin");
     fs::write(&wrong_path, &wrong).expect("write the wrong copy");
-    let run = VodRun {
-        torrent: &world.torrent,
-        save_path: &world.view_dir,
-        server: format!("file:{}", wrong_path.display()),
-        seed: None,
-        mode: "deadline",
-        rate: 2048 * KIB,
-        delay: 0.0,
-        prefetch: 0.0,
-    };
+    let run = world.vod_run(
+        format!("file:{}", wrong_path.display()),
+        None,
+        2048 * KIB,
+        0.0,
+        0.0,
+    );
     let exit = run_vod_to_exit(&run);
     assert_eq!(exit.code, Some(1), "{}", exit.output);
     assert!(
@@ -674,16 +661,13 @@ fn with_seed_after_the_viewer_keeps_seeding_until_stopped_and_reports_its_upload
     const MOVIE: u64 = 1024 * KIB;
     let world = World::single(MOVIE as usize, 40);
     let seed = world.seed(0);
-    let run = VodRun {
-        torrent: &world.torrent,
-        save_path: &world.view_dir,
-        server: format!("file:{}", world.content_path.display()),
-        seed: Some(seed.addr()),
-        mode: "deadline",
-        rate: 256 * KIB,
-        delay: 5.0,
-        prefetch: 1.0,
-    };
+    let run = world.vod_run(
+        format!("file:{}", world.content_path.display()),
+        Some(seed.addr()),
+        256 * KIB,
+        5.0,
+        1.0,
+    );
     let vod = RunningVod::start(&run, &["--seed-after"]);
     let port = vod.wait_event("listening", Duration::from_secs(20))["port"]
         .as_u64()

@@ -12,10 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use btvod::engine::vod_server::{VodServer, VodServerConfig, VodServerError, VodServerKind};
-use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
-use btvod::proto::metainfo::Metainfo;
 use btvod::service::origin::{OriginConfig, OriginMeter, OriginStats, serve};
 use common::content::deterministic_content;
+use common::movie_dir::torrent_of;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -124,16 +123,6 @@ async fn stats_of(origin: &Origin) -> OriginStats {
     let body = raw(origin.addr, "GET", "/stats", &[]).await;
     assert_eq!(body.status, 200);
     serde_json::from_slice(&body.body).expect("/stats is OriginStats JSON")
-}
-
-fn torrent_of(path: &Path, piece_len: u32) -> Metainfo {
-    let opts = MakeTorrentOptions {
-        path: path.to_path_buf(),
-        piece_length: Some(piece_len),
-        ..MakeTorrentOptions::default()
-    };
-    let bytes = make_torrent(&opts, &mut |_, _| {}).expect("make the test torrent");
-    Metainfo::from_bytes(&bytes).expect("our own torrent parses")
 }
 
 /// `show/` with two files whose boundary falls inside a piece; returns (dir, concatenation).
@@ -280,7 +269,7 @@ async fn a_fetch_across_two_files_is_exact_through_file_and_http() {
     bounded(async {
         let dir = tempfile::tempdir().unwrap();
         let (root, all) = two_file_show(dir.path());
-        let meta = torrent_of(&root, 32 * 1024);
+        let meta = torrent_of(&root, 32 * 1024, &[]);
         let origin = Origin::start(&root, |_| {}).await;
         let servers = [
             VodServer::parse(&format!("file:{}", root.display()), &meta).unwrap(),
@@ -329,7 +318,7 @@ async fn the_origin_and_the_client_meter_the_same_bytes() {
     bounded(async {
         let dir = tempfile::tempdir().unwrap();
         let (root, all) = two_file_show(dir.path());
-        let meta = torrent_of(&root, 16 * 1024);
+        let meta = torrent_of(&root, 16 * 1024, &[]);
         let origin = Origin::start(&root, |_| {}).await;
         let server = VodServer::parse(&origin.url(), &meta).unwrap();
         server.check().await.unwrap();
@@ -374,7 +363,7 @@ async fn the_estimate_reflects_a_slow_distant_origin() {
         let dir = tempfile::tempdir().unwrap();
         let film = dir.path().join("film.bin");
         std::fs::write(&film, deterministic_content(2 * MIB as usize, 3)).unwrap();
-        let meta = torrent_of(&film, 256 * 1024);
+        let meta = torrent_of(&film, 256 * 1024, &[]);
         let origin = Origin::start(&film, |c| {
             c.latency = Duration::from_millis(200);
             c.rate = Some(MIB);
@@ -419,7 +408,7 @@ async fn a_server_that_is_down_gives_errors_not_panics() {
     bounded(async {
         let dir = tempfile::tempdir().unwrap();
         let (root, _) = two_file_show(dir.path());
-        let meta = torrent_of(&root, 16 * 1024);
+        let meta = torrent_of(&root, 16 * 1024, &[]);
         // Bound then released: nothing listens there.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -465,7 +454,7 @@ async fn a_copy_of_the_wrong_length_fails_the_check() {
     bounded(async {
         let dir = tempfile::tempdir().unwrap();
         let (root, _) = two_file_show(dir.path());
-        let meta = torrent_of(&root, 16 * 1024);
+        let meta = torrent_of(&root, 16 * 1024, &[]);
         std::fs::write(root.join("b.bin"), b"short").unwrap();
         let origin = Origin::start(&root, |_| {}).await;
         for url in [format!("file:{}", root.display()), origin.url()] {
@@ -546,7 +535,7 @@ async fn a_body_cut_short_is_resumed_without_asking_twice_for_a_byte() {
         let film = dir.path().join("film.bin");
         let content = deterministic_content(64 * 1024, 9);
         std::fs::write(&film, &content).unwrap();
-        let meta = torrent_of(&film, 16 * 1024);
+        let meta = torrent_of(&film, 16 * 1024, &[]);
         let (addr, ranges, written) = flaky_origin(content.clone(), 1000).await;
         let server =
             VodServer::with_config(&format!("http://{addr}/"), &meta, quick_retries()).unwrap();
@@ -570,7 +559,7 @@ async fn a_mute_server_times_out() {
         let dir = tempfile::tempdir().unwrap();
         let film = dir.path().join("film.bin");
         std::fs::write(&film, deterministic_content(20_000, 4)).unwrap();
-        let meta = torrent_of(&film, 16 * 1024);
+        let meta = torrent_of(&film, 16 * 1024, &[]);
         // Accepts connections and never answers.
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::content::deterministic_content;
 use common::loopback::{LoopbackSeed, start_seed, start_seed_of};
-use common::process::{OutputLine, ProcessGuard};
+use common::process::{OutputLine, ProcessGuard, loopback_command};
 
 const BTVOD: &str = env!("CARGO_BIN_EXE_btvod");
 
@@ -140,26 +140,18 @@ async fn delete_on_exit_removes_what_the_run_wrote_and_nothing_else() {
     std::fs::write(dir.path().join("mine.txt"), "kept").unwrap();
     let serving = Arc::new(Mutex::new(false));
     let seen = Arc::clone(&serving);
-    let args: Vec<String> = [
-        "stream",
-        &torrent,
-        "--peer",
-        &seed.addr().to_string(),
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--http-port",
-        "0",
-        "--saveas",
-        "got/movie.bin",
-        "--all",
-        "--delete-on-exit",
-        "-q",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = loopback_command(
+        &["stream", &torrent, "--peer", &seed.addr().to_string()],
+        &[
+            "--http-port",
+            "0",
+            "--saveas",
+            "got/movie.bin",
+            "--all",
+            "--delete-on-exit",
+            "-q",
+        ],
+    );
     let stream = ProcessGuard::spawn("btvod stream", BTVOD, &args, dir.path(), move |line| {
         if matches!(line, OutputLine::Line(l) if l.starts_with("streaming")) {
             *seen.lock().unwrap() = true;

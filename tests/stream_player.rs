@@ -15,7 +15,7 @@ use std::time::Duration;
 use btvod::experiment::scenario::Scenario;
 use btvod::experiment::{World, WorldOptions};
 use common::content::require_program;
-use common::process::{OutputLine, ProcessGuard, SYSTEM_PYTHON};
+use common::process::{OutputLine, ProcessGuard, SYSTEM_PYTHON, loopback_command};
 use serde_json::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -103,26 +103,19 @@ async fn world(video: &Path, peers: &str, dir: &Path) -> World {
 fn stream(world: &World, dir: &Path, extra: &[&str]) -> (ProcessGuard, String) {
     let url = Arc::new(Mutex::new(None::<String>));
     let seen = Arc::clone(&url);
-    let mut args: Vec<String> = [
-        "stream",
-        &world.torrent_path().display().to_string(),
-        "--tracker",
-        world.tracker_url(),
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--http-port",
-        "0",
-        "--saveas",
-        &dir.join("got.mp4").display().to_string(),
-        "--report",
-        &dir.join("report.json").display().to_string(),
-        "-q",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let torrent = world.torrent_path().display().to_string();
+    let mut args = loopback_command(
+        &["stream", &torrent, "--tracker", world.tracker_url()],
+        &[
+            "--http-port",
+            "0",
+            "--saveas",
+            &dir.join("got.mp4").display().to_string(),
+            "--report",
+            &dir.join("report.json").display().to_string(),
+            "-q",
+        ],
+    );
     args.extend(extra.iter().map(|s| s.to_string()));
     let guard = ProcessGuard::spawn("btvod stream", BTVOD, &args, dir, move |line| {
         if let OutputLine::Line(l) = line

@@ -6,186 +6,36 @@ mod common;
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use btvod::engine::session::{self, Content, Session, SessionOptions};
-use btvod::engine::torrent::{TorrentConfig, TorrentStats};
-use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
+use btvod::engine::session::Session;
+use btvod::engine::torrent::TorrentConfig;
 use btvod::proto::metainfo::Metainfo;
 use btvod::proto::wire::{Handshake, Message};
 use btvod::proto::{InfoHash, PeerId};
-use btvod::service::tracker::{self, TrackerConfig};
 use bytes::BytesMut;
-use common::content::deterministic_content;
-use tempfile::TempDir;
-use tokio::sync::oneshot;
+use common::content::{deterministic_content, free_port};
+use common::loopback::{Answers, empty_interested_opening};
+use common::movie_dir::{MovieDir, assert_same_file, torrent_of};
+use common::session::{
+    KIB, SessionExt, limits, options, shutdown_all, start_leecher, start_seed, start_tracker,
+};
 use tokio::time::{Instant, sleep, timeout};
 
-const KIB: u64 = 1024;
 const MIB: usize = 1024 * 1024;
-
-/// Makes a torrent of `path` (file or directory) with btvod's own `make_torrent`.
-fn torrent_of(path: &Path, piece_len: u32, announce: Option<&str>) -> Metainfo {
-    let opts = MakeTorrentOptions {
-        path: path.to_path_buf(),
-        piece_length: Some(piece_len),
-        announce: announce.into_iter().map(str::to_string).collect(),
-        ..MakeTorrentOptions::default()
-    };
-    let bytes = make_torrent(&opts, &mut |_, _| {}).expect("make a torrent");
-    Metainfo::from_bytes(&bytes).expect("parse the torrent we made")
-}
-
-fn options(seed: u64, peers: Vec<SocketAddr>, torrent: TorrentConfig) -> SessionOptions {
-    SessionOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        torrent,
-        peers,
-        trackers: None,
-        seed,
-        ..SessionOptions::default()
-    }
-}
-
-fn limits(upload_kib: u64, download_kib: u64) -> TorrentConfig {
-    TorrentConfig {
-        upload_limit: upload_kib * KIB,
-        download_limit: download_kib * KIB,
-        ..TorrentConfig::default()
-    }
-}
-
-async fn start_seed(meta: &Metainfo, content: &Path, opts: SessionOptions) -> Session {
-    let s = session::start(
-        meta,
-        Content::Existing(content.to_path_buf()),
-        opts,
-        |_, _| {},
-    )
-    .await
-    .expect("start a seed");
-    assert!(
-        s.torrent.stats.borrow().complete,
-        "the seed's content must verify completely"
-    );
-    s
-}
-
-async fn start_leecher(meta: &Metainfo, dir: &Path, opts: SessionOptions) -> Session {
-    fs::create_dir_all(dir).expect("create the download dir");
-    session::start(
-        meta,
-        Content::DownloadDir(dir.to_path_buf()),
-        opts,
-        |_, _| {},
-    )
-    .await
-    .expect("start a leecher")
-}
-
-fn addr_of(s: &Session) -> SocketAddr {
-    s.torrent.listen_addr.expect("session listens")
-}
-
-fn stats(s: &Session) -> TorrentStats {
-    s.torrent.stats.borrow().clone()
-}
-
-/// Waits until the session has every piece, or panics with its stats after `bound`.
-async fn wait_complete(s: &Session, bound: Duration, who: &str) {
-    let mut rx = s.torrent.stats.clone();
-    if timeout(bound, rx.wait_for(|st| st.complete)).await.is_err() {
-        panic!("{who} did not complete within {bound:?}: {:?}", stats(s));
-    }
-}
-
-/// Waits until `pred` holds for the session's stats, or panics after `bound`.
-async fn wait_stats(
-    s: &Session,
-    bound: Duration,
-    what: &str,
-    pred: impl Fn(&TorrentStats) -> bool,
-) {
-    let mut rx = s.torrent.stats.clone();
-    if timeout(bound, rx.wait_for(|st| pred(st))).await.is_err() {
-        panic!("{what} did not happen within {bound:?}: {:?}", stats(s));
-    }
-}
-
-fn assert_same_file(got: &Path, want: &[u8]) {
-    let got = fs::read(got).unwrap_or_else(|e| panic!("read {}: {e}", got.display()));
-    assert_eq!(got.len(), want.len(), "length of the downloaded file");
-    let first = got.iter().zip(want).position(|(a, b)| a != b);
-    assert_eq!(first, None, "first differing byte of the downloaded file");
-}
-
-/// A directory with one content file of `len` deterministic bytes.
-struct World {
-    dir: TempDir,
-    content: Vec<u8>,
-}
-
-impl World {
-    fn new(len: usize, seed: u64) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let content = deterministic_content(len, seed);
-        fs::create_dir_all(dir.path().join("seed")).expect("seed dir");
-        fs::write(dir.path().join("seed/movie.bin"), &content).expect("write content");
-        Self { dir, content }
-    }
-    fn content_path(&self) -> PathBuf {
-        self.dir.path().join("seed/movie.bin")
-    }
-    fn leech_dir(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("leech{i}"))
-    }
-    fn assert_downloaded(&self, i: usize) {
-        assert_same_file(&self.leech_dir(i).join("movie.bin"), &self.content);
-    }
-}
-
-/// The built-in tracker on 127.0.0.1:0; dropping the guard stops it.
-struct Tracker {
-    url: String,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start_tracker() -> Tracker {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the tracker");
-    let addr = listener.local_addr().expect("tracker address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(tracker::serve(listener, TrackerConfig::default(), async {
-        let _ = stopped.await;
-    }));
-    Tracker {
-        url: format!("http://{addr}/announce"),
-        _stop: stop,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_seed_one_leecher_gets_an_identical_copy() {
-    let world = World::new(3 * MIB + 12_345, 1);
-    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
-    let seed = start_seed(
-        &meta,
-        &world.content_path(),
-        options(1, vec![], limits(0, 0)),
-    )
-    .await;
-    let leech = start_leecher(
-        &meta,
-        &world.leech_dir(0),
-        options(2, vec![addr_of(&seed)], limits(0, 0)),
-    )
-    .await;
-    wait_complete(&leech, Duration::from_secs(30), "the leecher").await;
-    world.assert_downloaded(0);
+    let world = MovieDir::new(3 * MIB + 12_345, 64 * 1024, 1);
+    let seed = world.seed(options(1, vec![], limits(0, 0))).await;
+    let leech = world
+        .leecher(0, options(2, vec![seed.addr()], limits(0, 0)))
+        .await;
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(30), "the leecher")
+        .await;
     let len = world.content.len() as u64;
-    let got = stats(&leech);
+    let got = leech.stats();
     assert_eq!(got.bytes_left, 0);
     assert_eq!(got.hash_failures, 0);
     assert!(
@@ -195,12 +45,11 @@ async fn one_seed_one_leecher_gets_an_identical_copy() {
         got.waste.total()
     );
     // The seed's counter is published on its tick: poll for it.
-    wait_stats(&seed, Duration::from_secs(5), "seed upload count", |s| {
+    seed.wait_stats(Duration::from_secs(5), "seed upload count", |s| {
         s.uploaded >= len
     })
     .await;
-    leech.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([leech, seed]).await;
 }
 
 /// One seed too slow to serve eight leechers alone within the bound: they can only finish in
@@ -215,39 +64,32 @@ async fn eight_leechers_finish_by_trading_among_themselves() {
     let alone = (LEECHERS * len) as f64 / (SEED_KIB_S * KIB) as f64;
     assert!(alone > 3.0 * BOUND.as_secs_f64());
 
-    let world = World::new(len, 8);
     let tracker = start_tracker().await;
-    let meta = torrent_of(&world.content_path(), 128 * 1024, Some(&tracker.url));
-    let seed = start_seed(
-        &meta,
-        &world.content_path(),
-        options(100, vec![], limits(SEED_KIB_S, 0)),
-    )
-    .await;
+    let world = MovieDir::announcing(len, 128 * 1024, 8, std::slice::from_ref(&tracker.url));
+    let seed = world
+        .seed(options(100, vec![], limits(SEED_KIB_S, 0)))
+        .await;
     let started = Instant::now();
     let mut leechers = Vec::new();
     for i in 0..LEECHERS {
         leechers.push(
-            start_leecher(
-                &meta,
-                &world.leech_dir(i),
-                options(i as u64, vec![], limits(0, 0)),
-            )
-            .await,
+            world
+                .leecher(i, options(i as u64, vec![], limits(0, 0)))
+                .await,
         );
     }
     for (i, leech) in leechers.iter().enumerate() {
         let left = BOUND.saturating_sub(started.elapsed());
-        wait_complete(leech, left, &format!("leecher {i}")).await;
+        leech.wait_complete(left, &format!("leecher {i}")).await;
     }
     let took = started.elapsed();
     for i in 0..LEECHERS {
         world.assert_downloaded(i);
     }
-    let seed_up = stats(&seed).uploaded;
-    let leech_up: u64 = leechers.iter().map(|l| stats(l).uploaded).sum();
-    let leech_down: u64 = leechers.iter().map(|l| stats(l).downloaded).sum();
-    let leech_wasted: u64 = leechers.iter().map(|l| stats(l).waste.total()).sum();
+    let seed_up = seed.stats().uploaded;
+    let leech_up: u64 = leechers.iter().map(|l| l.stats().uploaded).sum();
+    let leech_down: u64 = leechers.iter().map(|l| l.stats().downloaded).sum();
+    let leech_wasted: u64 = leechers.iter().map(|l| l.stats().waste.total()).sum();
     eprintln!(
         "8 leechers done in {took:?}: seed uploaded {seed_up}, leechers uploaded {leech_up}, downloaded {leech_down}, wasted {leech_wasted}"
     );
@@ -278,7 +120,7 @@ async fn a_multi_file_torrent_with_an_empty_file_arrives_intact() {
     for (name, data) in &files {
         fs::write(top.join(name), data).expect("write a content file");
     }
-    let meta = torrent_of(&top, 32 * 1024, None);
+    let meta = torrent_of(&top, 32 * 1024, &[]);
     assert_eq!(
         meta.files.len(),
         files.len(),
@@ -286,73 +128,58 @@ async fn a_multi_file_torrent_with_an_empty_file_arrives_intact() {
     );
     let seed = start_seed(&meta, &top, options(1, vec![], limits(0, 0))).await;
     let out = dir.path().join("leech");
-    let leech = start_leecher(&meta, &out, options(2, vec![addr_of(&seed)], limits(0, 0))).await;
-    wait_complete(&leech, Duration::from_secs(30), "the leecher").await;
+    let leech = start_leecher(&meta, &out, options(2, vec![seed.addr()], limits(0, 0))).await;
+    leech
+        .wait_complete(Duration::from_secs(30), "the leecher")
+        .await;
     for (name, data) in &files {
         assert_same_file(&out.join("album").join(name), data);
     }
-    leech.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([leech, seed]).await;
 }
 
 /// Two seeds; one goes away while the leecher has requests out to it. The leecher finishes
 /// from the other, and nothing it kept from the dead one is corrupt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_vanishing_mid_transfer_does_not_stop_the_download() {
-    let world = World::new(6 * MIB, 3);
-    let meta = torrent_of(&world.content_path(), 256 * 1024, None);
+    let world = MovieDir::new(6 * MIB, 256 * 1024, 3);
     // Capped so the transfer lasts long enough to cut one seed off in the middle of it.
-    let a = start_seed(
-        &meta,
-        &world.content_path(),
-        options(10, vec![], limits(1024, 0)),
-    )
-    .await;
-    let b = start_seed(
-        &meta,
-        &world.content_path(),
-        options(11, vec![], limits(1024, 0)),
-    )
-    .await;
-    let leech = start_leecher(
-        &meta,
-        &world.leech_dir(0),
-        options(12, vec![addr_of(&a), addr_of(&b)], limits(0, 0)),
-    )
-    .await;
-    wait_stats(&a, Duration::from_secs(20), "seed A uploading 1 MiB", |s| {
+    let a = world.seed(options(10, vec![], limits(1024, 0))).await;
+    let b = world.seed(options(11, vec![], limits(1024, 0))).await;
+    let leech = world
+        .leecher(0, options(12, vec![a.addr(), b.addr()], limits(0, 0)))
+        .await;
+    a.wait_stats(Duration::from_secs(20), "seed A uploading 1 MiB", |s| {
         s.uploaded >= MIB as u64
     })
     .await;
-    let a_uploaded = stats(&a).uploaded;
+    let a_uploaded = a.stats().uploaded;
     a.shutdown().await;
-    let at_cut = stats(&leech);
+    let at_cut = leech.stats();
     assert!(
         !at_cut.complete && at_cut.pieces_have > 0,
         "the cut must come mid-transfer: {at_cut:?}"
     );
-    wait_stats(
-        &leech,
-        Duration::from_secs(5),
-        "the leecher noticing",
-        |s| s.peers == 1,
-    )
-    .await;
-    wait_complete(&leech, Duration::from_secs(30), "the leecher").await;
-    world.assert_downloaded(0);
-    let done = stats(&leech);
+    leech
+        .wait_stats(Duration::from_secs(5), "the leecher noticing", |s| {
+            s.peers == 1
+        })
+        .await;
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(30), "the leecher")
+        .await;
+    let done = leech.stats();
     assert_eq!(done.hash_failures, 0);
     let len = world.content.len() as u64;
-    wait_stats(&b, Duration::from_secs(5), "seed B's upload count", |s| {
+    b.wait_stats(Duration::from_secs(5), "seed B's upload count", |s| {
         s.uploaded + a_uploaded >= len
     })
     .await;
     eprintln!(
         "seed A sent {a_uploaded} before it went, seed B {}",
-        stats(&b).uploaded
+        b.stats().uploaded
     );
-    leech.shutdown().await;
-    b.shutdown().await;
+    shutdown_all([leech, b]).await;
 }
 
 /// Measures the leecher's download rate over a window after a warm-up, and checks it is
@@ -360,16 +187,15 @@ async fn a_seed_vanishing_mid_transfer_does_not_stop_the_download() {
 async fn assert_rate_holds(leech: &Session, cap: u64, what: &str) {
     const WARM_UP: Duration = Duration::from_secs(2);
     const WINDOW: Duration = Duration::from_secs(6);
-    wait_stats(leech, Duration::from_secs(10), "first data", |s| {
-        s.downloaded > 0
-    })
-    .await;
+    leech
+        .wait_stats(Duration::from_secs(10), "first data", |s| s.downloaded > 0)
+        .await;
     sleep(WARM_UP).await;
-    let (t0, d0) = (Instant::now(), stats(leech).downloaded);
+    let (t0, d0) = (Instant::now(), leech.stats().downloaded);
     sleep(WINDOW).await;
-    let (t1, d1) = (Instant::now(), stats(leech).downloaded);
+    let (t1, d1) = (Instant::now(), leech.stats().downloaded);
     assert!(
-        !stats(leech).complete,
+        !leech.stats().complete,
         "the window must end before the download does"
     );
     let rate = (d1 - d0) as f64 / (t1 - t0).as_secs_f64();
@@ -387,92 +213,57 @@ async fn assert_rate_holds(leech: &Session, cap: u64, what: &str) {
 /// window that starts after a warm-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_upload_cap_holds_within_ten_percent() {
-    let world = World::new(7 * MIB, 4);
-    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
-    let seed = start_seed(
-        &meta,
-        &world.content_path(),
-        options(1, vec![], limits(512, 0)),
-    )
-    .await;
-    let leech = start_leecher(
-        &meta,
-        &world.leech_dir(0),
-        options(2, vec![addr_of(&seed)], limits(0, 0)),
-    )
-    .await;
+    let world = MovieDir::new(7 * MIB, 64 * 1024, 4);
+    let seed = world.seed(options(1, vec![], limits(512, 0))).await;
+    let leech = world
+        .leecher(0, options(2, vec![seed.addr()], limits(0, 0)))
+        .await;
     assert_rate_holds(&leech, 512 * KIB, "upload-capped seed").await;
-    wait_complete(&leech, Duration::from_secs(20), "the leecher").await;
-    world.assert_downloaded(0);
-    leech.shutdown().await;
-    seed.shutdown().await;
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(20), "the leecher")
+        .await;
+    shutdown_all([leech, seed]).await;
 }
 
 /// The same for a leecher's download cap, with two unlimited seeds feeding it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leecher_download_cap_holds_within_ten_percent() {
-    let world = World::new(7 * MIB, 10);
-    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
-    let a = start_seed(
-        &meta,
-        &world.content_path(),
-        options(1, vec![], limits(0, 0)),
-    )
-    .await;
-    let b = start_seed(
-        &meta,
-        &world.content_path(),
-        options(2, vec![], limits(0, 0)),
-    )
-    .await;
-    let leech = start_leecher(
-        &meta,
-        &world.leech_dir(0),
-        options(3, vec![addr_of(&a), addr_of(&b)], limits(0, 512)),
-    )
-    .await;
+    let world = MovieDir::new(7 * MIB, 64 * 1024, 10);
+    let a = world.seed(options(1, vec![], limits(0, 0))).await;
+    let b = world.seed(options(2, vec![], limits(0, 0))).await;
+    let leech = world
+        .leecher(0, options(3, vec![a.addr(), b.addr()], limits(0, 512)))
+        .await;
     assert_rate_holds(&leech, 512 * KIB, "download-capped leecher").await;
-    wait_complete(&leech, Duration::from_secs(20), "the leecher").await;
-    world.assert_downloaded(0);
-    leech.shutdown().await;
-    a.shutdown().await;
-    b.shutdown().await;
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(20), "the leecher")
+        .await;
+    shutdown_all([leech, a, b]).await;
 }
 
 /// A leecher stopped halfway resumes from what it wrote: the second run downloads only what
 /// was missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_leecher_downloads_only_the_remainder() {
-    let world = World::new(4 * MIB, 5);
-    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
-    let total = meta.geometry.piece_count();
-    let seed = start_seed(
-        &meta,
-        &world.content_path(),
-        options(1, vec![], limits(1024, 0)),
-    )
-    .await;
-    let first = start_leecher(
-        &meta,
-        &world.leech_dir(0),
-        options(2, vec![addr_of(&seed)], limits(0, 0)),
-    )
-    .await;
-    wait_stats(&first, Duration::from_secs(20), "half the pieces", |s| {
-        s.pieces_have >= total / 2
-    })
-    .await;
-    let had = stats(&first).pieces_have;
+    let world = MovieDir::new(4 * MIB, 64 * 1024, 5);
+    let total = world.meta.geometry.piece_count();
+    let seed = world.seed(options(1, vec![], limits(1024, 0))).await;
+    let first = world
+        .leecher(0, options(2, vec![seed.addr()], limits(0, 0)))
+        .await;
+    first
+        .wait_stats(Duration::from_secs(20), "half the pieces", |s| {
+            s.pieces_have >= total / 2
+        })
+        .await;
+    let had = first.stats().pieces_have;
     first.shutdown().await;
     assert!(had < total, "stopped before the end");
 
-    let second = start_leecher(
-        &meta,
-        &world.leech_dir(0),
-        options(3, vec![addr_of(&seed)], limits(0, 0)),
-    )
-    .await;
-    let resumed = stats(&second);
+    let second = world
+        .leecher(0, options(3, vec![seed.addr()], limits(0, 0)))
+        .await;
+    let resumed = second.stats();
     assert!(
         resumed.pieces_have >= had,
         "the recheck found {} pieces, the first run had verified {had}",
@@ -480,16 +271,16 @@ async fn a_restarted_leecher_downloads_only_the_remainder() {
     );
     let remainder = resumed.bytes_left;
     assert!(remainder > 0 && remainder < world.content.len() as u64);
-    wait_complete(&second, Duration::from_secs(30), "the restarted leecher").await;
-    world.assert_downloaded(0);
-    let got = stats(&second);
+    world
+        .assert_completes(&second, 0, Duration::from_secs(30), "the restarted leecher")
+        .await;
+    let got = second.stats();
     assert!(
         got.downloaded >= remainder && got.downloaded <= remainder + 8 * 16 * KIB,
         "the second run downloaded {} bytes for a remainder of {remainder}",
         got.downloaded
     );
-    second.shutdown().await;
-    seed.shutdown().await;
+    shutdown_all([second, seed]).await;
 }
 
 /// Two peers that dial each other at the same moment end up with two connections; each side
@@ -497,44 +288,36 @@ async fn a_restarted_leecher_downloads_only_the_remainder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_dialling_each_other_at_once_keep_one_connection() {
     const PAIRS: usize = 6;
-    let world = World::new(512 * 1024, 6);
-    let meta = torrent_of(&world.content_path(), 32 * 1024, None);
+    let world = MovieDir::new(512 * 1024, 32 * 1024, 6);
     let mut pairs = Vec::new();
     for i in 0..PAIRS {
-        let seed = start_seed(
-            &meta,
-            &world.content_path(),
-            options(200 + i as u64, vec![], limits(0, 0)),
-        )
-        .await;
-        let leech = start_leecher(
-            &meta,
-            &world.leech_dir(i),
-            options(300 + i as u64, vec![], limits(0, 0)),
-        )
-        .await;
+        let seed = world
+            .seed(options(200 + i as u64, vec![], limits(0, 0)))
+            .await;
+        let leech = world
+            .leecher(i, options(300 + i as u64, vec![], limits(0, 0)))
+            .await;
         pairs.push((seed, leech));
     }
     for (seed, leech) in &pairs {
-        seed.torrent.add_peers(vec![addr_of(leech)]);
-        leech.torrent.add_peers(vec![addr_of(seed)]);
+        seed.torrent.add_peers(vec![leech.addr()]);
+        leech.torrent.add_peers(vec![seed.addr()]);
     }
     for (i, (seed, leech)) in pairs.iter().enumerate() {
-        wait_complete(leech, Duration::from_secs(20), &format!("leecher {i}")).await;
-        world.assert_downloaded(i);
+        world
+            .assert_completes(leech, i, Duration::from_secs(20), &format!("leecher {i}"))
+            .await;
         // Exactly one connection survives on both sides.
-        wait_stats(
-            seed,
+        seed.wait_stats(
             Duration::from_secs(5),
             "the seed settling on one connection",
             |s| s.peers == 1,
         )
         .await;
-        assert_eq!(stats(leech).peers, 1, "leecher {i} kept one connection");
+        assert_eq!(leech.stats().peers, 1, "leecher {i} kept one connection");
     }
     for (seed, leech) in pairs {
-        leech.shutdown().await;
-        seed.shutdown().await;
+        shutdown_all([leech, seed]).await;
     }
 }
 
@@ -573,34 +356,28 @@ async fn start_black_hole(meta: &Metainfo) -> SocketAddr {
 /// endgame when every block is requested): a silent peer cannot stall the download.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_answers_requests_does_not_stall_the_download() {
-    let world = World::new(2 * MIB, 7);
-    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
-    let hole = start_black_hole(&meta).await;
-    let seed = start_seed(
-        &meta,
-        &world.content_path(),
-        options(1, vec![], limits(0, 0)),
-    )
-    .await;
+    let world = MovieDir::new(2 * MIB, 64 * 1024, 7);
+    let hole = start_black_hole(&world.meta).await;
+    let seed = world.seed(options(1, vec![], limits(0, 0))).await;
     let config = TorrentConfig {
         request_timeout: Duration::from_secs(2),
         ..TorrentConfig::default()
     };
     // The silent peer first, so that it is sure to be given requests.
-    let leech = start_leecher(&meta, &world.leech_dir(0), options(2, vec![hole], config)).await;
-    wait_stats(
-        &leech,
-        Duration::from_secs(5),
-        "connecting to the silent peer",
-        |s| s.peers == 1,
-    )
-    .await;
-    leech.torrent.add_peers(vec![addr_of(&seed)]);
-    wait_complete(&leech, Duration::from_secs(15), "the leecher").await;
-    world.assert_downloaded(0);
-    assert_eq!(stats(&leech).peers, 2, "the silent peer is slow, not gone");
-    leech.shutdown().await;
-    seed.shutdown().await;
+    let leech = world.leecher(0, options(2, vec![hole], config)).await;
+    leech
+        .wait_stats(
+            Duration::from_secs(5),
+            "connecting to the silent peer",
+            |s| s.peers == 1,
+        )
+        .await;
+    leech.torrent.add_peers(vec![seed.addr()]);
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(15), "the leecher")
+        .await;
+    assert_eq!(leech.stats().peers, 2, "the silent peer is slow, not gone");
+    shutdown_all([leech, seed]).await;
 }
 
 /// Connections that fail, are refused as duplicates, or end normally all give back their place
@@ -608,19 +385,13 @@ async fn a_peer_that_never_answers_requests_does_not_stall_the_download() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_churn_does_not_use_up_the_peer_cap() {
     use tokio::io::AsyncWriteExt;
-    let world = World::new(256 * 1024, 8);
-    let meta = torrent_of(&world.content_path(), 32 * 1024, None);
+    let world = MovieDir::new(256 * 1024, 32 * 1024, 8);
     let seed_config = TorrentConfig {
         max_peers: 2,
         ..TorrentConfig::default()
     };
-    let seed = start_seed(
-        &meta,
-        &world.content_path(),
-        options(1, vec![], seed_config),
-    )
-    .await;
-    let seed_addr = addr_of(&seed);
+    let seed = world.seed(options(1, vec![], seed_config)).await;
+    let seed_addr = seed.addr();
     // Handshakes that fail: garbage, and a peer of another torrent.
     for i in 0..4u8 {
         let mut s = tokio::net::TcpStream::connect(seed_addr)
@@ -637,33 +408,28 @@ async fn connection_churn_does_not_use_up_the_peer_cap() {
     }
     // Leechers that finish and leave, each also dialled back by the seed (a duplicate).
     for i in 0..3 {
-        let leech = start_leecher(
-            &meta,
-            &world.leech_dir(i),
-            options(10 + i as u64, vec![seed_addr], limits(0, 0)),
-        )
-        .await;
-        seed.torrent.add_peers(vec![addr_of(&leech)]);
-        wait_complete(&leech, Duration::from_secs(10), &format!("leecher {i}")).await;
+        let leech = world
+            .leecher(i, options(10 + i as u64, vec![seed_addr], limits(0, 0)))
+            .await;
+        seed.torrent.add_peers(vec![leech.addr()]);
+        leech
+            .wait_complete(Duration::from_secs(10), &format!("leecher {i}"))
+            .await;
         leech.shutdown().await;
     }
-    wait_stats(
-        &seed,
+    seed.wait_stats(
         Duration::from_secs(5),
         "the seed seeing everyone leave",
         |s| s.peers == 0,
     )
     .await;
-    let last = start_leecher(
-        &meta,
-        &world.leech_dir(9),
-        options(99, vec![seed_addr], limits(0, 0)),
-    )
-    .await;
-    wait_complete(&last, Duration::from_secs(10), "the last leecher").await;
-    world.assert_downloaded(9);
-    last.shutdown().await;
-    seed.shutdown().await;
+    let last = world
+        .leecher(9, options(99, vec![seed_addr], limits(0, 0)))
+        .await;
+    world
+        .assert_completes(&last, 9, Duration::from_secs(10), "the last leecher")
+        .await;
+    shutdown_all([last, seed]).await;
 }
 
 /// A BEP 6 peer that asks a slow seed for more blocks than it queues is told REJECT for the
@@ -673,33 +439,22 @@ async fn a_seed_rejects_requests_beyond_its_queue_to_a_fast_peer() {
     use btvod::proto::wire::{BlockSpec, WireDecoder};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const ASKED: u32 = 700;
-    let world = World::new(ASKED as usize * 16 * 1024, 9);
-    let meta = torrent_of(&world.content_path(), 256 * 1024, None);
-    let seed = start_seed(
-        &meta,
-        &world.content_path(),
-        options(1, vec![], limits(128, 0)),
-    )
-    .await;
-    let mut s = tokio::net::TcpStream::connect(addr_of(&seed))
+    let world = MovieDir::new(ASKED as usize * 16 * 1024, 256 * 1024, 9);
+    let seed = world.seed(options(1, vec![], limits(128, 0))).await;
+    let mut s = tokio::net::TcpStream::connect(seed.addr())
         .await
         .expect("connect");
-    let mut out = BytesMut::new();
-    Handshake::ours(meta.info_hash, PeerId(*b"-XX0000-rawfastpeer!")).encode(&mut out);
-    Message::HaveNone.encode(&mut out);
-    Message::Interested.encode(&mut out);
-    s.write_all(&out).await.expect("send handshake");
+    let opening = empty_interested_opening(world.meta.info_hash, PeerId(*b"-XX0000-rawfastpeer!"));
+    s.write_all(&opening).await.expect("send handshake");
     let mut buf = BytesMut::new();
-    let mut decoder = WireDecoder::for_piece_count(meta.geometry.piece_count());
+    let mut decoder = WireDecoder::for_piece_count(world.meta.geometry.piece_count());
     let mut handshake_done = false;
-    let (mut rejected, mut pieces, mut asked) = (0u32, 0u32, false);
+    let (mut answers, mut asked) = (Answers::default(), false);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let n = timeout(deadline - Instant::now(), s.read_buf(&mut buf))
             .await
-            .unwrap_or_else(|_| {
-                panic!("{rejected} rejected, {pieces} served of {ASKED} by the deadline")
-            })
+            .unwrap_or_else(|_| panic!("{answers:?} of {ASKED} by the deadline"))
             .expect("read from the seed");
         assert!(n > 0, "the seed closed the connection");
         if !handshake_done {
@@ -724,32 +479,19 @@ async fn a_seed_rejects_requests_beyond_its_queue_to_a_fast_peer() {
                     s.write_all(&out).await.expect("send requests");
                     asked = true;
                 }
-                Message::Reject(_) => rejected += 1,
-                Message::Piece {
-                    piece,
-                    offset,
-                    data,
-                } => {
-                    let at = piece as usize * 256 * 1024 + offset as usize;
-                    assert_eq!(
-                        &data[..],
-                        &world.content[at..at + data.len()],
-                        "block {piece}:{offset}"
-                    );
-                    pieces += 1;
-                }
-                _ => {}
+                other => answers.count(&other, &world),
             }
         }
         // A handful of served blocks is proof enough; the rest would take a minute at 128 KiB/s.
         // The seed queues 512 and sends one: about 187 are over (fewer as the queue drains).
-        if pieces >= 8 && rejected >= 150 {
+        if answers.served >= 8 && answers.rejected >= 150 {
             break;
         }
     }
     assert!(
-        (150..=ASKED - 513).contains(&rejected),
-        "{rejected} of {ASKED} requests rejected; the seed queues 512 (+1 being sent)"
+        (150..=ASKED - 513).contains(&answers.rejected),
+        "{} of {ASKED} requests rejected; the seed queues 512 (+1 being sent)",
+        answers.rejected
     );
     seed.shutdown().await;
 }
@@ -758,28 +500,20 @@ async fn a_seed_rejects_requests_beyond_its_queue_to_a_fast_peer() {
 /// loading the torrent) is dialled again with back-off, not forgotten.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_refused_the_first_dial_is_dialled_again() {
-    let world = World::new(MIB + 3, 31);
-    let meta = torrent_of(&world.content_path(), 64 * 1024, None);
+    let world = MovieDir::new(MIB + 3, 64 * 1024, 31);
     // Reserve a port, then free it: the first dial meets a refused connection.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let seed_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let leech = start_leecher(
-        &meta,
-        &world.leech_dir(0),
-        options(32, vec![seed_addr], limits(0, 0)),
-    )
-    .await;
+    let seed_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let leech = world
+        .leecher(0, options(32, vec![seed_addr], limits(0, 0)))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(stats(&leech).peers, 0, "nobody listens yet");
+    assert_eq!(leech.stats().peers, 0, "nobody listens yet");
     let mut seed_opts = options(33, vec![], limits(0, 0));
     seed_opts.listen = seed_addr;
-    let seed = start_seed(&meta, &world.content_path(), seed_opts).await;
+    let seed = world.seed(seed_opts).await;
     // Back-off after one failure is 1 s, checked on the 1 s tick.
-    wait_complete(&leech, Duration::from_secs(20), "the leecher").await;
-    world.assert_downloaded(0);
-    leech.shutdown().await;
-    seed.shutdown().await;
+    world
+        .assert_completes(&leech, 0, Duration::from_secs(20), "the leecher")
+        .await;
+    shutdown_all([leech, seed]).await;
 }

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::content::deterministic_content;
-use common::process::ProcessGuard;
+use common::process::{LOOPBACK_FLAGS, ProcessGuard, loopback_command};
 use vod_support::{BTVOD, Movie, Origin};
 
 const BOUND: Duration = Duration::from_secs(30);
@@ -26,14 +26,8 @@ struct Failed {
 fn run_failing(dir: &Path, args: &[&str]) -> Failed {
     let mut child = Command::new(BTVOD)
         .args(args)
-        .args([
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--saveas",
-            "saved.bin",
-        ])
+        .args(LOOPBACK_FLAGS)
+        .args(["--saveas", "saved.bin"])
         .args(["--report", "report.json"])
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -71,6 +65,11 @@ fn run_failing(dir: &Path, args: &[&str]) -> Failed {
         code: status.code(),
         stderr,
     }
+}
+
+/// btvod run with `args` fails with one line on stderr, holding each of `expect`.
+fn fails_with_one_line(dir: &Path, args: &[&str], expect: &[&str]) {
+    assert_one_line(&run_failing(dir, args), args, expect);
 }
 
 /// One line from btvod itself, naming what is wrong.
@@ -142,64 +141,44 @@ fn bad_values_give_one_clear_line_and_a_failure_status() {
     assert_parser_error(&run_failing(&dir, &args), &args, &["--rate"]);
     // No rate at all.
     let args = ["--server", &copy, t];
-    assert_one_line(&run_failing(&dir, &args), &args, &["--rate"]);
+    fails_with_one_line(&dir, &args, &["--rate"]);
 
     // A negative delay.
     let args = ["--rate", "100", "--delay=-1", "--server", &copy, t];
-    assert_one_line(&run_failing(&dir, &args), &args, &["--delay"]);
+    fails_with_one_line(&dir, &args, &["--delay"]);
 
     // Unknown --file, by index and by path.
     let args = ["--rate", "100", "--file", "3", "--server", &copy, t];
-    assert_one_line(&run_failing(&dir, &args), &args, &["--file 3", "1 files"]);
+    fails_with_one_line(&dir, &args, &["--file 3", "1 files"]);
     let args = ["--rate", "100", "--file", "other.mkv", "--server", &copy, t];
-    assert_one_line(
-        &run_failing(&dir, &args),
-        &args,
-        &["other.mkv", "no such file"],
-    );
+    fails_with_one_line(&dir, &args, &["other.mkv", "no such file"]);
 
     // Unreadable torrents: missing, and not a torrent.
     let missing = dir.join("missing.torrent").display().to_string();
     let args = ["--rate", "100", "--server", &copy, &missing];
-    assert_one_line(&run_failing(&dir, &args), &args, &["missing.torrent"]);
+    fails_with_one_line(&dir, &args, &["missing.torrent"]);
     let garbage = dir.join("garbage.torrent");
     fs::write(&garbage, b"d8:announce3:abce").expect("write a broken torrent");
     let garbage = garbage.display().to_string();
     let args = ["--rate", "100", "--server", &copy, &garbage];
-    assert_one_line(
-        &run_failing(&dir, &args),
-        &args,
-        &["garbage.torrent", "not a usable torrent"],
-    );
+    fails_with_one_line(&dir, &args, &["garbage.torrent", "not a usable torrent"]);
 
     // No server at all: the torrent has no url-list and no --server is given.
     assert!(movie.meta.url_list.is_empty());
     let args = ["--rate", "100", t];
-    assert_one_line(
-        &run_failing(&dir, &args),
-        &args,
-        &["no VoD server", "--server"],
-    );
+    fails_with_one_line(&dir, &args, &["no VoD server", "--server"]);
 
     // A server that cannot be reached at start: given, and as the torrent's web seed.
     let args = ["--rate", "100", "--server", "http://127.0.0.1:1/", t];
-    assert_one_line(
-        &run_failing(&dir, &args),
-        &args,
-        &["http://127.0.0.1:1/", "unreachable"],
-    );
+    fails_with_one_line(&dir, &args, &["http://127.0.0.1:1/", "unreachable"]);
     movie.set_web_seed("http://127.0.0.1:1/");
     let args = ["--rate", "100", t];
-    assert_one_line(
-        &run_failing(&dir, &args),
-        &args,
-        &["127.0.0.1:1", "unreachable"],
-    );
+    fails_with_one_line(&dir, &args, &["127.0.0.1:1", "unreachable"]);
 
     // Servers that are there but not usable: a scheme we do not speak, a local copy that is
     // missing or of other content, an origin serving something else.
     let args = ["--rate", "100", "--server", "ftp://127.0.0.1/movie.bin", t];
-    assert_one_line(&run_failing(&dir, &args), &args, &["ftp://", "unsupported"]);
+    fails_with_one_line(&dir, &args, &["ftp://", "unsupported"]);
     let args = [
         "--rate",
         "100",
@@ -207,19 +186,15 @@ fn bad_values_give_one_clear_line_and_a_failure_status() {
         "file:/nonexistent/movie.bin",
         t,
     ];
-    assert_one_line(
-        &run_failing(&dir, &args),
-        &args,
-        &["/nonexistent/movie.bin"],
-    );
+    fails_with_one_line(&dir, &args, &["/nonexistent/movie.bin"]);
     let other = Movie::single(200_000, 32, 64 * 1024);
     let other_copy = format!("file:{}", other.content_path.display());
     let args = ["--rate", "100", "--server", &other_copy, t];
-    assert_one_line(&run_failing(&dir, &args), &args, &["300000", "200000"]);
+    fails_with_one_line(&dir, &args, &["300000", "200000"]);
     let origin = Origin::start(&other.content_path, 0);
     let url = origin.url();
     let args = ["--rate", "100", "--server", &url, t];
-    assert_one_line(&run_failing(&dir, &args), &args, &["300000", "200000"]);
+    fails_with_one_line(&dir, &args, &["300000", "200000"]);
     assert_eq!(
         origin.stats().bytes_served,
         0,
@@ -241,27 +216,19 @@ fn a_server_with_other_content_is_given_up_after_one_whole_refetch() {
     let torrent = movie.torrent.display().to_string();
     let url = origin.url();
     // Piece i is due at 0.5 + i s: piece 0 is bought (twice), then pieces 1 and 2 come due.
-    let args: Vec<String> = [
-        "--rate",
-        "64",
-        "--delay",
-        "0.5",
-        "--prefetch",
-        "0",
-        "--server",
-        &url,
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--saveas",
-        "saved.bin",
-        "-q",
-        &torrent,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = loopback_command(
+        &[
+            "--rate",
+            "64",
+            "--delay",
+            "0.5",
+            "--prefetch",
+            "0",
+            "--server",
+            &url,
+        ],
+        &["--saveas", "saved.bin", "-q", &torrent],
+    );
     let client = ProcessGuard::spawn("btvod (VoD client)", BTVOD, &args, &dir, |_| {})
         .unwrap_or_else(|e| panic!("{e}"));
     let status = client.wait_exit(Duration::from_secs(3)).ok();

@@ -18,6 +18,17 @@ use btvod::proto::metainfo::Metainfo;
 use tokio::time::{Instant, sleep};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The scenarios scripts/scenarios must hold, each with a sample torrent in torrents/.
+const SHIPPED: [&str; 8] = [
+    "demo",
+    "fast",
+    "matched",
+    "slow",
+    "scarce",
+    "churn",
+    "flash-crowd",
+    "multifile",
+];
 
 fn scenario(text: &str) -> Scenario {
     Scenario::parse(text, "test", "test", Path::new(ROOT)).expect("a valid test scenario")
@@ -47,16 +58,7 @@ fn every_shipped_scenario_parses() {
             names.insert(s.name);
         }
     }
-    for want in [
-        "demo",
-        "fast",
-        "matched",
-        "slow",
-        "scarce",
-        "churn",
-        "flash-crowd",
-        "multifile",
-    ] {
+    for want in SHIPPED {
         assert!(names.contains(want), "no shipped scenario named {want}");
     }
     // What each one claims to model, in the viewer's fair share of the world's upload: the
@@ -177,16 +179,7 @@ fn bad_scenarios_are_refused_with_the_key_named() {
 fn committed_sample_torrents_are_what_their_scenarios_generate() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut multi_file = false;
-    for name in [
-        "demo",
-        "fast",
-        "matched",
-        "slow",
-        "scarce",
-        "churn",
-        "flash-crowd",
-        "multifile",
-    ] {
+    for name in SHIPPED {
         let s = shipped(name);
         let committed = Path::new(ROOT)
             .join("torrents")
@@ -243,6 +236,15 @@ async fn partial_copies_hold_exactly_the_drawn_pieces() {
     );
 }
 
+/// The world of scenario `text` in a fresh directory (which must outlive it).
+async fn start_world(text: &str) -> (tempfile::TempDir, World) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let world = World::start(scenario(text), dir.path(), WorldOptions::default())
+        .await
+        .expect("start the world");
+    (dir, world)
+}
+
 /// A small world where everything happens within seconds.
 const SMALL_WORLD: &str = r#"
 seed = 5
@@ -275,10 +277,7 @@ arrive = 1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_world_trades_and_serves_a_viewer_to_completion() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let world = World::start(scenario(SMALL_WORLD), dir.path(), WorldOptions::default())
-        .await
-        .expect("start the world");
+    let (dir, world) = start_world(SMALL_WORLD).await;
     assert!(world.tracker_url().starts_with("http://127.0.0.1:"));
     let json: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("world.json")).expect("world.json is written at start"),
@@ -383,10 +382,7 @@ rejoin_after = 0.5
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn world_peers_leave_rejoin_and_reincarnate() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let world = World::start(scenario(CHURN_WORLD), dir.path(), WorldOptions::default())
-        .await
-        .expect("start the world");
+    let (dir, world) = start_world(CHURN_WORLD).await;
     let end = Instant::now() + Duration::from_secs(30);
     let happened = |peers: &[btvod::experiment::PeerRecord]| {
         let phoenix_again = peers

@@ -1,13 +1,12 @@
 //! A btvod seed on 127.0.0.1:0 for tests that talk to it through hand-written peers, and the
-//! opening such a peer sends.
+//! opening such a peer sends, and its count of the answers to its requests.
 #![allow(dead_code)]
 
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use btvod::engine::session::{self, Content, Session, SessionOptions};
-use btvod::make_torrent::{MakeTorrentOptions, make_torrent};
+use btvod::engine::session::{Session, SessionOptions};
 use btvod::proto::metainfo::Metainfo;
 use btvod::proto::wire::{Handshake, Message};
 use btvod::proto::{InfoHash, PeerId};
@@ -15,6 +14,8 @@ use bytes::BytesMut;
 use tempfile::TempDir;
 
 use super::content::deterministic_content;
+use super::movie_dir::{MovieDir, torrent_bytes};
+use super::session::{self, SessionExt};
 
 /// A seed of `len` deterministic bytes; the content lives as long as this value.
 pub struct LoopbackSeed {
@@ -27,7 +28,7 @@ pub struct LoopbackSeed {
 
 impl LoopbackSeed {
     pub fn addr(&self) -> SocketAddr {
-        self.session.torrent.listen_addr.expect("the seed listens")
+        self.session.addr()
     }
 }
 
@@ -45,24 +46,13 @@ pub async fn start_seed_of(path: &Path, piece_len: u32) -> LoopbackSeed {
 }
 
 async fn seed_at(path: PathBuf, piece_len: u32, dir: TempDir) -> LoopbackSeed {
-    let opts = MakeTorrentOptions {
-        path: path.clone(),
-        piece_length: Some(piece_len),
-        ..MakeTorrentOptions::default()
-    };
-    let torrent = make_torrent(&opts, &mut |_, _| {}).expect("torrent");
+    let torrent = torrent_bytes(&path, piece_len, &[]);
     let meta = Metainfo::from_bytes(&torrent).expect("parse the torrent");
-    let session = session::start(
-        &meta,
-        Content::Existing(path),
-        SessionOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..SessionOptions::default()
-        },
-        |_, _| {},
-    )
-    .await
-    .expect("start the seed");
+    let opts = SessionOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..SessionOptions::default()
+    };
+    let session = session::start_seed(&meta, &path, opts).await;
     LoopbackSeed {
         session,
         meta,
@@ -79,4 +69,31 @@ pub fn empty_interested_opening(info_hash: InfoHash, peer_id: PeerId) -> BytesMu
     Message::HaveNone.encode(&mut out);
     Message::Interested.encode(&mut out);
     out
+}
+
+/// A raw peer's count of a seed's answers to its requests; every served block is checked
+/// against the content.
+#[derive(Debug, Default)]
+pub struct Answers {
+    pub served: u32,
+    pub rejected: u32,
+}
+
+impl Answers {
+    /// Counts `message` if it answers a request (REJECT or PIECE).
+    pub fn count(&mut self, message: &Message, movie: &MovieDir) {
+        match message {
+            Message::Reject(_) => self.rejected += 1,
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => {
+                let want = movie.block(*piece, *offset);
+                assert_eq!(&data[..], want, "block {piece}:{offset}");
+                self.served += 1;
+            }
+            _ => {}
+        }
+    }
 }

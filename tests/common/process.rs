@@ -1,5 +1,6 @@
 //! Guards for third-party processes in tests: spawn under `lifeline.py`, read their output in
-//! threads, wait on what they report with a timeout, and stop them on Drop (panics included).
+//! threads, wait on what they report with a timeout, and stop them on Drop (panics included);
+//! and the command lines that keep a btvod process on loopback.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -12,6 +13,18 @@ use std::time::{Duration, Instant};
 
 /// The interpreter Debian's python3-libtorrent imports under; also runs `lifeline.py`.
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// Flags that keep a btvod client's peer side on 127.0.0.1, on a port the OS picks.
+pub const LOOPBACK_FLAGS: [&str; 4] = ["--port", "0", "--bind", "127.0.0.1"];
+
+/// A btvod command line for a test: `head`, the loopback flags, then `tail`.
+pub fn loopback_command(head: &[&str], tail: &[&str]) -> Vec<String> {
+    head.iter()
+        .chain(&LOOPBACK_FLAGS)
+        .chain(tail)
+        .map(|s| s.to_string())
+        .collect()
+}
 const LIFELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/lifeline.py");
 /// Lines of each output stream kept for failure messages.
 const TAIL_LINES: usize = 40;
