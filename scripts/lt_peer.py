@@ -13,8 +13,10 @@ Exit codes: 0 done or stopped, 1 error, 2 bad arguments, 3 --max-seconds ran out
 
 import argparse
 import json
+import os
 import signal
 import sys
+import threading
 import time
 
 try:
@@ -64,6 +66,9 @@ def parse_args():
                         "order): libtorrent's streaming mode, which CANCELs its queued requests")
     p.add_argument("--exit-when-complete", action="store_true")
     p.add_argument("--max-seconds", type=float, default=0, help="hard stop after N s (0 = never)")
+    p.add_argument("--stop-on-eof", action="store_true",
+                   help="stop when stdin reaches end of file: a parent that holds the pipe "
+                        "open takes this peer down with it, however the parent ends")
     args = p.parse_args()
     if not 0 <= args.listen_port < 65536:
         p.error("--listen-port must be 0..65535")
@@ -131,7 +136,7 @@ def wait_listening(ses, deadline):
 def status_event(s):
     emit("status", progress=round(s.progress, 6), state=str(s.state),
          downloaded=s.total_payload_download, uploaded=s.total_payload_upload,
-         have=s.total_done, peers=s.num_peers,
+         have=s.total_done, pieces=s.num_pieces, peers=s.num_peers,
          download_rate=s.download_payload_rate, upload_rate=s.upload_payload_rate)
 
 
@@ -140,6 +145,13 @@ def main():
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stop.append(signum))
+    if args.stop_on_eof:
+        def watch_stdin():
+            # The raw fd: a daemon thread blocked in a buffered read would abort shutdown.
+            while os.read(0, 4096):
+                pass
+            stop.append("eof")
+        threading.Thread(target=watch_stdin, daemon=True).start()
 
     try:
         info = lt.torrent_info(args.torrent)

@@ -2,7 +2,8 @@
 //! every policy pays a penalty): the printed table, runs.csv, summary.csv and results.json
 //! carry the viewers' own reports' numbers, the world origin's meter equals the penalty summed
 //! over the viewers, the plot is drawn, and the libtorrent competitor (scripts/lt_vod.py)
-//! completes the scenario and is scored the same way. Bad arguments give one clear line.
+//! completes the scenario and is scored the same way, in a world of btvod peers and in one of
+//! libtorrent peers (`--world both`). Bad arguments give one clear line.
 
 mod common;
 
@@ -160,7 +161,7 @@ fn table_penalty(stdout: &str, policy: &str) -> String {
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .collect();
-    cells[2].to_string()
+    cells[3].to_string()
 }
 
 #[test]
@@ -249,6 +250,59 @@ fn the_libtorrent_competitor_completes_the_scenario_and_is_scored() {
     assert_eq!(
         table_penalty(&stdout, "libtorrent-deadline"),
         format!("{kib} ± 0 [{kib}-{kib}]")
+    );
+}
+
+#[test]
+fn a_policy_runs_in_a_btvod_world_and_in_a_libtorrent_world_and_each_is_scored() {
+    require_python_libtorrent();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = experiment(dir.path(), "deadline", &["--world", "both"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let results = results(dir.path());
+    let runs = results["runs"].as_array().expect("runs");
+    let worlds: Vec<&str> = runs.iter().map(|r| r["world"].as_str().unwrap()).collect();
+    assert_eq!(worlds, ["btvod", "libtorrent"], "{results:#}");
+    for run in runs {
+        let world = run["world"].as_str().unwrap();
+        let penalty: u64 = run["viewers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["score"]["penalty_bytes"].as_u64().expect("scored"))
+            .sum();
+        assert_eq!(run["origin_bytes"], penalty, "{world} world: {run:#}");
+        assert!(
+            penalty > 0,
+            "the swarm is slower than playback in the {world} world"
+        );
+        let peers_up: u64 = run["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["uploaded"].as_u64().unwrap())
+            .sum();
+        assert!(peers_up > 0, "the {world} world's peers uploaded: {run:#}");
+        let log =
+            std::fs::read_to_string(Path::new(run["dir"].as_str().unwrap()).join("events.log"))
+                .expect("events.log");
+        assert!(log.contains(&format!("incarnation 0, {world})")), "{log}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for world in ["btvod", "libtorrent"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq(["deadline", world])),
+            "a table line for deadline in the {world} world:\n{stdout}"
+        );
+    }
+    let csv = std::fs::read_to_string(dir.path().join("out/runs.csv")).expect("runs.csv");
+    assert!(csv.lines().next().unwrap().ends_with(",world"), "{csv}");
+    assert_eq!(
+        csv.lines().filter(|l| l.ends_with(",libtorrent")).count(),
+        2,
+        "{csv}"
     );
 }
 

@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use btvod::experiment::Scenario;
 use btvod::experiment::deadline_settings::set_deadline;
 use btvod::experiment::plot::render_svg;
 use btvod::experiment::report::{RunRow, render_table, summarise, write_files};
 use btvod::experiment::runner::{
     Contender, Progress, ProgressFn, RunOutcome, RunnerOptions, run_experiment,
 };
+use btvod::experiment::scenario::PeerClient;
+use btvod::experiment::{LtProgram, Scenario};
 use btvod::units::human_bytes;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Args, Debug)]
@@ -45,6 +46,10 @@ pub struct ExperimentArgs {
     /// Runs of every policy.
     #[arg(long, default_value_t = 1)]
     pub runs: u32,
+    /// The worlds every policy runs in: the scenario as written, every world peer btvod, every
+    /// world peer libtorrent (scripts/lt_peer.py), or both of the last two.
+    #[arg(long, value_enum, default_value_t = WorldChoice::Scenario)]
+    pub world: WorldChoice,
     /// Output directory. Default: experiments/<scenario name>.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -70,6 +75,25 @@ pub struct ExperimentArgs {
     /// No progress line.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorldChoice {
+    Scenario,
+    Btvod,
+    Libtorrent,
+    Both,
+}
+
+impl WorldChoice {
+    fn worlds(self) -> Vec<Option<PeerClient>> {
+        match self {
+            WorldChoice::Scenario => vec![None],
+            WorldChoice::Btvod => vec![Some(PeerClient::Btvod)],
+            WorldChoice::Libtorrent => vec![Some(PeerClient::Libtorrent)],
+            WorldChoice::Both => vec![Some(PeerClient::Btvod), Some(PeerClient::Libtorrent)],
+        }
+    }
 }
 
 pub async fn run(args: ExperimentArgs) -> anyhow::Result<()> {
@@ -119,6 +143,7 @@ fn runner_options(args: &ExperimentArgs, scenario: &Scenario) -> anyhow::Result<
     }
     let mut options = RunnerOptions {
         contenders,
+        worlds: args.world.worlds(),
         runs: args.runs,
         jobs: args.jobs.max(1),
         out: args
@@ -144,6 +169,14 @@ fn runner_options(args: &ExperimentArgs, scenario: &Scenario) -> anyhow::Result<
             options.lt_script.display()
         );
     }
+    let lt_world = options
+        .worlds
+        .iter()
+        .any(|&w| scenario.with_client(w).world_kind() != "btvod");
+    let lt_peer = LtProgram::default().script;
+    if lt_world && !lt_peer.is_file() {
+        bail!("libtorrent world peers need {}", lt_peer.display());
+    }
     Ok(options)
 }
 
@@ -153,18 +186,19 @@ fn progress_shown_on(bar: ProgressBar) -> ProgressFn {
     Arc::new(move |event: Progress| {
         let mut active = active.lock().unwrap_or_else(|p| p.into_inner());
         match event {
-            Progress::Started { policy, run } => {
-                active.push((format!("{policy}#{run}"), "starting".into()));
+            Progress::Started { policy, world, run } => {
+                active.push((run_key(policy, world, run), "starting".into()));
             }
             Progress::Tick {
                 policy,
+                world,
                 run,
                 t,
                 viewers_done,
                 viewers,
                 origin_bytes,
             } => {
-                let key = format!("{policy}#{run}");
+                let key = run_key(policy, world, run);
                 let text = format!(
                     "t={t:.0}s viewers {viewers_done}/{viewers} penalty {}",
                     human_bytes(origin_bytes)
@@ -174,7 +208,7 @@ fn progress_shown_on(bar: ProgressBar) -> ProgressFn {
                 }
             }
             Progress::Finished(outcome) => {
-                let key = format!("{}#{}", outcome.policy, outcome.run);
+                let key = run_key(&outcome.policy, &outcome.world, outcome.run);
                 active.retain(|(k, _)| *k != key);
                 let line = run_line(&key, &outcome);
                 if bar.is_hidden() {
@@ -194,6 +228,14 @@ fn progress_shown_on(bar: ProgressBar) -> ProgressFn {
                 .join(" | "),
         );
     })
+}
+
+/// How a run is named on the progress line: `deadline#2`, `deadline@libtorrent#2`.
+fn run_key(policy: &str, world: &str, run: u32) -> String {
+    match world {
+        "btvod" => format!("{policy}#{run}"),
+        world => format!("{policy}@{world}#{run}"),
+    }
 }
 
 /// One finished run in a line.

@@ -7,13 +7,15 @@
 //! - [`world`]: runs a world in one process with the real engine (tracker, origin, seeds,
 //!   partial peers, viewers) and reports every peer's traffic; [`roster`] holds what each
 //!   member is doing, `shared` what every member's task reads, `peers` and `viewers` their
-//!   lives.
+//!   lives; a world peer runs btvod or libtorrent (`scripts/lt_peer.py`), seen alike through
+//!   `member`.
 //! - [`runner`]: an experiment, a scenario run per policy and repetition, with [`report`] and
 //!   [`plot`] for its results and [`deadline_settings`] for the deadline policy's knobs.
 
 pub mod content;
 pub mod deadline_settings;
 pub mod error;
+mod member;
 mod peers;
 pub mod plot;
 pub mod report;
@@ -24,6 +26,7 @@ mod shared;
 mod viewers;
 pub mod world;
 
+pub use member::{LtPeerError, LtProgram};
 pub use roster::{PeerRecord, PeerRole, PeerState};
 pub use scenario::Scenario;
 pub use world::{World, WorldError, WorldOptions, WorldSummary};

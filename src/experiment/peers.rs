@@ -11,10 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::content::{draw_pieces, write_partial};
 use super::error::PrepareError;
+use super::member::{LtPeer, Member};
 use super::roster::{PeerState, Tracked};
 use super::scenario::PeerClass;
+use super::scenario::PeerClient;
 use super::shared::{SeedUse, WorldShared};
-use crate::engine::session::{self, Content, Session};
+use crate::engine::session::{self, Content};
 
 /// How a session of a peer ended.
 enum Turn {
@@ -146,38 +148,71 @@ impl WorldPeer {
         }
     }
 
-    /// Starts a session on the peer's data; `None` (and the record failed) if it cannot.
+    /// Starts the class's client on the peer's data; `None` (and the record failed) if it
+    /// cannot.
     async fn go_online(
         &self,
         content: &Content,
         seed: u64,
         incarnation: u32,
         tracked: &Tracked,
-    ) -> Option<Session> {
-        let options = self.shared.session_options(self.class().limits, seed);
-        let session =
-            match session::start(&self.shared.meta, content.clone(), options, |_, _| {}).await {
-                Ok(s) => s,
-                Err(e) => {
-                    self.event(&format!("cannot start: {e}"));
-                    tracked.fail(e.to_string());
-                    return None;
-                }
-            };
-        let s0 = session.torrent.stats.borrow().clone();
+    ) -> Option<Member> {
+        let member = match self.start_client(content, seed).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.event(&format!("cannot start: {e}"));
+                tracked.fail(e);
+                return None;
+            }
+        };
+        let s0 = member.stats();
+        let listen = member.listen_addr();
         tracked.update(|r| {
             r.state = PeerState::Online;
-            r.listen = session.torrent.listen_addr;
+            r.listen = listen;
             r.pieces_at_start = s0.pieces_have;
         });
-        let listen = session.torrent.listen_addr;
         self.event(&format!(
-            "online at {} with {}/{} pieces (incarnation {incarnation})",
+            "online at {} with {}/{} pieces (incarnation {incarnation}, {})",
             listen.map(|a| a.to_string()).unwrap_or_default(),
             s0.pieces_have,
-            s0.piece_count
+            s0.piece_count,
+            self.class().client.name()
         ));
-        Some(session)
+        Some(member)
+    }
+
+    async fn start_client(&self, content: &Content, seed: u64) -> Result<Member, String> {
+        let shared = &self.shared;
+        let class = self.class();
+        match class.client {
+            PeerClient::Btvod => {
+                let options = shared.session_options(class.limits, seed);
+                session::start(&shared.meta, content.clone(), options, |_, _| {})
+                    .await
+                    .map(Member::Btvod)
+                    .map_err(|e| e.to_string())
+            }
+            PeerClient::Libtorrent => {
+                let save_path = match content {
+                    Content::SaveAs(path) | Content::Existing(path) => {
+                        path.parent().unwrap_or(&self.dir).to_path_buf()
+                    }
+                    Content::DownloadDir(dir) => dir.clone(),
+                };
+                let pieces = shared.meta.geometry.piece_count();
+                let peer = LtPeer::start(
+                    &shared.lt,
+                    &shared.torrent_path,
+                    &save_path,
+                    class.limits,
+                    pieces,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                Ok(Member::Libtorrent(peer))
+            }
+        }
     }
 
     /// Offline after leaving: waits out `rejoin_after`; false if the peer is gone for good or
@@ -244,17 +279,17 @@ impl WorldPeer {
 /// Waits for the session's next turn: the world stopping, the peer's time to leave, or (for a
 /// peer that reincarnates) the last piece, updating the record as stats change.
 async fn watch(
-    session: &Session,
+    member: &Member,
     tracked: &Tracked,
     class: &PeerClass,
     cancel: &CancellationToken,
 ) -> Turn {
     let leave_at = class.leave_after.map(|d| Instant::now() + d);
-    let mut stats = session.torrent.stats.clone();
-    let was_complete = stats.borrow().complete;
+    let mut stats = member.watch();
+    let was_complete = stats.now().complete;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
-        let s = stats.borrow_and_update().clone();
+        let s = stats.now();
         tracked.show(&s);
         if class.reincarnate.is_some() && s.complete && !was_complete {
             return Turn::Completed;

@@ -45,6 +45,8 @@ impl Stat {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunRow {
     pub policy: String,
+    /// Which clients the world's peers ran.
+    pub world: String,
     pub run: u32,
     pub ok: bool,
     pub viewers: usize,
@@ -82,6 +84,7 @@ impl RunRow {
         let world = run.peers.iter().filter(|p| p.role != PeerRole::Viewer);
         RunRow {
             policy: run.policy.clone(),
+            world: run.world.clone(),
             run: run.run,
             ok: run.ok(),
             viewers: run.viewers.len(),
@@ -98,10 +101,11 @@ impl RunRow {
     }
 }
 
-/// One policy over its runs.
+/// One policy in one kind of world over its runs.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PolicySummary {
     pub policy: String,
+    pub world: String,
     pub runs: usize,
     /// Runs where a viewer failed or did not complete in time (left out of the statistics).
     pub failed_runs: usize,
@@ -113,24 +117,30 @@ pub struct PolicySummary {
     pub peers_uploaded: Stat,
 }
 
-/// Per-policy summaries in the order policies first appear.
+/// Per-policy summaries, world by world, in the order they first appear.
 pub fn summarise(rows: &[RunRow]) -> Vec<PolicySummary> {
-    let mut order: Vec<&str> = Vec::new();
+    let mut order: Vec<(&str, &str)> = Vec::new();
     for r in rows {
-        if !order.contains(&r.policy.as_str()) {
-            order.push(&r.policy);
+        let key = (r.world.as_str(), r.policy.as_str());
+        if !order.contains(&key) {
+            order.push(key);
         }
     }
+    order.sort_by_key(|&(world, _)| order_of(rows, world));
     order
         .into_iter()
-        .map(|policy| {
-            let all: Vec<&RunRow> = rows.iter().filter(|r| r.policy == policy).collect();
+        .map(|(world, policy)| {
+            let all: Vec<&RunRow> = rows
+                .iter()
+                .filter(|r| r.policy == policy && r.world == world)
+                .collect();
             let good: Vec<&RunRow> = all.iter().copied().filter(|r| r.ok).collect();
             let stat = |f: &dyn Fn(&RunRow) -> f64| {
                 Stat::of(&good.iter().map(|r| f(r)).collect::<Vec<_>>())
             };
             PolicySummary {
                 policy: policy.to_string(),
+                world: world.to_string(),
                 runs: all.len(),
                 failed_runs: all.len() - good.len(),
                 penalty_bytes: stat(&|r| r.penalty_bytes as f64),
@@ -142,6 +152,12 @@ pub fn summarise(rows: &[RunRow]) -> Vec<PolicySummary> {
             }
         })
         .collect()
+}
+
+/// Where a world first appears among the rows (the sort above is stable, so policies keep
+/// their order within a world).
+fn order_of(rows: &[RunRow], world: &str) -> usize {
+    rows.iter().position(|r| r.world == world).unwrap_or(0)
 }
 
 fn kib(b: f64) -> f64 {
@@ -163,9 +179,10 @@ fn spread(s: &Stat, scale: f64, digits: usize) -> String {
 }
 
 /// The columns of the table, with each cell as text.
-fn cells(s: &PolicySummary) -> [String; 7] {
+fn cells(s: &PolicySummary) -> [String; 8] {
     [
         s.policy.clone(),
+        s.world.clone(),
         if s.failed_runs > 0 {
             format!("{} ({} failed)", s.runs, s.failed_runs)
         } else {
@@ -183,8 +200,9 @@ fn cells(s: &PolicySummary) -> [String; 7] {
     ]
 }
 
-const HEADERS: [&str; 7] = [
+const HEADERS: [&str; 8] = [
     "policy",
+    "world",
     "runs",
     "penalty KiB",
     "penalty %",
@@ -195,7 +213,7 @@ const HEADERS: [&str; 7] = [
 
 /// The table printed at the end: mean ± standard deviation [min-max] over runs.
 pub fn render_table(summaries: &[PolicySummary]) -> String {
-    let rows: Vec<[String; 7]> = summaries.iter().map(cells).collect();
+    let rows: Vec<[String; 8]> = summaries.iter().map(cells).collect();
     let mut widths = HEADERS.map(|h| h.chars().count());
     for row in &rows {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -267,14 +285,14 @@ pub fn write_files(
     let mut csv = String::from(
         "policy,run,viewer,completed,penalty_bytes,penalty_fraction,pieces_from_server,\
          peer_bytes,stall_s,complete_at_s,uploaded_bytes,origin_bytes,peers_downloaded,\
-         peers_uploaded,error\n",
+         peers_uploaded,error,world\n",
     );
     for (run, row) in runs.iter().zip(&rows) {
         for v in &run.viewers {
             let s = v.score.clone().unwrap_or_default();
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{:.6},{},{},{:.3},{},{},{},{},{},{}",
+                "{},{},{},{},{},{:.6},{},{},{:.3},{},{},{},{},{},{},{}",
                 run.policy,
                 run.run,
                 v.name,
@@ -292,6 +310,7 @@ pub fn write_files(
                 row.peers_downloaded,
                 row.peers_uploaded,
                 csv_text(v.error.as_deref().or(run.error.as_deref()).unwrap_or("")),
+                run.world,
             );
         }
     }
@@ -310,7 +329,7 @@ pub fn write_files(
             let _ = write!(csv, ",{col}_{stat}");
         }
     }
-    csv.push('\n');
+    csv.push_str(",world\n");
     for s in &summaries {
         let _ = write!(csv, "{},{},{}", s.policy, s.runs, s.failed_runs);
         for st in [
@@ -323,7 +342,7 @@ pub fn write_files(
         ] {
             let _ = write!(csv, ",{},{},{},{}", st.mean, st.sd, st.min, st.max);
         }
-        csv.push('\n');
+        let _ = writeln!(csv, ",{}", s.world);
     }
     put("summary.csv", csv)?;
 

@@ -10,9 +10,8 @@ use serde::Serialize;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use super::member::{Member, MemberStats};
 use crate::engine::report::VodReport;
-use crate::engine::session::Session;
-use crate::engine::torrent::TorrentStats;
 
 /// What a world member is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -152,7 +151,7 @@ impl Tracked {
         }
     }
 
-    pub fn show(&self, s: &TorrentStats) {
+    pub fn show(&self, s: &MemberStats) {
         let (down, up) = (self.base_down + s.downloaded, self.base_up + s.uploaded);
         self.update(|r| {
             r.pieces_have = s.pieces_have;
@@ -162,27 +161,27 @@ impl Tracked {
         });
     }
 
-    /// Shuts a session down and folds its totals into the base.
-    pub async fn close(&mut self, session: Session) {
-        let s = session.torrent.stats.borrow().clone();
+    /// Shuts a client down and folds its totals into the base.
+    pub async fn close(&mut self, member: Member) {
+        let s = member.stats();
         self.show(&s);
         self.base_down += s.downloaded;
         self.base_up += s.uploaded;
-        session.shutdown().await;
+        member.shutdown().await;
     }
 
     /// Keeps a completed session seeding for `d` (`None`: until the world stops), showing its
     /// stats; false if the world stopped first.
     pub async fn linger(
         &self,
-        session: &Session,
+        member: &Member,
         d: Option<Duration>,
         cancel: &CancellationToken,
     ) -> bool {
         let end = d.map(|d| Instant::now() + d);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
-            self.show(&session.torrent.stats.borrow());
+            self.show(&member.stats());
             let until_end = async {
                 match end {
                     Some(t) => sleep_until(t).await,

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::content::mix;
 use super::error::ViewerError;
+use super::member::LtProgram;
 use super::scenario::{Limits, Scenario, ViewerClass};
 use crate::engine::session::{PolicyKind, SessionOptions, VodOptions};
 use crate::engine::torrent::TorrentConfig;
@@ -34,6 +35,10 @@ pub(crate) struct WorldShared {
     pub meta: Metainfo,
     pub run_dir: PathBuf,
     pub content_path: PathBuf,
+    /// The world's torrent, announcing to its tracker.
+    pub torrent_path: PathBuf,
+    /// How a libtorrent world peer is run.
+    pub lt: LtProgram,
     pub tracker_url: String,
     pub origin_url: String,
     pub started: Instant,

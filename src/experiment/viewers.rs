@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::member::{Member, MemberStats};
 use super::roster::{PeerState, Tracked};
 use super::shared::WorldShared;
 use crate::engine::report::VodReport;
@@ -47,7 +48,9 @@ pub(crate) async fn run_viewer(
         class.prefetch.as_secs_f64(),
         class.policy.name()
     ));
-    let Some(done) = play(&session, &tracked, &cancel).await else {
+    let played = play(&session, &tracked, &cancel).await;
+    let session = Member::Btvod(session);
+    let Some(done) = played else {
         tracked.close(session).await;
         tracked.set_state(PeerState::Stopped);
         return;
@@ -90,7 +93,7 @@ async fn play(
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         let s = stats.borrow_and_update().clone();
-        tracked.show(&s);
+        tracked.show(&MemberStats::from(&s));
         if s.vod.as_ref().is_some_and(|v| v.complete_at.is_some()) {
             return Some(s);
         }

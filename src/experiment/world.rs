@@ -16,9 +16,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::content::materialise;
+use super::member::LtProgram;
 use super::peers::run_peer;
 use super::roster::{PeerRecord, PeerRole, PeerState, Roster};
-use super::scenario::Scenario;
+use super::scenario::{PeerClient, Scenario};
 use super::shared::WorldShared;
 use super::viewers::run_viewer;
 use crate::make_torrent::{MakeTorrentOptions, make_torrent};
@@ -50,6 +51,10 @@ pub struct WorldOptions {
     pub run_viewers: bool,
     /// Re-announce interval the tracker gives peers.
     pub announce_interval: Duration,
+    /// Every world peer runs this client, whatever its class says.
+    pub peer_client: Option<PeerClient>,
+    /// How libtorrent world peers are run.
+    pub lt: LtProgram,
 }
 
 impl Default for WorldOptions {
@@ -57,6 +62,8 @@ impl Default for WorldOptions {
         WorldOptions {
             run_viewers: true,
             announce_interval: Duration::from_secs(20),
+            peer_client: None,
+            lt: LtProgram::default(),
         }
     }
 }
@@ -85,7 +92,6 @@ pub struct World {
     shared: Arc<WorldShared>,
     roster: Roster,
     meter: Arc<OriginMeter>,
-    torrent_path: PathBuf,
     cancel: CancellationToken,
     peer_tasks: Vec<JoinHandle<()>>,
     writer: JoinHandle<()>,
@@ -100,6 +106,7 @@ impl World {
         run_dir: &Path,
         options: WorldOptions,
     ) -> Result<World, WorldError> {
+        let scenario = scenario.with_client(options.peer_client);
         let dir_err = |source| WorldError::RunDir {
             path: run_dir.to_path_buf(),
             source,
@@ -126,6 +133,8 @@ impl World {
             meta,
             run_dir,
             content_path,
+            torrent_path,
+            lt: options.lt,
             tracker_url,
             origin_url,
             started: Instant::now(),
@@ -144,13 +153,11 @@ impl World {
                 Arc::clone(&shared),
                 roster.clone(),
                 Arc::clone(&meter),
-                torrent_path.clone(),
                 cancel.clone(),
             )),
             shared,
             roster,
             meter,
-            torrent_path,
             cancel,
             peer_tasks,
             services,
@@ -170,7 +177,7 @@ impl World {
 
     /// The world's torrent, announcing to its tracker.
     pub fn torrent_path(&self) -> &Path {
-        &self.torrent_path
+        &self.shared.torrent_path
     }
 
     /// The complete content: the file, or the torrent's top directory.
@@ -221,7 +228,7 @@ impl World {
     }
 
     pub fn summary(&self) -> WorldSummary {
-        summary(&self.shared, &self.roster, &self.meter, &self.torrent_path)
+        summary(&self.shared, &self.roster, &self.meter)
     }
 
     fn write_summary(&self) {
@@ -254,7 +261,7 @@ impl World {
             }
         }
         self.shared.event("world stopped");
-        let summary = summary(&self.shared, &self.roster, &self.meter, &self.torrent_path);
+        let summary = summary(&self.shared, &self.roster, &self.meter);
         write_json(&self.shared.run_dir, &summary);
         summary
     }
@@ -417,19 +424,14 @@ where
     (tx, tokio::spawn(serve(stop)))
 }
 
-fn summary(
-    shared: &WorldShared,
-    roster: &Roster,
-    meter: &OriginMeter,
-    torrent_path: &Path,
-) -> WorldSummary {
+fn summary(shared: &WorldShared, roster: &Roster, meter: &OriginMeter) -> WorldSummary {
     let meta = &shared.meta;
     WorldSummary {
         scenario: shared.scenario.name.clone(),
         pid: std::process::id(),
         tracker_url: shared.tracker_url.clone(),
         origin_url: shared.origin_url.clone(),
-        torrent: torrent_path.to_path_buf(),
+        torrent: shared.torrent_path.clone(),
         content: shared.content_path.clone(),
         torrent_name: meta.name.clone(),
         info_hash: meta.info_hash.to_hex(),
@@ -457,7 +459,6 @@ async fn write_periodically(
     shared: Arc<WorldShared>,
     roster: Roster,
     meter: Arc<OriginMeter>,
-    torrent_path: PathBuf,
     cancel: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -466,9 +467,6 @@ async fn write_periodically(
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        write_json(
-            &shared.run_dir,
-            &summary(&shared, &roster, &meter, &torrent_path),
-        );
+        write_json(&shared.run_dir, &summary(&shared, &roster, &meter));
     }
 }

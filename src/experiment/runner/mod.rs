@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::contender::{Contender, UnknownPolicy};
 pub use self::outcome::{PeerTraffic, RunOutcome, Sample, ViewerOutcome};
 use self::viewer_job::ViewerJob;
-use super::scenario::Scenario;
+use super::scenario::{PeerClient, Scenario};
 use super::world::{World, WorldError, WorldOptions, WorldSummary};
 use crate::engine::session::PolicyKind;
 use crate::policy::picker::DeadlineConfig;
@@ -31,6 +31,9 @@ use crate::proto::metainfo::Metainfo;
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
     pub contenders: Vec<Contender>,
+    /// The worlds every policy runs in: each is the scenario with every world peer running
+    /// this client (`None`: as the scenario says).
+    pub worlds: Vec<Option<PeerClient>>,
     /// Repetitions of every policy.
     pub runs: u32,
     /// Runs going at once (each is its own world on its own ports).
@@ -53,6 +56,7 @@ pub struct RunnerOptions {
 impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
+            worlds: vec![None],
             contenders: vec![
                 Contender::Btvod(PolicyKind::Deadline),
                 Contender::Btvod(PolicyKind::Rarest),
@@ -76,10 +80,12 @@ impl Default for RunnerOptions {
 pub enum Progress {
     Started {
         policy: &'static str,
+        world: &'static str,
         run: u32,
     },
     Tick {
         policy: &'static str,
+        world: &'static str,
         run: u32,
         t: f64,
         viewers_done: usize,
@@ -125,22 +131,31 @@ pub async fn run_experiment(
     })?;
     let gate = Arc::new(Semaphore::new(options.jobs.max(1)));
     let mut tasks = Vec::new();
+    let worlds: Vec<Scenario> = options
+        .worlds
+        .iter()
+        .map(|&client| scenario.with_client(client))
+        .collect();
     for run in 1..=options.runs.max(1) {
-        for &contender in &options.contenders {
-            let (scenario, options, progress) =
-                (scenario.clone(), options.clone(), Arc::clone(&progress));
-            let gate = Arc::clone(&gate);
-            tasks.push(tokio::spawn(async move {
-                let _permit = gate.acquire_owned().await;
-                let dir = options.out.join(format!("{}-{run}", contender.name()));
-                progress(Progress::Started {
-                    policy: contender.name(),
-                    run,
-                });
-                let outcome = run_once(&scenario, contender, run, &dir, &options, &progress).await;
-                progress(Progress::Finished(Box::new(outcome.clone())));
-                outcome
-            }));
+        for world in &worlds {
+            for &contender in &options.contenders {
+                let (scenario, options, progress) =
+                    (world.clone(), options.clone(), Arc::clone(&progress));
+                let gate = Arc::clone(&gate);
+                tasks.push(tokio::spawn(async move {
+                    let _permit = gate.acquire_owned().await;
+                    let dir = options.out.join(run_dir_name(&scenario, contender, run));
+                    progress(Progress::Started {
+                        policy: contender.name(),
+                        world: scenario.world_kind(),
+                        run,
+                    });
+                    let outcome =
+                        run_once(&scenario, contender, run, &dir, &options, &progress).await;
+                    progress(Progress::Finished(Box::new(outcome.clone())));
+                    outcome
+                }));
+            }
         }
     }
     let mut outcomes = Vec::new();
@@ -151,6 +166,14 @@ pub async fn run_experiment(
         }
     }
     Ok(outcomes)
+}
+
+/// `<policy>-<run>` in a world of btvod peers, `<world>-world-<policy>-<run>` in another.
+fn run_dir_name(scenario: &Scenario, contender: Contender, run: u32) -> String {
+    match scenario.world_kind() {
+        "btvod" => format!("{}-{run}", contender.name()),
+        world => format!("{world}-world-{}-{run}", contender.name()),
+    }
 }
 
 /// The latest a run may take: the last viewer's arrival, its D and its movie at R, plus slack.
@@ -178,6 +201,7 @@ pub async fn run_once(
     let wall = Instant::now();
     let mut outcome = RunOutcome {
         policy: contender.name().to_string(),
+        world: scenario.world_kind().to_string(),
         run,
         dir: dir.to_path_buf(),
         wall_s: 0.0,
@@ -209,6 +233,7 @@ pub async fn run_once(
     drop(done_tx);
     let ticks = |viewers_done, viewers| Progress::Tick {
         policy: contender.name(),
+        world: scenario.world_kind(),
         run,
         t: t0.elapsed().as_secs_f64(),
         viewers_done,

@@ -50,6 +50,8 @@ pub struct PeerTraffic {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOutcome {
     pub policy: String,
+    /// Which clients the world's peers ran (`btvod`, `libtorrent` or `mixed`).
+    pub world: String,
     /// 1-based repetition.
     pub run: u32,
     pub dir: PathBuf,

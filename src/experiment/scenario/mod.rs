@@ -22,6 +22,7 @@
 //! have = 1.0                     # fraction of pieces saved at start (1.0 = a seed)
 //! have_max = 1.0                 # optional: saved fractions spread evenly from have to have_max
 //! draw = "random"                # which pieces: random | prefix | suffix | stripe
+//! client = "btvod"               # btvod | libtorrent (scripts/lt_peer.py); default btvod
 //! upload = "100KiB"              # per peer, bytes/s ("KiB" etc.; a bare number is KiB/s;
 //! download = "unlimited"         #   0 or "unlimited" = no limit). Default: unlimited
 //! arrive = 0                     # seconds after the world starts
@@ -126,6 +127,26 @@ pub enum Draw {
     Stripe,
 }
 
+/// Which BitTorrent program a world peer runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerClient {
+    /// btvod's own engine, in the world's process (rarest-first).
+    #[default]
+    Btvod,
+    /// A libtorrent 2.0 session: `scripts/lt_peer.py` under `/usr/bin/python3`.
+    Libtorrent,
+}
+
+impl PeerClient {
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerClient::Btvod => "btvod",
+            PeerClient::Libtorrent => "libtorrent",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerClass {
     pub name: String,
@@ -133,6 +154,7 @@ pub struct PeerClass {
     pub have: f64,
     pub have_max: f64,
     pub draw: Draw,
+    pub client: PeerClient,
     pub limits: Limits,
     pub arrival: Arrival,
     pub leave_after: Option<Duration>,
@@ -233,6 +255,27 @@ impl Scenario {
     /// Number of world peers (not viewers).
     pub fn peer_count(&self) -> u32 {
         self.peers.iter().map(|c| c.count).sum()
+    }
+
+    /// The same scenario with every world peer running `client` (`None`: as written).
+    pub fn with_client(&self, client: Option<PeerClient>) -> Scenario {
+        let mut out = self.clone();
+        if let Some(client) = client {
+            for class in &mut out.peers {
+                class.client = client;
+            }
+        }
+        out
+    }
+
+    /// Which clients its world peers run: `btvod`, `libtorrent`, or `mixed`.
+    pub fn world_kind(&self) -> &'static str {
+        let mut clients = self.peers.iter().map(|c| c.client);
+        match clients.next() {
+            None => PeerClient::Btvod.name(),
+            Some(first) if clients.all(|c| c == first) => first.name(),
+            Some(_) => "mixed",
+        }
     }
 
     pub fn viewer_count(&self) -> u32 {

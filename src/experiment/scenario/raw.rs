@@ -70,6 +70,8 @@ struct RawPeerClass {
     have_max: Option<f64>,
     #[serde(default = "default_draw")]
     draw: Draw,
+    #[serde(default)]
+    client: PeerClient,
     upload: Option<Amount>,
     download: Option<Amount>,
     #[serde(default)]
@@ -393,6 +395,7 @@ impl RawPeerClass {
             have,
             have_max,
             draw: self.draw,
+            client: self.client,
             limits: Limits {
                 upload: rate(&format!("{at}.upload"), self.upload.as_ref())?,
                 download: rate(&format!("{at}.download"), self.download.as_ref())?,
