@@ -75,9 +75,7 @@ async fn read_side<R: AsyncRead + Unpin>(
             return Ok(());
         }
         let arrival = Instant::now();
-        counters
-            .received
-            .fetch_add(n as u64, Ordering::Relaxed);
+        counters.received.fetch_add(n as u64, Ordering::Relaxed);
         bytes.truncate(n);
         // Keep the permits for the bytes read; the rest go back with `permit`.
         let kept = permit.split(n).unwrap_or(permit);
@@ -99,7 +97,11 @@ async fn write_side<W: AsyncWrite + Unpin>(
     counters: &DirectionCounters,
 ) -> io::Result<()> {
     while let Some(chunk) = held.recv().await {
-        tokio::time::sleep_until(chunk.release).await;
+        // A timer, even one already due, waits for the next tick of tokio's clock (up to a
+        // millisecond): a zero-delay link should not pay it.
+        if chunk.release > Instant::now() {
+            tokio::time::sleep_until(chunk.release).await;
+        }
         to.write_all(&chunk.bytes).await?;
         counters
             .relayed

@@ -70,7 +70,10 @@ mod tests {
         for i in 0..1000 {
             let arrival = start + Duration::from_micros(i * 100);
             let release = schedule.release_at(arrival);
-            assert!(release >= previous, "chunk {i} released before the one ahead of it");
+            assert!(
+                release >= previous,
+                "chunk {i} released before the one ahead of it"
+            );
             assert!(release >= arrival + Duration::from_millis(50));
             previous = release;
             spread = spread.max(release - arrival);
