@@ -237,7 +237,8 @@ async fn a_half_close_is_passed_on_and_the_reply_still_arrives() {
 async fn stop_closes_live_connections_and_ends_its_tasks() {
     timeout(LIMIT, async {
         let (echo, _) = echo_server().await;
-        let relay = Relay::bind(config(echo, LinkDelay::rtt(ms(10))))
+        // Long enough that the bytes sent just before stop() are still held when it comes.
+        let relay = Relay::bind(config(echo, LinkDelay::rtt(ms(200))))
             .await
             .expect("relay");
         let addr = relay.local_addr();
