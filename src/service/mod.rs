@@ -1,7 +1,9 @@
-//! Servers a user starts: the built-in tracker, the metered VoD origin, and the HTTP server that
-//! streams a torrent's files to a player while they download.
+//! Servers a user starts: the built-in tracker, the metered VoD origin, the HTTP server that
+//! streams a torrent's files to a player while they download, and the delaying TCP relay that
+//! gives local worlds link latency.
 
 pub mod origin;
+pub mod relay;
 pub mod stream;
 pub mod tracker;
 
