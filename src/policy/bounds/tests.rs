@@ -160,22 +160,27 @@ fn odd_inputs_are_read_as_documented() {
     assert_eq!(ordering_bound(&huge, &[(15.0, 5)]), u64::MAX - 5);
 }
 
-/// A world of the size the experiments make: 600 pieces due every 0.5 s from t = 10, 10 seeds
-/// with gaps, 50 viewers ahead of ours whose holdings grow, a spell per peer every 5 s.
-fn world_trace(seed: u64) -> (Vec<DuePiece>, Vec<HoldingSpell>) {
+/// A world of the size the experiments make: 600 pieces due every 0.5 s from t = 10, `seeds`
+/// seeds, viewers whose holdings grow from when they joined (up to 200 s before ours), a spell
+/// per peer every 5 s (a tenth of them offline).
+fn world_trace_with(
+    seed: u64,
+    seeds: u32,
+    uploads: std::ops::Range<f64>,
+) -> (Vec<DuePiece>, Vec<HoldingSpell>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let pieces: Vec<DuePiece> = (0..600)
         .map(|i| piece(10.0 + 0.5 * f64::from(i), 256 * 1024))
         .collect();
     let mut spells = Vec::new();
     for peer in 0..60u32 {
-        let upload = rng.random_range(20_000.0..400_000.0);
+        let upload = rng.random_range(uploads.clone());
         let joined: f64 = rng.random_range(-200.0..250.0);
         let mut held: Vec<u32> = Vec::new();
         let mut t = joined.max(0.0);
         while t < 310.0 {
             let to = t + 5.0;
-            if peer < 10 {
+            if peer < seeds {
                 held = (0..600).collect();
             } else {
                 // A viewer fetching about two pieces a second from its start, plus a few extras.
@@ -240,14 +245,17 @@ fn greedy_delivery(
 
 #[test]
 fn a_world_sized_trace_stays_under_a_feasible_delivery() {
-    let (pieces, spells) = world_trace(1);
-    let total = movie_bytes(&pieces);
-    let capacity = capacity_bound(&pieces, &spells);
-    let (receipts, penalty) = greedy_delivery(&pieces, &spells, 1.0);
-    let ordering = ordering_bound(&pieces, &receipts);
-    assert!(capacity <= ordering, "{capacity} > {ordering}");
-    assert_eq!(ordering, penalty, "every greedy byte was useful");
-    assert!(ordering <= total);
+    // Plenty of seeds, then none and slow uploads (the flow is contested).
+    for (seeds, uploads) in [(10, 20_000.0..400_000.0), (0, 1_000.0..16_000.0)] {
+        let (pieces, spells) = world_trace_with(1, seeds, uploads);
+        let capacity = capacity_bound(&pieces, &spells);
+        let (receipts, penalty) = greedy_delivery(&pieces, &spells, 1.0);
+        let ordering = ordering_bound(&pieces, &receipts);
+        assert!(capacity <= ordering, "{capacity} > {ordering}");
+        assert_eq!(ordering, penalty, "every greedy byte was useful");
+        assert!(ordering <= movie_bytes(&pieces));
+        assert_eq!(capacity == 0, seeds > 0, "the two worlds differ");
+    }
 }
 
 /// The max-flow by the min-cut formula over every set of pieces, with one supply per (spell,
