@@ -92,6 +92,8 @@ fn add_spell(network: &mut FlowNetwork, deadlines: &Deadlines, spell: &HoldingSp
             bytes as u64 // NaN cannot occur: end > from and upload > 0
         }
     };
+    // Slots with no piece of their own pass their upload on to the next node (every piece they
+    // could serve is reachable from it), so each node is fed what was uploaded since the last.
     let mut previous: Option<(u32, u64)> = None; // (chain node, bytes uploaded by its end)
     for group in held.chunk_by(|a, b| a.0 == b.0) {
         let position = group[0].0;
