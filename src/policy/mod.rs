@@ -1,6 +1,7 @@
 //! Pure decisions: which blocks to request (`picker`), whom to unchoke (`choker`). Time and
 //! randomness are passed in by the caller; nothing here reads a clock or owns an unseeded RNG.
 
+pub mod bounds;
 pub mod choker;
 pub mod picker;
 pub mod sim;
