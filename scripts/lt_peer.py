@@ -66,6 +66,8 @@ def parse_args():
                         "order): libtorrent's streaming mode, which CANCELs its queued requests")
     p.add_argument("--exit-when-complete", action="store_true")
     p.add_argument("--max-seconds", type=float, default=0, help="hard stop after N s (0 = never)")
+    p.add_argument("--no-pex", action="store_true",
+                   help="no peer exchange (nor libtorrent's other default plugins)")
     p.add_argument("--stop-on-eof", action="store_true",
                    help="stop when stdin reaches end of file: a parent that holds the pipe "
                         "open takes this peer down with it, however the parent ends")
@@ -104,8 +106,10 @@ def loopback_settings(listen_port, upload_limit, download_limit=0):
     }
 
 
-def start_session(settings):
-    ses = lt.session(settings)
+def start_session(settings, plugins=True):
+    # Without the default plugins there is no peer exchange: a world that puts relays in front
+    # of its peers must not have them gossip the addresses behind the relays.
+    ses = lt.session(settings, 1 if plugins else 0)
     # Loopback is in libtorrent's unlimited "local" peer class; put every address in the global
     # class so the rate limits apply. Set last: later settings changes can reset the filter.
     everyone = lt.ip_filter()
@@ -118,7 +122,8 @@ def start_session(settings):
 
 def make_session(args):
     return start_session(
-        loopback_settings(args.listen_port, args.upload_limit, args.download_limit))
+        loopback_settings(args.listen_port, args.upload_limit, args.download_limit),
+        plugins=not args.no_pex)
 
 
 def wait_listening(ses, deadline):
@@ -133,8 +138,17 @@ def wait_listening(ses, deadline):
     fail("libtorrent did not start listening within 10 s")
 
 
+def pieces_hex(s):
+    """The pieces held as a BitTorrent bitfield in hex (first piece = high bit of byte 0)."""
+    bits = bytearray((len(s.pieces) + 7) // 8)
+    for i, held in enumerate(s.pieces):
+        if held:
+            bits[i // 8] |= 0x80 >> (i % 8)
+    return bits.hex()
+
+
 def status_event(s):
-    emit("status", progress=round(s.progress, 6), state=str(s.state),
+    emit("status", progress=round(s.progress, 6), state=str(s.state), bitfield=pieces_hex(s),
          downloaded=s.total_payload_download, uploaded=s.total_payload_upload,
          have=s.total_done, pieces=s.num_pieces, peers=s.num_peers,
          download_rate=s.download_payload_rate, upload_rate=s.upload_payload_rate)
@@ -195,11 +209,11 @@ def main():
                          f"({s.progress:.1%} present after libtorrent's check)")
         s = handle.status()
         if now >= next_status:
-            status_event(s)
+            status_event(handle.status(lt.status_flags_t.query_pieces))
             next_status = now + STATUS_PERIOD_S
         if not completed and (s.is_seeding or s.is_finished):
             completed = True
-            status_event(s)
+            status_event(handle.status(lt.status_flags_t.query_pieces))
             emit("complete")
             if args.exit_when_complete:
                 break

@@ -95,6 +95,14 @@ fn check_run(dir: &Path, results: &Value, policy: &str) -> u64 {
         assert!(report["complete_at_s"].as_f64().is_some(), "{v:#}");
         let penalty = report["penalty_bytes"].as_u64().expect("penalty_bytes");
         assert_eq!(v["score"]["penalty_bytes"], penalty);
+        // Both bounds are lower bounds of what this very run paid.
+        for bound in ["capacity", "ordering"] {
+            let b = v["bounds"][bound].as_u64().expect("bounds are computed");
+            assert!(
+                b <= penalty,
+                "{bound} bound {b} above the penalty {penalty}: {v:#}"
+            );
+        }
         assert!(
             report["peer_bytes"].as_u64().unwrap() + penalty >= 1 << 20,
             "every movie byte came from a peer or the server: {report:#}"
@@ -298,11 +306,18 @@ fn a_policy_runs_in_a_btvod_world_and_in_a_libtorrent_world_and_each_is_scored()
         );
     }
     let csv = std::fs::read_to_string(dir.path().join("out/runs.csv")).expect("runs.csv");
-    assert!(csv.lines().next().unwrap().ends_with(",world"), "{csv}");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = header
+        .iter()
+        .position(|&c| c == "world")
+        .expect("a world column");
+    let in_lt_world = csv
+        .lines()
+        .filter(|l| l.split(',').nth(column) == Some("libtorrent"))
+        .count();
     assert_eq!(
-        csv.lines().filter(|l| l.ends_with(",libtorrent")).count(),
-        2,
-        "{csv}"
+        in_lt_world, 2,
+        "both viewers of the libtorrent world:\n{csv}"
     );
 }
 

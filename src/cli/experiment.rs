@@ -46,6 +46,10 @@ pub struct ExperimentArgs {
     /// Runs of every policy.
     #[arg(long, default_value_t = 1)]
     pub runs: u32,
+    /// Every peer class's round-trip time to the viewers (e.g. 100ms, 0.25s, 0), in place of
+    /// the scenario's `rtt_ms`: a delaying relay stands in front of each world peer.
+    #[arg(long, value_parser = parse_rtt, value_name = "TIME")]
+    pub rtt: Option<Duration>,
     /// The worlds every policy runs in: the scenario as written, every world peer btvod, every
     /// world peer libtorrent (scripts/lt_peer.py), or both of the last two.
     #[arg(long, value_enum, default_value_t = WorldChoice::Scenario)]
@@ -127,6 +131,26 @@ pub async fn run(args: ExperimentArgs) -> anyhow::Result<()> {
     report(&scenario, &options, &outcomes)
 }
 
+/// `100ms`, `0.25s` or a bare number of milliseconds, up to a minute.
+fn parse_rtt(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 1e-3)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=60.0).contains(&(v * scale)) => {
+            Ok(Duration::from_secs_f64(v * scale))
+        }
+        _ => Err(format!(
+            "`{text}`: expected a time such as 100ms or 0.25s, at most 60 s"
+        )),
+    }
+}
+
 /// The runner's options from the command line, every value checked.
 fn runner_options(args: &ExperimentArgs, scenario: &Scenario) -> anyhow::Result<RunnerOptions> {
     let contenders = args
@@ -144,6 +168,7 @@ fn runner_options(args: &ExperimentArgs, scenario: &Scenario) -> anyhow::Result<
     let mut options = RunnerOptions {
         contenders,
         worlds: args.world.worlds(),
+        rtt: args.rtt,
         runs: args.runs,
         jobs: args.jobs.max(1),
         out: args

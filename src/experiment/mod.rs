@@ -8,13 +8,14 @@
 //!   partial peers, viewers) and reports every peer's traffic; [`roster`] holds what each
 //!   member is doing, `shared` what every member's task reads, `peers` and `viewers` their
 //!   lives; a world peer runs btvod or libtorrent (`scripts/lt_peer.py`), seen alike through
-//!   `member`.
+//!   `member`; `links` puts latency relays in front of them.
 //! - [`runner`]: an experiment, a scenario run per policy and repetition, with [`report`] and
 //!   [`plot`] for its results and [`deadline_settings`] for the deadline policy's knobs.
 
 pub mod content;
 pub mod deadline_settings;
 pub mod error;
+mod links;
 mod member;
 mod peers;
 pub mod plot;

@@ -118,7 +118,7 @@ impl WorldPeer {
             };
             match watch(&session, tracked, self.class(), cancel).await {
                 Turn::Stop => {
-                    tracked.close(session).await;
+                    self.go_offline(session, tracked).await;
                     tracked.set_state(PeerState::Stopped);
                     return Next::End;
                 }
@@ -131,7 +131,7 @@ impl WorldPeer {
                     let go_on = tracked
                         .linger(&session, self.class().reincarnate, cancel)
                         .await;
-                    tracked.close(session).await;
+                    self.go_offline(session, tracked).await;
                     if !go_on {
                         tracked.set_state(PeerState::Stopped);
                         return Next::End;
@@ -139,7 +139,7 @@ impl WorldPeer {
                     return Next::Reincarnate;
                 }
                 Turn::Leave => {
-                    tracked.close(session).await;
+                    self.go_offline(session, tracked).await;
                     if !self.stay_away(tracked, cancel).await {
                         return Next::End;
                     }
@@ -167,6 +167,9 @@ impl WorldPeer {
         };
         let s0 = member.stats();
         let listen = member.listen_addr();
+        if let Some(addr) = listen {
+            self.shared.link_peer(addr, self.class_index, self.i).await;
+        }
         tracked.update(|r| {
             r.state = PeerState::Online;
             r.listen = listen;
@@ -213,6 +216,12 @@ impl WorldPeer {
                 Ok(Member::Libtorrent(peer))
             }
         }
+    }
+
+    /// Takes the peer's link down, then its client, keeping its totals.
+    async fn go_offline(&self, member: Member, tracked: &mut Tracked) {
+        self.shared.unlink(member.listen_addr()).await;
+        tracked.close(member).await;
     }
 
     /// Offline after leaving: waits out `rejoin_after`; false if the peer is gone for good or

@@ -55,6 +55,9 @@ pub struct RunRow {
     /// Summed penalty over summed movie lengths.
     pub penalty_fraction: f64,
     pub origin_bytes: u64,
+    /// Sums over the viewers of their penalty bounds (`runner::PenaltyBounds`).
+    pub capacity_bound_bytes: u64,
+    pub ordering_bound_bytes: u64,
     /// Mean over viewers.
     pub stall_s: f64,
     /// Mean over viewers of `complete_at_s` (`None` if one did not complete).
@@ -82,6 +85,7 @@ impl RunRow {
             None
         };
         let world = run.peers.iter().filter(|p| p.role != PeerRole::Viewer);
+        let bounds: Vec<_> = run.viewers.iter().filter_map(|v| v.bounds).collect();
         RunRow {
             policy: run.policy.clone(),
             world: run.world.clone(),
@@ -91,6 +95,8 @@ impl RunRow {
             penalty_bytes: penalty,
             penalty_fraction: penalty as f64 / movie.max(1) as f64,
             origin_bytes: run.origin_bytes,
+            capacity_bound_bytes: bounds.iter().map(|b| b.capacity).sum(),
+            ordering_bound_bytes: bounds.iter().map(|b| b.ordering).sum(),
             stall_s: scores.iter().map(|s| s.stall_s).sum::<f64>() / n,
             complete_s: completes.map(|c| c.iter().sum::<f64>() / c.len().max(1) as f64),
             viewers_uploaded: run.viewers.iter().map(|v| v.uploaded).sum(),
@@ -111,6 +117,8 @@ pub struct PolicySummary {
     pub failed_runs: usize,
     pub penalty_bytes: Stat,
     pub penalty_fraction: Stat,
+    pub capacity_bound_bytes: Stat,
+    pub ordering_bound_bytes: Stat,
     pub stall_s: Stat,
     pub complete_s: Stat,
     pub peers_downloaded: Stat,
@@ -145,6 +153,8 @@ pub fn summarise(rows: &[RunRow]) -> Vec<PolicySummary> {
                 failed_runs: all.len() - good.len(),
                 penalty_bytes: stat(&|r| r.penalty_bytes as f64),
                 penalty_fraction: stat(&|r| r.penalty_fraction),
+                capacity_bound_bytes: stat(&|r| r.capacity_bound_bytes as f64),
+                ordering_bound_bytes: stat(&|r| r.ordering_bound_bytes as f64),
                 stall_s: stat(&|r| r.stall_s),
                 complete_s: stat(&|r| r.complete_s.unwrap_or(f64::NAN)),
                 peers_downloaded: stat(&|r| r.peers_downloaded as f64),
@@ -179,7 +189,7 @@ fn spread(s: &Stat, scale: f64, digits: usize) -> String {
 }
 
 /// The columns of the table, with each cell as text.
-fn cells(s: &PolicySummary) -> [String; 8] {
+fn cells(s: &PolicySummary) -> [String; 10] {
     [
         s.policy.clone(),
         s.world.clone(),
@@ -190,6 +200,8 @@ fn cells(s: &PolicySummary) -> [String; 8] {
         },
         spread(&s.penalty_bytes, kib(1.0), 0),
         spread(&s.penalty_fraction, 100.0, 1),
+        spread(&s.capacity_bound_bytes, kib(1.0), 0),
+        spread(&s.ordering_bound_bytes, kib(1.0), 0),
         spread(&s.stall_s, 1.0, 1),
         spread(&s.complete_s, 1.0, 1),
         format!(
@@ -200,12 +212,14 @@ fn cells(s: &PolicySummary) -> [String; 8] {
     ]
 }
 
-const HEADERS: [&str; 8] = [
+const HEADERS: [&str; 10] = [
     "policy",
     "world",
     "runs",
     "penalty KiB",
     "penalty %",
+    "capacity bound KiB",
+    "ordering bound KiB",
     "stall s",
     "complete s",
     "peers down/up KiB",
@@ -213,7 +227,7 @@ const HEADERS: [&str; 8] = [
 
 /// The table printed at the end: mean ± standard deviation [min-max] over runs.
 pub fn render_table(summaries: &[PolicySummary]) -> String {
-    let rows: Vec<[String; 8]> = summaries.iter().map(cells).collect();
+    let rows: Vec<[String; 10]> = summaries.iter().map(cells).collect();
     let mut widths = HEADERS.map(|h| h.chars().count());
     for row in &rows {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -285,14 +299,14 @@ pub fn write_files(
     let mut csv = String::from(
         "policy,run,viewer,completed,penalty_bytes,penalty_fraction,pieces_from_server,\
          peer_bytes,stall_s,complete_at_s,uploaded_bytes,origin_bytes,peers_downloaded,\
-         peers_uploaded,error,world\n",
+         peers_uploaded,error,world,capacity_bound_bytes,ordering_bound_bytes\n",
     );
     for (run, row) in runs.iter().zip(&rows) {
         for v in &run.viewers {
             let s = v.score.clone().unwrap_or_default();
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{:.6},{},{},{:.3},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{:.6},{},{},{:.3},{},{},{},{},{},{},{},{},{}",
                 run.policy,
                 run.run,
                 v.name,
@@ -311,6 +325,8 @@ pub fn write_files(
                 row.peers_uploaded,
                 csv_text(v.error.as_deref().or(run.error.as_deref()).unwrap_or("")),
                 run.world,
+                v.bounds.map(|b| b.capacity.to_string()).unwrap_or_default(),
+                v.bounds.map(|b| b.ordering.to_string()).unwrap_or_default(),
             );
         }
     }
@@ -324,6 +340,8 @@ pub fn write_files(
         "complete_s",
         "peers_downloaded",
         "peers_uploaded",
+        "capacity_bound_bytes",
+        "ordering_bound_bytes",
     ] {
         for stat in ["mean", "sd", "min", "max"] {
             let _ = write!(csv, ",{col}_{stat}");
@@ -339,6 +357,8 @@ pub fn write_files(
             s.complete_s,
             s.peers_downloaded,
             s.peers_uploaded,
+            s.capacity_bound_bytes,
+            s.ordering_bound_bytes,
         ] {
             let _ = write!(csv, ",{},{},{},{}", st.mean, st.sd, st.min, st.max);
         }

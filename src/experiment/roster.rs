@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::member::{Member, MemberStats};
 use crate::engine::report::VodReport;
+use crate::proto::bitfield::Bitfield;
 
 /// What a world member is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -70,15 +71,28 @@ pub struct PeerRecord {
     pub error: Option<String>,
     /// A viewer's VoD report once its movie is complete.
     pub report: Option<VodReport>,
+    /// What it held over time: from each instant (seconds since the world started) until the
+    /// next, these pieces, or `None` while offline. Kept for the penalty bounds, not written.
+    #[serde(skip)]
+    pub holdings: Vec<(f64, Option<Arc<Bitfield>>)>,
 }
 
 /// Every member's record; each index is written by one peer task only.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Roster {
     records: Arc<Mutex<Vec<PeerRecord>>>,
+    /// The world's start: holdings are timed from it.
+    started: Instant,
 }
 
 impl Roster {
+    pub fn new(started: Instant) -> Roster {
+        Roster {
+            records: Arc::default(),
+            started,
+        }
+    }
+
     /// Adds a member waiting to arrive and returns the handle its task updates it through.
     pub fn enrol(&self, name: String, class: &str, role: PeerRole, piece_count: u32) -> Tracked {
         let mut all = self.lock();
@@ -153,11 +167,16 @@ impl Tracked {
 
     pub fn show(&self, s: &MemberStats) {
         let (down, up) = (self.base_down + s.downloaded, self.base_up + s.uploaded);
+        let now = self.roster.started.elapsed().as_secs_f64();
         self.update(|r| {
             r.pieces_have = s.pieces_have;
             r.piece_count = s.piece_count;
             r.downloaded = down;
             r.uploaded = up;
+            let changed = r.holdings.last().is_none_or(|(_, held)| *held != s.have);
+            if s.have.is_some() && changed {
+                r.holdings.push((now, s.have.clone()));
+            }
         });
     }
 
@@ -167,6 +186,8 @@ impl Tracked {
         self.show(&s);
         self.base_down += s.downloaded;
         self.base_up += s.uploaded;
+        let now = self.roster.started.elapsed().as_secs_f64();
+        self.update(|r| r.holdings.push((now, None)));
         member.shutdown().await;
     }
 

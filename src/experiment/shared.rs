@@ -4,12 +4,13 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
 use super::content::mix;
 use super::error::ViewerError;
+use super::links::Links;
 use super::member::LtProgram;
 use super::scenario::{Limits, Scenario, ViewerClass};
 use crate::engine::session::{PolicyKind, SessionOptions, VodOptions};
@@ -28,6 +29,8 @@ pub(crate) enum SeedUse {
     PartialDraw = 2,
     /// A viewer's session RNG (the same whether the world or the experiment runner plays it).
     ViewerSession = 3,
+    /// A latency relay's jitter.
+    Link = 4,
 }
 
 pub(crate) struct WorldShared {
@@ -39,6 +42,8 @@ pub(crate) struct WorldShared {
     pub torrent_path: PathBuf,
     /// How a libtorrent world peer is run.
     pub lt: LtProgram,
+    /// The latency relays, when some class has a link with delay.
+    pub links: Option<Arc<Links>>,
     pub tracker_url: String,
     pub origin_url: String,
     pub started: Instant,
@@ -67,6 +72,35 @@ impl WorldShared {
         let mut words = vec![purpose as u64, class_index as u64, u64::from(i)];
         words.extend_from_slice(more);
         mix(self.scenario.seed, &words)
+    }
+
+    /// Puts a viewer listening at `addr` behind one relay per peer class, so peers that dial
+    /// it see their class's link (nothing to do in a world without latency).
+    pub async fn link_viewer(&self, addr: SocketAddr) {
+        if let Some(links) = &self.links {
+            let classes: Vec<_> = self.scenario.peers.iter().map(|c| c.link).collect();
+            let seed = mix(
+                self.scenario.seed,
+                &[SeedUse::Link as u64, u64::from(addr.port())],
+            );
+            links.open_viewer(addr, &classes, seed).await;
+        }
+    }
+
+    /// Puts world peer `i` of class `class_index`, listening at `addr`, behind its class's link.
+    pub async fn link_peer(&self, addr: SocketAddr, class_index: usize, i: u32) {
+        if let Some(links) = &self.links {
+            let link = self.scenario.peers[class_index].link;
+            let seed = self.seed(SeedUse::Link, class_index, i, &[u64::from(addr.port())]);
+            links.open_peer(addr, class_index, link, seed).await;
+        }
+    }
+
+    /// Takes down the relays in front of `addr`.
+    pub async fn unlink(&self, addr: Option<SocketAddr>) {
+        if let (Some(links), Some(addr)) = (&self.links, addr) {
+            links.close(addr).await;
+        }
     }
 
     /// Options shared by every session of the world: loopback, the class's limits, the

@@ -37,9 +37,13 @@ pub(crate) async fn run_viewer(
             return;
         }
     };
+    let listen = session.torrent.listen_addr;
+    if let Some(addr) = listen {
+        shared.link_viewer(addr).await;
+    }
     tracked.update(|r| {
         r.state = PeerState::Online;
-        r.listen = session.torrent.listen_addr;
+        r.listen = listen;
     });
     shared.event(&format!(
         "{name}: playing at {} B/s, D={} s, P={} s ({})",
@@ -51,11 +55,13 @@ pub(crate) async fn run_viewer(
     let played = play(&session, &tracked, &cancel).await;
     let session = Member::Btvod(session);
     let Some(done) = played else {
+        shared.unlink(listen).await;
         tracked.close(session).await;
         tracked.set_state(PeerState::Stopped);
         return;
     };
     let Some(report) = report(&shared, class_index, &done) else {
+        shared.unlink(listen).await;
         tracked.close(session).await;
         return;
     };
@@ -74,6 +80,7 @@ pub(crate) async fn run_viewer(
         r.report = Some(report);
     });
     let stayed = tracked.linger(&session, class.stay, &cancel).await;
+    shared.unlink(listen).await;
     tracked.close(session).await;
     tracked.set_state(if stayed {
         PeerState::Gone

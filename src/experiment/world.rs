@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::content::materialise;
+use super::links::Links;
 use super::member::LtProgram;
 use super::peers::run_peer;
 use super::roster::{PeerRecord, PeerRole, PeerState, Roster};
@@ -25,7 +26,7 @@ use super::viewers::run_viewer;
 use crate::make_torrent::{MakeTorrentOptions, make_torrent};
 use crate::proto::metainfo::Metainfo;
 use crate::service::origin::{self, OriginConfig, OriginMeter};
-use crate::service::tracker::{self, TrackerConfig};
+use crate::service::tracker::{self, AddressBook, TrackerConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorldError {
@@ -53,6 +54,8 @@ pub struct WorldOptions {
     pub announce_interval: Duration,
     /// Every world peer runs this client, whatever its class says.
     pub peer_client: Option<PeerClient>,
+    /// Every class's link has this round-trip time, whatever the scenario says.
+    pub rtt: Option<Duration>,
     /// How libtorrent world peers are run.
     pub lt: LtProgram,
 }
@@ -63,6 +66,7 @@ impl Default for WorldOptions {
             run_viewers: true,
             announce_interval: Duration::from_secs(20),
             peer_client: None,
+            rtt: None,
             lt: LtProgram::default(),
         }
     }
@@ -106,7 +110,10 @@ impl World {
         run_dir: &Path,
         options: WorldOptions,
     ) -> Result<World, WorldError> {
-        let scenario = scenario.with_client(options.peer_client);
+        let scenario = scenario
+            .with_client(options.peer_client)
+            .with_rtt(options.rtt);
+        let links = scenario.has_latency().then(|| Arc::new(Links::default()));
         let dir_err = |source| WorldError::RunDir {
             path: run_dir.to_path_buf(),
             source,
@@ -124,7 +131,12 @@ impl World {
         let (content_path, meta, torrent_path) =
             make_torrent_file(&scenario, &run_dir, &tracker_url).await?;
 
-        let mut services = vec![serve_tracker(tracker_listener, options.announce_interval)];
+        let book = links.clone().map(|l| l as Arc<dyn AddressBook>);
+        let mut services = vec![serve_tracker(
+            tracker_listener,
+            options.announce_interval,
+            book,
+        )];
         let meter = Arc::new(OriginMeter::new());
         services.push(serve_origin(origin_listener, &content_path, &meter));
 
@@ -135,6 +147,7 @@ impl World {
             content_path,
             torrent_path,
             lt: options.lt,
+            links,
             tracker_url,
             origin_url,
             started: Instant::now(),
@@ -144,7 +157,7 @@ impl World {
             "world `{}` started: tracker {}, origin {}",
             shared.scenario.name, shared.tracker_url, shared.origin_url
         ));
-        let roster = Roster::default();
+        let roster = Roster::new(shared.started);
         let cancel = CancellationToken::new();
         let peer_tasks = spawn_members(&shared, &roster, options.run_viewers, &cancel);
         wait_first_arrivals(&shared, &roster).await;
@@ -188,6 +201,11 @@ impl World {
     /// What the world's own tasks read (the experiment runner starts its viewers from it).
     pub(crate) fn shared(&self) -> &WorldShared {
         &self.shared
+    }
+
+    /// When the world started: the origin of its recorded times.
+    pub fn started(&self) -> Instant {
+        self.shared.started
     }
 
     pub fn metainfo(&self) -> &Metainfo {
@@ -250,6 +268,9 @@ impl World {
             }
         }
         let _ = self.writer.await;
+        if let Some(links) = &self.shared.links {
+            links.close_all().await;
+        }
         for (stop, task) in self.services {
             let _ = stop.send(());
             let abort = task.abort_handle();
@@ -331,10 +352,15 @@ async fn make_torrent_file(
 
 type Service = (oneshot::Sender<()>, JoinHandle<()>);
 
-fn serve_tracker(listener: TcpListener, interval: Duration) -> Service {
+fn serve_tracker(
+    listener: TcpListener,
+    interval: Duration,
+    address_book: Option<Arc<dyn AddressBook>>,
+) -> Service {
     let config = TrackerConfig {
         interval,
         min_interval: Some(Duration::from_secs(2)),
+        address_book,
         ..TrackerConfig::default()
     };
     spawn_service(|stop| async move {

@@ -32,6 +32,15 @@ pub struct TrackerConfig {
     pub max_numwant: u32,
     pub max_torrents: usize,
     pub max_peers_per_torrent: usize,
+    /// Rewrites the addresses handed out (a local world puts latency relays in front of its
+    /// peers this way); `None` hands out what peers announced.
+    pub address_book: Option<Arc<dyn AddressBook>>,
+}
+
+/// Which address of `peer` a tracker gives to the peer that announced as `asker` (`None`:
+/// leave `peer` out of the reply).
+pub trait AddressBook: Send + Sync + std::fmt::Debug {
+    fn seen_by(&self, asker: SocketAddr, peer: SocketAddr) -> Option<SocketAddr>;
 }
 
 impl Default for TrackerConfig {
@@ -43,6 +52,7 @@ impl Default for TrackerConfig {
             max_numwant: 200,
             max_torrents: 10_000,
             max_peers_per_torrent: 5_000,
+            address_book: None,
         }
     }
 }
@@ -141,10 +151,21 @@ async fn announce(
     let answer = shared
         .state()
         .announce(&query, addr, Instant::now(), numwant, &mut rand::rng());
-    let answer = match answer {
+    let mut answer = match answer {
         Ok(answer) => answer,
         Err(refusal) => return failure(remote, "announce", &refusal.to_string()),
     };
+    if let Some(book) = &config.address_book {
+        answer
+            .peers
+            .retain_mut(|peer| match book.seen_by(addr, peer.addr) {
+                Some(seen) => {
+                    peer.addr = seen;
+                    true
+                }
+                None => false,
+            });
+    }
     tracing::debug!(
         torrent = %query.info_hash,
         peer = %addr,

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::MemberStats;
 use crate::experiment::scenario::Limits;
+use crate::proto::bitfield::Bitfield;
 
 /// The interpreter that imports libtorrent and the peer script.
 #[derive(Debug, Clone)]
@@ -59,6 +61,9 @@ struct Line {
     progress: f64,
     #[serde(default)]
     state: String,
+    /// The pieces held, as a wire bitfield in hex.
+    #[serde(default)]
+    bitfield: String,
 }
 
 impl Line {
@@ -69,6 +74,9 @@ impl Line {
             downloaded: self.downloaded,
             uploaded: self.uploaded,
             complete: self.progress >= 1.0,
+            have: hex_bytes(&self.bitfield)
+                .and_then(|bytes| Bitfield::from_wire(&bytes, piece_count).ok())
+                .map(Arc::new),
         }
     }
 }
@@ -102,6 +110,8 @@ impl LtPeer {
             .args(["--upload-limit", &limits.upload.to_string()])
             .args(["--download-limit", &limits.download.to_string()])
             .arg("--stop-on-eof")
+            // Peer exchange would hand out the addresses behind a world's latency relays.
+            .arg("--no-pex")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -191,6 +201,16 @@ impl LtPeer {
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.reader).await;
         self.reader.abort();
     }
+}
+
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.is_empty() || !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 async fn last_line(stderr: tokio::process::ChildStderr) -> String {

@@ -2,6 +2,7 @@
 //! a libtorrent process, seen through the same few numbers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
@@ -11,9 +12,10 @@ pub(crate) use self::lt_peer::LtPeer;
 pub use self::lt_peer::{LtPeerError, LtProgram};
 use crate::engine::session::Session;
 use crate::engine::torrent::TorrentStats;
+use crate::proto::bitfield::Bitfield;
 
 /// What the world records of a running client.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct MemberStats {
     pub pieces_have: u32,
     pub piece_count: u32,
@@ -21,6 +23,8 @@ pub(crate) struct MemberStats {
     pub downloaded: u64,
     pub uploaded: u64,
     pub complete: bool,
+    /// Which pieces it holds, when the client says.
+    pub have: Option<Arc<Bitfield>>,
 }
 
 impl From<&TorrentStats> for MemberStats {
@@ -31,6 +35,7 @@ impl From<&TorrentStats> for MemberStats {
             downloaded: s.downloaded,
             uploaded: s.uploaded,
             complete: s.complete,
+            have: s.have.clone(),
         }
     }
 }
@@ -81,7 +86,7 @@ impl MemberWatch {
     pub fn now(&mut self) -> MemberStats {
         match self {
             MemberWatch::Btvod(rx) => MemberStats::from(&*rx.borrow_and_update()),
-            MemberWatch::Libtorrent(rx) => *rx.borrow_and_update(),
+            MemberWatch::Libtorrent(rx) => rx.borrow_and_update().clone(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! event lines read for the curve and the report, stopped with SIGTERM so it writes its final
 //! counters.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -52,8 +53,12 @@ impl ViewerJob {
             last
         });
         let mut lines = BufReader::new(stdout).lines();
-        let completed = self.follow(&mut lines, out, cancel, done).await;
+        let mut listen = None;
+        let completed = self
+            .follow(&mut lines, out, &mut listen, cancel, done)
+            .await;
         let status = stop(&mut child).await;
+        self.world.shared().unlink(listen).await;
         let last_error = tokio::time::timeout(Duration::from_secs(2), errors)
             .await
             .ok()
@@ -106,6 +111,7 @@ impl ViewerJob {
         &self,
         lines: &mut Lines<BufReader<ChildStdout>>,
         out: &mut ViewerOutcome,
+        listen: &mut Option<SocketAddr>,
         cancel: &CancellationToken,
         done: &mpsc::UnboundedSender<()>,
     ) -> bool {
@@ -122,9 +128,21 @@ impl ViewerJob {
                 _ = stay_over(completed_at) => break,
                 line = lines.next_line() => {
                     let Ok(Some(line)) = line else { break };
-                    if take_event(&line, out) == Some(Event::Complete) && completed_at.is_none() {
-                        completed_at = Some(Instant::now());
-                        let _ = done.send(());
+                    match take_event(&line, out) {
+                        Some(Event::Complete) if completed_at.is_none() => {
+                            completed_at = Some(Instant::now());
+                            let _ = done.send(());
+                        }
+                        Some(Event::Started) => {
+                            let t0 = Instant::now() - self.world.started();
+                            out.world_offset_s = Some(t0.as_secs_f64());
+                        }
+                        Some(Event::Listening(port)) => {
+                            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                            self.world.shared().link_viewer(addr).await;
+                            *listen = Some(addr);
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -135,6 +153,9 @@ impl ViewerJob {
 
 #[derive(PartialEq)]
 enum Event {
+    Listening(u16),
+    /// Its t = 0 (read a moment after: later, never earlier, which keeps the bounds low).
+    Started,
     Complete,
     Other,
 }
@@ -143,11 +164,17 @@ enum Event {
 fn take_event(line: &str, out: &mut ViewerOutcome) -> Option<Event> {
     let event = serde_json::from_str::<serde_json::Value>(line).ok()?;
     match event["event"].as_str() {
+        Some("listening") => {
+            let port = event["port"].as_u64().and_then(|p| u16::try_from(p).ok())?;
+            return Some(Event::Listening(port));
+        }
         Some("status") => out.samples.push(Sample {
             t: event["t"].as_f64().unwrap_or(0.0),
             contiguous: event["contiguous"].as_u64(),
             penalty: event["penalty"].as_u64().unwrap_or(0),
+            downloaded: event["downloaded"].as_u64().unwrap_or(0),
         }),
+        Some("started") => return Some(Event::Started),
         Some("complete") => {
             out.report = Some(event["report"].clone());
             out.score = serde_json::from_value(event["report"].clone()).ok();

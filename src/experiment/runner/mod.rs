@@ -4,6 +4,7 @@
 //! libtorrent competitors as `scripts/lt_vod.py` processes. Each viewer's report, its
 //! contiguous-bytes curve, the origin's meter and every world peer's traffic are collected.
 
+mod bounds;
 mod contender;
 mod lt_viewer;
 mod outcome;
@@ -18,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+pub use self::bounds::PenaltyBounds;
 pub use self::contender::{Contender, UnknownPolicy};
 pub use self::outcome::{PeerTraffic, RunOutcome, Sample, ViewerOutcome};
 use self::viewer_job::ViewerJob;
@@ -34,6 +36,8 @@ pub struct RunnerOptions {
     /// The worlds every policy runs in: each is the scenario with every world peer running
     /// this client (`None`: as the scenario says).
     pub worlds: Vec<Option<PeerClient>>,
+    /// Every peer class's round-trip time to the viewers, whatever the scenario says.
+    pub rtt: Option<Duration>,
     /// Repetitions of every policy.
     pub runs: u32,
     /// Runs going at once (each is its own world on its own ports).
@@ -57,6 +61,7 @@ impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
             worlds: vec![None],
+            rtt: None,
             contenders: vec![
                 Contender::Btvod(PolicyKind::Deadline),
                 Contender::Btvod(PolicyKind::Rarest),
@@ -134,7 +139,7 @@ pub async fn run_experiment(
     let worlds: Vec<Scenario> = options
         .worlds
         .iter()
-        .map(|&client| scenario.with_client(client))
+        .map(|&client| scenario.with_client(client).with_rtt(options.rtt))
         .collect();
     for run in 1..=options.runs.max(1) {
         for world in &worlds {
@@ -244,11 +249,26 @@ pub async fn run_once(
         !wait_viewers(done_rx, tasks.len(), end, |d, n| progress(ticks(d, n))).await;
     cancel.cancel();
     collect_viewers(tasks, &mut outcome).await;
+    let meta = world.metainfo().clone();
     let Ok(world) = Arc::try_unwrap(world) else {
         outcome.error = Some("the world is still in use".into());
         return outcome;
     };
-    take_world(world.stop().await, &mut outcome);
+    let summary = world.stop().await;
+    for viewer in &mut outcome.viewers {
+        let Some(offset) = viewer.world_offset_s else {
+            continue;
+        };
+        viewer.bounds = bounds::viewer_bounds(
+            &meta,
+            scenario,
+            &summary.peers,
+            viewer,
+            offset,
+            summary.uptime_s,
+        );
+    }
+    take_world(summary, &mut outcome);
     if !options.keep_data {
         for sub in ["content", "peers", "viewers"] {
             let _ = std::fs::remove_dir_all(dir.join(sub));

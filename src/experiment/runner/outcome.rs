@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::bounds::PenaltyBounds;
 use crate::engine::report::VodReport;
 use crate::experiment::roster::PeerRole;
 
@@ -15,6 +16,8 @@ pub struct Sample {
     /// Movie bytes present contiguously from the start (`None` where the client does not say).
     pub contiguous: Option<u64>,
     pub penalty: u64,
+    /// Payload bytes received from peers so far.
+    pub downloaded: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +37,10 @@ pub struct ViewerOutcome {
     pub downloaded: u64,
     pub uploaded: u64,
     pub error: Option<String>,
+    /// The viewer's t = 0 in the world's time (seconds since the world started).
+    pub world_offset_s: Option<f64>,
+    /// The least penalty it could have paid (`policy::bounds`), once the run is over.
+    pub bounds: Option<PenaltyBounds>,
 }
 
 /// What a world peer (not a viewer) moved during the run.

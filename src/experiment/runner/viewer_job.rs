@@ -59,6 +59,8 @@ impl ViewerJob {
             downloaded: 0,
             uploaded: 0,
             error: None,
+            world_offset_s: None,
+            bounds: None,
         }
     }
 
@@ -115,8 +117,13 @@ impl ViewerJob {
             )
             .await?;
         let started = Instant::now();
+        out.world_offset_s = Some((started - self.world.started()).as_secs_f64());
         let target = Content::SaveAs(dir.join(&meta.name));
         let session = session::start(meta, target, options, |_, _| {}).await?;
+        let listen = session.torrent.listen_addr;
+        if let Some(addr) = listen {
+            shared.link_viewer(addr).await;
+        }
         let stats = session.torrent.stats.clone();
         let mut tick = tokio::time::interval(self.options.sample_every);
         let mut completed = false;
@@ -129,9 +136,11 @@ impl ViewerJob {
             let s = stats.borrow().clone();
             let Some(v) = &s.vod else { continue };
             out.samples.push(Sample {
-                t: started.elapsed().as_secs_f64(),
+                // The snapshot's own time: its bytes had all arrived by then.
+                t: v.now.as_secs_f64(),
                 contiguous: Some(v.contiguous),
                 penalty: v.ledger.penalty_bytes,
+                downloaded: s.downloaded,
             });
             if v.complete_at.is_some() {
                 let report = VodReport::new(meta, self.file(), kind.name(), &params, &s);
@@ -152,6 +161,7 @@ impl ViewerJob {
         let s = stats.borrow().clone();
         out.downloaded = s.downloaded;
         out.uploaded = s.uploaded;
+        shared.unlink(listen).await;
         session.shutdown().await;
         failure.map_or(Ok(()), Err)
     }

@@ -23,6 +23,8 @@
 //! have_max = 1.0                 # optional: saved fractions spread evenly from have to have_max
 //! draw = "random"                # which pieces: random | prefix | suffix | stripe
 //! client = "btvod"               # btvod | libtorrent (scripts/lt_peer.py); default btvod
+//! rtt_ms = 0                     # round trip of every connection to this class's peers
+//! jitter_ms = 0                  #   (a delaying relay in front of each), plus up to jitter
 //! upload = "100KiB"              # per peer, bytes/s ("KiB" etc.; a bare number is KiB/s;
 //! download = "unlimited"         #   0 or "unlimited" = no limit). Default: unlimited
 //! arrive = 0                     # seconds after the world starts
@@ -60,6 +62,7 @@ use serde::Deserialize;
 
 use self::raw::RawScenario;
 use crate::engine::session::PolicyKind;
+use crate::service::relay::LinkDelay;
 
 /// Most peers and viewers a world may hold: each is a listener and tasks on one machine.
 pub const MAX_WORLD_PEERS: u32 = 500;
@@ -155,6 +158,8 @@ pub struct PeerClass {
     pub have_max: f64,
     pub draw: Draw,
     pub client: PeerClient,
+    /// The link between this class's peers and every viewer (and the peers that dial them).
+    pub link: LinkDelay,
     pub limits: Limits,
     pub arrival: Arrival,
     pub leave_after: Option<Duration>,
@@ -266,6 +271,22 @@ impl Scenario {
             }
         }
         out
+    }
+
+    /// The same scenario with every class's round-trip time `rtt` (`None`: as written).
+    pub fn with_rtt(&self, rtt: Option<Duration>) -> Scenario {
+        let mut out = self.clone();
+        if let Some(rtt) = rtt {
+            for class in &mut out.peers {
+                class.link.rtt = rtt;
+            }
+        }
+        out
+    }
+
+    /// Whether any connection in its world has latency.
+    pub fn has_latency(&self) -> bool {
+        self.peers.iter().any(|c| c.link != LinkDelay::default())
     }
 
     /// Which clients its world peers run: `btvod`, `libtorrent`, or `mixed`.

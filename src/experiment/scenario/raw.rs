@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::*;
 use crate::make_torrent::MIN_PIECE_LEN;
 use crate::proto::metainfo::paths::component_problem;
+use crate::service::relay::LinkDelay;
 use crate::units::parse_byte_size;
 
 const MAX_SCENARIO_PIECE_LEN: u32 = 16 * 1024 * 1024;
@@ -72,6 +73,10 @@ struct RawPeerClass {
     draw: Draw,
     #[serde(default)]
     client: PeerClient,
+    #[serde(default)]
+    rtt_ms: f64,
+    #[serde(default)]
+    jitter_ms: f64,
     upload: Option<Amount>,
     download: Option<Amount>,
     #[serde(default)]
@@ -159,6 +164,17 @@ fn rate(at: &str, a: Option<&Amount>) -> Check<u64> {
         return Ok(0);
     }
     parse_byte_size(t, 1024).or_else(|e| bad(at, e.to_string()))
+}
+
+/// Up to a minute: a link slower than that is not a network.
+fn millis(at: &str, v: f64) -> Check<Duration> {
+    if !v.is_finite() || !(0.0..=60_000.0).contains(&v) {
+        return bad(
+            at,
+            format!("{v} is not a number of milliseconds from 0 to 60000"),
+        );
+    }
+    Ok(Duration::from_secs_f64(v / 1000.0))
 }
 
 fn seconds(at: &str, v: f64) -> Check<Duration> {
@@ -396,6 +412,10 @@ impl RawPeerClass {
             have_max,
             draw: self.draw,
             client: self.client,
+            link: LinkDelay {
+                rtt: millis(&format!("{at}.rtt_ms"), self.rtt_ms)?,
+                jitter: millis(&format!("{at}.jitter_ms"), self.jitter_ms)?,
+            },
             limits: Limits {
                 upload: rate(&format!("{at}.upload"), self.upload.as_ref())?,
                 download: rate(&format!("{at}.download"), self.download.as_ref())?,
