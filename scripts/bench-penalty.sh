@@ -5,11 +5,13 @@
 # [min-max]) written between the penalty-table markers of BENCHMARKS.md.
 #
 # Usage: scripts/bench-penalty.sh [--runs 2] [--jobs 2] [--scenarios "fast matched ..."]
-#          [--policies deadline,rarest,...] [--deadline-set KEY=VALUE]... [--no-write]
+#          [--policies deadline,rarest,...] [--world btvod|libtorrent|both] [--rtt 100ms]
+#          [--deadline-set KEY=VALUE]... [--no-write]
 # Work files go to target/bench-penalty/<scenario>/ (runs.csv, results.json, plot.svg, ...).
 # --jobs runs that many worlds at once: runs are rate-limited by their scenarios, not by the
 # CPU, but on 2 cores keep it at 2 or 3 (see BENCHMARKS.md for the comparison).
 # --deadline-set tries a deadline setting without rebuilding (the table then says so).
+# --world and --rtt pass through to `btvod experiment` (which world peers, what link latency).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +22,7 @@ SCENARIOS=""
 POLICIES="deadline,rarest,sequential,libtorrent-deadline,libtorrent-sequential"
 WRITE=1
 SETTINGS=()
+WORLD=()
 ARGS="$*"
 
 while [[ $# -gt 0 ]]; do
@@ -29,8 +32,9 @@ while [[ $# -gt 0 ]]; do
         --scenarios) SCENARIOS="$2"; shift 2 ;;
         --policies) POLICIES="$2"; shift 2 ;;
         --deadline-set) SETTINGS+=(--deadline-set "$2"); shift 2 ;;
+        --world|--rtt) WORLD+=("$1" "$2"); shift 2 ;;
         --no-write) WRITE=0; shift ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-penalty: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -62,7 +66,7 @@ for s in $SCENARIOS; do
     echo "== $s" >&2
     status=0
     "$BIN" experiment "scripts/scenarios/$s.toml" --policies "$POLICIES" --runs "$RUNS" \
-        --jobs "$JOBS" --out "$out" "${SETTINGS[@]}" || status=$?
+        --jobs "$JOBS" --out "$out" "${SETTINGS[@]}" "${WORLD[@]}" || status=$?
     if [[ ! -f "$out/table.md" ]]; then
         echo "bench-penalty: $s produced no table (exit $status)" >&2
         continue
