@@ -62,6 +62,22 @@ async fn handed_out(world: &World) -> Vec<SocketAddr> {
     reply.peers.iter().map(|p| p.addr).collect()
 }
 
+/// What the tracker hands out once both world peers are behind their links (within 10 s).
+async fn both_handed_out(world: &World) -> Vec<SocketAddr> {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let addrs = handed_out(world).await;
+        if addrs.len() == 2 {
+            return addrs;
+        }
+        assert!(
+            Instant::now() < end,
+            "the tracker hands out both peers: {addrs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The quickest of five BitTorrent handshakes with the peer at `addr`: connect, send ours,
 /// time until its answer is complete.
 async fn handshake_rtt(world: &World, addr: SocketAddr) -> Duration {
@@ -95,18 +111,7 @@ async fn a_class_rtt_is_what_a_handshake_through_the_world_takes() {
     let peers = world.peers();
     let far = peers[0].listen.expect("far listens");
     let near = peers[1].listen.expect("near listens");
-    let end = Instant::now() + Duration::from_secs(10);
-    let addrs = loop {
-        let addrs = handed_out(&world).await;
-        if addrs.len() == 2 {
-            break addrs;
-        }
-        assert!(
-            Instant::now() < end,
-            "the tracker hands out both peers: {addrs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let addrs = both_handed_out(&world).await;
     assert!(
         addrs.contains(&near),
         "near has no relay: {addrs:?} vs {near}"
@@ -139,18 +144,7 @@ async fn the_rtt_option_gives_every_class_its_round_trip() {
         .await
         .expect("start the world");
     let real: Vec<_> = world.peers().iter().filter_map(|p| p.listen).collect();
-    let end = Instant::now() + Duration::from_secs(10);
-    let addrs = loop {
-        let addrs = handed_out(&world).await;
-        if addrs.len() == 2 {
-            break addrs;
-        }
-        assert!(
-            Instant::now() < end,
-            "the tracker hands out both peers: {addrs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let addrs = both_handed_out(&world).await;
     for addr in addrs {
         assert!(!real.contains(&addr), "{addr} is a peer's own address");
         let rtt = handshake_rtt(&world, addr).await;
