@@ -2,6 +2,7 @@
 //! leave and rejoin on the churn schedule, and after completing linger then reincarnate with a
 //! fresh partial set. Every change is written to the peer's record in the roster.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,7 +150,8 @@ impl WorldPeer {
     }
 
     /// Starts the class's client on the peer's data; `None` (and the record failed) if it
-    /// cannot.
+    /// cannot. In a world with latency its relay is up before the client first announces, so
+    /// the tracker never has to leave it out.
     async fn go_online(
         &self,
         content: &Content,
@@ -157,9 +159,26 @@ impl WorldPeer {
         incarnation: u32,
         tracked: &Tracked,
     ) -> Option<Member> {
-        let member = match self.start_client(content, seed).await {
+        let port = match self.shared.links {
+            Some(_) => match free_loopback_port() {
+                Ok(port) => port,
+                Err(e) => {
+                    tracked.fail(format!("no free port on 127.0.0.1: {e}"));
+                    return None;
+                }
+            },
+            None => 0,
+        };
+        let planned = SocketAddr::from(([127, 0, 0, 1], port));
+        if port != 0 {
+            self.shared
+                .link_peer(planned, self.class_index, self.i)
+                .await;
+        }
+        let member = match self.start_client(content, seed, port).await {
             Ok(m) => m,
             Err(e) => {
+                self.shared.unlink(Some(planned)).await;
                 self.event(&format!("cannot start: {e}"));
                 tracked.fail(e);
                 return None;
@@ -167,9 +186,6 @@ impl WorldPeer {
         };
         let s0 = member.stats();
         let listen = member.listen_addr();
-        if let Some(addr) = listen {
-            self.shared.link_peer(addr, self.class_index, self.i).await;
-        }
         tracked.update(|r| {
             r.state = PeerState::Online;
             r.listen = listen;
@@ -185,12 +201,18 @@ impl WorldPeer {
         Some(member)
     }
 
-    async fn start_client(&self, content: &Content, seed: u64) -> Result<Member, String> {
+    async fn start_client(
+        &self,
+        content: &Content,
+        seed: u64,
+        port: u16,
+    ) -> Result<Member, String> {
         let shared = &self.shared;
         let class = self.class();
         match class.client {
             PeerClient::Btvod => {
-                let options = shared.session_options(class.limits, seed);
+                let mut options = shared.session_options(class.limits, seed);
+                options.listen.set_port(port);
                 session::start(&shared.meta, content.clone(), options, |_, _| {})
                     .await
                     .map(Member::Btvod)
@@ -210,6 +232,7 @@ impl WorldPeer {
                     &save_path,
                     class.limits,
                     pieces,
+                    port,
                 )
                 .await
                 .map_err(|e| e.to_string())?;
@@ -283,6 +306,13 @@ impl WorldPeer {
             })?;
         Ok(Content::SaveAs(target))
     }
+}
+
+/// A port on 127.0.0.1 free right now (the client binds it a moment later).
+fn free_loopback_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
 }
 
 /// Waits for the session's next turn: the world stopping, the peer's time to leave, or (for a

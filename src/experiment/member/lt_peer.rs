@@ -93,13 +93,15 @@ pub(crate) struct LtPeer {
 
 impl LtPeer {
     /// Starts libtorrent on the torrent with its content (complete or partial) in `save_path`,
-    /// under the class's limits; returns once it listens.
+    /// under the class's limits, listening on `listen_port` (0: any); returns once it listens
+    /// and has checked its files.
     pub async fn start(
         program: &LtProgram,
         torrent: &Path,
         save_path: &Path,
         limits: Limits,
         piece_count: u32,
+        listen_port: u16,
     ) -> Result<LtPeer, LtPeerError> {
         let mut child = Command::new(&program.python)
             .arg(&program.script)
@@ -109,6 +111,7 @@ impl LtPeer {
             .arg(save_path)
             .args(["--upload-limit", &limits.upload.to_string()])
             .args(["--download-limit", &limits.download.to_string()])
+            .args(["--listen-port", &listen_port.to_string()])
             .arg("--stop-on-eof")
             // Peer exchange would hand out the addresses behind a world's latency relays.
             .arg("--no-pex")
