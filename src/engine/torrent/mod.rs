@@ -90,9 +90,6 @@ pub struct TorrentStats {
     pub hash_failures: u32,
     /// Playback, when the torrent is being watched.
     pub vod: Option<VodStatus>,
-    /// A copy of the pieces we have as of this snapshot (the picker's book owns the fact),
-    /// for observers that record holdings over time.
-    pub have: Option<Arc<Bitfield>>,
 }
 
 /// What the torrent needs to run.
@@ -201,7 +198,6 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         piece_count: setup.geometry.piece_count(),
         bytes_left: bytes_left(&setup.geometry, &have),
         complete: have.is_complete(),
-        have: Some(Arc::new(have.clone())),
         ..Default::default()
     };
     let (stats_tx, stats_rx) = watch::channel(stats0);
@@ -520,14 +516,6 @@ impl Torrent {
         }
     }
 
-    /// The last published copy of our pieces when they have not changed, else a new one.
-    fn published_have(&self, have: &Bitfield) -> Arc<Bitfield> {
-        match &self.stats.borrow().have {
-            Some(last) if **last == *have => Arc::clone(last),
-            _ => Arc::new(have.clone()),
-        }
-    }
-
     fn publish_stats(&self) {
         let (down, up) = self.peers.values().fold((0.0, 0.0), |(d, u), p| {
             (d + p.download.rate(), u + p.upload.rate())
@@ -548,7 +536,6 @@ impl Torrent {
             waste: self.waste,
             hash_failures: self.hash_failures,
             vod: self.playback.as_ref().map(|p| p.status(self.now(), have)),
-            have: Some(self.published_have(have)),
         });
     }
 }

@@ -28,6 +28,7 @@ pub(crate) struct MemberStats {
 }
 
 impl From<&TorrentStats> for MemberStats {
+    /// Without the pieces themselves: [`MemberWatch`] adds them from the verified set.
     fn from(s: &TorrentStats) -> Self {
         MemberStats {
             pieces_have: s.pieces_have,
@@ -35,7 +36,7 @@ impl From<&TorrentStats> for MemberStats {
             downloaded: s.downloaded,
             uploaded: s.uploaded,
             complete: s.complete,
-            have: s.have.clone(),
+            have: None,
         }
     }
 }
@@ -48,7 +49,8 @@ pub(crate) enum Member {
 
 /// The live stats of a [`Member`].
 pub(crate) enum MemberWatch {
-    Btvod(watch::Receiver<TorrentStats>),
+    /// Its stats, and the verified pieces the torrent publishes for readers.
+    Btvod(watch::Receiver<TorrentStats>, watch::Receiver<Bitfield>),
     Libtorrent(watch::Receiver<MemberStats>),
 }
 
@@ -62,7 +64,9 @@ impl Member {
 
     pub fn watch(&self) -> MemberWatch {
         match self {
-            Member::Btvod(s) => MemberWatch::Btvod(s.torrent.stats.clone()),
+            Member::Btvod(s) => {
+                MemberWatch::Btvod(s.torrent.stats.clone(), s.torrent.reader_link().have)
+            }
             Member::Libtorrent(p) => MemberWatch::Libtorrent(p.stats()),
         }
     }
@@ -85,7 +89,10 @@ impl MemberWatch {
     /// The latest stats, marked seen.
     pub fn now(&mut self) -> MemberStats {
         match self {
-            MemberWatch::Btvod(rx) => MemberStats::from(&*rx.borrow_and_update()),
+            MemberWatch::Btvod(rx, have) => MemberStats {
+                have: Some(Arc::new(have.borrow().clone())),
+                ..MemberStats::from(&*rx.borrow_and_update())
+            },
             MemberWatch::Libtorrent(rx) => rx.borrow_and_update().clone(),
         }
     }
@@ -94,7 +101,7 @@ impl MemberWatch {
     /// other arms).
     pub async fn changed(&mut self) {
         let gone = match self {
-            MemberWatch::Btvod(rx) => rx.changed().await.is_err(),
+            MemberWatch::Btvod(rx, _) => rx.changed().await.is_err(),
             MemberWatch::Libtorrent(rx) => rx.changed().await.is_err(),
         };
         if gone {
