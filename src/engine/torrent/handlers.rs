@@ -33,8 +33,6 @@ enum MessageError {
     OversizedBlock,
     #[error(transparent)]
     Bitfield(#[from] BitfieldError),
-    #[error("peer's command queue is full")]
-    QueueFull,
 }
 
 impl Torrent {
@@ -266,9 +264,8 @@ impl Torrent {
             }
             return Ok(());
         }
-        if !peer.send(PeerCommand::Upload(block)) {
-            return Err(MessageError::QueueFull);
-        }
+        // A peer that cannot take the command is being closed by `send`.
+        let _ = peer.send(PeerCommand::Upload(block));
         Ok(())
     }
 

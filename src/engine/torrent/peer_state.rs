@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -136,6 +137,7 @@ impl PeerState {
             it_wants = self.peer_interested,
             in_flight,
             queue = self.desired_queue(),
+            commands = self.commands.max_capacity() - self.commands.capacity(),
             rate = format_args!("{:.0}", self.download.rate()),
             received = self.download.total,
             has,
@@ -162,16 +164,21 @@ impl PeerState {
     }
 
     /// Sends a command without waiting. A peer whose queue is full is too slow to matter (or
-    /// does not read what we send) and is closed; its `Gone` event follows.
+    /// does not read what we send) and is closed. A queue that is closed belongs to a task
+    /// that has already ended: nothing to close, its `Gone` event is on its way. Either way
+    /// the command is dropped.
     pub fn send(&self, command: PeerCommand) -> bool {
-        if self.commands.try_send(command).is_ok() {
-            return true;
+        match self.commands.try_send(command) {
+            Ok(()) => true,
+            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Full(_)) => {
+                if !self.kill.is_cancelled() {
+                    tracing::info!(addr = %self.addr, "closing a peer whose command queue is full");
+                }
+                self.kill.cancel();
+                false
+            }
         }
-        if !self.kill.is_cancelled() {
-            tracing::info!(addr = %self.addr, "closing a peer whose command queue is full");
-        }
-        self.kill.cancel();
-        false
     }
 
     /// Whether the connection is being ended (its `Gone` event is still to come).
@@ -198,6 +205,44 @@ mod tests {
         m.tick(Duration::from_secs(1));
         assert_eq!(m.rate(), 600.0);
         assert_eq!(m.total, 1000);
+    }
+
+    #[test]
+    fn only_a_full_queue_closes_the_peer() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        let (tx, rx) = mpsc::channel(1);
+        let kill = CancellationToken::new();
+        let p = PeerState::new(
+            addr,
+            PeerId([0; 20]),
+            true,
+            tx,
+            kill.clone(),
+            Instant::now(),
+        );
+        assert!(p.send(PeerCommand::Close));
+        assert!(!p.send(PeerCommand::Close), "the second does not fit");
+        assert!(
+            kill.is_cancelled(),
+            "a peer that does not drain its queue is closed"
+        );
+
+        // A task that has ended (its receiver dropped) is not "full": nothing to close.
+        drop(rx);
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        let kill = CancellationToken::new();
+        let p = PeerState::new(
+            addr,
+            PeerId([0; 20]),
+            true,
+            tx,
+            kill.clone(),
+            Instant::now(),
+        );
+        assert!(!p.send(PeerCommand::Close));
+        assert!(!kill.is_cancelled());
+        assert!(p.is_closing(), "its Gone event is still to come");
     }
 
     #[test]
