@@ -278,6 +278,7 @@ impl Torrent {
         let Some(sent_at) = self.picker.book().sent_at(key, block) else {
             // Never asked for (or cancelled and already given to someone else).
             self.waste.unasked += len;
+            peer.unasked += len;
             return;
         };
         peer.note_rtt(now.saturating_sub(sent_at));

@@ -64,6 +64,9 @@ pub struct PeerState {
     pub am_interested: bool,
     pub peer_interested: bool,
     pub download: RateMeter,
+    /// Bytes of blocks it sent that we had not asked it for, or had taken back (a CANCEL that
+    /// crossed the block): its upload that went to nothing.
+    pub unasked: u64,
     pub upload: RateMeter,
     pub connected_at: Instant,
     pub last_block_at: Option<Instant>,
@@ -98,6 +101,7 @@ impl PeerState {
             am_interested: false,
             peer_interested: false,
             download: RateMeter::default(),
+            unasked: 0,
             upload: RateMeter::default(),
             connected_at: now,
             last_block_at: None,
@@ -140,6 +144,7 @@ impl PeerState {
             commands = self.commands.max_capacity() - self.commands.capacity(),
             rate = format_args!("{:.0}", self.download.rate()),
             received = self.download.total,
+            unasked = self.unasked,
             has,
         );
     }
