@@ -33,8 +33,8 @@ impl VodReport {
             peer_bytes: l.peer_bytes,
             uploaded_bytes: s.uploaded,
             duplicate_bytes: s.waste.duplicate,
-            // A block that came after we took its request back is as wasted as one that came
-            // after the server completed its piece: the peer's upload went to nothing.
+            // Blocks the server had already covered, and blocks never asked of their sender:
+            // either way the peer's upload went to nothing.
             wasted_bytes: s.waste.late + s.waste.unasked,
             stall_s: v.stall.as_secs_f64(),
             complete_at_s: v.complete_at.map(|t| t.as_secs_f64()),

@@ -32,7 +32,7 @@ pub struct Waste {
     /// A block of a piece the VoD server had taken over, or that nobody reads: it came too
     /// late to save anything.
     pub late: u64,
-    /// A block we never asked that peer for (or had cancelled).
+    /// A block we never asked that peer for (or took back more than a send buffer ago).
     pub unasked: u64,
 }
 

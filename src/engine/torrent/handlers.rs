@@ -275,13 +275,20 @@ impl Torrent {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        let Some(sent_at) = self.picker.book().sent_at(key, block) else {
-            // Never asked for (or cancelled and already given to someone else).
+        let book = self.picker.book();
+        let sent_at = if let Some(at) = book.sent_at(key, block) {
+            peer.note_rtt(now.saturating_sub(at));
+            at
+        } else if let Some(at) = book.taken_back_at(key, block) {
+            // We took the request back but the peer had already queued the block (libtorrent
+            // does as requests come): still used if needed, and it is the peer's real rate.
+            at
+        } else {
+            // Never asked of this peer: nothing it pushes on us is stored.
             self.waste.unasked += len;
             peer.unasked += len;
             return;
         };
-        peer.note_rtt(now.saturating_sub(sent_at));
         peer.download.add(len);
         peer.last_block_at = Some(Instant::now());
         self.downloaded += len;

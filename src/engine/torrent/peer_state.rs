@@ -64,8 +64,7 @@ pub struct PeerState {
     pub am_interested: bool,
     pub peer_interested: bool,
     pub download: RateMeter,
-    /// Bytes of blocks it sent that we had not asked it for, or had taken back (a CANCEL that
-    /// crossed the block): its upload that went to nothing.
+    /// Bytes of blocks it sent that we had never asked it for: dropped unread.
     pub unasked: u64,
     pub upload: RateMeter,
     pub connected_at: Instant,

@@ -397,3 +397,32 @@ fn the_scan_cursor_never_hides_a_better_piece() {
     }
     assert_eq!(pieces(&ask(&mut p, A, 1)), vec![12]);
 }
+
+#[test]
+fn a_block_taken_back_but_sent_anyway_is_still_used() {
+    let mut p = sequential(".", 2);
+    p.on_peer_bitfield(A, &bits("x"));
+    p.on_peer_bitfield(B, &bits("x"));
+    assert_eq!(ask(&mut p, A, 2), vec![(0, 0), (0, 1)]);
+    p.on_request_timeout(A, block(&p, 0, 0));
+    assert_eq!(p.cancellations(), vec![(A, block(&p, 0, 0))]);
+    assert_eq!(p.book().sent_at(A, block(&p, 0, 0)), None);
+    assert!(p.book().taken_back_at(A, block(&p, 0, 0)).is_some());
+    // Asked of B instead; A's copy, already in its send buffer, arrives first and wins.
+    assert_eq!(ask(&mut p, B, 1), vec![(0, 0)]);
+    assert_eq!(
+        p.on_block(NOW, A, block(&p, 0, 0)),
+        BlockOutcome::New {
+            piece_complete: false
+        }
+    );
+    assert_eq!(p.book().taken_back_at(A, block(&p, 0, 0)), None);
+    assert_eq!(
+        p.cancellations(),
+        vec![(B, block(&p, 0, 0))],
+        "B's request is taken back in turn"
+    );
+    assert!(p.book().taken_back_at(B, block(&p, 0, 0)).is_some());
+    assert_eq!(p.on_block(NOW, B, block(&p, 0, 0)), BlockOutcome::Duplicate);
+    assert_eq!(p.book().taken_back_at(B, block(&p, 0, 0)), None);
+}

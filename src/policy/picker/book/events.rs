@@ -92,13 +92,8 @@ impl PieceBook {
     }
 
     pub fn request_timed_out(&mut self, peer: PeerKey, block: BlockRef) {
-        if self
-            .peers
-            .get(&peer)
-            .is_some_and(|e| e.in_flight.sent_at(block).is_some())
-        {
-            self.void_request(peer, block);
-            self.cancels.push_back((peer, block));
+        if self.take_back(peer, block) {
+            self.unassign(peer, block);
         }
     }
 
@@ -109,6 +104,7 @@ impl PieceBook {
         }
         if let Some(e) = self.peers.get_mut(&peer) {
             e.in_flight.remove(block);
+            e.taken_back.remove(block);
         }
         match self.state_of(p) {
             PieceState::Have | PieceState::Complete => return BlockOutcome::Duplicate,
@@ -125,6 +121,7 @@ impl PieceBook {
         let Some(slot) = sp.slots.get_mut(block.index() as usize) else {
             return BlockOutcome::Unrequested;
         };
+        let mut racers = Vec::new();
         match std::mem::replace(slot, Slot::Received) {
             Slot::Received => return BlockOutcome::Duplicate,
             Slot::Missing => {
@@ -138,13 +135,11 @@ impl PieceBook {
             }
             Slot::Requested(others) => {
                 sp.received += 1;
-                for other in others.into_iter().filter(|&o| o != peer) {
-                    if let Some(e) = self.peers.get_mut(&other) {
-                        e.in_flight.remove(block);
-                    }
-                    self.cancels.push_back((other, block));
-                }
+                racers = others;
             }
+        }
+        for other in racers.into_iter().filter(|&o| o != peer) {
+            self.take_back(other, block);
         }
         let complete = self
             .started

@@ -13,6 +13,10 @@ use crate::policy::{PeerKey, Time};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BlockRef, Geometry, PieceIndex};
 
+/// How many taken-back requests are remembered per peer: libtorrent's default send buffer
+/// (500 KiB) holds about 31 blocks, so twice that covers what a peer can still be sending.
+const TAKEN_BACK_KEPT: usize = 64;
+
 /// Where a piece stands from the picker's point of view.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum PieceState {
@@ -62,6 +66,10 @@ struct PeerEntry {
     /// Holds every piece: counted in `PieceBook::seeds`, not in `availability`.
     seed: bool,
     in_flight: Sent,
+    /// Requests we took back with CANCEL, with when they were sent, newest last (at most
+    /// `TAKEN_BACK_KEPT`). A peer that had already queued the block sends it anyway
+    /// (libtorrent fills its send buffer as requests come): it is still ours to use.
+    taken_back: Sent,
     /// Every fresh entry ordered before this one is lacked by the peer, while `cursor_epoch`
     /// matches the book's (see `fresh_candidates`).
     cursor: (u64, u32),
@@ -180,6 +188,11 @@ impl PieceBook {
     pub fn sent_at(&self, peer: PeerKey, block: BlockRef) -> Option<Time> {
         self.peers.get(&peer)?.in_flight.sent_at(block)
     }
+    /// When the block was requested of the peer, if we took that request back since (and it
+    /// has not arrived): a block that comes anyway was asked for, not pushed on us.
+    pub fn taken_back_at(&self, peer: PeerKey, block: BlockRef) -> Option<Time> {
+        self.peers.get(&peer)?.taken_back.sent_at(block)
+    }
     /// How many pieces the peer has told us it has.
     pub fn peer_piece_count(&self, peer: PeerKey) -> u32 {
         self.peers.get(&peer).map_or(0, |e| e.has.count())
@@ -271,6 +284,7 @@ impl PieceBook {
             has: Bitfield::empty(n),
             seed: false,
             in_flight: Sent::default(),
+            taken_back: Sent::default(),
             cursor: (0, 0),
             cursor_epoch: 0,
         })
@@ -401,23 +415,36 @@ impl PieceBook {
                 let Some(piece) = self.geometry.piece(p) else {
                     return;
                 };
+                let mut taken = Vec::new();
                 if let Some(sp) = self.started.get_mut(&p) {
                     for (slot, block) in sp.slots.iter_mut().zip(self.geometry.blocks(piece)) {
                         if let Slot::Requested(peers) = slot {
-                            for &peer in peers.iter() {
-                                if let Some(e) = self.peers.get_mut(&peer) {
-                                    e.in_flight.remove(block);
-                                }
-                                self.cancels.push_back((peer, block));
-                            }
+                            taken.extend(peers.iter().map(|&peer| (peer, block)));
                             *slot = Slot::Missing;
                             sp.missing += 1;
                         }
                     }
                 }
+                for (peer, block) in taken {
+                    self.take_back(peer, block);
+                }
             }
             PieceState::Complete | PieceState::Have | PieceState::Unwanted => {}
         }
+    }
+
+    /// Removes the peer's request for the block from its record and queues the CANCEL (the
+    /// caller updates the block's slot). Returns whether it was in flight.
+    fn take_back(&mut self, peer: PeerKey, block: BlockRef) -> bool {
+        let Some(e) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        let Some(sent_at) = e.in_flight.remove(block) else {
+            return false;
+        };
+        e.taken_back.push_capped(block, sent_at, TAKEN_BACK_KEPT);
+        self.cancels.push_back((peer, block));
+        true
     }
 
     /// The peer no longer has `block` in flight (already removed from its set by the caller).

@@ -17,6 +17,14 @@ impl Sent {
         self.0.push_back((block, at));
     }
 
+    /// `push`, forgetting the oldest entry beyond `cap` (a record kept only as a courtesy).
+    pub(super) fn push_capped(&mut self, block: BlockRef, at: Time, cap: usize) {
+        self.0.push_back((block, at));
+        while self.0.len() > cap {
+            self.0.pop_front();
+        }
+    }
+
     /// Removes the request; when it was sent, if it was in flight.
     pub(super) fn remove(&mut self, block: BlockRef) -> Option<Time> {
         let at = self.0.iter().position(|(b, _)| *b == block)?;
