@@ -42,14 +42,24 @@ fn penalty_table() {
         seeds.len()
     );
     println!("|---|---|---|---|---|---|---|");
-    for kind in ScenarioKind::ALL {
+    let worlds = ScenarioKind::ALL
+        .into_iter()
+        .flat_map(|kind| [(kind, false), (kind, true)]);
+    for (kind, deaf) in worlds {
+        let world = |seed| match deaf {
+            true => scenario(kind, seed).with_peers_ignoring_cancel(),
+            false => scenario(kind, seed),
+        };
         for policy in policies() {
-            let runs: Vec<SimOutcome> = seeds.iter().map(|&s| outcome(kind, s, &policy)).collect();
+            let runs: Vec<SimOutcome> = seeds
+                .iter()
+                .map(|&s| run_policy(&world(s), &policy).expect("the scenario runs to completion"))
+                .collect();
             let n = runs.len() as f64;
             let mean = |f: &dyn Fn(&SimOutcome) -> f64| runs.iter().map(f).sum::<f64>() / n;
             println!(
                 "| {} | {} | {:.2} | {:.1} | {:.1} | {:.0} | {:.1} |",
-                kind.name(),
+                world(0).name,
                 policy.name(),
                 mean(&|o| o.ledger.penalty_bytes as f64) / 1048576.0,
                 mean(&|o| o.penalty_fraction()) * 100.0,

@@ -77,6 +77,9 @@ pub struct SimPeer {
     pub leave: Option<Time>,
     /// Sends garbage: every piece with one of its blocks fails the hash check.
     pub corrupt: bool,
+    /// Sends every block it was asked for, CANCEL or not, as libtorrent does with requests it
+    /// has already moved to its send buffer (rate-limited peers keep many there).
+    pub ignores_cancel: bool,
 }
 
 impl SimPeer {
@@ -88,6 +91,7 @@ impl SimPeer {
             arrive: Duration::ZERO,
             leave: None,
             corrupt: false,
+            ignores_cancel: false,
         }
     }
     pub fn leaving_at(mut self, at: Time) -> Self {
@@ -100,6 +104,10 @@ impl SimPeer {
     }
     pub fn corrupt(mut self) -> Self {
         self.corrupt = true;
+        self
+    }
+    pub fn ignoring_cancel(mut self) -> Self {
+        self.ignores_cancel = true;
         self
     }
 }
@@ -122,6 +130,18 @@ pub struct Scenario {
     /// Deadlines from a player that opens, plays and seeks (`btvod stream`), instead of the
     /// fixed schedule.
     pub player: Option<PlayerScript>,
+}
+
+impl Scenario {
+    /// The same world with every peer sending what it was asked for despite CANCELs (a swarm
+    /// of libtorrent peers with full send buffers).
+    pub fn with_peers_ignoring_cancel(mut self) -> Self {
+        self.name.push_str(", CANCEL ignored");
+        for p in &mut self.peers {
+            p.ignores_cancel = true;
+        }
+        self
+    }
 }
 
 /// The policies the simulator can build, so all are compared under identical conditions.

@@ -300,7 +300,8 @@ impl DeadlinePicker {
             if k == key {
                 continue;
             }
-            for (block, at) in link.arrivals(now, &self.config, self.book.requests(k)) {
+            let ahead = self.still_coming(k);
+            for (block, at) in link.arrivals(now, &self.config, ahead, self.book.requests(k)) {
                 let e = map.entry(block).or_insert(f64::INFINITY);
                 *e = e.min(at);
             }
@@ -482,11 +483,7 @@ impl Picker for DeadlinePicker {
         if slots == 0 {
             return out;
         }
-        let queued: u64 = self
-            .book
-            .requests(key)
-            .map(|(b, _)| u64::from(b.len()))
-            .sum();
+        let queued = self.queued(key);
         let mut pipe = match self.links.get(&key) {
             Some(link) => Pipe::new(link, now, &self.config, self.trusts(link), queued),
             None => return out,
@@ -541,6 +538,28 @@ impl Picker for DeadlinePicker {
 }
 
 impl DeadlinePicker {
+    /// Bytes of taken-back requests the peer is expected to send anyway (its share of
+    /// cancels ignored so far): they take its upload time before anything asked later.
+    fn still_coming(&self, key: PeerKey) -> f64 {
+        let bytes: u64 = self
+            .book
+            .taken_back(key)
+            .map(|(b, _)| u64::from(b.len()))
+            .sum();
+        bytes as f64 * self.book.cancel_ignored_share(key)
+    }
+
+    /// Bytes the peer will send before a new request: ours in flight and what it still sends
+    /// of those taken back.
+    fn queued(&self, key: PeerKey) -> f64 {
+        let in_flight: u64 = self
+            .book
+            .requests(key)
+            .map(|(b, _)| u64::from(b.len()))
+            .sum();
+        in_flight as f64 + self.still_coming(key)
+    }
+
     /// Takes back this peer's requests that would arrive well after their deadline: they
     /// cannot save penalty, and they delay every request queued behind them.
     /// Returns the blocks taken back.
@@ -555,8 +574,10 @@ impl DeadlinePicker {
             // No measurement to call anything late by.
             return Vec::new();
         }
+        let ahead = (self.still_coming(key), self.book.cancel_ignored_share(key));
         let sent = self.book.requests(key);
-        let late = link.late_requests(now, &self.config, grace.as_secs_f64(), sent, |b| {
+        let grace = grace.as_secs_f64();
+        let late = link.late_requests(now, &self.config, grace, ahead, sent, |b| {
             self.table.secs(b.piece())
         });
         for &block in &late {

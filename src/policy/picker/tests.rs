@@ -426,3 +426,57 @@ fn a_block_taken_back_but_sent_anyway_is_still_used() {
     assert_eq!(p.on_block(NOW, B, block(&p, 0, 0)), BlockOutcome::Duplicate);
     assert_eq!(p.book().taken_back_at(B, block(&p, 0, 0)), None);
 }
+
+#[test]
+fn the_book_learns_whether_a_peer_sends_cancelled_blocks_anyway() {
+    let mut p = sequential("....", 1);
+    let t = |s: u64| Duration::from_secs(s);
+    for peer in [A, B, C] {
+        p.on_peer_bitfield(peer, &bits("xxxx"));
+    }
+    assert_eq!(p.book().cancel_ignored_share(A), 0.5, "nothing seen yet");
+    // A: the block taken back arrives anyway.
+    let a = p.next_requests(t(1), &PeerView::new(A), 1);
+    p.on_request_timeout(A, a[0]);
+    let _ = p.cancellations();
+    assert_eq!(p.book().taken_back(A).count(), 1);
+    p.on_block(t(2), A, a[0]);
+    assert_eq!(p.book().taken_back(A).count(), 0);
+    assert!(p.book().cancel_ignored_share(A) > 0.6);
+    // B: a block asked for later arrives first, so the taken-back one was dropped.
+    let b0 = p.next_requests(t(1), &PeerView::new(B), 1);
+    let b1 = p.next_requests(t(2), &PeerView::new(B), 1);
+    p.on_request_timeout(B, b0[0]);
+    let _ = p.cancellations();
+    p.on_block(t(3), B, b1[0]);
+    assert_eq!(p.book().taken_back(B).count(), 0);
+    assert!(p.book().cancel_ignored_share(B) < 0.4);
+    // C: REJECTed after the CANCEL.
+    let c = p.next_requests(t(1), &PeerView::new(C), 1);
+    p.on_request_timeout(C, c[0]);
+    let _ = p.cancellations();
+    p.on_request_rejected(C, c[0]);
+    assert_eq!(p.book().taken_back(C).count(), 0);
+    assert!(p.book().cancel_ignored_share(C) < 0.4);
+}
+
+#[test]
+fn a_block_a_peer_sends_after_choking_us_is_still_used() {
+    let mut p = sequential("..", 1);
+    p.on_peer_bitfield(A, &bits("xx"));
+    let asked = ask(&mut p, A, 1);
+    p.on_choked(A);
+    assert!(
+        p.cancellations().is_empty(),
+        "a choke voids requests without CANCEL"
+    );
+    assert_eq!(p.book().sent_at(A, block(&p, 0, 0)), None);
+    assert_eq!(asked, vec![(0, 0)]);
+    assert_eq!(
+        p.on_block(NOW, A, block(&p, 0, 0)),
+        BlockOutcome::New {
+            piece_complete: true
+        },
+        "it was in the peer's send buffer"
+    );
+}

@@ -51,6 +51,7 @@ struct PeerSim {
     rate: f64,
     latency: Duration,
     corrupt: bool,
+    ignores_cancel: bool,
     present: bool,
     /// Requests it received and has not started sending, FIFO.
     queue: VecDeque<BlockRef>,
@@ -131,6 +132,7 @@ impl<'a> World<'a> {
                 rate: spec.upload_rate,
                 latency: spec.latency,
                 corrupt: spec.corrupt,
+                ignores_cancel: spec.ignores_cancel,
                 present: false,
                 queue: VecDeque::new(),
                 sending: false,
@@ -234,7 +236,7 @@ impl<'a> World<'a> {
                 self.send_next(i);
             }
             Event::CancelAtPeer(i, block) => {
-                if let Some(p) = self.peers.get_mut(i) {
+                if let Some(p) = self.peers.get_mut(i).filter(|p| !p.ignores_cancel) {
                     p.queue.retain(|b| *b != block);
                 }
             }

@@ -1,7 +1,7 @@
 //! What changes the book: peer events (bitfields, HAVEs, requests voided or answered) and
 //! piece events (verified, failed, handed to the server and back, wanted or not).
 
-use super::{PieceBook, PieceState, Slot};
+use super::{PieceBook, PieceState, Slot, TAKEN_BACK_KEPT};
 use crate::policy::PeerKey;
 use crate::policy::picker::BlockOutcome;
 use crate::proto::bitfield::Bitfield;
@@ -70,23 +70,30 @@ impl PieceBook {
         self.peers.remove(&peer);
     }
 
-    /// Every request in flight to the peer is void (choked, gone).
+    /// Every request in flight to the peer is void (choked, gone). A choking peer may still
+    /// send what its send buffer holds: those requests count as taken back.
     pub fn void_all(&mut self, peer: PeerKey) {
         let Some(entry) = self.peers.get_mut(&peer) else {
             return;
         };
         let blocks = entry.in_flight.take();
+        for &(block, sent) in &blocks {
+            entry.taken_back.push_capped(block, sent, TAKEN_BACK_KEPT);
+        }
         for (block, _) in blocks {
             self.unassign(peer, block);
         }
     }
 
+    /// REJECT REQUEST: the peer will not send the block, whether or not we took it back.
     pub fn void_request(&mut self, peer: PeerKey, block: BlockRef) {
-        let removed = self
-            .peers
-            .get_mut(&peer)
-            .is_some_and(|e| e.in_flight.remove(block).is_some());
-        if removed {
+        let Some(e) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        // Both: the older request, the taken-back one, is answered first.
+        if e.taken_back.remove(block).is_some() {
+            e.cancels.honoured += 1;
+        } else if e.in_flight.remove(block).is_some() {
             self.unassign(peer, block);
         }
     }
@@ -103,8 +110,20 @@ impl PieceBook {
             return BlockOutcome::Unrequested;
         }
         if let Some(e) = self.peers.get_mut(&peer) {
-            e.in_flight.remove(block);
-            e.taken_back.remove(block);
+            let asked = e.in_flight.remove(block);
+            let taken_back = e.taken_back.remove(block);
+            // The older request is the one answered (first in, first out); every taken-back
+            // request sent before it was dropped by the peer, or it would have come first.
+            let answered = match (asked, taken_back) {
+                (Some(a), Some(t)) if t <= a => Some((t, true)),
+                (Some(a), _) => Some((a, false)),
+                (None, Some(t)) => Some((t, true)),
+                (None, None) => None,
+            };
+            if let Some((sent, ignored)) = answered {
+                e.cancels.ignored += u32::from(ignored);
+                e.cancels.honoured += e.taken_back.forget_sent_before(sent);
+            }
         }
         match self.state_of(p) {
             PieceState::Have | PieceState::Complete => return BlockOutcome::Duplicate,

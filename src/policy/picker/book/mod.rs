@@ -70,10 +70,20 @@ struct PeerEntry {
     /// `TAKEN_BACK_KEPT`). A peer that had already queued the block sends it anyway
     /// (libtorrent fills its send buffer as requests come): it is still ours to use.
     taken_back: Sent,
+    /// How this peer answered our CANCELs so far (see `cancel_ignored_share`).
+    cancels: CancelAnswers,
     /// Every fresh entry ordered before this one is lacked by the peer, while `cursor_epoch`
     /// matches the book's (see `fresh_candidates`).
     cursor: (u64, u32),
     cursor_epoch: u64,
+}
+
+/// Taken-back requests a peer sent anyway, and ones it dropped: REJECTed, or passed over by a
+/// block asked for later (peers serve first in, first out).
+#[derive(Clone, Copy, Debug, Default)]
+struct CancelAnswers {
+    ignored: u32,
+    honoured: u32,
 }
 
 /// The bookkeeping every picker shares. Policies read it and call its selection helpers.
@@ -194,6 +204,23 @@ impl PieceBook {
         self.peers.get(&peer)?.taken_back.sent_at(block)
     }
     /// How many pieces the peer has told us it has.
+    /// Requests taken back from the peer that may still come (neither arrived nor known to
+    /// be dropped), oldest sent first.
+    pub fn taken_back(&self, peer: PeerKey) -> impl Iterator<Item = (BlockRef, Time)> + '_ {
+        self.peers
+            .get(&peer)
+            .into_iter()
+            .flat_map(|e| e.taken_back.iter())
+    }
+
+    /// The share of taken-back requests this peer has sent anyway: near 1 for a libtorrent
+    /// peer whose send buffer holds our queue, near 0 for one that drops them; 1/2 before
+    /// either is seen. Those blocks still take its upload time ahead of newer requests.
+    pub fn cancel_ignored_share(&self, peer: PeerKey) -> f64 {
+        let c = self.peers.get(&peer).map(|e| e.cancels).unwrap_or_default();
+        (f64::from(c.ignored) + 1.0) / (f64::from(c.ignored) + f64::from(c.honoured) + 2.0)
+    }
+
     pub fn peer_piece_count(&self, peer: PeerKey) -> u32 {
         self.peers.get(&peer).map_or(0, |e| e.has.count())
     }
@@ -285,6 +312,7 @@ impl PieceBook {
             seed: false,
             in_flight: Sent::default(),
             taken_back: Sent::default(),
+            cancels: CancelAnswers::default(),
             cursor: (0, 0),
             cursor_epoch: 0,
         })

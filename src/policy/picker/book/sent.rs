@@ -35,6 +35,13 @@ impl Sent {
         self.0.iter().find(|(b, _)| *b == block).map(|(_, t)| *t)
     }
 
+    /// Forgets every request sent strictly before `at`; returns how many.
+    pub(super) fn forget_sent_before(&mut self, at: Time) -> u32 {
+        let before = self.0.len();
+        self.0.retain(|(_, t)| *t >= at);
+        (before - self.0.len()) as u32
+    }
+
     pub(super) fn take(&mut self) -> VecDeque<(BlockRef, Time)> {
         std::mem::take(&mut self.0)
     }

@@ -66,16 +66,17 @@ impl PeerLink {
 
     /// Estimated arrival (seconds since start) of every request in flight (`sent`, from the
     /// book, in sending order): a request is served once it reached the peer and everything
-    /// before it was sent.
+    /// before it was sent, `ahead` bytes of taken-back requests it sends anyway first.
     pub(super) fn arrivals(
         &self,
         now: Time,
         config: &DeadlineConfig,
+        ahead: f64,
         sent: impl Iterator<Item = (BlockRef, Time)>,
     ) -> Vec<(BlockRef, f64)> {
         let rate = self.rate(config);
         let rtt = self.rtt(config);
-        let mut bytes = 0.0;
+        let mut bytes = ahead;
         sent.map(|(block, sent)| {
             bytes += f64::from(block.len());
             let earliest = (sent.as_secs_f64() + rtt).max(now.as_secs_f64());
@@ -87,29 +88,35 @@ impl PeerLink {
 
 impl PeerLink {
     /// Requests in flight that would arrive more than `grace` after their deadline, counting
-    /// only the requests kept ahead of each (taking one back speeds up those behind it). A
-    /// request found late is then late for a new request too: it would queue behind all the
-    /// kept ones. The probe is never found late.
+    /// the requests kept ahead of each and the `ignored` share of those taken back (a peer
+    /// that drops a cancelled request serves the ones behind it sooner; one that sends it
+    /// anyway does not), after `ahead` bytes of earlier take-backs. A request found late is
+    /// then late for a new request too: it would queue behind all the kept ones. The probe
+    /// is never found late.
     pub(super) fn late_requests(
         &self,
         now: Time,
         config: &DeadlineConfig,
         grace: f64,
+        (ahead, ignored): (f64, f64),
         sent: impl Iterator<Item = (BlockRef, Time)>,
         deadline: impl Fn(BlockRef) -> Option<f64>,
     ) -> Vec<BlockRef> {
         let rate = self.rate(config);
         let rtt = self.rtt(config);
-        let mut kept_bytes = 0.0;
+        let mut kept_bytes = ahead;
         let mut late = Vec::new();
         for (block, sent) in sent {
-            let bytes = kept_bytes + f64::from(block.len());
+            let len = f64::from(block.len());
             let earliest = (sent.as_secs_f64() + rtt).max(now.as_secs_f64());
             let judged = self.probe != Some(block);
-            if judged && deadline(block).is_some_and(|d| earliest + bytes / rate > d + grace) {
+            if judged
+                && deadline(block).is_some_and(|d| earliest + (kept_bytes + len) / rate > d + grace)
+            {
                 late.push(block);
+                kept_bytes += ignored * len;
             } else {
-                kept_bytes = bytes;
+                kept_bytes += len;
             }
         }
         late
@@ -135,20 +142,20 @@ pub(super) struct Pipe {
 }
 
 impl Pipe {
-    /// `queued`: bytes of the requests in flight to the peer.
+    /// `queued`: bytes the peer will send before a new request (see `DeadlinePicker::queued`).
     pub(super) fn new(
         link: &PeerLink,
         now: Time,
         config: &DeadlineConfig,
         trusted: bool,
-        queued: u64,
+        queued: f64,
     ) -> Self {
         Self {
             at: now,
             now: now.as_secs_f64(),
             rate: link.rate(config),
             rtt: link.rtt(config),
-            queued: queued as f64,
+            queued,
             trusted,
             held_back: false,
         }

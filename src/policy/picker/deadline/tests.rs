@@ -382,3 +382,47 @@ fn at_risk_pieces_jump_the_urgent_window_only_in_a_crowd() {
     // Three (more than crowd_size): the share sends the slots to at-risk pieces first.
     assert!(first_piece_asked(3) >= 2);
 }
+
+/// Asks a 64 KiB/s peer for pieces 1-3 at 0.5 s and takes them all back after it answered the
+/// two CANCELs of piece 0 as `answer` says; then how many blocks of piece 1 (due at 2 s) it
+/// is asked for again at 0.5 s.
+fn asked_again_after_cancels(answer: impl Fn(&mut DeadlinePicker, BlockRef)) -> usize {
+    let (g, mut picker) = fixture(DeadlineConfig {
+        safety_margin: Duration::ZERO,
+        ..urgent_only()
+    });
+    let rate = 64.0 * 1024.0;
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    let first = picker.next_requests(Duration::ZERO, &view(1, rate, 0), 2);
+    assert_eq!(pieces_of(&first), vec![0]);
+    for &b in &first {
+        picker.on_request_timeout(PeerKey(1), b);
+        answer(&mut picker, b);
+    }
+    // Piece 0 is settled either way: verified, or the server's.
+    let p0 = g.piece(0).unwrap();
+    match picker.book().state(p0) {
+        PieceState::Complete => picker.on_piece_verified(p0),
+        _ => picker.on_piece_owned_elsewhere(p0),
+    }
+    let queued = picker.next_requests(secs(0.5), &view(1, rate, 0), 6);
+    assert_eq!(pieces_of(&queued), vec![1, 2, 3]);
+    for &b in &queued {
+        picker.on_request_timeout(PeerKey(1), b);
+    }
+    let _ = picker.cancellations();
+    let again = picker.next_requests(secs(0.5), &view(1, rate, 0), 2);
+    let p1 = g.piece(1).unwrap();
+    again.iter().filter(|b| b.piece() == p1).count()
+}
+
+#[test]
+fn cancelled_requests_a_peer_sends_anyway_still_count_in_its_queue() {
+    // 96 KiB taken back: 72 KiB (3/4) still coming leave 24 KiB, one block, of the 96 KiB
+    // it can send by piece 1's deadline; a peer that REJECTs is expected to send 24 KiB.
+    let deaf = asked_again_after_cancels(|p, b| {
+        p.on_block(secs(0.3), PeerKey(1), b);
+    });
+    let honest = asked_again_after_cancels(|p, b| p.on_request_rejected(PeerKey(1), b));
+    assert_eq!((deaf, honest), (1, 2));
+}
