@@ -8,7 +8,7 @@ use crate::policy::picker::{AheadOrder, DeadlineConfig};
 /// The settings [`set_deadline`] knows.
 pub const SETTINGS: &str = "urgent_window, urgent_min_pieces, safety_margin, urgent_share, \
      crowd_size, at_risk_holders, ahead_order, ahead_horizon, max_requesters, duplicate_gain, \
-     cancel_late_after, trust_new_peers, unmeasured_rate, unmeasured_rtt";
+     cancel_late_after, trust_new_peers, lateness_margin, unmeasured_rate, unmeasured_rtt";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeadlineSettingError {
@@ -33,7 +33,7 @@ fn bad_value(key: &str, value: &str, expected: &'static str) -> DeadlineSettingE
 }
 
 /// Sets one `DeadlineConfig` field from `key=value` (seconds for durations; `none` turns
-/// `cancel_late_after` or `ahead_horizon` off), for experiments with the policy's settings.
+/// `cancel_late_after`, `ahead_horizon` or `lateness_margin` off), for experiments with the policy's settings.
 pub fn set_deadline(
     config: &mut DeadlineConfig,
     setting: &str,
@@ -73,6 +73,8 @@ pub fn set_deadline(
                 _ => return Err(bad_value(key, value, "true or false")),
             }
         }
+        "lateness_margin" if value == "none" => config.lateness_margin = None,
+        "lateness_margin" => config.lateness_margin = Some(num()?),
         "unmeasured_rate" => config.unmeasured_rate = num()?,
         "unmeasured_rtt" => config.unmeasured_rtt = secs()?,
         other => return Err(DeadlineSettingError::Unknown(other.to_string())),

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use super::{FreshOrder, Picker, PieceBook, PieceState};
+use super::{BlockOutcome, FreshOrder, Picker, PieceBook, PieceState};
 use crate::policy::vod::{DeadlineTable, Schedule};
 use crate::policy::{PeerKey, PeerView, Time};
 use crate::proto::bitfield::Bitfield;
@@ -191,20 +191,18 @@ impl DeadlinePicker {
     ) {
         let budget = match self.table.secs(piece) {
             _ if self.late_from_peers && pipe.held_back => 0,
-            Some(d) if self.late_from_peers => pipe.late_slice(
-                d - self.config.safety_margin.as_secs_f64(),
-                LATE_SLICE_S,
-                LATE_FIRST_BLOCKS,
-            ),
+            Some(d) if self.late_from_peers => {
+                pipe.late_slice(d - pipe.margin, LATE_SLICE_S, LATE_FIRST_BLOCKS)
+            }
             // Nothing is known of this peer yet. Asking it costs nothing if it is slow (the
             // server or a measured peer racing the block covers it), and a guess low enough to
             // be safe kept the first pieces from a fast seed that unchoked us just before
             // their deadlines.
             Some(d) if pipe.trusted => {
-                let by = d - self.config.safety_margin.as_secs_f64();
+                let by = d - pipe.margin;
                 if pipe.reachable_by(by) { usize::MAX } else { 0 }
             }
-            Some(d) => pipe.blocks_by(d - self.config.safety_margin.as_secs_f64()),
+            Some(d) => pipe.blocks_by(d - pipe.margin),
             None => usize::MAX,
         };
         let limit = limit.min(out.len().saturating_add(budget));
@@ -269,7 +267,7 @@ impl DeadlinePicker {
         let Some(deadline) = self.table.secs(piece) else {
             return;
         };
-        let due = deadline - self.config.safety_margin.as_secs_f64();
+        let due = deadline - pipe.margin;
         let gain = self.config.duplicate_gain.as_secs_f64();
         for block in self.book.geometry().blocks(piece) {
             let here = pipe.next_arrival();
@@ -506,7 +504,24 @@ impl Picker for DeadlinePicker {
                 link.set_probe(b);
             }
         }
+        if let Some(link) = self.links.get_mut(&key) {
+            // Blocks voided or taken back and dropped are never answered; sweep now and then.
+            let book = &self.book;
+            if link.promised() > 2 * book.in_flight_count(key) + 64 {
+                link.forget_promises(|b| {
+                    book.sent_at(key, b).is_some() || book.taken_back_at(key, b).is_some()
+                });
+            }
+            link.promise(pipe.promised);
+        }
         out
+    }
+
+    fn on_block(&mut self, now: Time, peer: PeerKey, block: BlockRef) -> BlockOutcome {
+        if let Some(link) = self.links.get_mut(&peer) {
+            link.arrived(block, now.as_secs_f64());
+        }
+        self.book.block_received(peer, block)
     }
 
     fn on_peer_gone(&mut self, peer: PeerKey) {

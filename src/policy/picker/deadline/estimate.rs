@@ -1,6 +1,7 @@
 //! Arrival-time estimates for the deadline policy: what each peer's request pipe holds (the
 //! book's record, in sending order), and when a block queued behind it would arrive.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::DeadlineConfig;
@@ -17,7 +18,16 @@ pub(super) struct PeerLink {
     /// A request sent to an idle peer whatever its estimate said (see `DeadlinePicker::probe`);
     /// never taken back as late, so the peer is measured again.
     probe: Option<BlockRef>,
+    /// How much later than estimated its blocks arrived, seconds: smoothed mean and mean
+    /// deviation (`None` before the first).
+    lateness: Option<(f64, f64)>,
+    /// Estimated arrival of each block asked of it, while it may still come.
+    promised: HashMap<BlockRef, f64>,
 }
+
+/// The largest per-peer margin `lateness_margin` learns: beyond it, a peer is better left to
+/// the work ahead of the urgent window than judged on a few very late blocks.
+const MAX_LEARNED_MARGIN_S: f64 = 4.0;
 
 impl PeerLink {
     /// Learns the peer's rate while it has our requests to serve; while it is idle, only a
@@ -62,6 +72,46 @@ impl PeerLink {
 
     pub(super) fn set_probe(&mut self, block: BlockRef) {
         self.probe = Some(block);
+    }
+
+    /// Remembers when the blocks just asked of it were estimated to arrive.
+    pub(super) fn promise(&mut self, promised: impl IntoIterator<Item = (BlockRef, f64)>) {
+        self.promised.extend(promised);
+    }
+
+    pub(super) fn promised(&self) -> usize {
+        self.promised.len()
+    }
+
+    /// Forgets the estimates of blocks that will not come any more (`keep` says which may).
+    pub(super) fn forget_promises(&mut self, keep: impl Fn(BlockRef) -> bool) {
+        self.promised.retain(|&b, _| keep(b));
+    }
+
+    /// A block arrived at `now` (seconds since start): learns how late against its estimate.
+    pub(super) fn arrived(&mut self, block: BlockRef, now: f64) {
+        let Some(promised) = self.promised.remove(&block) else {
+            return;
+        };
+        let late = now - promised;
+        self.lateness = Some(match self.lateness {
+            None => (late, late.abs() / 2.0),
+            Some((mean, dev)) => (
+                0.875 * mean + 0.125 * late,
+                0.75 * dev + 0.25 * (late - mean).abs(),
+            ),
+        });
+    }
+
+    /// Seconds a block asked of this peer must be estimated to arrive before its deadline.
+    pub(super) fn margin(&self, config: &DeadlineConfig) -> f64 {
+        let base = config.safety_margin.as_secs_f64();
+        match (config.lateness_margin, self.lateness) {
+            (Some(k), Some((mean, dev))) => {
+                (mean + k * dev).clamp(base, base.max(MAX_LEARNED_MARGIN_S))
+            }
+            _ => base,
+        }
     }
 
     /// Estimated arrival (seconds since start) of every request in flight (`sent`, from the
@@ -132,6 +182,10 @@ pub(super) struct Pipe {
     rtt: f64,
     /// Bytes ahead of the next new request: in flight before the call plus chosen in it.
     queued: f64,
+    /// How long before its deadline a block asked of this peer must be due to arrive.
+    pub(super) margin: f64,
+    /// The blocks chosen in this call with their estimated arrival, for `PeerLink::promise`.
+    pub(super) promised: Vec<(BlockRef, f64)>,
     /// The peer is not measured yet and is trusted with any block it could deliver in time
     /// (see `DeadlinePicker::trusts`).
     pub(super) trusted: bool,
@@ -156,6 +210,8 @@ impl Pipe {
             rate: link.rate(config),
             rtt: link.rtt(config),
             queued,
+            margin: link.margin(config),
+            promised: Vec::new(),
             trusted,
             held_back: false,
         }
@@ -200,5 +256,7 @@ impl Pipe {
 
     pub(super) fn push(&mut self, block: BlockRef) {
         self.queued += f64::from(block.len());
+        let arrival = self.now + self.rtt + self.queued / self.rate;
+        self.promised.push((block, arrival));
     }
 }

@@ -389,6 +389,7 @@ fn at_risk_pieces_jump_the_urgent_window_only_in_a_crowd() {
 fn asked_again_after_cancels(answer: impl Fn(&mut DeadlinePicker, BlockRef)) -> usize {
     let (g, mut picker) = fixture(DeadlineConfig {
         safety_margin: Duration::ZERO,
+        lateness_margin: None,
         ..urgent_only()
     });
     let rate = 64.0 * 1024.0;
@@ -425,4 +426,34 @@ fn cancelled_requests_a_peer_sends_anyway_still_count_in_its_queue() {
     });
     let honest = asked_again_after_cancels(|p, b| p.on_request_rejected(PeerKey(1), b));
     assert_eq!((deaf, honest), (1, 2));
+}
+
+/// A 64 KiB/s peer whose first four blocks came 0.8-1.2 s later than estimated: is it asked
+/// for piece 2 (due at 3 s) at 2.2 s, when its estimate gives the block 0.3 s of slack?
+fn asked_for_piece_2_after_late_blocks(lateness_margin: Option<f64>) -> bool {
+    let (g, mut picker) = fixture(DeadlineConfig {
+        lateness_margin,
+        ..urgent_only()
+    });
+    let rate = 64.0 * 1024.0;
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    let first = picker.next_requests(Duration::ZERO, &view(1, rate, 0), 4);
+    assert_eq!(pieces_of(&first), vec![0, 1]);
+    // Estimated at 0.25, 0.5, 0.75 and 1 s.
+    for (i, (&b, late)) in first.iter().zip([0.8, 1.2, 0.8, 1.2]).enumerate() {
+        let estimate = 0.25 * (i + 1) as f64;
+        picker.on_block(secs(estimate + late), PeerKey(1), b);
+    }
+    for p in [0, 1] {
+        picker.on_piece_verified(g.piece(p).unwrap());
+    }
+    let again = picker.next_requests(secs(2.2), &view(1, rate, 0), 2);
+    pieces_of(&again).contains(&2)
+}
+
+#[test]
+fn a_peer_whose_blocks_come_late_needs_a_larger_margin() {
+    assert!(asked_for_piece_2_after_late_blocks(None));
+    // Learned: about 0.9 s late, 0.3 s deviation, so a 1.5 s margin with 2 deviations.
+    assert!(!asked_for_piece_2_after_late_blocks(Some(2.0)));
 }
