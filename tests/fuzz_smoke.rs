@@ -138,6 +138,16 @@ fn announce_query() {
 }
 
 #[test]
+fn magnet() {
+    run("magnet", checks::magnet);
+}
+
+#[test]
+fn extension() {
+    run("extension", checks::extension);
+}
+
+#[test]
 fn picker_events() {
     run("picker_events", checks::picker_events);
 }

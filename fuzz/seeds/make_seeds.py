@@ -120,3 +120,20 @@ for kind in range(3):
     ops += bytes([0, 1, 9]) + frame(4, struct.pack(">I", 2)) + bytes([0, 2, 5]) + frame(0)
     ops += bytes([3, 3, 0, 250, 4, 1])
     write("peer_messages", "kind%d" % kind, head + ops)
+
+# magnet links: hex and base32 hashes, every hint, a hybrid link, numbered keys
+H = "dd8255ecdc7ca55fb0bbf81323d87062db1f6d1c"
+write("magnet", "hex", ("magnet:?xt=urn:btih:%s&dn=Big+Buck%%20Bunny&xl=276445467"
+      "&tr=udp%%3A%%2F%%2Ftracker.example%%3A1337&tr=http://t.example/announce"
+      "&ws=https://cdn.example/movie/&x.pe=127.0.0.1:6881&x.pe=[::1]:6882&x.pe=peer.example:51413"
+      "&so=0,2,4-6" % H).encode())
+write("magnet", "base32", b"magnet:?xt=urn:btih:3WBFL3G4PSSV7MF37AJSHWDQMLNR63I4&tr.1=http://a/&tr.2=http://b/")
+write("magnet", "hybrid", ("magnet:?xt=urn:btmh:1220%s&xt=urn:btih:%s" % ("ab" * 32, H)).encode())
+# extension payloads: libtorrent's handshake, ours, and the three ut_metadata messages
+write("extension", "lt_handshake", b"d12:complete_agoi-1e1:md11:lt_donthavei7e11:upload_onlyi3e"
+      b"11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei31235e1:pi6881e4:reqqi500e"
+      b"1:v18:libtorrent/2.0.8.06:yourip4:\x7f\x00\x00\x01e")
+write("extension", "request", be({"msg_type": 0, "piece": 0}))
+write("extension", "reject", be({"msg_type": 2, "piece": 3}))
+write("extension", "data", be({"msg_type": 1, "piece": 1, "total_size": 20000}) + bytes(range(256)) * 14)
+

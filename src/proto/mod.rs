@@ -2,7 +2,9 @@
 
 pub mod bencode;
 pub mod bitfield;
+pub mod extension;
 pub mod geometry;
+pub mod magnet;
 pub mod media;
 pub mod metainfo;
 pub mod tracker;

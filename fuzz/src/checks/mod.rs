@@ -5,6 +5,7 @@
 //! bytes with [`Input`], so a libFuzzer artifact replays byte for byte in a regression test.
 
 mod bencode;
+mod extension;
 mod input;
 mod metainfo;
 mod picker;
@@ -12,6 +13,7 @@ mod tracker;
 mod wire;
 
 pub use bencode::bencode;
+pub use extension::{extension, magnet};
 pub use input::Input;
 pub use metainfo::metainfo;
 pub use picker::{peer_messages, picker_events};

@@ -26,10 +26,12 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// The handshake btvod sends: Fast extension on, nothing else (no BEP 10, no DHT bit).
+    /// The handshake btvod sends: the Fast extension and the extension protocol (BEP 10) on,
+    /// nothing else (no DHT bit).
     pub fn ours(info_hash: InfoHash, peer_id: PeerId) -> Self {
         let mut reserved = [0u8; 8];
         reserved[FAST_BYTE] |= FAST_BIT;
+        reserved[EXTENSION_BYTE] |= EXTENSION_BIT;
         Self {
             reserved,
             info_hash,
@@ -43,8 +45,7 @@ impl Handshake {
         self.reserved[FAST_BYTE] & FAST_BIT != 0
     }
 
-    /// Whether the sender supports BEP 10 extended messages. btvod does not, so it never sets
-    /// the bit and peers must not send it EXTENDED messages.
+    /// Whether the sender supports BEP 10 extended messages: only then may it be sent any.
     pub fn supports_extensions(&self) -> bool {
         self.reserved[EXTENSION_BYTE] & EXTENSION_BIT != 0
     }

@@ -44,7 +44,8 @@ pub enum Message {
     AllowedFast {
         piece: u32,
     },
-    /// BEP 10 message. Kept so a misbehaving peer can be logged; btvod does not act on it.
+    /// BEP 10 message: `id` 0 is the extension handshake, others name an extension as the
+    /// receiver chose (see `proto::extension`).
     Extended {
         id: u8,
         payload: Bytes,

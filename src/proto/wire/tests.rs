@@ -372,8 +372,11 @@ fn handshake_round_trips_in_every_split() {
 fn handshake_reserved_bits() {
     let ours = handshake();
     assert!(ours.supports_fast());
-    assert!(!ours.supports_extensions(), "btvod must not claim BEP 10");
-    assert_eq!(ours.reserved, [0, 0, 0, 0, 0, 0, 0, 0x04]);
+    assert!(
+        ours.supports_extensions(),
+        "btvod speaks BEP 10 (ut_metadata)"
+    );
+    assert_eq!(ours.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x04]);
     // libtorrent's usual reserved bytes: extensions (BEP 10), DHT and Fast.
     let theirs = Handshake {
         reserved: [0, 0, 0, 0, 0, 0x10, 0, 0x05],
