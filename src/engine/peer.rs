@@ -41,6 +41,8 @@ pub enum PeerEvent {
         addr: SocketAddr,
         peer_id: PeerId,
         fast: bool,
+        /// It speaks BEP 10 (extended messages may be sent to it).
+        extensions: bool,
         commands: mpsc::Sender<PeerCommand>,
         /// Ends the connection at once, even when its command queue is full or it is stuck
         /// writing to a peer that does not read.
@@ -223,6 +225,7 @@ async fn run<G>(
         addr,
         peer_id: theirs.peer_id,
         fast,
+        extensions: theirs.supports_extensions(),
         commands: cmd_tx,
         kill: kill.clone(),
     };

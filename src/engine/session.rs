@@ -141,6 +141,7 @@ pub async fn start(
         seed: rng.random(),
         started,
         playback,
+        metadata: (!meta.private).then(|| Arc::from(meta.raw_info())),
     })
     .await;
     if !options.peers.is_empty() {

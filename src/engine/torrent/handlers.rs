@@ -43,6 +43,7 @@ impl Torrent {
                 addr,
                 peer_id,
                 fast,
+                extensions,
                 commands,
                 kill,
             } => {
@@ -76,6 +77,11 @@ impl Torrent {
                 let skip = !fast && have.count() == 0;
                 if !skip {
                     state.send(PeerCommand::Send(first));
+                }
+                state.extensions = extensions;
+                if extensions {
+                    // After the bitfield: BEP 3 wants that first, and libtorrent sends the same order.
+                    state.send(PeerCommand::Send(self.our_extended_handshake()));
                 }
                 tracing::debug!(%addr, "peer connected");
                 self.peers.insert(key, state);
@@ -163,7 +169,8 @@ impl Torrent {
         };
         match message {
             Message::KeepAlive | Message::Port(_) | Message::Suggest { .. } => {}
-            Message::AllowedFast { .. } | Message::Extended { .. } | Message::Unknown { .. } => {}
+            Message::AllowedFast { .. } | Message::Unknown { .. } => {}
+            Message::Extended { id, payload } => self.on_extended(key, id, &payload),
             Message::Choke => {
                 peer.peer_choking = true;
                 if !peer.fast {

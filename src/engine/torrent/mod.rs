@@ -5,6 +5,7 @@
 mod assembly;
 mod ban;
 mod checked;
+mod extended;
 mod handlers;
 mod peer_state;
 mod readers;
@@ -108,6 +109,9 @@ pub struct TorrentSetup {
     pub started: Instant,
     /// Deadlines and the VoD server, when the torrent is being watched.
     pub playback: Option<Playback>,
+    /// The raw info dictionary, served to peers that ask for it (BEP 9); `None` for a private
+    /// torrent, whose metadata must come only from its `.torrent` file (BEP 27).
+    pub metadata: Option<Arc<[u8]>>,
 }
 
 /// The running torrent, seen from outside.
@@ -226,6 +230,8 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         config: setup.config,
         started: setup.started,
         playback: setup.playback,
+        metadata: setup.metadata,
+        listen_port: listen_addr.map(|a| a.port()),
         stats: stats_tx,
         have_tx,
         downloaded: 0,
@@ -372,6 +378,9 @@ struct Torrent {
     /// t = 0: `now()` is measured from here, for the picker, the choker and the playback.
     started: Instant,
     playback: Option<Playback>,
+    /// See `TorrentSetup::metadata`; our port, for the extension handshake.
+    metadata: Option<Arc<[u8]>>,
+    listen_port: Option<u16>,
     stats: watch::Sender<TorrentStats>,
     /// Verified pieces for readers (see `start`).
     have_tx: watch::Sender<Bitfield>,

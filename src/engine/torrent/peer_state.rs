@@ -53,6 +53,11 @@ pub struct PeerState {
     pub addr: SocketAddr,
     pub peer_id: PeerId,
     pub fast: bool,
+    /// It speaks BEP 10, and the id it wants `ut_metadata` sent under, once its extension
+    /// handshake said so; metadata requests it made (a flood is refused past a cap).
+    pub extensions: bool,
+    pub ut_metadata: Option<u8>,
+    pub metadata_requests: u32,
     /// We dialled this connection (rather than accepted it).
     pub outgoing: bool,
     pub commands: mpsc::Sender<PeerCommand>,
@@ -92,6 +97,9 @@ impl PeerState {
             addr,
             peer_id,
             fast,
+            extensions: false,
+            ut_metadata: None,
+            metadata_requests: 0,
             outgoing: false,
             commands,
             kill,
