@@ -51,7 +51,10 @@ def host_port(text):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--torrent", required=True, help=".torrent file to download or seed")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--torrent", help=".torrent file to download or seed")
+    source.add_argument("--magnet", help="magnet link to download (its metadata fetched from "
+                        "the peers it names); prints a \"metadata\" event once it is known")
     p.add_argument("--save-path", required=True, help="directory holding (or receiving) the content")
     p.add_argument("--listen-port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any)")
     p.add_argument("--connect", type=host_port, action="append", default=[],
@@ -74,6 +77,8 @@ def parse_args():
     args = p.parse_args()
     if not 0 <= args.listen_port < 65536:
         p.error("--listen-port must be 0..65535")
+    if args.magnet and (args.seed_mode or args.deadlines_after is not None):
+        p.error("--magnet cannot be used with --seed-mode or --deadlines-after")
     if args.upload_limit < 0 or args.download_limit < 0 or args.max_seconds < 0:
         p.error("limits and --max-seconds must not be negative")
     return args
@@ -167,16 +172,27 @@ def main():
             stop.append("eof")
         threading.Thread(target=watch_stdin, daemon=True).start()
 
-    try:
-        info = lt.torrent_info(args.torrent)
-    except RuntimeError as err:
-        fail(f"cannot read torrent {args.torrent}: {err}")
+    info = None
+    if args.torrent:
+        try:
+            info = lt.torrent_info(args.torrent)
+        except RuntimeError as err:
+            fail(f"cannot read torrent {args.torrent}: {err}")
     started = time.monotonic()
     ses = make_session(args)
     emit("listening", port=wait_listening(ses, started + 10))
 
     flags = lt.torrent_flags.sequential_download if args.sequential else 0
-    handle = ses.add_torrent({"ti": info, "save_path": args.save_path, "flags": flags})
+    if info is not None:
+        handle = ses.add_torrent({"ti": info, "save_path": args.save_path, "flags": flags})
+    else:
+        try:
+            params = lt.parse_magnet_uri(args.magnet)
+        except RuntimeError as err:
+            fail(f"cannot read magnet link {args.magnet}: {err}")
+        params.save_path = args.save_path
+        params.flags |= flags
+        handle = ses.add_torrent(params)
     for host, port in args.connect:
         handle.connect_peer((host, port))
 
@@ -198,6 +214,8 @@ def main():
         for alert in ses.pop_alerts():
             if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
                 fail(alert.message())
+            elif isinstance(alert, lt.metadata_received_alert):
+                emit("metadata", seconds=round(time.monotonic() - started, 3))
             elif isinstance(alert, lt.tracker_reply_alert):
                 emit("tracker_reply", url=alert.url, peers=alert.num_peers)
             elif isinstance(alert, lt.tracker_error_alert):
@@ -211,7 +229,7 @@ def main():
         if now >= next_status:
             status_event(handle.status(lt.status_flags_t.query_pieces))
             next_status = now + STATUS_PERIOD_S
-        if not completed and (s.is_seeding or s.is_finished):
+        if not completed and s.has_metadata and (s.is_seeding or s.is_finished):
             completed = True
             status_event(handle.status(lt.status_flags_t.query_pieces))
             emit("complete")

@@ -65,6 +65,55 @@ fn a_bad_torrent_gives_one_clear_line_and_a_failure_status() {
 }
 
 #[test]
+fn a_magnet_link_is_described_and_a_bad_one_gives_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = "dd8255ecdc7ca55fb0bbf81323d87062db1f6d1c";
+    let link = format!(
+        "magnet:?xt=urn:btih:{hash}&dn=Big+Buck+Bunny&tr=http%3A%2F%2Ft.example%2Fannounce\
+         &x.pe=127.0.0.1:6881&so=0,2-3"
+    );
+    let out = btvod(&["info", &link], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        hash,
+        "Big Buck Bunny",
+        "http://t.example/announce",
+        "127.0.0.1:6881",
+        "only 0,2-3",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    let v2 = format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32));
+    for (bad, expect) in [
+        ("magnet:?dn=nothing", "no `xt=urn:btih:` info-hash"),
+        ("magnet:?xt=urn:btih:123", "not a BitTorrent info-hash"),
+        (v2.as_str(), "v2 torrents are not supported yet"),
+    ] {
+        for command in [&["info", bad][..], &["get", bad, "--port", "0", "-q"]] {
+            let out = btvod(command, dir.path());
+            assert!(!out.status.success(), "{command:?} succeeded");
+            let err = stderr(&out);
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "more than one line: {err}"
+            );
+            assert!(err.contains(expect), "{command:?}: {err}");
+        }
+    }
+    // No tracker btvod can use and no peer: said at once, not after a long wait.
+    let udp_only = format!("magnet:?xt=urn:btih:{hash}&tr=udp%3A%2F%2F127.0.0.1%3A1%2Fannounce");
+    let out = btvod(&["get", &udp_only, "--port", "0", "-q"], dir.path());
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no way to find peers"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn make_torrent_output_is_read_alike_by_btvod_info_and_libtorrent() {
     require_python_libtorrent();
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ mod info;
 mod make;
 mod origin;
 mod play;
+mod source;
 mod stream;
 mod tracker;
 mod transfer;
@@ -55,7 +56,8 @@ impl Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Show what a .torrent file holds: name, info-hash, size, pieces, files, trackers.
+    /// Show what a .torrent file or a magnet link holds: name, info-hash, size, pieces, files,
+    /// trackers (a magnet's only with --fetch).
     Info(info::InfoArgs),
     /// Make a .torrent file from a file or a directory.
     MakeTorrent(make::MakeArgs),
@@ -151,7 +153,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => play::run(cli.play).await,
-        Some(Command::Info(a)) => info::run(a),
+        Some(Command::Info(a)) => info::run(a).await,
         Some(Command::MakeTorrent(a)) => make::run(a),
         Some(Command::Tracker(a)) => tracker::run(a).await,
         Some(Command::Seed(a)) => transfer::seed(a).await,

@@ -17,8 +17,10 @@ use clap::{Args, ValueEnum};
 
 #[derive(Args, Debug)]
 pub struct PlayArgs {
-    /// The .torrent file of the movie.
-    pub torrent: Option<PathBuf>,
+    /// The movie's .torrent file, or a magnet link (quote it: it holds `&`). A magnet's
+    /// metadata is fetched first and saved as INFOHASH.torrent beside the download; the
+    /// deadlines start once it is known.
+    pub torrent: Option<String>,
     /// Playback rate R, in KiB/s unless a unit is given (60 = 61,440 B/s; also 2MiB, 500KB, 4Mbit).
     #[arg(long, value_parser = parse_play_rate)]
     pub rate: Option<u64>,
@@ -101,9 +103,11 @@ pub(super) fn choose_file(meta: &Metainfo, file: Option<&str>) -> anyhow::Result
     })
 }
 
-pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
     let Some(torrent) = args.torrent.clone() else {
-        bail!("no torrent given: btvod --rate 60 --delay 6 --prefetch 2 FILE.torrent (see --help)");
+        bail!(
+            "no torrent given: btvod --rate 60 --delay 6 --prefetch 2 FILE.torrent|MAGNET (see --help)"
+        );
     };
     let Some(rate) = args.rate else {
         bail!("--rate is required: the movie's playback rate, e.g. --rate 60 (KiB/s)");
@@ -113,8 +117,12 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<()> {
         seconds("--delay", args.delay)?,
         seconds("--prefetch", args.prefetch)?,
     )?;
-    let meta = Metainfo::load(&torrent)
-        .with_context(|| format!("{} is not a usable torrent", torrent.display()))?;
+    let meta = super::source::load(
+        &torrent,
+        &save_dir(args.saveas.as_deref()),
+        &mut args.common,
+    )
+    .await?;
     let file = choose_file(&meta, args.file.as_deref())?;
     let server = vod_server(args.server.as_deref(), &meta).await?;
     let content = match &args.saveas {
@@ -258,4 +266,12 @@ fn print_summary(r: &VodReport, finished: bool) {
         "  stall       {:.2} s; peers seen {}",
         r.stall_s, r.peers_seen
     );
+}
+
+/// Where a magnet's fetched `.torrent` goes: beside the download.
+pub(super) fn save_dir(saveas: Option<&std::path::Path>) -> PathBuf {
+    saveas
+        .and_then(|p| p.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf)
 }

@@ -28,8 +28,9 @@ use tokio::sync::watch;
 
 #[derive(Args, Debug)]
 pub struct StreamArgs {
-    /// The .torrent file.
-    pub torrent: PathBuf,
+    /// The .torrent file, or a magnet link (quote it: it holds `&`); a magnet's metadata is
+    /// fetched first and saved as INFOHASH.torrent beside the download.
+    pub torrent: String,
     /// Start this player on the movie's URL; btvod exits when it does. Default: none for
     /// `stream` (serve until Ctrl-C), mpv for `play`.
     #[arg(long, value_enum)]
@@ -102,12 +103,10 @@ const ASSUMED_PLAY_SECS: u64 = 90 * 60;
 const MIN_ASSUMED_RATE: u64 = 16 * 1024;
 
 /// `default_player` is the command's: none for `stream`, mpv for `play`.
-pub async fn run(args: StreamArgs, default_player: Player) -> anyhow::Result<()> {
+pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result<()> {
     let prefetch = super::play::seconds("--prefetch", args.prefetch)?;
-    let meta = Arc::new(
-        Metainfo::load(&args.torrent)
-            .with_context(|| format!("{} is not a usable torrent", args.torrent.display()))?,
-    );
+    let save_dir = super::play::save_dir(args.saveas.as_deref());
+    let meta = Arc::new(super::source::load(&args.torrent, &save_dir, &mut args.common).await?);
     let file = super::play::choose_file(&meta, args.file.as_deref())?;
     let player = match args.player.unwrap_or(default_player) {
         Player::None => None,

@@ -28,8 +28,9 @@ pub struct SeedArgs {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// The .torrent file.
-    pub torrent: PathBuf,
+    /// The .torrent file, or a magnet link (quote it: it holds `&`); a magnet's metadata is
+    /// fetched from the swarm first and saved as OUT/INFOHASH.torrent, so a restart skips it.
+    pub torrent: String,
     /// Directory to download into (the torrent's name is created inside it).
     #[arg(long, short, default_value = ".")]
     pub out: PathBuf,
@@ -117,14 +118,14 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn get(args: GetArgs) -> anyhow::Result<()> {
-    let meta = load(&args.torrent)?;
+pub async fn get(mut args: GetArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let meta = super::source::load(&args.torrent, &args.out, &mut args.common).await?;
     let policy = match args.policy {
         GetPolicy::Rarest => PolicyKind::Rarest,
         GetPolicy::Sequential => PolicyKind::Sequential,
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let (bar, progress) = recheck_bar(args.common.quiet);
     let session = session::start(
         &meta,

@@ -3,6 +3,8 @@
 
 pub mod announce;
 pub mod codec;
+pub mod magnet;
+pub mod metadata_fetch;
 pub mod peer;
 pub mod playback;
 pub mod rate_limit;

@@ -30,6 +30,8 @@ pub struct LtOptions {
     pub deadlines_after: Option<f64>,
     pub exit_when_complete: bool,
     pub max_seconds: Option<u64>,
+    /// Start from this magnet link instead of the torrent file (its metadata fetched).
+    pub magnet: Option<String>,
 }
 
 impl LtOptions {
@@ -51,10 +53,14 @@ impl LtOptions {
     }
 
     fn to_args(&self, torrent: &Path, save_path: &Path) -> Vec<String> {
+        let (source, value) = match &self.magnet {
+            Some(link) => ("--magnet", link.clone()),
+            None => ("--torrent", torrent.display().to_string()),
+        };
         let mut args = vec![
             LT_PEER_SCRIPT.to_string(),
-            "--torrent".into(),
-            torrent.display().to_string(),
+            source.into(),
+            value,
             "--save-path".into(),
             save_path.display().to_string(),
             "--listen-port".into(),
@@ -109,6 +115,7 @@ enum LtEvent {
     Listening { port: u16 },
     Status(Status),
     Complete,
+    Metadata { seconds: f64 },
     TrackerReply { peers: u32 },
     TrackerError { message: String },
 }
@@ -119,6 +126,8 @@ struct LtReport {
     port: Option<u16>,
     last_status: Option<Status>,
     complete: bool,
+    /// Seconds from start to the metadata of a magnet link.
+    metadata_after: Option<f64>,
     tracker_replies: Vec<u32>,
     tracker_errors: Vec<String>,
     stdout_closed: bool,
@@ -172,6 +181,11 @@ impl LibtorrentPeer {
     /// Waits for the `complete` event (every piece present and verified).
     pub fn wait_complete(&self, timeout: Duration) -> Result<(), String> {
         self.wait("complete", timeout, |report| report.complete.then_some(()))
+    }
+
+    /// Waits for a magnet's metadata; the seconds it took from start.
+    pub fn wait_metadata(&self, timeout: Duration) -> Result<f64, String> {
+        self.wait("get the metadata", timeout, |report| report.metadata_after)
     }
 
     /// Waits for a status line that satisfies `accept`.
@@ -250,6 +264,7 @@ impl LtReport {
             LtEvent::Listening { port } => self.port = Some(port),
             LtEvent::Status(status) => self.last_status = Some(status),
             LtEvent::Complete => self.complete = true,
+            LtEvent::Metadata { seconds } => self.metadata_after = Some(seconds),
             LtEvent::TrackerReply { peers } => self.tracker_replies.push(peers),
             LtEvent::TrackerError { message } => self.tracker_errors.push(message),
         }

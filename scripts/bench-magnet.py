@@ -1,0 +1,170 @@
+#!/usr/bin/python3
+"""Magnet benchmark: time from start to the metadata and to the complete download, for
+`btvod get MAGNET` and for libtorrent given the same magnet, from one libtorrent seed on
+127.0.0.1 that the link names (`x.pe`). The two clients alternate (the order flips each round);
+every download is checked against the content. Prints a Markdown table of medians and ranges
+and the btvod/libtorrent ratios.
+
+Usage: scripts/bench-magnet.py [--runs 5] [--size-mib 64] [--piece-kib 256] [--timeout 120]
+Work files go to target/bench-magnet/ (content made once). Needs python3-libtorrent and a
+release build (`cargo build --release`). Not yet measured: the DHT (not built), time to the
+first piece.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(ROOT, "target", "bench-magnet")
+BTVOD = os.path.join(ROOT, "target", "release", "btvod")
+LT_PEER = os.path.join(ROOT, "scripts", "lt_peer.py")
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--size-mib", type=int, default=64)
+    p.add_argument("--piece-kib", type=int, default=256)
+    p.add_argument("--timeout", type=float, default=120)
+    a = p.parse_args()
+    if a.runs < 1 or a.size_mib < 1 or a.piece_kib < 16:
+        p.error("--runs and --size-mib must be positive, --piece-kib at least 16")
+    return a
+
+
+def content(path, size):
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        return
+    rng = random.Random(7)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 1 << 20)
+            f.write(rng.randbytes(n))
+            left -= n
+
+
+def sha1(path):
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def start_seed(torrent, seed_dir):
+    proc = subprocess.Popen(
+        [sys.executable, LT_PEER, "--torrent", torrent, "--save-path", seed_dir, "--seed-mode"],
+        stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event.get("event") == "listening":
+            return proc, event["port"]
+    raise SystemExit("the libtorrent seed did not start")
+
+
+def run_btvod(magnet, out, timeout):
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    start = time.monotonic()
+    # The metadata time is when its line appears, from process start as for libtorrent.
+    proc = subprocess.Popen([BTVOD, "get", magnet, "--out", out, "--bind", "127.0.0.1",
+                             "--port", "0", "-q"], stderr=subprocess.PIPE, text=True)
+    metadata, lines = None, []
+    for line in proc.stderr:
+        lines.append(line)
+        if metadata is None and "metadata fetched in" in line:
+            metadata = time.monotonic() - start
+    code = proc.wait(timeout=timeout)
+    total = time.monotonic() - start
+    if code != 0 or metadata is None:
+        raise SystemExit("btvod get failed or did not say when the metadata came:\n"
+                         + "".join(lines[-20:]))
+    return metadata, total
+
+
+def run_libtorrent(magnet, out, timeout):
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, LT_PEER, "--magnet", magnet, "--save-path", out,
+                             "--exit-when-complete", "--max-seconds", str(timeout)],
+                            stdout=subprocess.PIPE, text=True)
+    metadata = None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event.get("event") == "metadata":
+            metadata = time.monotonic() - start
+    code = proc.wait()
+    total = time.monotonic() - start
+    if code != 0 or metadata is None:
+        raise SystemExit(f"libtorrent did not complete (exit {code})")
+    return metadata, total
+
+
+def summary(values):
+    med = statistics.median(values)
+    return med, f"{med:.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def main():
+    a = parse_args()
+    if not os.access(BTVOD, os.X_OK):
+        raise SystemExit("build first: cargo build --release")
+    os.makedirs(WORK, exist_ok=True)
+    data = os.path.join(WORK, "movie.bin")
+    content(data, a.size_mib << 20)
+    seed_dir = os.path.join(WORK, "seed")
+    os.makedirs(seed_dir, exist_ok=True)
+    if not os.path.exists(os.path.join(seed_dir, "movie.bin")):
+        os.link(data, os.path.join(seed_dir, "movie.bin"))
+    torrent = os.path.join(WORK, "movie.torrent")
+    subprocess.run([BTVOD, "make-torrent", data, "-o", torrent, "--no-date", "--piece-length",
+                    f"{a.piece_kib}KiB"], check=True, capture_output=True)
+    info_hash = re.search(r"Info-hash:\s*([0-9a-f]{40})", subprocess.run(
+        [BTVOD, "info", torrent], check=True, capture_output=True, text=True).stdout).group(1)
+    want = sha1(data)
+    seed, port = start_seed(torrent, seed_dir)
+    magnet = f"magnet:?xt=urn:btih:{info_hash}&dn=movie.bin&x.pe=127.0.0.1:{port}"
+    results = {"btvod": ([], []), "libtorrent": ([], [])}
+    runners = {"btvod": run_btvod, "libtorrent": run_libtorrent}
+    try:
+        for r in range(a.runs):
+            order = ["btvod", "libtorrent"] if r % 2 == 0 else ["libtorrent", "btvod"]
+            for name in order:
+                out = os.path.join(WORK, f"dl-{name}")
+                meta_s, total_s = runners[name](magnet, out, a.timeout)
+                if sha1(os.path.join(out, "movie.bin")) != want:
+                    raise SystemExit(f"{name}: the download differs from the content")
+                results[name][0].append(meta_s)
+                results[name][1].append(total_s)
+                print(f"run {r + 1} {name}: metadata {meta_s:.2f} s, complete {total_s:.2f} s",
+                      file=sys.stderr)
+    finally:
+        seed.terminate()
+        seed.wait()
+    print(f"{a.runs} runs, {a.size_mib} MiB in {a.piece_kib} KiB pieces, seconds from start: "
+          "median [min-max]\n")
+    print("| client | metadata s | complete s |")
+    print("|---|---|---|")
+    meds = {}
+    for name, (meta, total) in results.items():
+        (mm, ms), (tm, ts) = summary(meta), summary(total)
+        meds[name] = (mm, tm)
+        print(f"| {name} | {ms} | {ts} |")
+    b, l = meds["btvod"], meds["libtorrent"]
+    print(f"\nbtvod/libtorrent (medians): metadata {b[0] / l[0]:.2f}x, "
+          f"complete {b[1] / l[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
