@@ -143,10 +143,25 @@ fn libtorrent_given_only_a_magnet_gets_metadata_and_content_from_a_btvod_seed() 
 /// A metadata peer that answers every request from `info` (which may be wrong) and offers
 /// `size`; it serves as many connections as come.
 async fn fake_metadata_peer(meta: Metainfo, size: u32, info: Vec<u8>) -> SocketAddr {
+    fake_metadata_peer_closing_first(meta, size, info, 0).await
+}
+
+/// The same, closing its first `refused` connections at once (a client still starting).
+async fn fake_metadata_peer_closing_first(
+    meta: Metainfo,
+    size: u32,
+    info: Vec<u8>,
+    mut refused: usize,
+) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            if refused > 0 {
+                refused -= 1;
+                drop(stream);
+                continue;
+            }
             let (meta, info) = (meta.clone(), info.clone());
             tokio::spawn(async move {
                 let mut peer = RawPeer::wrap(stream, meta.geometry.piece_count());
@@ -202,6 +217,7 @@ fn fetch_setup(meta: &Metainfo) -> FetchSetup {
         listen_port: None,
         handshake_timeout: Duration::from_secs(5),
         max_connections: 4,
+        first_redial: Duration::from_millis(200),
     }
 }
 
@@ -275,5 +291,37 @@ fn absurd_sizes_and_wrong_length_pieces_are_refused_and_the_fetch_says_why_it_fa
             }
             other => panic!("expected no peer left, got {other:?}"),
         }
+    });
+}
+
+#[test]
+fn a_peer_that_closes_at_first_is_dialled_again_after_a_pause() {
+    let world = MovieDir::new(MIB, 16 * 1024, 46);
+    let rt = runtime();
+    rt.block_on(async {
+        let info = world.meta.raw_info().to_vec();
+        let size = info.len() as u32;
+        let peer =
+            fake_metadata_peer_closing_first(world.meta.clone(), size, info.clone(), 2).await;
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(vec![peer]).await.unwrap();
+        drop(tx);
+        let (progress, _) = watch::channel(FetchProgress::default());
+        let got = fetch(
+            fetch_setup(&world.meta),
+            rx,
+            Duration::from_secs(60),
+            progress,
+        )
+        .await
+        .expect("the third try gets the metadata");
+        assert_eq!(got.info, info);
+        assert_eq!(got.dialled, 3);
+        // Redialled after 200 ms, then 600 ms more.
+        assert!(
+            got.elapsed >= Duration::from_millis(800),
+            "got it after {:?}",
+            got.elapsed
+        );
     });
 }

@@ -109,6 +109,7 @@ pub async fn resolve(
         listen_port: (options.listen_port != 0).then_some(options.listen_port),
         handshake_timeout: Duration::from_secs(10),
         max_connections: options.max_connections,
+        first_redial: metadata_fetch::FIRST_REDIAL,
     };
     let fetched = metadata_fetch::fetch(setup, addrs_rx, options.timeout, progress).await;
     if let Some((handle, forward)) = announcing {

@@ -21,6 +21,12 @@ const PIECE_TIMEOUT: Duration = Duration::from_secs(10);
 const PER_PEER: usize = 4;
 /// Addresses kept waiting to be dialled; more are dropped (trackers send more later).
 const MAX_WAITING: usize = 1000;
+/// A peer that could not be reached, or closed before offering the metadata, is dialled again
+/// this many times, after `FetchSetup::first_redial` (default 2 s), then 3 and 9 times that: a
+/// seed still checking its files refuses connections for a while, and a link may name only
+/// that one peer.
+const MAX_REDIALS: u32 = 3;
+pub const FIRST_REDIAL: Duration = Duration::from_secs(2);
 
 /// What every connection of the fetch needs.
 #[derive(Clone, Debug)]
@@ -32,6 +38,8 @@ pub struct FetchSetup {
     pub handshake_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// The first pause before a failed peer is dialled again ([`FIRST_REDIAL`]).
+    pub first_redial: Duration,
 }
 
 /// How far the fetch is, for a progress line.
@@ -116,6 +124,9 @@ pub async fn fetch(
         dialled: 0,
         next_id: 0,
         offering: HashMap::new(),
+        addr_of: HashMap::new(),
+        redials: HashMap::new(),
+        redial_at: Vec::new(),
         offered: 0,
         assembly: None,
         asked: HashMap::new(),
@@ -128,7 +139,7 @@ pub async fn fetch(
     loop {
         f.dial();
         progress.send_replace(f.progress());
-        if !sources_open && f.open == 0 && f.waiting.is_empty() {
+        if !sources_open && f.open == 0 && f.waiting.is_empty() && f.redial_at.is_empty() {
             return Err(FetchError::NoPeers {
                 dialled: f.dialled,
                 offered: f.offered,
@@ -144,7 +155,10 @@ pub async fn fetch(
                     return Ok(Fetched { info, elapsed: started.elapsed(), dialled: f.dialled });
                 }
             }
-            _ = tick.tick() => f.ask(),
+            _ = tick.tick() => {
+                f.redial_due();
+                f.ask();
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(FetchError::TimedOut {
                     waited: limit,
@@ -164,6 +178,11 @@ struct Fetch {
     dialled: usize,
     next_id: ConnId,
     offering: HashMap<ConnId, Offering>,
+    /// Where each open connection goes, and how often each address was dialled again; the
+    /// addresses waiting for their next try, and when.
+    addr_of: HashMap<ConnId, SocketAddr>,
+    redials: HashMap<SocketAddr, u32>,
+    redial_at: Vec<(Instant, SocketAddr)>,
     offered: usize,
     /// Started by the first peer that offers a size under the cap.
     assembly: Option<MetadataAssembly>,
@@ -192,6 +211,7 @@ impl Fetch {
             self.dialled += 1;
             self.next_id += 1;
             let id = self.next_id;
+            self.addr_of.insert(id, addr);
             tracing::debug!(%addr, "dialling for metadata");
             tokio::spawn(conn::run(id, addr, self.setup.clone(), self.events.clone()));
         }
@@ -249,11 +269,15 @@ impl Fetch {
                 self.ask();
             }
             ConnEvent::Gone { id, why } => {
-                if let Some(why) = why {
+                if let Some(why) = &why {
                     tracing::debug!(id, %why, "metadata connection ended");
                 }
                 self.open -= 1;
-                self.offering.remove(&id);
+                let addr = self.addr_of.remove(&id);
+                let offered = self.offering.remove(&id).is_some();
+                if let (Some(addr), Some(_), false) = (addr, &why, offered) {
+                    self.schedule_redial(addr);
+                }
                 let lost: Vec<u32> = self
                     .asked
                     .iter()
@@ -299,6 +323,24 @@ impl Fetch {
         }
         self.ask();
         None
+    }
+
+    /// A peer that failed before offering anything is tried again later, a few times.
+    fn schedule_redial(&mut self, addr: SocketAddr) {
+        let tries = self.redials.entry(addr).or_insert(0);
+        if *tries < MAX_REDIALS {
+            let delay = self.setup.first_redial * 3u32.pow(*tries);
+            *tries += 1;
+            self.redial_at.push((Instant::now() + delay, addr));
+        }
+    }
+
+    fn redial_due(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.redial_at.drain(..).partition(|(at, _)| *at <= now);
+        self.redial_at = later;
+        self.waiting.extend(due.into_iter().map(|(_, addr)| addr));
     }
 
     fn unask(&mut self, piece: u32) {
