@@ -103,8 +103,8 @@ fn a_magnet_link_is_described_and_a_bad_one_gives_one_clear_line() {
         }
     }
     // No tracker btvod can use and no peer: said at once, not after a long wait.
-    let udp_only = format!("magnet:?xt=urn:btih:{hash}&tr=udp%3A%2F%2F127.0.0.1%3A1%2Fannounce");
-    let out = btvod(&["get", &udp_only, "--port", "0", "-q"], dir.path());
+    let no_source = format!("magnet:?xt=urn:btih:{hash}&tr=ftp%3A%2F%2F127.0.0.1%2Fannounce");
+    let out = btvod(&["get", &no_source, "--port", "0", "-q"], dir.path());
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("no way to find peers"),

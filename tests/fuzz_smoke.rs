@@ -148,6 +148,11 @@ fn extension() {
 }
 
 #[test]
+fn udp_tracker() {
+    run("udp_tracker", checks::udp_tracker);
+}
+
+#[test]
 fn picker_events() {
     run("picker_events", checks::picker_events);
 }

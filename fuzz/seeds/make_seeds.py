@@ -137,3 +137,18 @@ write("extension", "request", be({"msg_type": 0, "piece": 0}))
 write("extension", "reject", be({"msg_type": 2, "piece": 3}))
 write("extension", "data", be({"msg_type": 1, "piece": 1, "total_size": 20000}) + bytes(range(256)) * 14)
 
+# udp_tracker: 4 bytes of the expected transaction id, then a BEP 15 packet
+T = struct.pack(">I", 0x01020304)
+H20, P20 = bytes(range(20)), b"-BV0100-abcdefghijkl"
+write("udp_tracker", "connect_req", T + struct.pack(">QII", 0x41727101980, 0, 0x01020304))
+write("udp_tracker", "announce_req", T + struct.pack(">QII", 7, 1, 0x01020304) + H20 + P20
+      + struct.pack(">QQQIIIiH", 1, 2, 3, 2, 0, 99, -1, 6881))
+write("udp_tracker", "scrape_req", T + struct.pack(">QII", 7, 2, 0x01020304) + H20 + bytes(20))
+write("udp_tracker", "connect_reply", T + struct.pack(">IIQ", 0, 0x01020304, 0xdeadbeef))
+write("udp_tracker", "announce_reply", T + struct.pack(">IIIII", 1, 0x01020304, 60, 1, 2)
+      + bytes([127, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 2, 0x1a, 0xe2]))
+write("udp_tracker", "announce_reply6", T + struct.pack(">IIIII", 1, 0x01020304, 60, 1, 2)
+      + bytes(15) + b"\x01" + b"\x1a\xe1")
+write("udp_tracker", "scrape_reply", T + struct.pack(">IIIII", 2, 0x01020304, 5, 6, 7))
+write("udp_tracker", "error_reply", T + struct.pack(">II", 3, 0x01020304) + b"not whitelisted")
+

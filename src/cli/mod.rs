@@ -61,7 +61,7 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Make a .torrent file from a file or a directory.
     MakeTorrent(make::MakeArgs),
-    /// Run an HTTP BitTorrent tracker (announce, scrape, and a status page at /).
+    /// Run a BitTorrent tracker: HTTP (announce, scrape, a status page at /) and UDP (BEP 15).
     Tracker(tracker::TrackerArgs),
     /// Seed existing content to the swarm.
     Seed(transfer::SeedArgs),

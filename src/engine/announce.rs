@@ -1,8 +1,9 @@
-//! Talking to HTTP trackers: one announce across BEP 12 tiers ([`Announcer`]), and the
+//! Talking to HTTP and UDP trackers: one announce across BEP 12 tiers ([`Announcer`]), and the
 //! background loop that keeps a torrent announced ([`spawn_announce_loop`]).
 
 mod announce_loop;
 mod schedule;
+mod udp;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -27,6 +28,10 @@ pub struct AnnouncerConfig {
     pub max_body_bytes: usize,
     pub max_redirects: usize,
     pub user_agent: String,
+    /// UDP trackers (BEP 15): the wait before the first retransmission (the BEP's 15 s; each
+    /// next wait doubles) and how many retransmissions before the tracker counts as down.
+    pub udp_first_timeout: Duration,
+    pub udp_retransmits: u32,
 }
 
 impl Default for AnnouncerConfig {
@@ -36,6 +41,9 @@ impl Default for AnnouncerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             max_redirects: 3,
             user_agent: format!("btvod/{}", env!("CARGO_PKG_VERSION")),
+            // 15 s, then 30 s: a dead UDP tracker holds an announce 45 s before the next tier.
+            udp_first_timeout: Duration::from_secs(15),
+            udp_retransmits: 1,
         }
     }
 }
@@ -53,6 +61,8 @@ pub enum TrackerError {
     Status(StatusCode),
     #[error("reply is larger than {0} bytes")]
     BodyTooLarge(usize),
+    #[error("UDP: {0}")]
+    Udp(std::io::Error),
     #[error(transparent)]
     Protocol(#[from] TrackerProtoError),
 }
@@ -66,7 +76,7 @@ pub struct TrackerFailure {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnnounceError {
-    #[error("the torrent lists no usable http(s) tracker")]
+    #[error("the torrent lists no usable http(s) or udp tracker")]
     NoTrackers,
     #[error("could not set up the HTTP client: {0}")]
     Client(reqwest::Error),
@@ -98,6 +108,7 @@ pub struct Announcer {
     config: AnnouncerConfig,
     /// `tracker id` each tracker gave us, echoed back on later announces.
     tracker_ids: HashMap<Url, String>,
+    udp: udp::UdpClient,
 }
 
 impl Announcer {
@@ -123,6 +134,7 @@ impl Announcer {
             http,
             config,
             tracker_ids: HashMap::new(),
+            udp: udp::UdpClient::default(),
         })
     }
 
@@ -171,6 +183,13 @@ impl Announcer {
         announce_url: &Url,
         req: &AnnounceRequest,
     ) -> Result<AnnounceResponse, TrackerError> {
+        if announce_url.scheme() == "udp" {
+            let timing = udp::UdpTiming {
+                first_timeout: self.config.udp_first_timeout,
+                retransmits: self.config.udp_retransmits,
+            };
+            return self.udp.announce(announce_url, req, timing).await;
+        }
         let (body, status) = self.get_capped(req.to_url(announce_url)).await?;
         match (AnnounceResponse::parse(&body), status.is_success()) {
             (Ok(response), true) => Ok(response),

@@ -52,8 +52,8 @@ pub enum MagnetError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(
-        "the link gives no way to find peers: no usable tracker (UDP trackers are not supported \
-         yet), no `x.pe` peer, and no --peer or --tracker"
+        "the link gives no way to find peers: no usable tracker, no `x.pe` peer, and no --peer \
+         or --tracker"
     )]
     NoSources,
     #[error("the fetched metadata is not a usable torrent: {0}")]

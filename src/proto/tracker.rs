@@ -1,11 +1,13 @@
-//! The HTTP tracker protocol, pure: announce/scrape requests and responses for both the client
-//! and our tracker, percent-encoding of raw bytes, and BEP 12 tier bookkeeping.
+//! The tracker protocols, pure: HTTP announce/scrape requests and responses for both the client
+//! and our tracker, percent-encoding of raw bytes, BEP 12 tier bookkeeping, and BEP 15's UDP
+//! packets (`udp`).
 
 mod percent;
 mod query;
 mod request;
 mod response;
 mod tiers;
+pub mod udp;
 
 /// The shared bencode reader's error, as carried by [`TrackerProtoError::NotBencode`].
 pub use crate::proto::bencode::BencodeError;

@@ -1,8 +1,9 @@
-//! The built-in HTTP tracker (`/announce`, `/scrape`, and a status page at `/`) that serves
-//! local worlds and tests.
+//! The built-in tracker that serves local worlds and tests: HTTP (`/announce`, `/scrape`, and a
+//! status page at `/`) and, on a UDP socket beside it, BEP 15.
 
 mod state;
 mod status_page;
+mod udp;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +71,44 @@ struct Shared {
 }
 
 impl Shared {
+    /// One announce from `remote`, HTTP or UDP: recorded, and answered with peers as the
+    /// address book shows them to this asker.
+    fn announce(
+        &self,
+        query: &AnnounceQuery,
+        remote: SocketAddr,
+    ) -> Result<state::AnnounceAnswer, state::Refusal> {
+        let addr = peer_address(remote, query.ip, query.port);
+        let config = &self.config;
+        let numwant = query
+            .numwant
+            .unwrap_or(config.default_numwant)
+            .min(config.max_numwant);
+        let numwant = usize::try_from(numwant).unwrap_or(usize::MAX);
+        let mut answer =
+            self.state()
+                .announce(query, addr, Instant::now(), numwant, &mut rand::rng())?;
+        if let Some(book) = &config.address_book {
+            answer
+                .peers
+                .retain_mut(|peer| match book.seen_by(addr, peer.addr) {
+                    Some(seen) => {
+                        peer.addr = seen;
+                        true
+                    }
+                    None => false,
+                });
+        }
+        tracing::debug!(
+            torrent = %query.info_hash,
+            peer = %addr,
+            event = query.event.map(AnnounceEvent::as_str).unwrap_or("none"),
+            returned = answer.peers.len(),
+            "announce"
+        );
+        Ok(answer)
+    }
+
     /// The state survives a panic in another handler: it is plain counters, never half-updated
     /// in a way that matters more than serving on.
     fn state(&self) -> MutexGuard<'_, TrackerState> {
@@ -79,9 +118,20 @@ impl Shared {
     }
 }
 
-/// Serves the tracker on `listener` until `shutdown` completes.
+/// Serves the HTTP tracker on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    config: TrackerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with_udp(listener, None, config, shutdown).await
+}
+
+/// Serves the tracker over HTTP on `listener` and, if given, over UDP (BEP 15) on `udp`, one
+/// swarm state for both, until `shutdown` completes.
+pub async fn serve_with_udp(
+    listener: tokio::net::TcpListener,
+    udp: Option<tokio::net::UdpSocket>,
     config: TrackerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -103,6 +153,12 @@ pub async fn serve(
         tracing::info!("tracker listening on http://{addr}/announce");
     }
     let expiry = tokio::spawn(expire_periodically(shared.clone()));
+    let udp = udp.map(|socket| {
+        if let Ok(addr) = socket.local_addr() {
+            tracing::info!("tracker listening on udp://{addr}/announce");
+        }
+        tokio::spawn(udp::serve(socket, shared.clone()))
+    });
     let result = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -110,6 +166,9 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     expiry.abort();
+    if let Some(task) = udp {
+        task.abort();
+    }
     result
 }
 
@@ -141,38 +200,11 @@ async fn announce(
         Ok(query) => query,
         Err(e) => return failure(remote, "announce", &e.to_string()),
     };
-    let addr = peer_address(remote, query.ip, query.port);
-    let config = &shared.config;
-    let numwant = query
-        .numwant
-        .unwrap_or(config.default_numwant)
-        .min(config.max_numwant);
-    let numwant = usize::try_from(numwant).unwrap_or(usize::MAX);
-    let answer = shared
-        .state()
-        .announce(&query, addr, Instant::now(), numwant, &mut rand::rng());
-    let mut answer = match answer {
+    let answer = match shared.announce(&query, remote) {
         Ok(answer) => answer,
         Err(refusal) => return failure(remote, "announce", &refusal.to_string()),
     };
-    if let Some(book) = &config.address_book {
-        answer
-            .peers
-            .retain_mut(|peer| match book.seen_by(addr, peer.addr) {
-                Some(seen) => {
-                    peer.addr = seen;
-                    true
-                }
-                None => false,
-            });
-    }
-    tracing::debug!(
-        torrent = %query.info_hash,
-        peer = %addr,
-        event = query.event.map(AnnounceEvent::as_str).unwrap_or("none"),
-        returned = answer.peers.len(),
-        "announce"
-    );
+    let config = &shared.config;
     let response = AnnounceResponse {
         interval: Some(config.interval),
         min_interval: config.min_interval,

@@ -17,5 +17,5 @@ pub use extension::{extension, magnet};
 pub use input::Input;
 pub use metainfo::metainfo;
 pub use picker::{peer_messages, picker_events};
-pub use tracker::{announce_query, tracker_response};
+pub use tracker::{announce_query, tracker_response, udp_tracker};
 pub use wire::wire_stream;

@@ -192,3 +192,28 @@ fn client_request(input: &mut Input<'_>) {
         .expect("our tracker reads our client's scrape");
     assert_eq!(parsed.info_hashes, hashes);
 }
+
+/// `udp_tracker`: BEP 15 packets both ways. The first 4 bytes choose the transaction id a
+/// reply must answer; whatever parses is within the limits, and a parsed request re-encodes to
+/// a packet that parses back to it.
+pub fn udp_tracker(data: &[u8]) {
+    use btvod::proto::tracker::udp::{UdpReply, UdpRequest};
+    let expected = data
+        .first_chunk::<4>()
+        .map_or(0, |b| u32::from_be_bytes(*b));
+    let packet = data.get(4..).unwrap_or_default();
+    for v6 in [false, true] {
+        if let Ok(UdpReply::Announce { peers, .. }) = UdpReply::parse(packet, expected, v6) {
+            assert!(peers.len() <= MAX_PEERS_PER_RESPONSE);
+            assert!(
+                peers
+                    .iter()
+                    .all(|p| p.port() != 0 && !p.ip().is_unspecified())
+            );
+        }
+    }
+    if let Ok(request) = UdpRequest::parse(packet) {
+        let back = UdpRequest::parse(&request.encode()).expect("our request parses");
+        assert_eq!(back, request, "udp request round trip");
+    }
+}

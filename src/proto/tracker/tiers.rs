@@ -29,8 +29,8 @@ pub struct TrackerTiers {
 
 impl TrackerTiers {
     /// Builds tiers from a torrent's `announce-list` (or `[[announce]]`), shuffling each tier.
-    /// URLs that do not parse or are not http(s) (e.g. `udp://`, not supported yet) are skipped
-    /// and listed in [`TrackerTiers::skipped`]; empty tiers are dropped.
+    /// URLs that do not parse, are not http(s) or udp, or are udp without a host and port are
+    /// skipped and listed in [`TrackerTiers::skipped`]; empty tiers are dropped.
     pub fn new(tiers: Vec<Vec<String>>, rng: &mut impl Rng) -> TrackerTiers {
         let mut skipped = Vec::new();
         let mut out = Vec::new();
@@ -38,7 +38,16 @@ impl TrackerTiers {
             let mut urls = Vec::new();
             for text in tier {
                 match Url::parse(text.trim()) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                    Ok(url)
+                        if url.scheme() == "udp"
+                            && (url.host().is_none() || url.port().is_none()) =>
+                    {
+                        skipped.push(SkippedTracker {
+                            reason: "a udp tracker URL needs a host and a port".into(),
+                            url: text,
+                        })
+                    }
+                    Ok(url) if matches!(url.scheme(), "http" | "https" | "udp") => {
                         if !urls.contains(&url) {
                             urls.push(url);
                         }

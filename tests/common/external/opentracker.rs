@@ -79,6 +79,11 @@ impl OpenTracker {
         format!("http://127.0.0.1:{}/announce", self.port)
     }
 
+    /// The same tracker over UDP (BEP 15): `listen.tcp_udp` serves both on one port.
+    pub fn udp_announce_url(&self) -> String {
+        format!("udp://127.0.0.1:{}/announce", self.port)
+    }
+
     pub fn report(&self) -> String {
         self.process.report()
     }
