@@ -57,6 +57,8 @@ def parse_args():
                         "the peers it names); prints a \"metadata\" event once it is known")
     p.add_argument("--save-path", required=True, help="directory holding (or receiving) the content")
     p.add_argument("--listen-port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any)")
+    p.add_argument("--listen-host", default="127.0.0.1",
+                   help="address to listen on: 127.0.0.1 (default) or ::1")
     p.add_argument("--connect", type=host_port, action="append", default=[],
                    metavar="HOST:PORT", help="peer to dial (repeatable)")
     p.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = unlimited")
@@ -84,11 +86,12 @@ def parse_args():
     return args
 
 
-def loopback_settings(listen_port, upload_limit, download_limit=0):
-    """Settings for a libtorrent peer that talks only to peers on 127.0.0.1 (shared with
+def loopback_settings(listen_port, upload_limit, download_limit=0, host="127.0.0.1"):
+    """Settings for a libtorrent peer that talks only to peers on the loopback (shared with
     lt_vod.py)."""
+    shown = f"[{host}]" if ":" in host else host
     return {
-        "listen_interfaces": f"127.0.0.1:{listen_port}",
+        "listen_interfaces": f"{shown}:{listen_port}",
         # A port asked for by number must be that port, not a silent substitute.
         "listen_system_port_fallback": listen_port == 0,
         "max_retry_port_bind": 0,
@@ -127,7 +130,8 @@ def start_session(settings, plugins=True):
 
 def make_session(args):
     return start_session(
-        loopback_settings(args.listen_port, args.upload_limit, args.download_limit),
+        loopback_settings(args.listen_port, args.upload_limit, args.download_limit,
+                          args.listen_host),
         plugins=not args.no_pex)
 
 

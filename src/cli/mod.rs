@@ -86,9 +86,10 @@ pub struct PeerOptions {
     /// Port to listen on for peers (0 = any free port).
     #[arg(long, default_value_t = 6881)]
     pub port: u16,
-    /// Address to listen on for peers: every address by default, since peers on other
-    /// machines must reach it; 127.0.0.1 keeps it to this machine.
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on for peers: every address, IPv6 and IPv4, by default (`::`, or
+    /// `0.0.0.0` where there is no IPv6), since peers on other machines must reach it;
+    /// 127.0.0.1 or ::1 keeps it to this machine.
+    #[arg(long, default_value = "::")]
     pub bind: std::net::IpAddr,
     /// Upload limit for the whole process, in KiB/s unless a unit is given (0 = unlimited).
     #[arg(long, default_value = "0", value_parser = parse_rate)]

@@ -118,13 +118,10 @@ pub async fn start(
     let vod_session = policy::vod_session(meta, options.vod.as_ref(), &have)?;
     let playing = vod_session.as_ref().zip(options.vod.as_ref());
     let picker = policy::picker(meta, options.policy, playing, &have, &mut rng)?;
-    let listener =
-        TcpListener::bind(options.listen)
-            .await
-            .map_err(|source| SessionError::Listen {
-                addr: options.listen,
-                source,
-            })?;
+    let listener = listen(options.listen).map_err(|source| SessionError::Listen {
+        addr: options.listen,
+        source,
+    })?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let playback = match (vod_session, &options.vod) {
         (Some(vod_session), Some(vod)) => Some(Playback::new(vod_session, vod.server.clone())),
@@ -186,4 +183,29 @@ async fn open_and_recheck(
     })
     .await??;
     Ok(opened)
+}
+
+/// The peer listener. On `::` it is dual-stack (IPv4 peers arrive as mapped addresses, which
+/// the accept loop turns back into IPv4); where IPv6 is missing, `::` falls back to `0.0.0.0`.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let open = |addr: SocketAddr| -> std::io::Result<TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(!addr.ip().is_unspecified())?;
+        }
+        // A restarted client gets its port back at once rather than after TIME_WAIT.
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        socket.set_nonblocking(true)?;
+        TcpListener::from_std(socket.into())
+    };
+    match open(addr) {
+        Err(e) if addr.ip() == std::net::IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED) => {
+            tracing::info!(error = %e, "no IPv6 here: listening on IPv4 only");
+            open(SocketAddr::from(([0, 0, 0, 0], addr.port())))
+        }
+        other => other,
+    }
 }

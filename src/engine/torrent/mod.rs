@@ -278,6 +278,8 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, addr)) => {
+                // A dual-stack listener shows IPv4 peers as mapped IPv6: one address per peer.
+                let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                 if live.load(Ordering::Relaxed) >= max_peers {
                     tracing::debug!(%addr, "connection refused: peer cap reached");
                     continue;

@@ -32,6 +32,8 @@ pub struct LtOptions {
     pub max_seconds: Option<u64>,
     /// Start from this magnet link instead of the torrent file (its metadata fetched).
     pub magnet: Option<String>,
+    /// Listen here instead of 127.0.0.1 (e.g. `::1`).
+    pub listen_host: Option<String>,
 }
 
 impl LtOptions {
@@ -65,6 +67,10 @@ impl LtOptions {
             save_path.display().to_string(),
             "--listen-port".into(),
             self.listen_port.to_string(),
+            "--listen-host".into(),
+            self.listen_host
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".into()),
             "--upload-limit".into(),
             self.upload_limit.to_string(),
             "--download-limit".into(),
