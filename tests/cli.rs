@@ -102,9 +102,12 @@ fn a_magnet_link_is_described_and_a_bad_one_gives_one_clear_line() {
             assert!(err.contains(expect), "{command:?}: {err}");
         }
     }
-    // No tracker btvod can use and no peer: said at once, not after a long wait.
+    // No tracker btvod can use, no peer and no DHT: said at once, not after a long wait.
     let no_source = format!("magnet:?xt=urn:btih:{hash}&tr=ftp%3A%2F%2F127.0.0.1%2Fannounce");
-    let out = btvod(&["get", &no_source, "--port", "0", "-q"], dir.path());
+    let out = btvod(
+        &["get", &no_source, "--port", "0", "-q", "--no-dht"],
+        dir.path(),
+    );
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("no way to find peers"),

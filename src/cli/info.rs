@@ -29,7 +29,8 @@ pub async fn run(mut args: InfoArgs) -> anyhow::Result<()> {
         }
         (Some(_), true) => {
             let here = std::path::Path::new(".");
-            super::source::load(&args.torrent, here, &mut args.common).await?
+            let dht = args.common.dht().await;
+            super::source::load(&args.torrent, here, &mut args.common, dht.as_ref()).await?
         }
         (None, _) => Metainfo::load(std::path::Path::new(&args.torrent))
             .with_context(|| format!("{} is not a usable torrent", args.torrent))?,

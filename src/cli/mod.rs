@@ -112,6 +112,46 @@ pub struct PeerOptions {
     /// No progress line.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Do not use the DHT (it is on for magnet links and public torrents; private torrents
+    /// never use it).
+    #[arg(long)]
+    pub no_dht: bool,
+    /// A DHT node to join through, instead of the well-known routers (repeatable): a DHT of
+    /// your own. Without it, the routers and the nodes of the last run (kept in
+    /// ~/.local/state/btvod/dht-nodes) are used.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
+    /// UDP port of the DHT node (default: the peer --port, or any free one if that is taken).
+    #[arg(long, value_name = "PORT")]
+    pub dht_port: Option<u16>,
+}
+
+impl PeerOptions {
+    /// The DHT node these options ask for, started; `None` with --no-dht or if it cannot
+    /// start (said once on stderr: the swarm may still be found through trackers).
+    pub async fn dht(&self) -> Option<btvod::engine::dht::DhtNode> {
+        use btvod::engine::dht::{DhtConfig, DhtNode, default_state_file};
+        if self.no_dht {
+            return None;
+        }
+        let config = DhtConfig {
+            bootstrap: self.dht_bootstrap.clone(),
+            port: self.dht_port.unwrap_or(self.port),
+            // A DHT of one's own is not mixed with the public nodes of earlier runs.
+            state_file: self
+                .dht_bootstrap
+                .is_empty()
+                .then(default_state_file)
+                .flatten(),
+        };
+        match DhtNode::start(config).await {
+            Ok(node) => Some(node),
+            Err(e) => {
+                eprintln!("btvod: the DHT is off: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// Rates on the command line are KiB/s by default, as in the original BitTornado tools.

@@ -117,10 +117,12 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
         seconds("--delay", args.delay)?,
         seconds("--prefetch", args.prefetch)?,
     )?;
+    let dht = args.common.dht().await;
     let meta = super::source::load(
         &torrent,
         &save_dir(args.saveas.as_deref()),
         &mut args.common,
+        dht.as_ref(),
     )
     .await?;
     let file = choose_file(&meta, args.file.as_deref())?;
@@ -131,6 +133,7 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
     };
     let options = SessionOptions {
         vod: Some(VodOptions::scheduled(params, file, server)),
+        dht: dht.clone(),
         ..super::transfer::options(&args.common, args.policy.kind())
     };
     let session = session::start(&meta, content, options, |_, _| {})
@@ -157,6 +160,9 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     }
     session.shutdown().await;
+    if let Some(dht) = &dht {
+        dht.save().await;
+    }
     match ended {
         Ended::Complete => Ok(()),
         Ended::Failed(e) => bail!("{e}"),

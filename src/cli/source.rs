@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use btvod::engine::dht::DhtNode;
 use btvod::engine::magnet::{MagnetOptions, resolve};
 use btvod::engine::metadata_fetch::FetchProgress;
 use btvod::proto::magnet::Magnet;
@@ -36,6 +37,7 @@ pub async fn load(
     arg: &str,
     save_dir: &Path,
     common: &mut PeerOptions,
+    dht: Option<&DhtNode>,
 ) -> anyhow::Result<Metainfo> {
     let Some(link) = magnet(arg)? else {
         let path = Path::new(arg);
@@ -50,6 +52,7 @@ pub async fn load(
         timeout: METADATA_TIMEOUT,
         max_connections: common.max_peers.clamp(1, 16),
         seed: common.rng_seed.unwrap_or_else(rand::random),
+        dht: dht.cloned(),
     };
     let (progress_tx, mut progress) = watch::channel(FetchProgress::default());
     let line = super::status_line(common.quiet);

@@ -106,7 +106,10 @@ const MIN_ASSUMED_RATE: u64 = 16 * 1024;
 pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result<()> {
     let prefetch = super::play::seconds("--prefetch", args.prefetch)?;
     let save_dir = super::play::save_dir(args.saveas.as_deref());
-    let meta = Arc::new(super::source::load(&args.torrent, &save_dir, &mut args.common).await?);
+    let dht = args.common.dht().await;
+    let meta = Arc::new(
+        super::source::load(&args.torrent, &save_dir, &mut args.common, dht.as_ref()).await?,
+    );
     let file = super::play::choose_file(&meta, args.file.as_deref())?;
     let player = match args.player.unwrap_or(default_player) {
         Player::None => None,
@@ -124,14 +127,7 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
     } else {
         None
     };
-    let http = tokio::net::TcpListener::bind((args.http_bind, args.http_port))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot serve HTTP on {}:{} (another program there? try --http-port)",
-                args.http_bind, args.http_port
-            )
-        })?;
+    let http = bind_http(&args).await?;
     let options = SessionOptions {
         vod: Some(VodOptions {
             params,
@@ -142,6 +138,7 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
                 download_all: args.all,
             },
         }),
+        dht: dht.clone(),
         ..super::transfer::options(&args.common, PolicyKind::Deadline)
     };
     let session = session::start(&meta, content, options, |_, _| {})
@@ -169,6 +166,9 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
     let notes = web.stop();
     let stats = session.torrent.stats.clone();
     session.shutdown().await;
+    if let Some(dht) = &dht {
+        dht.save().await;
+    }
     let final_stats = stats.borrow().clone();
     let vod = VodReport::new(
         &meta,
@@ -199,6 +199,17 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
         Ended::Failed(e) => bail!("{e}"),
         Ended::PlayerExited(_) | Ended::Interrupted => Ok(()),
     }
+}
+
+async fn bind_http(args: &StreamArgs) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((args.http_bind, args.http_port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot serve HTTP on {}:{} (another program there? try --http-port)",
+                args.http_bind, args.http_port
+            )
+        })
 }
 
 /// R to start with, and where it came from.

@@ -66,6 +66,7 @@ pub(super) fn options(common: &PeerOptions, policy: PolicyKind) -> SessionOption
         policy,
         seed: common.rng_seed.unwrap_or_else(rand::random),
         vod: None,
+        dht: None,
     }
 }
 
@@ -92,11 +93,15 @@ fn recheck_bar(quiet: bool) -> (ProgressBar, impl FnMut(u32, u32) + Send + 'stat
 
 pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let meta = load(&args.torrent)?;
+    let dht = args.common.dht().await;
     let (bar, progress) = recheck_bar(args.common.quiet);
     let session = session::start(
         &meta,
         Content::Existing(args.content.clone()),
-        options(&args.common, PolicyKind::Rarest),
+        SessionOptions {
+            dht: dht.clone(),
+            ..options(&args.common, PolicyKind::Rarest)
+        },
         progress,
     )
     .await
@@ -115,13 +120,18 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     announce_listening(&session.torrent.listen_addr, &meta);
     run_until(&session, args.common.quiet, false).await;
     session.shutdown().await;
+    if let Some(dht) = &dht {
+        dht.save().await;
+    }
     Ok(())
 }
 
 pub async fn get(mut args: GetArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let meta = super::source::load(&args.torrent, &args.out, &mut args.common).await?;
+    let dht = args.common.dht().await;
+    let meta =
+        super::source::load(&args.torrent, &args.out, &mut args.common, dht.as_ref()).await?;
     let policy = match args.policy {
         GetPolicy::Rarest => PolicyKind::Rarest,
         GetPolicy::Sequential => PolicyKind::Sequential,
@@ -130,7 +140,10 @@ pub async fn get(mut args: GetArgs) -> anyhow::Result<()> {
     let session = session::start(
         &meta,
         Content::DownloadDir(args.out.clone()),
-        options(&args.common, policy),
+        SessionOptions {
+            dht: dht.clone(),
+            ..options(&args.common, policy)
+        },
         progress,
     )
     .await
@@ -153,6 +166,9 @@ pub async fn get(mut args: GetArgs) -> anyhow::Result<()> {
     }
     let stats = session.torrent.stats.borrow().clone();
     session.shutdown().await;
+    if let Some(dht) = &dht {
+        dht.save().await;
+    }
     match ended {
         Ended::Complete => Ok(()),
         Ended::Interrupted => anyhow::bail!("interrupted before the download completed"),

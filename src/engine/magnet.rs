@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::announce::{
     AnnounceLoopConfig, Announcer, AnnouncerConfig, TransferStats, spawn_announce_loop,
 };
+use super::dht::DhtNode;
 use super::metadata_fetch::{self, FetchError, FetchProgress, FetchSetup};
 use crate::proto::PeerId;
 use crate::proto::extension::metadata::torrent_file;
@@ -34,6 +35,8 @@ pub struct MagnetOptions {
     pub timeout: Duration,
     pub max_connections: usize,
     pub seed: u64,
+    /// Look the info-hash up in the DHT too.
+    pub dht: Option<DhtNode>,
 }
 
 /// The torrent, and how it was found.
@@ -52,8 +55,8 @@ pub enum MagnetError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(
-        "the link gives no way to find peers: no usable tracker, no `x.pe` peer, and no --peer \
-         or --tracker"
+        "the link gives no way to find peers: no usable tracker, no `x.pe` peer, no --peer or \
+         --tracker, and the DHT is off"
     )]
     NoSources,
     #[error("the fetched metadata is not a usable torrent: {0}")]
@@ -99,8 +102,17 @@ pub async fn resolve(
     let (addrs_tx, addrs_rx) = mpsc::channel(16);
     let no_direct = direct.is_empty();
     let _ = addrs_tx.try_send(direct);
+    // While the metadata is missing a lookup every 10 s; the session then keeps it announced.
+    let looking = options.dht.as_ref().map(|dht| {
+        dht.keep_looking(
+            magnet.info_hash,
+            None,
+            addrs_tx.clone(),
+            Duration::from_secs(10),
+        )
+    });
     let announcing = announce(magnet, &trackers, our_id, options, addrs_tx, &mut rng);
-    if announcing.is_none() && no_direct {
+    if announcing.is_none() && no_direct && looking.is_none() {
         return Err(MagnetError::NoSources);
     }
     let setup = FetchSetup {
@@ -112,6 +124,9 @@ pub async fn resolve(
         first_redial: metadata_fetch::FIRST_REDIAL,
     };
     let fetched = metadata_fetch::fetch(setup, addrs_rx, options.timeout, progress).await;
+    if let Some(task) = looking {
+        task.abort();
+    }
     if let Some((handle, forward)) = announcing {
         forward.abort();
         handle.shutdown().await;

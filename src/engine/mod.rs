@@ -3,6 +3,7 @@
 
 pub mod announce;
 pub mod codec;
+pub mod dht;
 pub mod magnet;
 pub mod metadata_fetch;
 pub mod peer;

@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use tokio::net::TcpListener;
 
 use self::bridge::{AnnounceBridge, start_announcer};
+use super::dht::{DhtNode, REANNOUNCE_EVERY};
 use super::playback::Playback;
 use super::storage::{Storage, StorageError, StorageLayout};
 use super::torrent::{self, TorrentConfig, TorrentHandle, TorrentSetup};
@@ -40,6 +41,8 @@ pub struct SessionOptions {
     pub seed: u64,
     /// Watch a movie of the torrent while it downloads.
     pub vod: Option<VodOptions>,
+    /// Find peers and announce through this DHT node (never for a private torrent, BEP 27).
+    pub dht: Option<DhtNode>,
 }
 
 impl Default for SessionOptions {
@@ -52,6 +55,7 @@ impl Default for SessionOptions {
             policy: PolicyKind::default(),
             seed: rand::rng().random(),
             vod: None,
+            dht: None,
         }
     }
 }
@@ -87,11 +91,16 @@ pub struct Session {
     pub storage: Arc<Storage>,
     pub peer_id: PeerId,
     announcer: Option<AnnounceBridge>,
+    /// The DHT lookups and announces of this torrent.
+    dht: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Session {
     /// Announces `stopped` (briefly) and closes every connection.
     pub async fn shutdown(self) {
+        if let Some(task) = &self.dht {
+            task.abort();
+        }
         if let Some(bridge) = self.announcer {
             let _ = bridge.stop.send(());
             let _ = bridge.task.await;
@@ -149,11 +158,21 @@ pub async fn start(
         .clone()
         .unwrap_or_else(|| meta.tracker_tiers());
     let announcer = start_announcer(tiers, meta, peer_id, port, &handle, &mut rng);
+    let dht = match (&options.dht, meta.private) {
+        (Some(dht), false) => Some(dht.keep_looking(
+            meta.info_hash,
+            Some(port),
+            handle.peer_sink(),
+            REANNOUNCE_EVERY,
+        )),
+        _ => None,
+    };
     Ok(Session {
         torrent: handle,
         storage,
         peer_id,
         announcer,
+        dht,
     })
 }
 

@@ -118,6 +118,8 @@ impl WorldShared {
             policy: PolicyKind::Rarest,
             seed,
             vod: None,
+            // A world's peers never use the DHT: worlds that run at once share content.
+            dht: None,
         }
     }
 

@@ -34,6 +34,8 @@ pub struct LtOptions {
     pub magnet: Option<String>,
     /// Listen here instead of 127.0.0.1 (e.g. `::1`).
     pub listen_host: Option<String>,
+    /// Turn the DHT on, joining through this node (and announce every 2 s).
+    pub dht_bootstrap: Option<SocketAddr>,
 }
 
 impl LtOptions {
@@ -92,6 +94,9 @@ impl LtOptions {
         );
         if let Some(seconds) = self.deadlines_after {
             args.extend(["--deadlines-after".into(), seconds.to_string()]);
+        }
+        if let Some(node) = self.dht_bootstrap {
+            args.extend(["--dht-bootstrap".into(), node.to_string()]);
         }
         if let Some(seconds) = self.max_seconds {
             args.extend(["--max-seconds".into(), seconds.to_string()]);
