@@ -6,10 +6,13 @@ every download is checked against the content. Times run from process start (lib
 include Python importing it and its session starting, reported apart). Prints a Markdown table
 of medians and ranges and the btvod/libtorrent ratios.
 
+With --dht the link holds only the info-hash: both clients find the seed through a loopback
+DHT of two libtorrent nodes (the seed's and a router's), bootstrapping from the router.
+
 Usage: scripts/bench-magnet.py [--runs 5] [--size-mib 64] [--piece-kib 256] [--timeout 120]
+                               [--dht]
 Work files go to target/bench-magnet/ (content made once). Needs python3-libtorrent and a
-release build (`cargo build --release`). Not yet measured: the DHT (not built), time to the
-first piece.
+release build (`cargo build --release`). Not measured: time to the first piece.
 """
 
 import argparse
@@ -36,6 +39,7 @@ def parse_args():
     p.add_argument("--size-mib", type=int, default=64)
     p.add_argument("--piece-kib", type=int, default=256)
     p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--dht", action="store_true", help="find the seed through a loopback DHT")
     a = p.parse_args()
     if a.runs < 1 or a.size_mib < 1 or a.piece_kib < 16:
         p.error("--runs and --size-mib must be positive, --piece-kib at least 16")
@@ -62,10 +66,17 @@ def sha1(path):
     return h.hexdigest()
 
 
-def start_seed(torrent, seed_dir):
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_seed(torrent, seed_dir, extra=()):
     proc = subprocess.Popen(
-        [sys.executable, LT_PEER, "--torrent", torrent, "--save-path", seed_dir, "--seed-mode"],
-        stdout=subprocess.PIPE, text=True)
+        [sys.executable, LT_PEER, "--torrent", torrent, "--save-path", seed_dir, "--seed-mode",
+         *extra], stdout=subprocess.PIPE, text=True)
     port = None
     for line in proc.stdout:
         event = json.loads(line)
@@ -77,13 +88,17 @@ def start_seed(torrent, seed_dir):
     raise SystemExit("the libtorrent seed did not start")
 
 
+EXTRA = {"btvod": [], "libtorrent": []}
+
+
 def run_btvod(magnet, out, timeout):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     start = time.monotonic()
     # The metadata time is when its line appears, from process start as for libtorrent.
     proc = subprocess.Popen([BTVOD, "get", magnet, "--out", out, "--bind", "127.0.0.1",
-                             "--port", "0", "-q"], stderr=subprocess.PIPE, text=True)
+                             "--port", "0", "-q", *EXTRA["btvod"]],
+                            stderr=subprocess.PIPE, text=True)
     metadata, lines = None, []
     for line in proc.stderr:
         lines.append(line)
@@ -102,10 +117,13 @@ def run_libtorrent(magnet, out, timeout):
     os.makedirs(out)
     start = time.monotonic()
     proc = subprocess.Popen([sys.executable, LT_PEER, "--magnet", magnet, "--save-path", out,
-                             "--exit-when-complete", "--max-seconds", str(timeout)],
+                             "--exit-when-complete", "--max-seconds", str(timeout),
+                             *EXTRA["libtorrent"]],
                             stdout=subprocess.PIPE, text=True)
     metadata = None
+    lines = []
     for line in proc.stdout:
+        lines.append(line)
         event = json.loads(line)
         if event.get("event") == "listening":
             # Python's import of libtorrent and the session's start, before any network work.
@@ -115,7 +133,7 @@ def run_libtorrent(magnet, out, timeout):
     code = proc.wait()
     total = time.monotonic() - start
     if code != 0 or metadata is None:
-        raise SystemExit(f"libtorrent did not complete (exit {code})")
+        raise SystemExit(f"libtorrent did not complete (exit {code}):\n" + "".join(lines[-3:]))
     return metadata, total
 
 
@@ -144,8 +162,23 @@ def main():
     info_hash = re.search(r"Info-hash:\s*([0-9a-f]{40})", subprocess.run(
         [BTVOD, "info", torrent], check=True, capture_output=True, text=True).stdout).group(1)
     want = sha1(data)
-    seed, port = start_seed(torrent, seed_dir)
-    magnet = f"magnet:?xt=urn:btih:{info_hash}&dn=movie.bin&x.pe=127.0.0.1:{port}"
+    router = None
+    if a.dht:
+        seed_port, router_port = free_port(), free_port()
+        router = subprocess.Popen(
+            [sys.executable, LT_PEER, "--magnet", "magnet:?xt=urn:btih:" + "5" * 40,
+             "--save-path", os.path.join(WORK, "router"), "--listen-port", str(router_port),
+             "--dht-bootstrap", f"127.0.0.1:{seed_port}"], stdout=subprocess.DEVNULL)
+        seed, port = start_seed(torrent, seed_dir, ["--listen-port", str(seed_port),
+                                                    "--dht-bootstrap", f"127.0.0.1:{router_port}"])
+        node = f"127.0.0.1:{router_port}"
+        EXTRA["btvod"] = ["--dht-bootstrap", node]
+        EXTRA["libtorrent"] = ["--dht-bootstrap", node]
+        magnet = f"magnet:?xt=urn:btih:{info_hash}"
+        time.sleep(5)  # the seed's first DHT announces
+    else:
+        seed, port = start_seed(torrent, seed_dir)
+        magnet = f"magnet:?xt=urn:btih:{info_hash}&dn=movie.bin&x.pe=127.0.0.1:{port}"
     results = {"btvod": ([], []), "libtorrent": ([], [])}
     runners = {"btvod": run_btvod, "libtorrent": run_libtorrent}
     try:
@@ -161,10 +194,13 @@ def main():
                 print(f"run {r + 1} {name}: metadata {meta_s:.2f} s, complete {total_s:.2f} s",
                       file=sys.stderr)
     finally:
-        seed.terminate()
-        seed.wait()
-    print(f"{a.runs} runs, {a.size_mib} MiB in {a.piece_kib} KiB pieces, seconds from start: "
-          "median [min-max]\n")
+        for proc in (seed, router):
+            if proc is not None:
+                proc.terminate()
+                proc.wait()
+    how = "through the DHT" if a.dht else "named by x.pe"
+    print(f"{a.runs} runs, {a.size_mib} MiB in {a.piece_kib} KiB pieces, seed {how}, seconds "
+          "from start: median [min-max]\n")
     print("| client | metadata s | complete s |")
     print("|---|---|---|")
     meds = {}

@@ -14,7 +14,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(args)) {
+    let result = runtime.block_on(cli::run(args));
+    // Everything that must finish (writes, the stopped announce, the DHT table) was awaited;
+    // what is left is a DHT lookup on the blocking pool, which cannot be cancelled and would
+    // hold the exit for seconds.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("btvod: {}", one_line(&e));

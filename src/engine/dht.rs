@@ -2,9 +2,10 @@
 //! info-hash and announces ours, its routing table saved across runs.
 //!
 //! Why `mainline`: a maintained Rust implementation of BEP 5 (with BEP 42 node ids and BEP 44)
-//! whose node answers other nodes' queries (libtorrent's included), takes our own bootstrap
-//! nodes, and runs on a loopback network for tests. Its API is blocking (an actor thread), so
-//! every call here runs on tokio's blocking pool. It speaks IPv4 only.
+//! that takes our own bootstrap nodes and runs on a loopback network for tests. Its API is
+//! blocking (an actor thread), so every call here runs on tokio's blocking pool. It speaks
+//! IPv4 only, and it drops KRPC messages whose transaction id is not 4 bytes: libtorrent's are
+//! 2, so libtorrent nodes cannot query ours (ours queries and announces to theirs).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,9 +60,10 @@ impl DhtNode {
                     .collect()
             })
             .unwrap_or_default();
+        // Read-only (BEP 43) until `mainline` finds the node reachable: a node in other nodes'
+        // routing tables that drops libtorrent's queries (see the module note) would make
+        // their lookups slower, and in a small DHT stall them (BENCHMARKS.md, "Magnet links").
         let mut builder = mainline::Dht::builder();
-        // Every node answers queries, as libtorrent's do: a DHT of clients only finds nothing.
-        builder.server_mode();
         if !config.bootstrap.is_empty() {
             builder.bootstrap(&config.bootstrap);
         }

@@ -44,7 +44,8 @@ pub struct MagnetOptions {
 pub struct Resolved {
     pub meta: Metainfo,
     pub saved: PathBuf,
-    /// The link's `x.pe` peers (host names resolved): the session should dial them too.
+    /// Peers to dial at once: the link's `x.pe` (host names resolved) and, after a fetch,
+    /// every peer its sources gave.
     pub link_peers: Vec<SocketAddr>,
     /// How long fetching took; `None` when an earlier fetch's file was used.
     pub fetch_time: Option<Duration>,
@@ -132,6 +133,12 @@ pub async fn resolve(
         handle.shutdown().await;
     }
     let fetched = fetched?;
+    let mut link_peers = link_peers;
+    for peer in &fetched.known {
+        if !link_peers.contains(peer) {
+            link_peers.push(*peer);
+        }
+    }
     let file = torrent_file(&fetched.info, &trackers, &magnet.web_seeds);
     let meta = Metainfo::from_bytes(&file).map_err(MagnetError::Torrent)?;
     write_atomically(&saved, &file)?;

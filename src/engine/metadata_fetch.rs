@@ -58,6 +58,9 @@ pub struct Fetched {
     pub info: Vec<u8>,
     pub elapsed: Duration,
     pub dialled: usize,
+    /// Every address the sources gave: the torrent dials them at once instead of waiting
+    /// for its own first lookup.
+    pub known: Vec<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +155,12 @@ pub async fn fetch(
             },
             Some(event) = events.recv() => {
                 if let Some(info) = f.on_event(event) {
-                    return Ok(Fetched { info, elapsed: started.elapsed(), dialled: f.dialled });
+                    return Ok(Fetched {
+                        info,
+                        elapsed: started.elapsed(),
+                        dialled: f.dialled,
+                        known: f.known.into_iter().collect(),
+                    });
                 }
             }
             _ = tick.tick() => {
