@@ -11,10 +11,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::cli::{assert_exits_ok, btvod, btvod_get};
 use common::content::free_port;
 use common::external::{LibtorrentPeer, LtOptions};
 use common::movie_dir::MovieDir;
-use common::process::ProcessGuard;
 
 const MIB: usize = 1024 * 1024;
 const BOUND: Duration = Duration::from_secs(90);
@@ -38,12 +38,6 @@ fn dht_router(world: &MovieDir, port: u16, peer_node: u16) -> LibtorrentPeer {
     )
 }
 
-fn btvod(args: &[&str], dir: &std::path::Path) -> ProcessGuard {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    ProcessGuard::spawn("btvod", env!("CARGO_BIN_EXE_btvod"), &args, dir, |_| {})
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[test]
 fn btvod_gets_a_magnet_from_a_libtorrent_seed_found_through_the_dht() {
     let world = MovieDir::new(2 * MIB, 64 * 1024, 71);
@@ -61,31 +55,17 @@ fn btvod_gets_a_magnet_from_a_libtorrent_seed_found_through_the_dht() {
     seed.wait_port(Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("{e}"));
     let out = world.leech_dir(0);
-    std::fs::create_dir_all(&out).unwrap();
     // Only the info-hash: no tracker, no peer. btvod looks the DHT up every 10 s until the
     // seed has announced itself there.
     let link = format!("magnet:?xt=urn:btih:{}", world.meta.info_hash);
     let router = localhost(router_port).to_string();
-    let out_text = out.display().to_string();
-    let get = btvod(
-        &[
-            "get",
-            &link,
-            "--out",
-            &out_text,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--dht-bootstrap",
-            &router,
-        ],
-        &out,
+    let get = btvod_get(&link, &out, &["--dht-bootstrap", &router]);
+    assert_exits_ok(
+        &get,
+        BOUND,
+        "btvod get MAGNET through the DHT",
+        &seed.report(),
     );
-    let status = get
-        .wait_exit(BOUND)
-        .unwrap_or_else(|e| panic!("{e}\n{}", seed.report()));
-    assert!(status.success(), "{}\n{}", get.report(), seed.report());
     world.assert_downloaded(0);
 }
 

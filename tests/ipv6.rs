@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use btvod::engine::torrent::TorrentConfig;
+use common::cli::{assert_exits_ok, btvod};
 use common::external::{LibtorrentPeer, LtOptions, make_torrent_with_libtorrent};
 use common::movie_dir::MovieDir;
-use common::process::ProcessGuard;
 use common::session::{options, runtime};
 
 const MIB: usize = 1024 * 1024;
@@ -31,31 +31,18 @@ fn btvod_downloads_from_a_libtorrent_seed_on_ipv6_loopback() {
     let out = world.leech_dir(0);
     std::fs::create_dir_all(&out).unwrap();
     // The default --bind (`::`) listens on both families.
-    let args: Vec<String> = [
-        "get",
-        &torrent.display().to_string(),
-        "--out",
-        &out.display().to_string(),
-        "--port",
-        "0",
-        "--peer",
-        &peer.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let get = ProcessGuard::spawn(
-        "btvod get",
-        env!("CARGO_BIN_EXE_btvod"),
-        &args,
+    let (torrent, out_text, peer) = (
+        torrent.display().to_string(),
+        out.display().to_string(),
+        peer.to_string(),
+    );
+    let get = btvod(
+        &[
+            "get", &torrent, "--out", &out_text, "--port", "0", "--peer", &peer,
+        ],
         &out,
-        |_| {},
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let status = get
-        .wait_exit(BOUND)
-        .unwrap_or_else(|e| panic!("{e}\n{}", seed.report()));
-    assert!(status.success(), "{}\n{}", get.report(), seed.report());
+    );
+    assert_exits_ok(&get, BOUND, "btvod get from [::1]", &seed.report());
     world.assert_downloaded(0);
 }
 

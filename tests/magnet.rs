@@ -6,7 +6,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use btvod::engine::metadata_fetch::{FetchError, FetchProgress, FetchSetup, fetch};
@@ -16,9 +15,9 @@ use btvod::proto::extension::metadata::{MetadataMessage, piece_count, piece_of};
 use btvod::proto::extension::{ExtendedHandshake, HANDSHAKE_ID, OUR_UT_METADATA_ID};
 use btvod::proto::metainfo::Metainfo;
 use btvod::proto::wire::Message;
-use common::external::{LibtorrentPeer, LtOptions, OpenTracker, make_torrent_with_libtorrent};
+use common::cli::{assert_exits_ok, btvod_get, magnet_link, seed_behind_opentracker};
+use common::external::{LibtorrentPeer, LtOptions, make_torrent_with_libtorrent};
 use common::movie_dir::MovieDir;
-use common::process::ProcessGuard;
 use common::raw_peer::{RawPeer, Read};
 use common::session::{options, runtime};
 use tokio::net::TcpListener;
@@ -27,38 +26,10 @@ use tokio::sync::{mpsc, watch};
 const MIB: usize = 1024 * 1024;
 const BOUND: Duration = Duration::from_secs(60);
 
-fn magnet_of(meta: &Metainfo, hints: &str) -> String {
-    format!("magnet:?xt=urn:btih:{}&dn=movie{hints}", meta.info_hash)
-}
-
-/// `btvod get MAGNET --out DIR` as a child process (logs at info on stderr).
-fn btvod_get(magnet: &str, out: &Path) -> ProcessGuard {
-    let args: Vec<String> = [
-        "get",
-        magnet,
-        "--out",
-        &out.display().to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    ProcessGuard::spawn("btvod get", env!("CARGO_BIN_EXE_btvod"), &args, out, |_| {})
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn assert_succeeds(get: &ProcessGuard, what: &str, other: &str) {
-    let status = get
-        .wait_exit(BOUND)
-        .unwrap_or_else(|e| panic!("{what}: {e}\n{other}"));
-    assert!(
-        status.success(),
-        "{what} failed: {status}\n{}\n{other}",
-        get.report()
-    );
+fn magnet_of(meta: &Metainfo, hints: &[(&str, &str)]) -> String {
+    let mut all = vec![("dn", "movie")];
+    all.extend_from_slice(hints);
+    magnet_link(meta.info_hash, &all)
 }
 
 #[test]
@@ -73,10 +44,9 @@ fn btvod_gets_a_magnet_from_the_libtorrent_seed_it_names_and_keeps_the_metadata(
     );
     let seed = LibtorrentPeer::start(&torrent, &world.seed_dir(), &LtOptions::seed());
     let out = world.leech_dir(0);
-    std::fs::create_dir_all(&out).unwrap();
-    let link = magnet_of(&meta, &format!("&x.pe={}", seed.addr()));
-    let get = btvod_get(&link, &out);
-    assert_succeeds(&get, "btvod get MAGNET", &seed.report());
+    let link = magnet_of(&meta, &[("x.pe", &seed.addr().to_string())]);
+    let get = btvod_get(&link, &out, &[]);
+    assert_exits_ok(&get, BOUND, "btvod get MAGNET", &seed.report());
     world.assert_downloaded(0);
     let saved = out.join(format!("{}.torrent", meta.info_hash));
     let kept = Metainfo::load(&saved).expect("the fetched metadata is saved as a torrent");
@@ -85,8 +55,8 @@ fn btvod_gets_a_magnet_from_the_libtorrent_seed_it_names_and_keeps_the_metadata(
 
     // With the seed gone, a second run can only work from the saved file.
     seed.stop();
-    let again = btvod_get(&link, &out);
-    assert_succeeds(&again, "btvod get MAGNET again", "");
+    let again = btvod_get(&link, &out, &[]);
+    assert_exits_ok(&again, BOUND, "btvod get MAGNET again", "");
     assert!(
         again
             .report()
@@ -99,17 +69,11 @@ fn btvod_gets_a_magnet_from_the_libtorrent_seed_it_names_and_keeps_the_metadata(
 #[test]
 fn btvod_gets_a_magnet_whose_only_hint_is_opentracker() {
     let mut world = MovieDir::new(2 * MIB, 64 * 1024, 42);
-    let tracker = OpenTracker::start(&[world.meta.info_hash.to_hex()]);
-    world.retorrent(&[tracker.announce_url()]);
-    let seed = LibtorrentPeer::start(&world.torrent_path(), &world.seed_dir(), &LtOptions::seed());
-    seed.wait_tracker_reply(Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("{e}\n{}", tracker.report()));
+    let (tracker, _seed) = seed_behind_opentracker(&mut world);
     let out = world.leech_dir(0);
-    std::fs::create_dir_all(&out).unwrap();
-    let tr: String =
-        url::form_urlencoded::byte_serialize(tracker.announce_url().as_bytes()).collect();
-    let get = btvod_get(&magnet_of(&world.meta, &format!("&tr={tr}")), &out);
-    assert_succeeds(&get, "btvod get MAGNET (tr only)", &tracker.report());
+    let link = magnet_of(&world.meta, &[("tr", &tracker.announce_url())]);
+    let get = btvod_get(&link, &out, &[]);
+    assert_exits_ok(&get, BOUND, "btvod get MAGNET (tr only)", &tracker.report());
     world.assert_downloaded(0);
 }
 
@@ -124,7 +88,7 @@ fn libtorrent_given_only_a_magnet_gets_metadata_and_content_from_a_btvod_seed() 
         &world.torrent_path(),
         &world.leech_dir(0),
         &LtOptions {
-            magnet: Some(magnet_of(&world.meta, &format!("&x.pe={addr}"))),
+            magnet: Some(magnet_of(&world.meta, &[("x.pe", &addr.to_string())])),
             exit_when_complete: true,
             max_seconds: Some(BOUND.as_secs()),
             ..LtOptions::default()

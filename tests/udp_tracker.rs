@@ -13,9 +13,8 @@ use btvod::proto::tracker::udp::{UdpReply, UdpRequest};
 use btvod::proto::tracker::{AnnounceEvent, AnnounceRequest, TrackerTiers};
 use btvod::proto::{InfoHash, PeerId};
 use btvod::service::tracker::{TrackerConfig, serve_with_udp};
-use common::external::{LibtorrentPeer, LtOptions, OpenTracker};
+use common::cli::{assert_exits_ok, btvod_get, magnet_link, seed_behind_opentracker};
 use common::movie_dir::MovieDir;
-use common::process::ProcessGuard;
 use common::session::{options, runtime};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -53,11 +52,7 @@ fn request(info_hash: InfoHash, port: u16) -> AnnounceRequest {
 #[test]
 fn btvod_finds_a_libtorrent_seed_through_opentracker_over_udp() {
     let mut world = MovieDir::new(2 * MIB, 64 * 1024, 51);
-    let tracker = OpenTracker::start(&[world.meta.info_hash.to_hex()]);
-    world.retorrent(&[tracker.announce_url()]);
-    let seed = LibtorrentPeer::start(&world.torrent_path(), &world.seed_dir(), &LtOptions::seed());
-    seed.wait_tracker_reply(Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("{e}\n{}", tracker.report()));
+    let (tracker, _seed) = seed_behind_opentracker(&mut world);
     let rt = runtime();
     // The torrent names opentracker over HTTP; the leecher is told the UDP URL only.
     let mut opts = options(3, vec![], TorrentConfig::default());
@@ -70,41 +65,16 @@ fn btvod_finds_a_libtorrent_seed_through_opentracker_over_udp() {
 #[test]
 fn btvod_get_with_a_magnet_whose_only_hint_is_a_udp_tracker() {
     let mut world = MovieDir::new(2 * MIB, 64 * 1024, 52);
-    let tracker = OpenTracker::start(&[world.meta.info_hash.to_hex()]);
-    world.retorrent(&[tracker.announce_url()]);
-    let seed = LibtorrentPeer::start(&world.torrent_path(), &world.seed_dir(), &LtOptions::seed());
-    seed.wait_tracker_reply(Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("{e}\n{}", tracker.report()));
+    let (tracker, _seed) = seed_behind_opentracker(&mut world);
     let out = world.leech_dir(0);
-    std::fs::create_dir_all(&out).unwrap();
-    let tr: String =
-        url::form_urlencoded::byte_serialize(tracker.udp_announce_url().as_bytes()).collect();
-    let link = format!("magnet:?xt=urn:btih:{}&tr={tr}", world.meta.info_hash);
-    let args: Vec<String> = [
-        "get",
-        &link,
-        "--out",
-        &out.display().to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let get = ProcessGuard::spawn(
-        "btvod get",
-        env!("CARGO_BIN_EXE_btvod"),
-        &args,
-        &out,
-        |_| {},
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let status = get
-        .wait_exit(BOUND)
-        .unwrap_or_else(|e| panic!("{e}\n{}", tracker.report()));
-    assert!(status.success(), "{}", get.report());
+    let link = magnet_link(world.meta.info_hash, &[("tr", &tracker.udp_announce_url())]);
+    let get = btvod_get(&link, &out, &[]);
+    assert_exits_ok(
+        &get,
+        BOUND,
+        "btvod get MAGNET (udp tr only)",
+        &tracker.report(),
+    );
     world.assert_downloaded(0);
 }
 

@@ -3,6 +3,7 @@
 //! guards for real third-party programs and the inputs they need. Each test binary uses a
 //! subset.
 
+pub mod cli;
 pub mod content;
 pub mod external;
 pub mod loopback;

@@ -1,0 +1,76 @@
+//! The `btvod` binary as tests run it: a child process stopped on drop, the wait for it to
+//! succeed, and magnet links for a test torrent.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use btvod::proto::InfoHash;
+
+use super::external::{LibtorrentPeer, LtOptions, OpenTracker};
+use super::movie_dir::MovieDir;
+use super::process::ProcessGuard;
+
+/// `btvod ARGS...` in `dir` (its output kept for failure messages).
+pub fn btvod(args: &[&str], dir: &Path) -> ProcessGuard {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    ProcessGuard::spawn("btvod", env!("CARGO_BIN_EXE_btvod"), &args, dir, |_| {})
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `btvod get LINK --out OUT` on 127.0.0.1, any port, plus `extra` (logs at info on stderr);
+/// OUT is made first.
+pub fn btvod_get(link: &str, out: &Path, extra: &[&str]) -> ProcessGuard {
+    std::fs::create_dir_all(out).expect("make the download directory");
+    let out_text = out.display().to_string();
+    let mut args = vec![
+        "get",
+        link,
+        "--out",
+        &out_text,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    btvod(&args, out)
+}
+
+/// Waits up to `bound` for `process` to exit, and fails the test unless it succeeded;
+/// `other` is added to the failure message (a peer's or tracker's report).
+pub fn assert_exits_ok(process: &ProcessGuard, bound: Duration, what: &str, other: &str) {
+    let status = process
+        .wait_exit(bound)
+        .unwrap_or_else(|e| panic!("{what}: {e}\n{other}"));
+    assert!(
+        status.success(),
+        "{what} failed: {status}\n{}\n{other}",
+        process.report()
+    );
+}
+
+/// `magnet:?xt=urn:btih:HASH` with `(key, value)` hints, values percent-encoded but for
+/// `x.pe`'s `HOST:PORT`, which libtorrent reads only as written.
+pub fn magnet_link(info_hash: InfoHash, hints: &[(&str, &str)]) -> String {
+    let mut link = format!("magnet:?xt=urn:btih:{info_hash}");
+    for (key, value) in hints {
+        let value: String = match *key {
+            "x.pe" => value.to_string(),
+            _ => url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
+        };
+        link.push_str(&format!("&{key}={value}"));
+    }
+    link
+}
+
+/// A libtorrent seed of `world` announced to a fresh opentracker (which the torrent names over
+/// HTTP), once the tracker has answered it.
+pub fn seed_behind_opentracker(world: &mut MovieDir) -> (OpenTracker, LibtorrentPeer) {
+    let tracker = OpenTracker::start(&[world.meta.info_hash.to_hex()]);
+    world.retorrent(&[tracker.announce_url()]);
+    let seed = LibtorrentPeer::start(&world.torrent_path(), &world.seed_dir(), &LtOptions::seed());
+    seed.wait_tracker_reply(Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}\n{}", tracker.report()));
+    (tracker, seed)
+}
