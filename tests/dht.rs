@@ -1,10 +1,8 @@
-//! The DHT (BEP 5) with libtorrent on a loopback DHT of libtorrent nodes: `btvod get MAGNET`
-//! finds a libtorrent seed through it with no tracker and no peer named, and a btvod seed
-//! announced there is found by libtorrent given only a magnet.
-//!
-//! The DHT is two libtorrent sessions that bootstrap from each other: libtorrent's nodes use
-//! 16-bit transaction ids, which the `mainline` crate behind btvod's node drops, so btvod's node
-//! can query libtorrent's but not answer them (README, "Magnet links").
+//! The DHT (BEP 5) with libtorrent on a loopback DHT: `btvod get MAGNET` finds a libtorrent
+//! seed through libtorrent nodes with no tracker and no peer named, and libtorrent given only a
+//! magnet joins the DHT through btvod's node (its only bootstrap) and finds btvod's seed. The
+//! second needs btvod's node to answer libtorrent's 2-byte transaction ids
+//! (vendor/mainline/PATCHED.md).
 
 mod common;
 
@@ -70,11 +68,12 @@ fn btvod_gets_a_magnet_from_a_libtorrent_seed_found_through_the_dht() {
 }
 
 #[test]
-fn libtorrent_given_only_a_magnet_finds_a_btvod_seed_announced_in_the_dht() {
+fn libtorrent_given_only_a_magnet_joins_the_dht_through_btvods_node_and_finds_its_seed() {
     let world = MovieDir::new(2 * MIB, 64 * 1024, 72);
-    let (router_port, other_port) = (free_port(), free_port());
-    let _router = dht_router(&world, router_port, other_port);
-    let router = localhost(router_port).to_string();
+    let (router_port, dht_port) = (free_port(), free_port());
+    // The router knows btvod's node; the leecher knows nothing but btvod's node.
+    let _router = dht_router(&world, router_port, dht_port);
+    let (router, dht_port_text) = (localhost(router_port).to_string(), dht_port.to_string());
     let (torrent, content) = (world.torrent_path(), world.content_path());
     let (torrent, content) = (torrent.display().to_string(), content.display().to_string());
     let seed = btvod(
@@ -87,6 +86,9 @@ fn libtorrent_given_only_a_magnet_finds_a_btvod_seed_announced_in_the_dht() {
             "127.0.0.1",
             "--port",
             "0",
+            "--dht-port",
+            &dht_port_text,
+            "--dht-server",
             "--dht-bootstrap",
             &router,
         ],
@@ -96,9 +98,8 @@ fn libtorrent_given_only_a_magnet_finds_a_btvod_seed_announced_in_the_dht() {
         &world.torrent_path(),
         &world.leech_dir(0),
         &LtOptions {
-            listen_port: other_port,
             magnet: Some(format!("magnet:?xt=urn:btih:{}", world.meta.info_hash)),
-            dht_bootstrap: Some(localhost(router_port)),
+            dht_bootstrap: Some(localhost(dht_port)),
             exit_when_complete: true,
             max_seconds: Some(BOUND.as_secs()),
             ..LtOptions::default()

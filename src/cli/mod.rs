@@ -124,6 +124,10 @@ pub struct PeerOptions {
     /// UDP port of the DHT node (default: the peer --port, or any free one if that is taken).
     #[arg(long, value_name = "PORT")]
     pub dht_port: Option<u16>,
+    /// The DHT node answers other nodes from the start, for a node others join through. By
+    /// default it is read-only (BEP 43) until it finds itself reachable.
+    #[arg(long)]
+    pub dht_server: bool,
 }
 
 impl PeerOptions {
@@ -143,6 +147,7 @@ impl PeerOptions {
                 .is_empty()
                 .then(default_state_file)
                 .flatten(),
+            server: self.dht_server,
         };
         match DhtNode::start(config).await {
             Ok(node) => Some(node),

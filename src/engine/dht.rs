@@ -4,8 +4,8 @@
 //! Why `mainline`: a maintained Rust implementation of BEP 5 (with BEP 42 node ids and BEP 44)
 //! that takes our own bootstrap nodes and runs on a loopback network for tests. Its API is
 //! blocking (an actor thread), so every call here runs on tokio's blocking pool. It speaks
-//! IPv4 only, and it drops KRPC messages whose transaction id is not 4 bytes: libtorrent's are
-//! 2, so libtorrent nodes cannot query ours (ours queries and announces to theirs).
+//! IPv4 only. Released `mainline` drops KRPC messages whose transaction id is not 4 bytes, and
+//! libtorrent's are 2: `vendor/mainline` carries the fix (its PATCHED.md).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +30,9 @@ pub struct DhtConfig {
     pub port: u16,
     /// The file that keeps the routing table between runs (read at start, written by `save`).
     pub state_file: Option<PathBuf>,
+    /// Answer other nodes from the start. Otherwise the node is read-only (BEP 43) until
+    /// `mainline` finds it reachable: a node behind NAT in routing tables only slows lookups.
+    pub server: bool,
 }
 
 /// A running DHT node; cheap to clone.
@@ -60,10 +63,10 @@ impl DhtNode {
                     .collect()
             })
             .unwrap_or_default();
-        // Read-only (BEP 43) until `mainline` finds the node reachable: a node in other nodes'
-        // routing tables that drops libtorrent's queries (see the module note) would make
-        // their lookups slower, and in a small DHT stall them (BENCHMARKS.md, "Magnet links").
         let mut builder = mainline::Dht::builder();
+        if config.server {
+            builder.server_mode();
+        }
         if !config.bootstrap.is_empty() {
             builder.bootstrap(&config.bootstrap);
         }
