@@ -42,6 +42,7 @@ pub async fn run(mut args: InfoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the link says; the hints it dropped were already logged as warnings.
 fn describe_magnet(m: &Magnet) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -67,9 +68,6 @@ fn describe_magnet(m: &Magnet) -> String {
         for item in items {
             let _ = writeln!(out, "  {item}");
         }
-    }
-    for w in &m.warnings {
-        let _ = writeln!(out, "Warning:      {w}");
     }
     out
 }
