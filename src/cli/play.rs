@@ -160,9 +160,6 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     }
     session.shutdown().await;
-    if let Some(dht) = &dht {
-        dht.save().await;
-    }
     match ended {
         Ended::Complete => Ok(()),
         Ended::Failed(e) => bail!("{e}"),

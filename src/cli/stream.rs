@@ -166,9 +166,6 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
     let notes = web.stop();
     let stats = session.torrent.stats.clone();
     session.shutdown().await;
-    if let Some(dht) = &dht {
-        dht.save().await;
-    }
     let final_stats = stats.borrow().clone();
     let vod = VodReport::new(
         &meta,

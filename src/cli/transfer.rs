@@ -120,9 +120,6 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     announce_listening(&session.torrent.listen_addr, &meta);
     run_until(&session, args.common.quiet, false).await;
     session.shutdown().await;
-    if let Some(dht) = &dht {
-        dht.save().await;
-    }
     Ok(())
 }
 
@@ -166,9 +163,6 @@ pub async fn get(mut args: GetArgs) -> anyhow::Result<()> {
     }
     let stats = session.torrent.stats.borrow().clone();
     session.shutdown().await;
-    if let Some(dht) = &dht {
-        dht.save().await;
-    }
     match ended {
         Ended::Complete => Ok(()),
         Ended::Interrupted => anyhow::bail!("interrupted before the download completed"),

@@ -128,7 +128,9 @@ pub enum HandshakeError {
     Ourselves,
 }
 
-async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, HandshakeError> {
+/// Reads the peer's 68-byte handshake and nothing after it: the buffer's capacity is exactly
+/// one handshake, so the frames that follow stay in the socket for the framed codec.
+pub(crate) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, HandshakeError> {
     let mut buf = BytesMut::with_capacity(68);
     loop {
         match Handshake::decode(&mut buf) {

@@ -91,14 +91,14 @@ pub struct Session {
     pub storage: Arc<Storage>,
     pub peer_id: PeerId,
     announcer: Option<AnnounceBridge>,
-    /// The DHT lookups and announces of this torrent.
-    dht: Option<tokio::task::JoinHandle<()>>,
+    /// The DHT node and this torrent's lookups and announces on it.
+    dht: Option<(DhtNode, tokio::task::JoinHandle<()>)>,
 }
 
 impl Session {
     /// Announces `stopped` (briefly) and closes every connection.
     pub async fn shutdown(self) {
-        if let Some(task) = &self.dht {
+        if let Some((_, task)) = &self.dht {
             task.abort();
         }
         if let Some(bridge) = self.announcer {
@@ -106,6 +106,10 @@ impl Session {
             let _ = bridge.task.await;
         }
         self.torrent.shutdown().await;
+        // The routing table outlives the run: the next one bootstraps from it.
+        if let Some((node, _)) = &self.dht {
+            node.save().await;
+        }
     }
 }
 
@@ -159,11 +163,14 @@ pub async fn start(
         .unwrap_or_else(|| meta.tracker_tiers());
     let announcer = start_announcer(tiers, meta, peer_id, port, &handle, &mut rng);
     let dht = match (&options.dht, meta.private) {
-        (Some(dht), false) => Some(dht.keep_looking(
-            meta.info_hash,
-            Some(port),
-            handle.peer_sink(),
-            REANNOUNCE_EVERY,
+        (Some(dht), false) => Some((
+            dht.clone(),
+            dht.keep_looking(
+                meta.info_hash,
+                Some(port),
+                handle.peer_sink(),
+                REANNOUNCE_EVERY,
+            ),
         )),
         _ => None,
     };

@@ -372,3 +372,21 @@ fn parse_int(doc: &[u8], pos: usize, terminator: u8) -> Result<(i64, usize), Ben
 
 #[cfg(test)]
 mod tests;
+
+/// Runs one bendy encoding of a message we send. Ours are a few levels deep with sorted keys,
+/// so it cannot fail in practice; if it ever did, `fallback` (a valid message saying less) goes
+/// out instead of a broken one, and `what` is logged.
+pub(crate) fn encode_with(
+    what: &str,
+    fallback: &[u8],
+    build: impl FnOnce(&mut bendy::encoding::Encoder) -> Result<(), bendy::encoding::Error>,
+) -> Vec<u8> {
+    let mut encoder = bendy::encoding::Encoder::new();
+    match build(&mut encoder).and_then(|()| encoder.get_output()) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::error!(%error, "could not encode {what}");
+            fallback.to_vec()
+        }
+    }
+}

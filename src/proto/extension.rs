@@ -176,15 +176,8 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
     }
 }
 
-/// Runs one bendy encoding. Our messages are two levels deep with sorted keys, so it cannot fail
-/// in practice; if it did, an empty dictionary goes out, which a peer reads as "no extensions".
+/// Our extended messages: an empty dictionary (read as "no extensions") if one could not be
+/// encoded.
 fn encode_with(build: impl FnOnce(&mut Encoder) -> Result<(), EncodeError>) -> Vec<u8> {
-    let mut encoder = Encoder::new();
-    match build(&mut encoder).and_then(|()| encoder.get_output()) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            tracing::error!(%error, "could not encode an extended message");
-            b"de".to_vec()
-        }
-    }
+    bencode::encode_with("an extended message", b"de", build)
 }

@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::codec::Framed;
 
 use super::{ConnEvent, ConnId, FetchSetup};
 use crate::engine::codec::PeerCodec;
+use crate::engine::peer::{HandshakeError, read_handshake};
 use crate::proto::extension::metadata::MetadataMessage;
 use crate::proto::extension::{ExtendedHandshake, HANDSHAKE_ID, OUR_UT_METADATA_ID, UT_METADATA};
 use crate::proto::wire::{Handshake, Message, WireDecoder};
@@ -32,8 +33,8 @@ pub(super) enum ConnError {
     Io(#[from] std::io::Error),
     #[error("timed out")]
     Timeout,
-    #[error("bad handshake: {0}")]
-    Handshake(String),
+    #[error("handshake: {0}")]
+    Handshake(HandshakeError),
     #[error("the peer serves another torrent")]
     WrongInfoHash,
     #[error("the peer does not speak the extension protocol (BEP 10)")]
@@ -70,9 +71,11 @@ async fn talk(
     let _ = stream.set_nodelay(true);
     let mut out = BytesMut::new();
     Handshake::ours(setup.info_hash, setup.our_id).encode(&mut out);
-    let (theirs, rest) = timeout(limit, async {
+    let theirs = timeout(limit, async {
         stream.write_all(&out).await.map_err(ConnError::Io)?;
-        read_handshake(&mut stream).await
+        read_handshake(&mut stream)
+            .await
+            .map_err(ConnError::Handshake)
     })
     .await
     .map_err(|_| ConnError::Timeout)??;
@@ -83,10 +86,7 @@ async fn talk(
         return Err(ConnError::NoExtensions);
     }
     let codec = PeerCodec::new(WireDecoder::with_max_frame(MAX_FRAME));
-    // Bytes read past the handshake (its BITFIELD, often) are the first frames.
-    let mut parts = FramedParts::new::<Message>(stream, codec);
-    parts.read_buf = rest;
-    let mut framed = Framed::from_parts(parts);
+    let mut framed = Framed::new(stream, codec);
     let ours = ExtendedHandshake::ours(None, setup.listen_port);
     let hello = Message::Extended {
         id: HANDSHAKE_ID,
@@ -165,21 +165,6 @@ async fn their_extensions(
                 (Some(id), Some(size)) => Ok((id, size)),
                 _ => Err(ConnError::NoMetadata),
             };
-        }
-    }
-}
-
-/// The peer's handshake, and any bytes read after it.
-async fn read_handshake(stream: &mut TcpStream) -> Result<(Handshake, BytesMut), ConnError> {
-    let mut buf = BytesMut::with_capacity(1024);
-    loop {
-        match Handshake::decode(&mut buf) {
-            Ok(Some(h)) => return Ok((h, buf)),
-            Ok(None) => {}
-            Err(e) => return Err(ConnError::Handshake(e.to_string())),
-        }
-        if stream.read_buf(&mut buf).await? == 0 {
-            return Err(ConnError::Closed);
         }
     }
 }

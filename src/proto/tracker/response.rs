@@ -217,17 +217,9 @@ impl ScrapeResponse {
     }
 }
 
-/// Runs one bendy encoding. Our replies are a few levels deep and bendy sorts their keys, so it
-/// cannot fail in practice; if it ever did, the client gets a failure reply, not a broken body.
+/// Our tracker's replies: a failure reply if one could not be encoded.
 fn encode_with(build: impl FnOnce(&mut Encoder) -> Result<(), EncodeError>) -> Vec<u8> {
-    let mut encoder = Encoder::new();
-    match build(&mut encoder).and_then(|()| encoder.get_output()) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            tracing::error!(%error, "could not encode a tracker reply");
-            ENCODING_FAILED.to_vec()
-        }
-    }
+    bencode::encode_with("a tracker reply", ENCODING_FAILED, build)
 }
 
 /// Decodes a reply body down to its top-level dictionary; a `failure reason` in it becomes
