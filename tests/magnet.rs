@@ -15,7 +15,7 @@ use btvod::proto::extension::metadata::{MetadataMessage, piece_count, piece_of};
 use btvod::proto::extension::{ExtendedHandshake, HANDSHAKE_ID, OUR_UT_METADATA_ID};
 use btvod::proto::metainfo::Metainfo;
 use btvod::proto::wire::Message;
-use common::cli::{assert_exits_ok, btvod_get, magnet_link, seed_behind_opentracker};
+use common::cli::{assert_exits_ok, btvod, btvod_get, magnet_link, seed_behind_opentracker};
 use common::external::{LibtorrentPeer, LtOptions, make_torrent_with_libtorrent};
 use common::movie_dir::MovieDir;
 use common::raw_peer::{RawPeer, Read};
@@ -63,6 +63,68 @@ fn btvod_gets_a_magnet_from_the_libtorrent_seed_it_names_and_keeps_the_metadata(
             .contains("using the metadata fetched earlier"),
         "{}",
         again.report()
+    );
+}
+
+/// A VoD run started from a magnet: the deadlines start once the metadata is known, and the
+/// report says how long fetching it took (absent when the saved `.torrent` is used).
+#[test]
+fn a_vod_run_from_a_magnet_reports_how_long_the_metadata_took() {
+    let world = MovieDir::new(2 * MIB, 64 * 1024, 43);
+    let seed = LibtorrentPeer::start(&world.torrent_path(), &world.seed_dir(), &LtOptions::seed());
+    let out = world.leech_dir(0);
+    std::fs::create_dir_all(&out).unwrap();
+    let link = magnet_of(&world.meta, &[("x.pe", &seed.addr().to_string())]);
+    let server = format!("file:{}", world.content_path().display());
+    let run = |name: &str| {
+        let report = out.join(name);
+        let play = btvod(
+            &[
+                "--rate",
+                "4MiB",
+                "--delay",
+                "2",
+                "--prefetch",
+                "1",
+                "--server",
+                &server,
+                "--report",
+                &report.display().to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dht",
+                &link,
+            ],
+            &out,
+        );
+        assert_exits_ok(&play, BOUND, "btvod --rate ... MAGNET", &seed.report());
+        let text = std::fs::read_to_string(&report).expect("the report is written");
+        (
+            play,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        )
+    };
+    let (play, first) = run("first.json");
+    let took = first["metadata_fetch_s"].as_f64().unwrap_or_else(|| {
+        panic!(
+            "no metadata_fetch_s in the report: {first}\n{}",
+            play.report()
+        )
+    });
+    assert!(took > 0.0 && took < BOUND.as_secs_f64(), "{took}");
+    assert!(
+        play.report().contains("metadata    fetched in"),
+        "{}",
+        play.report()
+    );
+    assert_eq!(first["movie_bytes"].as_u64(), Some(2 * MIB as u64));
+
+    let (_, second) = run("second.json");
+    assert!(
+        second.get("metadata_fetch_s").is_none(),
+        "the saved metadata was not fetched again: {second}"
     );
 }
 

@@ -30,7 +30,9 @@ pub async fn run(mut args: InfoArgs) -> anyhow::Result<()> {
         (Some(_), true) => {
             let here = std::path::Path::new(".");
             let dht = args.common.dht().await;
-            super::source::load(&args.torrent, here, &mut args.common, dht.as_ref()).await?
+            super::source::load(&args.torrent, here, &mut args.common, dht.as_ref())
+                .await?
+                .meta
         }
         (None, _) => Metainfo::load(std::path::Path::new(&args.torrent))
             .with_context(|| format!("{} is not a usable torrent", args.torrent))?,

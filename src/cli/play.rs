@@ -118,13 +118,14 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
         seconds("--prefetch", args.prefetch)?,
     )?;
     let dht = args.common.dht().await;
-    let meta = super::source::load(
+    let loaded = super::source::load(
         &torrent,
         &save_dir(args.saveas.as_deref()),
         &mut args.common,
         dht.as_ref(),
     )
     .await?;
+    let meta = loaded.meta;
     let file = choose_file(&meta, args.file.as_deref())?;
     let server = vod_server(args.server.as_deref(), &meta).await?;
     let content = match &args.saveas {
@@ -141,13 +142,16 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
         .context("cannot start playback")?;
     let ended = watch(&session, args.common.quiet).await;
     let final_stats = session.torrent.stats.borrow().clone();
-    let report = VodReport::new(
-        &meta,
-        file,
-        args.policy.kind().name(),
-        &params,
-        &final_stats,
-    );
+    let report = VodReport {
+        metadata_fetch_s: loaded.metadata_fetch.map(|t| t.as_secs_f64()),
+        ..VodReport::new(
+            &meta,
+            file,
+            args.policy.kind().name(),
+            &params,
+            &final_stats,
+        )
+    };
     let finished = matches!(ended, Ended::Complete);
     print_summary(&report, finished);
     if let Some(path) = &args.report {
@@ -269,6 +273,9 @@ fn print_summary(r: &VodReport, finished: bool) {
         "  stall       {:.2} s; peers seen {}",
         r.stall_s, r.peers_seen
     );
+    if let Some(t) = r.metadata_fetch_s {
+        eprintln!("  metadata    fetched in {t:.1} s before the deadlines started");
+    }
 }
 
 /// Where a magnet's fetched `.torrent` goes: beside the download.

@@ -30,6 +30,13 @@ pub fn magnet(arg: &str) -> anyhow::Result<Option<Magnet>> {
     Ok(Some(m))
 }
 
+/// A torrent ready to start, and how long its metadata took to fetch (None when it was a
+/// file or had been saved by an earlier fetch); a VoD report carries that time.
+pub struct Loaded {
+    pub meta: Metainfo,
+    pub metadata_fetch: Option<Duration>,
+}
+
 /// The torrent `arg` names: a file loaded, or a magnet's metadata fetched (or loaded from
 /// where an earlier fetch saved it in `save_dir`). A magnet's `x.pe` peers join `common.peers`,
 /// so the session dials them too.
@@ -38,11 +45,15 @@ pub async fn load(
     save_dir: &Path,
     common: &mut PeerOptions,
     dht: Option<&DhtNode>,
-) -> anyhow::Result<Metainfo> {
+) -> anyhow::Result<Loaded> {
     let Some(link) = magnet(arg)? else {
         let path = Path::new(arg);
-        return Metainfo::load(path)
-            .with_context(|| format!("{} is not a usable torrent", path.display()));
+        let meta = Metainfo::load(path)
+            .with_context(|| format!("{} is not a usable torrent", path.display()))?;
+        return Ok(Loaded {
+            meta,
+            metadata_fetch: None,
+        });
     };
     let options = MagnetOptions {
         save_dir: save_dir.to_path_buf(),
@@ -86,7 +97,10 @@ pub async fn load(
             resolved.saved.display()
         );
     }
-    Ok(resolved.meta)
+    Ok(Loaded {
+        meta: resolved.meta,
+        metadata_fetch: resolved.fetch_time,
+    })
 }
 
 fn progress_text(name: &str, p: &FetchProgress) -> String {

@@ -107,9 +107,9 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
     let prefetch = super::play::seconds("--prefetch", args.prefetch)?;
     let save_dir = super::play::save_dir(args.saveas.as_deref());
     let dht = args.common.dht().await;
-    let meta = Arc::new(
-        super::source::load(&args.torrent, &save_dir, &mut args.common, dht.as_ref()).await?,
-    );
+    let loaded =
+        super::source::load(&args.torrent, &save_dir, &mut args.common, dht.as_ref()).await?;
+    let meta = Arc::new(loaded.meta);
     let file = super::play::choose_file(&meta, args.file.as_deref())?;
     let player = match args.player.unwrap_or(default_player) {
         Player::None => None,
@@ -167,13 +167,16 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
     let stats = session.torrent.stats.clone();
     session.shutdown().await;
     let final_stats = stats.borrow().clone();
-    let vod = VodReport::new(
-        &meta,
-        file,
-        PolicyKind::Deadline.name(),
-        &params,
-        &final_stats,
-    );
+    let vod = VodReport {
+        metadata_fetch_s: loaded.metadata_fetch.map(|t| t.as_secs_f64()),
+        ..VodReport::new(
+            &meta,
+            file,
+            PolicyKind::Deadline.name(),
+            &params,
+            &final_stats,
+        )
+    };
     let learned = notes
         .borrow()
         .get("rate_source")

@@ -127,8 +127,9 @@ pub async fn get(mut args: GetArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let dht = args.common.dht().await;
-    let meta =
-        super::source::load(&args.torrent, &args.out, &mut args.common, dht.as_ref()).await?;
+    let meta = super::source::load(&args.torrent, &args.out, &mut args.common, dht.as_ref())
+        .await?
+        .meta;
     let policy = match args.policy {
         GetPolicy::Rarest => PolicyKind::Rarest,
         GetPolicy::Sequential => PolicyKind::Sequential,

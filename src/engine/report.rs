@@ -41,6 +41,7 @@ impl VodReport {
             peers_seen: s.peers_seen,
             server_requests: l.server_requests,
             hash_failures: s.hash_failures,
+            metadata_fetch_s: None,
         }
     }
 }
@@ -69,6 +70,10 @@ pub struct VodReport {
     pub peers_seen: usize,
     pub server_requests: u64,
     pub hash_failures: u32,
+    /// Seconds spent fetching a magnet's metadata before the run (its deadlines start once
+    /// the metadata is known); absent for a `.torrent` or metadata saved by an earlier fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_fetch_s: Option<f64>,
 }
 
 /// The report of `btvod stream`: the contract's keys plus what a viewer with a player saw.
