@@ -123,7 +123,6 @@ impl Torrent {
                 p.close();
             }
         }
-        self.candidates.retain(|a| *a != who.addr);
-        self.redial.remove(&who.addr);
+        self.addresses.remove(who.addr);
     }
 }

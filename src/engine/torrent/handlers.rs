@@ -47,7 +47,7 @@ impl Torrent {
                 commands,
                 kill,
             } => {
-                self.redial.remove(&addr);
+                self.addresses.connected(addr);
                 let outgoing = self.dialing.remove(&key).is_some();
                 let banned = self.bans.is_banned(&Identity { addr, peer_id });
                 if banned {
@@ -91,7 +91,7 @@ impl Torrent {
                 tracing::debug!(%addr, %reason, "connection failed");
                 if self.dialing.remove(&key).is_some() {
                     // A peer may refuse us while it is still loading the torrent: try again later.
-                    self.schedule_redial(addr);
+                    self.addresses.dial_failed(addr, Instant::now());
                 }
                 self.live.fetch_sub(1, Ordering::Relaxed);
             }
@@ -108,7 +108,7 @@ impl Torrent {
                     );
                     self.picker.on_peer_gone(key);
                     // The address may be dialled again later (e.g. after a restart).
-                    self.known.remove(&peer.addr);
+                    self.addresses.forget(peer.addr);
                     self.rechoke();
                     self.publish_stats();
                 }

@@ -2,6 +2,7 @@
 //! protocol state. Peer tasks only move frames; they report here over one channel. Which
 //! fact lives where is listed in `STATE.md` beside this file.
 
+mod address_book;
 mod assembly;
 mod ban;
 mod checked;
@@ -12,7 +13,7 @@ mod readers;
 mod tick;
 mod vod;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use self::address_book::AddressBook;
 use self::assembly::Assembly;
 use self::ban::Bans;
 use self::peer_state::PeerState;
@@ -219,10 +221,8 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         peers: HashMap::new(),
         assembly: Assembly::default(),
         verifying: HashSet::new(),
-        candidates: VecDeque::new(),
-        known: HashSet::new(),
+        addresses: AddressBook::default(),
         dialing: HashMap::new(),
-        redial: HashMap::new(),
         seen: HashSet::new(),
         ctx,
         next_key,
@@ -359,14 +359,10 @@ struct Torrent {
     assembly: Assembly,
     /// Pieces being hashed and written off the runtime (see `MAX_VERIFYING`).
     verifying: HashSet<PieceIndex>,
-    /// Addresses to dial, in order; `known` keeps us from queueing one twice.
-    candidates: VecDeque<SocketAddr>,
-    known: HashSet<SocketAddr>,
+    /// Addresses to dial, and those dialled, connected or backing off.
+    addresses: AddressBook,
     /// Dials under way, by the key their connection will have.
     dialing: HashMap<PeerKey, SocketAddr>,
-    /// Addresses whose dial failed: failures in a row, and when to try again (None once
-    /// queued).
-    redial: HashMap<SocketAddr, (u32, Option<Instant>)>,
     /// Distinct peer ids met, for the peers-seen count (at most `MAX_SEEN`).
     seen: HashSet<PeerId>,
     /// What every peer task is given.
@@ -441,7 +437,7 @@ impl Torrent {
                 }
                 _ = tick.tick() => {
                     self.on_tick();
-                    self.requeue_redials();
+                    self.addresses.requeue_due(Instant::now());
                     self.dial_more(&cancel);
                 }
             }
@@ -462,49 +458,14 @@ impl Torrent {
     }
 
     fn add_candidate(&mut self, addr: SocketAddr) {
-        if self.bans.is_banned_addr(&addr) {
-            return;
-        }
-        // Addresses come from trackers, which are as untrusted as peers: a reply listing a
-        // million peers must not grow the queue without bound.
-        if self.known.len() >= MAX_KNOWN {
-            return;
-        }
-        if self.known.insert(addr) {
-            self.candidates.push_back(addr);
-        }
-    }
-
-    /// Backs off 1, 2, 4, ... seconds after each failed dial, giving up after `MAX_REDIALS`.
-    fn schedule_redial(&mut self, addr: SocketAddr) {
-        let attempts = self.redial.get(&addr).map_or(0, |(n, _)| *n) + 1;
-        if attempts > MAX_REDIALS {
-            // Forgotten, so that a tracker offering it again is heard.
-            self.redial.remove(&addr);
-            self.known.remove(&addr);
-            return;
-        }
-        let wait = Duration::from_secs(1 << (attempts - 1).min(6));
-        self.redial
-            .insert(addr, (attempts, Some(Instant::now() + wait)));
-    }
-
-    /// Queues again the addresses whose back-off has passed.
-    fn requeue_redials(&mut self) {
-        let now = Instant::now();
-        for (addr, (_, at)) in &mut self.redial {
-            if at.is_some_and(|t| t <= now) {
-                *at = None;
-                if !self.candidates.contains(addr) {
-                    self.candidates.push_back(*addr);
-                }
-            }
+        if !self.bans.is_banned_addr(&addr) {
+            self.addresses.offer(addr);
         }
     }
 
     fn dial_more(&mut self, cancel: &CancellationToken) {
         while self.live.load(Ordering::Relaxed) < self.config.max_peers {
-            let Some(addr) = self.candidates.pop_front() else {
+            let Some(addr) = self.addresses.next() else {
                 break;
             };
             if self.peers.values().any(|p| p.addr == addr)
@@ -555,15 +516,9 @@ impl Torrent {
 /// no new requests go out until it catches up, so memory does not grow with the torrent.
 const MAX_VERIFYING: usize = 8;
 
-/// Dials of one address that fail in a row before it is left for the tracker to offer again.
-const MAX_REDIALS: u32 = 6;
-
 /// Distinct peer ids remembered for the peers-seen count, at most.
 const MAX_SEEN: usize = 65_536;
 
-/// Addresses queued, being dialled or connected to, at most (each is forgotten when its
-/// connection ends or its dials are given up).
-const MAX_KNOWN: usize = 2000;
 /// Address batches (a tracker answer, or `--peer`) waiting for the torrent task at most.
 const PEER_BATCHES: usize = 64;
 
