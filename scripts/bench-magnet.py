@@ -7,7 +7,8 @@ include Python importing it and its session starting, reported apart). Prints a 
 of medians and ranges and the btvod/libtorrent ratios.
 
 With --dht the link holds only the info-hash: both clients find the seed through a loopback
-DHT of two libtorrent nodes (the seed's and a router's), bootstrapping from the router.
+DHT of two libtorrent nodes (the seed's and a router's), bootstrapping from the router; every
+run gets a fresh DHT (the time to start it is not counted).
 
 Usage: scripts/bench-magnet.py [--runs 5] [--size-mib 64] [--piece-kib 256] [--timeout 120]
                                [--dht]
@@ -140,6 +141,36 @@ def run_libtorrent(magnet, out, timeout):
 run_libtorrent.ready = []
 
 
+def start_named_world(torrent, seed_dir, info_hash):
+    """One seed that the link names with x.pe; DHT at the clients' defaults."""
+    seed, port = start_seed(torrent, seed_dir)
+    magnet = f"magnet:?xt=urn:btih:{info_hash}&dn=movie.bin&x.pe=127.0.0.1:{port}"
+    return [seed], magnet, []
+
+
+def start_dht_world(torrent, seed_dir, info_hash):
+    """A two-node libtorrent DHT (the seed's node and a router's) that the seed has announced
+    to; the link holds only the info-hash and the clients bootstrap from the router."""
+    seed_port, router_port = free_port(), free_port()
+    router = subprocess.Popen(
+        [sys.executable, LT_PEER, "--magnet", "magnet:?xt=urn:btih:" + "5" * 40,
+         "--save-path", os.path.join(WORK, "router"), "--listen-port", str(router_port),
+         "--dht-bootstrap", f"127.0.0.1:{seed_port}"], stdout=subprocess.DEVNULL)
+    seed, _ = start_seed(torrent, seed_dir, ["--listen-port", str(seed_port),
+                                             "--dht-bootstrap", f"127.0.0.1:{router_port}"])
+    time.sleep(5)  # the seed's first DHT announces
+    return [seed, router], f"magnet:?xt=urn:btih:{info_hash}", [
+        "--dht-bootstrap", f"127.0.0.1:{router_port}"]
+
+
+def stop(world):
+    if world is None:
+        return
+    for proc in world[0]:
+        proc.terminate()
+        proc.wait()
+
+
 def summary(values):
     med = statistics.median(values)
     return med, f"{med:.2f} [{min(values):.2f}-{max(values):.2f}]"
@@ -162,29 +193,22 @@ def main():
     info_hash = re.search(r"Info-hash:\s*([0-9a-f]{40})", subprocess.run(
         [BTVOD, "info", torrent], check=True, capture_output=True, text=True).stdout).group(1)
     want = sha1(data)
-    router = None
-    if a.dht:
-        seed_port, router_port = free_port(), free_port()
-        router = subprocess.Popen(
-            [sys.executable, LT_PEER, "--magnet", "magnet:?xt=urn:btih:" + "5" * 40,
-             "--save-path", os.path.join(WORK, "router"), "--listen-port", str(router_port),
-             "--dht-bootstrap", f"127.0.0.1:{seed_port}"], stdout=subprocess.DEVNULL)
-        seed, port = start_seed(torrent, seed_dir, ["--listen-port", str(seed_port),
-                                                    "--dht-bootstrap", f"127.0.0.1:{router_port}"])
-        node = f"127.0.0.1:{router_port}"
-        EXTRA["btvod"] = ["--dht-bootstrap", node]
-        EXTRA["libtorrent"] = ["--dht-bootstrap", node]
-        magnet = f"magnet:?xt=urn:btih:{info_hash}"
-        time.sleep(5)  # the seed's first DHT announces
-    else:
-        seed, port = start_seed(torrent, seed_dir)
-        magnet = f"magnet:?xt=urn:btih:{info_hash}&dn=movie.bin&x.pe=127.0.0.1:{port}"
     results = {"btvod": ([], []), "libtorrent": ([], [])}
     runners = {"btvod": run_btvod, "libtorrent": run_libtorrent}
+    world = None
     try:
+        if not a.dht:
+            world = start_named_world(torrent, seed_dir, info_hash)
         for r in range(a.runs):
             order = ["btvod", "libtorrent"] if r % 2 == 0 else ["libtorrent", "btvod"]
             for name in order:
+                if a.dht:
+                    # A fresh DHT each run: in one long-lived two-node DHT, repeated runs stall
+                    # in one client or the other after a few runs (BENCHMARKS.md).
+                    stop(world)
+                    world = start_dht_world(torrent, seed_dir, info_hash)
+                procs, magnet, extra = world
+                EXTRA[name] = extra
                 out = os.path.join(WORK, f"dl-{name}")
                 meta_s, total_s = runners[name](magnet, out, a.timeout)
                 if sha1(os.path.join(out, "movie.bin")) != want:
@@ -194,10 +218,7 @@ def main():
                 print(f"run {r + 1} {name}: metadata {meta_s:.2f} s, complete {total_s:.2f} s",
                       file=sys.stderr)
     finally:
-        for proc in (seed, router):
-            if proc is not None:
-                proc.terminate()
-                proc.wait()
+        stop(world)
     how = "through the DHT" if a.dht else "named by x.pe"
     print(f"{a.runs} runs, {a.size_mib} MiB in {a.piece_kib} KiB pieces, seed {how}, seconds "
           "from start: median [min-max]\n")
