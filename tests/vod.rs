@@ -251,6 +251,35 @@ fn in_a_multi_file_torrent_only_the_movie_pieces_are_bought() {
     }
 }
 
+/// A magnet's `so` (BEP 53) picks the movie when `--file` is not given: the largest file it
+/// selects, not the torrent's largest. The metadata comes from the `.torrent` an earlier fetch
+/// would have saved beside the download, so no peer is needed.
+#[test]
+fn a_magnets_file_selection_picks_the_movie() {
+    let files = [
+        ("a-intro.bin", 200_000),
+        ("b-movie.bin", 600_000),
+        ("c-outro.bin", 150_000),
+        ("d-extra.bin", 100_000),
+    ];
+    let movie = Movie::multi(&files, 2, 17, PIECE);
+    let hash = movie.meta.info_hash;
+    let out = movie.scratch("play-so");
+    std::fs::copy(&movie.torrent, out.join(format!("{hash}.torrent"))).unwrap();
+    let origin = Origin::start(&movie.content_path, 0);
+    let mut args = PlayArgs::new(512, 1.0, 0.5);
+    args.server = Some(origin.url());
+    args.source = Some(format!("magnet:?xt=urn:btih:{hash}&so=2-3"));
+    args.extra = vec!["--no-dht".into()];
+    let p = play(&movie, &args, "so", RUN_BOUND);
+    assert_eq!(
+        p.report.file, "pack/c-outro.bin",
+        "{:?}\n{}",
+        p.report, p.log
+    );
+    assert_consistent(&p, &movie, &args, &origin.stats());
+}
+
 /// The origin goes away in the middle of a body and comes back on the same port only after the
 /// fetch has given up: the bytes of the cut body were received (and metered by the origin) but
 /// complete no block, and the piece is bought again. They still count as penalty, so the

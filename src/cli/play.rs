@@ -15,6 +15,8 @@ use btvod::proto::metainfo::Metainfo;
 use btvod::units::human_bytes;
 use clap::{Args, ValueEnum};
 
+use super::source::Loaded;
+
 #[derive(Args, Debug)]
 pub struct PlayArgs {
     /// The movie's .torrent file, or a magnet link (quote it: it holds `&`). A magnet's
@@ -87,10 +89,20 @@ pub(super) fn seconds(what: &str, v: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// The movie file: `--file` as an index or a path, else the largest file.
-pub(super) fn choose_file(meta: &Metainfo, file: Option<&str>) -> anyhow::Result<usize> {
+/// The movie file: `--file` as an index or a path, else the largest of the files a magnet's
+/// `so` selects, else the largest file.
+pub(super) fn choose_file(loaded: &Loaded, file: Option<&str>) -> anyhow::Result<usize> {
+    let meta = &loaded.meta;
     if meta.files.is_empty() {
         bail!("the torrent has no files");
+    }
+    if file.is_none()
+        && let Some(selected) = loaded.selected_files()
+        && let Some(&largest) = selected
+            .iter()
+            .max_by_key(|&&i| (meta.files[i].length, std::cmp::Reverse(i)))
+    {
+        return Ok(largest);
     }
     meta.movie_file(file).with_context(|| match file {
         Some(f) if f.parse::<usize>().is_ok() => format!(
@@ -125,8 +137,8 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
         dht.as_ref(),
     )
     .await?;
-    let meta = loaded.meta;
-    let file = choose_file(&meta, args.file.as_deref())?;
+    let file = choose_file(&loaded, args.file.as_deref())?;
+    let meta = &loaded.meta;
     let server = vod_server(args.server.as_deref(), &meta).await?;
     let content = match &args.saveas {
         Some(path) => Content::SaveAs(path.clone()),

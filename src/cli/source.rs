@@ -35,6 +35,25 @@ pub fn magnet(arg: &str) -> anyhow::Result<Option<Magnet>> {
 pub struct Loaded {
     pub meta: Metainfo,
     pub metadata_fetch: Option<Duration>,
+    /// The magnet it came from, for its `so` file selection.
+    pub link: Option<Magnet>,
+}
+
+impl Loaded {
+    /// The files a magnet's `so` (BEP 53) selects that the torrent has; None when it selects
+    /// none of them, or is not a magnet.
+    pub fn selected_files(&self) -> Option<Vec<usize>> {
+        let link = self.link.as_ref()?;
+        link.select_only.as_ref()?;
+        let files: Vec<usize> = (0..self.meta.files.len())
+            .filter(|&i| link.selects(i))
+            .collect();
+        if files.is_empty() {
+            tracing::warn!("the magnet's file selection names no file of the torrent; ignored");
+            return None;
+        }
+        Some(files)
+    }
 }
 
 /// The torrent `arg` names: a file loaded, or a magnet's metadata fetched (or loaded from
@@ -53,6 +72,7 @@ pub async fn load(
         return Ok(Loaded {
             meta,
             metadata_fetch: None,
+            link: None,
         });
     };
     let options = MagnetOptions {
@@ -100,6 +120,7 @@ pub async fn load(
     Ok(Loaded {
         meta: resolved.meta,
         metadata_fetch: resolved.fetch_time,
+        link: Some(link),
     })
 }
 

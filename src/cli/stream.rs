@@ -109,8 +109,8 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
     let dht = args.common.dht().await;
     let loaded =
         super::source::load(&args.torrent, &save_dir, &mut args.common, dht.as_ref()).await?;
-    let meta = Arc::new(loaded.meta);
-    let file = super::play::choose_file(&meta, args.file.as_deref())?;
+    let file = super::play::choose_file(&loaded, args.file.as_deref())?;
+    let (meta, metadata_fetch) = (Arc::new(loaded.meta), loaded.metadata_fetch);
     let player = match args.player.unwrap_or(default_player) {
         Player::None => None,
         p => Some(find_player(p)?),
@@ -168,7 +168,7 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
     session.shutdown().await;
     let final_stats = stats.borrow().clone();
     let vod = VodReport {
-        metadata_fetch_s: loaded.metadata_fetch.map(|t| t.as_secs_f64()),
+        metadata_fetch_s: metadata_fetch.map(|t| t.as_secs_f64()),
         ..VodReport::new(
             &meta,
             file,

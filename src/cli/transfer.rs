@@ -127,9 +127,12 @@ pub async fn get(mut args: GetArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let dht = args.common.dht().await;
-    let meta = super::source::load(&args.torrent, &args.out, &mut args.common, dht.as_ref())
-        .await?
-        .meta;
+    let loaded =
+        super::source::load(&args.torrent, &args.out, &mut args.common, dht.as_ref()).await?;
+    if loaded.selected_files().is_some() {
+        eprintln!("note: the link's file selection (so) is not applied: get downloads every file");
+    }
+    let meta = loaded.meta;
     let policy = match args.policy {
         GetPolicy::Rarest => PolicyKind::Rarest,
         GetPolicy::Sequential => PolicyKind::Sequential,

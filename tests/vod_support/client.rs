@@ -87,6 +87,8 @@ pub struct PlayArgs {
     pub file: Option<String>,
     pub upload_kib: u64,
     pub extra: Vec<String>,
+    /// What to play instead of the movie's torrent file (a magnet link).
+    pub source: Option<String>,
 }
 
 impl PlayArgs {
@@ -102,6 +104,7 @@ impl PlayArgs {
             file: None,
             upload_kib: 0,
             extra: Vec::new(),
+            source: None,
         }
     }
 }
@@ -152,7 +155,11 @@ pub fn play(movie: &Movie, args: &PlayArgs, tag: &str, bound: Duration) -> Playe
         argv.extend(["--file".into(), f.clone()]);
     }
     argv.extend(args.extra.iter().cloned());
-    argv.push(movie.torrent.display().to_string());
+    argv.push(
+        args.source
+            .clone()
+            .unwrap_or_else(|| movie.torrent.display().to_string()),
+    );
     let started = Instant::now();
     let guard = ProcessGuard::spawn("btvod (VoD client)", BTVOD, &argv, &out, |_| {})
         .unwrap_or_else(|e| panic!("{e}"));
