@@ -139,7 +139,7 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
     .await?;
     let file = choose_file(&loaded, args.file.as_deref())?;
     let meta = &loaded.meta;
-    let server = vod_server(args.server.as_deref(), &meta).await?;
+    let server = vod_server(args.server.as_deref(), meta).await?;
     let content = match &args.saveas {
         Some(path) => Content::SaveAs(path.clone()),
         None => Content::DownloadDir(PathBuf::from(".")),
@@ -149,7 +149,7 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
         dht: dht.clone(),
         ..super::transfer::options(&args.common, args.policy.kind())
     };
-    let session = session::start(&meta, content, options, |_, _| {})
+    let session = session::start(meta, content, options, |_, _| {})
         .await
         .context("cannot start playback")?;
     let ended = watch(&session, args.common.quiet).await;
@@ -157,7 +157,7 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
     let report = VodReport {
         metadata_fetch_s: loaded.metadata_fetch.map(|t| t.as_secs_f64()),
         ..VodReport::new(
-            &meta,
+            meta,
             file,
             args.policy.kind().name(),
             &params,
