@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Magnet benchmark: time from start to the metadata and to the complete download, for
-`btvod get MAGNET` and for libtorrent given the same magnet, from one libtorrent seed on
-127.0.0.1 that the link names (`x.pe`). The two clients alternate (the order flips each round);
+"""Magnet benchmark: time from start to the metadata, the first piece and the complete
+download, for `btvod get MAGNET` and for libtorrent given the same magnet, from one libtorrent
+seed on 127.0.0.1 that the link names (`x.pe`). The two clients alternate (the order flips each round);
 every download is checked against the content. Times run from process start (libtorrent's
 include Python importing it and its session starting, reported apart). Prints a Markdown table
-of medians and ranges and the btvod/libtorrent ratios.
+of medians and ranges and the btvod/libtorrent ratios, for the metadata, the first piece and
+the complete download.
 
 With --dht the link holds only the info-hash: both clients find the seed through a loopback
 DHT of two libtorrent nodes (the seed's and a router's), bootstrapping from the router; every
@@ -13,7 +14,8 @@ run gets a fresh DHT (the time to start it is not counted).
 Usage: scripts/bench-magnet.py [--runs 5] [--size-mib 64] [--piece-kib 256] [--timeout 120]
                                [--dht]
 Work files go to target/bench-magnet/ (content made once). Needs python3-libtorrent and a
-release build (`cargo build --release`). Not measured: time to the first piece.
+release build (`cargo build --release`). The first piece is the first verified: btvod's
+log line, libtorrent's piece_finished_alert.
 """
 
 import argparse
@@ -96,21 +98,24 @@ def run_btvod(magnet, out, timeout):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     start = time.monotonic()
-    # The metadata time is when its line appears, from process start as for libtorrent.
+    # Times are when lines appear, from process start as for libtorrent (not -q: the first
+    # piece is an info log line).
     proc = subprocess.Popen([BTVOD, "get", magnet, "--out", out, "--bind", "127.0.0.1",
-                             "--port", "0", "-q", *EXTRA["btvod"]],
+                             "--port", "0", *EXTRA["btvod"]],
                             stderr=subprocess.PIPE, text=True)
-    metadata, lines = None, []
+    metadata, first, lines = None, None, []
     for line in proc.stderr:
         lines.append(line)
         if metadata is None and "metadata fetched in" in line:
             metadata = time.monotonic() - start
+        if first is None and "first piece verified" in line:
+            first = time.monotonic() - start
     code = proc.wait(timeout=timeout)
     total = time.monotonic() - start
-    if code != 0 or metadata is None:
-        raise SystemExit("btvod get failed or did not say when the metadata came:\n"
-                         + "".join(lines[-20:]))
-    return metadata, total
+    if code != 0 or metadata is None or first is None:
+        raise SystemExit("btvod get failed or did not say when the metadata or the first "
+                         "piece came:\n" + "".join(lines[-20:]))
+    return metadata, first, total
 
 
 def run_libtorrent(magnet, out, timeout):
@@ -121,7 +126,7 @@ def run_libtorrent(magnet, out, timeout):
                              "--exit-when-complete", "--max-seconds", str(timeout),
                              *EXTRA["libtorrent"]],
                             stdout=subprocess.PIPE, text=True)
-    metadata = None
+    metadata, first = None, None
     lines = []
     for line in proc.stdout:
         lines.append(line)
@@ -131,11 +136,13 @@ def run_libtorrent(magnet, out, timeout):
             run_libtorrent.ready.append(time.monotonic() - start)
         if event.get("event") == "metadata":
             metadata = time.monotonic() - start
+        if event.get("event") == "first_piece":
+            first = time.monotonic() - start
     code = proc.wait()
     total = time.monotonic() - start
-    if code != 0 or metadata is None:
+    if code != 0 or metadata is None or first is None:
         raise SystemExit(f"libtorrent did not complete (exit {code}):\n" + "".join(lines[-3:]))
-    return metadata, total
+    return metadata, first, total
 
 
 run_libtorrent.ready = []
@@ -193,7 +200,7 @@ def main():
     info_hash = re.search(r"Info-hash:\s*([0-9a-f]{40})", subprocess.run(
         [BTVOD, "info", torrent], check=True, capture_output=True, text=True).stdout).group(1)
     want = sha1(data)
-    results = {"btvod": ([], []), "libtorrent": ([], [])}
+    results = {"btvod": ([], [], []), "libtorrent": ([], [], [])}
     runners = {"btvod": run_btvod, "libtorrent": run_libtorrent}
     world = None
     try:
@@ -210,31 +217,31 @@ def main():
                 procs, magnet, extra = world
                 EXTRA[name] = extra
                 out = os.path.join(WORK, f"dl-{name}")
-                meta_s, total_s = runners[name](magnet, out, a.timeout)
+                times = runners[name](magnet, out, a.timeout)
                 if sha1(os.path.join(out, "movie.bin")) != want:
                     raise SystemExit(f"{name}: the download differs from the content")
-                results[name][0].append(meta_s)
-                results[name][1].append(total_s)
-                print(f"run {r + 1} {name}: metadata {meta_s:.2f} s, complete {total_s:.2f} s",
-                      file=sys.stderr)
+                for column, t in zip(results[name], times):
+                    column.append(t)
+                print(f"run {r + 1} {name}: metadata {times[0]:.2f} s, first piece "
+                      f"{times[1]:.2f} s, complete {times[2]:.2f} s", file=sys.stderr)
     finally:
         stop(world)
     how = "through the DHT" if a.dht else "named by x.pe"
     print(f"{a.runs} runs, {a.size_mib} MiB in {a.piece_kib} KiB pieces, seed {how}, seconds "
           "from start: median [min-max]\n")
-    print("| client | metadata s | complete s |")
-    print("|---|---|---|")
+    print("| client | metadata s | first piece s | complete s |")
+    print("|---|---|---|---|")
     meds = {}
-    for name, (meta, total) in results.items():
-        (mm, ms), (tm, ts) = summary(meta), summary(total)
-        meds[name] = (mm, tm)
-        print(f"| {name} | {ms} | {ts} |")
+    for name, columns in results.items():
+        shown = [summary(c) for c in columns]
+        meds[name] = [med for med, _ in shown]
+        print(f"| {name} | " + " | ".join(text for _, text in shown) + " |")
     _, ready = summary(run_libtorrent.ready)
     print(f"\nlibtorrent's process start to its session listening (inside the times above): "
           f"{ready} s")
     b, l = meds["btvod"], meds["libtorrent"]
     print(f"\nbtvod/libtorrent (medians): metadata {b[0] / l[0]:.2f}x, "
-          f"complete {b[1] / l[1]:.2f}x")
+          f"first piece {b[1] / l[1]:.2f}x, complete {b[2] / l[2]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -146,6 +146,9 @@ def make_session(args):
             "dht_prefer_verified_node_ids": False,
             "dht_ignore_dark_internet": False,
         })
+    if args.magnet:
+        # For the first_piece event (the magnet benchmark's time to the first piece).
+        settings["alert_mask"] |= lt.alert_category.piece_progress
     return start_session(settings, plugins=not args.no_pex)
 
 
@@ -217,6 +220,7 @@ def main():
     completed = False
     next_status = 0.0
     next_dht_announce = 0.0
+    first_piece = False
     deadlines_set = args.deadlines_after is None
     while not stop:
         now = time.monotonic()
@@ -239,6 +243,9 @@ def main():
                 fail(alert.message())
             elif isinstance(alert, lt.metadata_received_alert):
                 emit("metadata", seconds=round(time.monotonic() - started, 3))
+            elif isinstance(alert, lt.piece_finished_alert) and not first_piece:
+                first_piece = True
+                emit("first_piece", piece=alert.piece_index)
             elif isinstance(alert, lt.tracker_reply_alert):
                 emit("tracker_reply", url=alert.url, peers=alert.num_peers)
             elif isinstance(alert, lt.tracker_error_alert):
