@@ -148,6 +148,11 @@ fn extension() {
 }
 
 #[test]
+fn pex() {
+    run("pex", checks::pex);
+}
+
+#[test]
 fn udp_tracker() {
     run("udp_tracker", checks::udp_tracker);
 }

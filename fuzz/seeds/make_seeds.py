@@ -137,6 +137,14 @@ write("extension", "request", be({"msg_type": 0, "piece": 0}))
 write("extension", "reject", be({"msg_type": 2, "piece": 3}))
 write("extension", "data", be({"msg_type": 1, "piece": 1, "total_size": 20000}) + bytes(range(256)) * 14)
 
+# pex: a message with both families and flags, one with only drops, and one past 50 entries
+V4 = lambda i: bytes([10, 0, i >> 8 & 255, i & 255, 0x1a, 0xe1])
+V6 = bytes(15) + b"\x01\x1a\xe1"
+write("pex", "both", be({"added": V4(1) + V4(2), "added.f": b"\x12\x01", "added6": V6,
+                         "added6.f": b"\x04", "dropped": V4(3), "dropped6": b""}))
+write("pex", "dropped", be({"dropped": V4(4) + V4(5)}))
+write("pex", "many", be({"added": b"".join(V4(i) for i in range(60)), "added.f": bytes(60)}))
+
 # udp_tracker: 4 bytes of the expected transaction id, then a BEP 15 packet
 T = struct.pack(">I", 0x01020304)
 H20, P20 = bytes(range(20)), b"-BV0100-abcdefghijkl"

@@ -116,6 +116,10 @@ pub struct PeerOptions {
     /// never use it).
     #[arg(long)]
     pub no_dht: bool,
+    /// No peer exchange (BEP 11): peers are not told whom we are connected to, and what they
+    /// tell us is not dialled. Private torrents never use it.
+    #[arg(long)]
+    pub no_pex: bool,
     /// A DHT node to join through, instead of the well-known routers (repeatable): a DHT of
     /// your own. Without it, the routers and the nodes of the last run (kept in
     /// ~/.local/state/btvod/dht-nodes) are used.

@@ -156,13 +156,7 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
     let final_stats = session.torrent.stats.borrow().clone();
     let report = VodReport {
         metadata_fetch_s: loaded.metadata_fetch.map(|t| t.as_secs_f64()),
-        ..VodReport::new(
-            meta,
-            file,
-            args.policy.kind().name(),
-            &params,
-            &final_stats,
-        )
+        ..VodReport::new(meta, file, args.policy.kind().name(), &params, &final_stats)
     };
     let finished = matches!(ended, Ended::Complete);
     print_summary(&report, finished);

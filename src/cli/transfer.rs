@@ -58,6 +58,7 @@ pub(super) fn options(common: &PeerOptions, policy: PolicyKind) -> SessionOption
             max_peers: common.max_peers,
             upload_limit: common.max_upload_rate,
             download_limit: common.max_download_rate,
+            pex: !common.no_pex,
             ..TorrentConfig::default()
         },
         peers: common.peers.clone(),

@@ -239,7 +239,13 @@ async fn run<G>(
         reason = pump::pump(key, framed, cmd_rx, &ctx, fast) => reason,
         _ = kill.cancelled() => Ended::ClosedByUs,
     };
-    tracing::debug!(%addr, %reason, "peer gone");
+    match reason {
+        // A broken or hostile peer is worth a line: a user asks why it was dropped.
+        Ended::Protocol(_) => {
+            tracing::info!(%addr, %reason, "dropping a peer that broke the protocol")
+        }
+        _ => tracing::debug!(%addr, %reason, "peer gone"),
+    }
     let _ = ctx.events.send(PeerEvent::Gone { key, reason }).await;
 }
 

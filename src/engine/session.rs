@@ -152,6 +152,7 @@ pub async fn start(
         started,
         playback,
         metadata: (!meta.private).then(|| Arc::from(meta.raw_info())),
+        private: meta.private,
     })
     .await;
     if !options.peers.is_empty() {

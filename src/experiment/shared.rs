@@ -111,6 +111,8 @@ impl WorldShared {
             torrent: TorrentConfig {
                 upload_limit: limits.upload,
                 download_limit: limits.download,
+                // Peers told of each other would connect around the world's relays.
+                pex: false,
                 ..TorrentConfig::default()
             },
             peers: Vec::new(),

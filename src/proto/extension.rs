@@ -6,6 +6,7 @@
 //! each extension sent to it, ours says the same for us. Id 0 is the handshake itself.
 
 pub mod metadata;
+pub mod pex;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +49,14 @@ pub enum ExtensionError {
     MetadataPieceTooLong(usize),
     #[error("a ut_metadata {0} carries data after its dictionary")]
     TrailingData(&'static str),
+    #[error("a ut_pex message of {0} bytes; at most {max} are read", max = pex::MAX_PEX_LEN)]
+    PexTooLong(usize),
+    #[error("ut_pex `{key}` is {len} bytes, not whole {width}-byte entries")]
+    PexEntries {
+        key: String,
+        len: usize,
+        width: usize,
+    },
 }
 
 /// An extension handshake (BEP 10): what the sender speaks and a few facts about it.

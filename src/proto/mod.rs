@@ -2,6 +2,7 @@
 
 pub mod bencode;
 pub mod bitfield;
+pub mod compact;
 pub mod extension;
 pub mod geometry;
 pub mod magnet;

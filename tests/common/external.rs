@@ -35,7 +35,7 @@ fn wait_accepting(port: u16, timeout: Duration, process: &ProcessGuard) -> Resul
 
 /// Waits until a socket listens on `port`, read from /proc/net/tcp{,6} so that no probe
 /// connection reaches the program as a bogus peer.
-fn wait_listening(port: u16, timeout: Duration, process: &ProcessGuard) -> Result<(), String> {
+pub fn wait_listening(port: u16, timeout: Duration, process: &ProcessGuard) -> Result<(), String> {
     const LISTEN: &str = "0A";
     let listening = || {
         ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {

@@ -1,9 +1,11 @@
-//! `magnet` and `extension`: links a user pastes and BEP 10 / BEP 9 payloads a peer sends.
+//! `magnet`, `extension` and `pex`: links a user pastes, and BEP 10 / BEP 9 / BEP 11 payloads a
+//! peer sends.
 //! Whatever parses is within the documented caps, and our own encoding of a parsed value parses
 //! back to the same value.
 
 use btvod::proto::extension::ExtendedHandshake;
 use btvod::proto::extension::metadata::{METADATA_PIECE_LEN, MetadataMessage};
+use btvod::proto::extension::pex::{MAX_PEX_PEERS, PexMessage};
 use btvod::proto::magnet::{MAX_HINTS, Magnet};
 
 pub fn magnet(data: &[u8]) {
@@ -37,4 +39,19 @@ pub fn extension(data: &[u8]) {
         let back = MetadataMessage::parse(&m.encode()).expect("our ut_metadata message parses");
         assert_eq!(back, m, "ut_metadata round trip");
     }
+}
+
+pub fn pex(data: &[u8]) {
+    let Ok(parsed) = PexMessage::parse(data) else {
+        return;
+    };
+    let m = &parsed.message;
+    assert!(m.added.len() <= MAX_PEX_PEERS && m.dropped.len() <= MAX_PEX_PEERS);
+    let all = m.added.iter().map(|(a, _)| a).chain(&m.dropped);
+    for a in all {
+        assert!(a.port() != 0 && !a.ip().is_unspecified(), "{a} kept");
+    }
+    let back = PexMessage::parse(&m.encode()).expect("our ut_pex message parses");
+    assert_eq!(back.unread, 0);
+    assert_eq!(&back.message, m, "ut_pex round trip");
 }

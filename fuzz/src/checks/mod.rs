@@ -13,7 +13,7 @@ mod tracker;
 mod wire;
 
 pub use bencode::bencode;
-pub use extension::{extension, magnet};
+pub use extension::{extension, magnet, pex};
 pub use input::Input;
 pub use metainfo::metainfo;
 pub use picker::{peer_messages, picker_events};

@@ -1,10 +1,11 @@
-//! The torrent task's side of BEP 10: our extension handshake, the peer's, and the metadata
-//! (BEP 9) it asks us for.
+//! The torrent task's side of BEP 10: our extension handshake, the peer's, the metadata
+//! (BEP 9) it asks us for, and where its peer exchange messages go (`pex.rs`).
 
 use super::Torrent;
 use crate::engine::peer::PeerCommand;
 use crate::policy::PeerKey;
 use crate::proto::extension::metadata::{MetadataMessage, piece_count, piece_of};
+use crate::proto::extension::pex::{OUR_UT_PEX_ID, UT_PEX};
 use crate::proto::extension::{ExtendedHandshake, HANDSHAKE_ID, OUR_UT_METADATA_ID, UT_METADATA};
 use crate::proto::wire::Message;
 
@@ -14,7 +15,8 @@ const METADATA_REQUESTS_PER_PIECE: u32 = 4;
 const METADATA_REQUESTS_FLOOR: u32 = 16;
 
 impl Torrent {
-    /// Ours: `ut_metadata` when we serve the metadata, with its size.
+    /// Ours: `ut_metadata` when we serve the metadata, with its size; `ut_pex` when peer
+    /// exchange is on (neither for a private torrent).
     pub(super) fn our_extended_handshake(&self) -> Message {
         let size = self
             .metadata
@@ -23,6 +25,9 @@ impl Torrent {
         let mut ours = ExtendedHandshake::ours(size, self.listen_port);
         if self.metadata.is_none() {
             ours.extensions.clear();
+        }
+        if self.pex {
+            ours.extensions.insert(UT_PEX.to_owned(), OUR_UT_PEX_ID);
         }
         Message::Extended {
             id: HANDSHAKE_ID,
@@ -41,6 +46,8 @@ impl Torrent {
                 Ok(theirs) => {
                     tracing::debug!(addr = %peer.addr, client = ?theirs.client, "extension handshake");
                     peer.ut_metadata = theirs.id_of(UT_METADATA);
+                    peer.pex.their_id = theirs.id_of(UT_PEX);
+                    peer.listen_port = theirs.listen_port;
                 }
                 Err(why) => {
                     tracing::info!(addr = %peer.addr, %why, "ignoring a bad extension handshake")
@@ -54,6 +61,7 @@ impl Torrent {
                     tracing::info!(addr = %peer.addr, %why, "ignoring a bad ut_metadata message")
                 }
             },
+            OUR_UT_PEX_ID => self.on_pex(key, payload),
             _ => {
                 tracing::debug!(addr = %peer.addr, id, "ignoring an extended message we did not offer")
             }

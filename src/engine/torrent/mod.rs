@@ -9,6 +9,7 @@ mod checked;
 mod extended;
 mod handlers;
 mod peer_state;
+mod pex;
 mod readers;
 mod tick;
 mod vod;
@@ -59,6 +60,9 @@ pub struct TorrentConfig {
     pub handshake_timeout: Duration,
     /// A connected peer that sends no complete frame for this long is dropped.
     pub inactivity_timeout: Duration,
+    /// Peer exchange (BEP 11): tell peers whom we are connected to and dial whom they tell
+    /// of. Never for a private torrent; off in worlds, whose relays it would get around.
+    pub pex: bool,
 }
 
 impl Default for TorrentConfig {
@@ -71,6 +75,7 @@ impl Default for TorrentConfig {
             tick: Duration::from_secs(1),
             handshake_timeout: peer::HANDSHAKE_TIMEOUT,
             inactivity_timeout: peer::INACTIVITY_TIMEOUT,
+            pex: true,
         }
     }
 }
@@ -114,6 +119,8 @@ pub struct TorrentSetup {
     /// The raw info dictionary, served to peers that ask for it (BEP 9); `None` for a private
     /// torrent, whose metadata must come only from its `.torrent` file (BEP 27).
     pub metadata: Option<Arc<[u8]>>,
+    /// BEP 27: peers come only from the torrent's trackers (no peer exchange, no DHT).
+    pub private: bool,
 }
 
 /// The running torrent, seen from outside.
@@ -212,6 +219,7 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
     } else {
         ChokerConfig::default()
     };
+    let pex = setup.config.pex && !setup.private;
     let torrent = Torrent {
         geometry: setup.geometry,
         storage: setup.storage,
@@ -231,6 +239,7 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         started: setup.started,
         playback: setup.playback,
         metadata: setup.metadata,
+        pex,
         listen_port: listen_addr.map(|a| a.port()),
         stats: stats_tx,
         have_tx,
@@ -378,6 +387,8 @@ struct Torrent {
     playback: Option<Playback>,
     /// See `TorrentSetup::metadata`; our port, for the extension handshake.
     metadata: Option<Arc<[u8]>>,
+    /// Peer exchange is on: the config asks for it and the torrent is not private.
+    pex: bool,
     listen_port: Option<u16>,
     stats: watch::Sender<TorrentStats>,
     /// Verified pieces for readers (see `start`).

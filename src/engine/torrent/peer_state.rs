@@ -9,6 +9,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::pex::PexLink;
 use crate::engine::peer::PeerCommand;
 use crate::proto::PeerId;
 use crate::proto::geometry::BLOCK_LEN;
@@ -58,6 +59,11 @@ pub struct PeerState {
     pub extensions: bool,
     pub ut_metadata: Option<u8>,
     pub metadata_requests: u32,
+    /// Its `ut_pex` id and what we told each other (see `pex.rs`).
+    pub pex: PexLink,
+    /// The port it listens on, as its extension handshake said (for an incoming connection,
+    /// the address peers can be told of).
+    pub listen_port: Option<u16>,
     /// We dialled this connection (rather than accepted it).
     pub outgoing: bool,
     pub commands: mpsc::Sender<PeerCommand>,
@@ -85,6 +91,17 @@ pub struct PeerState {
 }
 
 impl PeerState {
+    /// Where it accepts connections, if we know: the address we dialled, or its address with
+    /// the port its extension handshake gave.
+    pub fn listening_addr(&self) -> Option<SocketAddr> {
+        match self.outgoing {
+            true => Some(self.addr),
+            false => self
+                .listen_port
+                .map(|port| SocketAddr::new(self.addr.ip(), port)),
+        }
+    }
+
     pub fn new(
         addr: SocketAddr,
         peer_id: PeerId,
@@ -100,6 +117,8 @@ impl PeerState {
             extensions: false,
             ut_metadata: None,
             metadata_requests: 0,
+            pex: PexLink::default(),
+            listen_port: None,
             outgoing: false,
             commands,
             kill,

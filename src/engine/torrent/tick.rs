@@ -53,6 +53,7 @@ impl Torrent {
         for key in keys {
             self.fill_requests(key);
         }
+        self.send_pex();
         self.publish_stats();
         self.trace_peers();
     }

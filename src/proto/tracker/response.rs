@@ -1,14 +1,14 @@
 //! Announce and scrape responses: parsing what a tracker sent, and encoding what ours sends.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Duration;
 
 use bendy::encoding::{Encoder, Error as EncodeError};
 
 use super::TrackerProtoError;
 use crate::proto::bencode::{self, BencodeError, Dict, List, Value};
-use crate::proto::{InfoHash, PeerId};
+use crate::proto::{InfoHash, PeerId, compact};
 
 /// At most this many peers are taken from one response; the rest are ignored.
 pub const MAX_PEERS_PER_RESPONSE: usize = 2000;
@@ -136,16 +136,12 @@ impl AnnounceResponse {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for peer in &self.peers {
-            match peer.addr {
-                SocketAddr::V4(a) => {
-                    v4.extend_from_slice(&a.ip().octets());
-                    v4.extend_from_slice(&a.port().to_be_bytes());
-                }
-                SocketAddr::V6(a) => {
-                    v6.extend_from_slice(&a.ip().octets());
-                    v6.extend_from_slice(&a.port().to_be_bytes());
-                }
-            }
+            let out = if peer.addr.is_ipv4() {
+                &mut v4
+            } else {
+                &mut v6
+            };
+            compact::push(out, peer.addr);
         }
         (v4, v6)
     }
@@ -302,29 +298,15 @@ fn parse_compact(
     width: usize,
     out: &mut Vec<TrackerPeer>,
 ) -> Result<(), TrackerProtoError> {
-    if !bytes.len().is_multiple_of(width) {
-        return Err(TrackerProtoError::CompactLength {
-            len: bytes.len(),
-            width,
-        });
-    }
-    for chunk in bytes.chunks_exact(width) {
+    let peers = compact::peers(bytes, width).map_err(|e| TrackerProtoError::CompactLength {
+        len: e.len,
+        width: e.width,
+    })?;
+    for addr in peers {
         if out.len() >= MAX_PEERS_PER_RESPONSE {
             break;
         }
-        let (ip, port) = chunk.split_at(width - 2);
-        let Ok(port) = <[u8; 2]>::try_from(port) else {
-            continue;
-        };
-        let port = u16::from_be_bytes(port);
-        let ip = if let Ok(v4) = <[u8; 4]>::try_from(ip) {
-            IpAddr::V4(Ipv4Addr::from(v4))
-        } else if let Ok(v6) = <[u8; 16]>::try_from(ip) {
-            IpAddr::V6(Ipv6Addr::from(v6))
-        } else {
-            continue;
-        };
-        push_peer(out, ip, port, None);
+        push_peer(out, addr.ip(), addr.port(), None);
     }
     Ok(())
 }

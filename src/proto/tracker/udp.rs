@@ -2,11 +2,11 @@
 //! directions (our client's requests and our tracker's replies), and the retransmission
 //! schedule. Replies are checked against the transaction id we sent before anything is read.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::{AnnounceEvent, AnnounceRequest, AnnounceResponse, ScrapeStats, TrackerPeer};
-use crate::proto::{InfoHash, PeerId};
+use crate::proto::{InfoHash, PeerId, compact};
 
 /// The magic constant that opens a connect request.
 pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
@@ -424,18 +424,10 @@ impl UdpReply {
 
 /// 6-byte (IPv4) or 18-byte (IPv6) peers; port 0 and unspecified addresses are dropped.
 fn compact_peers(bytes: &[u8], v6: bool) -> Result<Vec<SocketAddr>, UdpTrackerError> {
-    let width = if v6 { 18 } else { 6 };
-    if !bytes.len().is_multiple_of(width) {
-        return Err(UdpTrackerError::PeerListLength(bytes.len()));
-    }
-    let peers = bytes.chunks_exact(width).filter_map(|c| {
-        let (ip, port) = c.split_at(width - 2);
-        let port = u16::from_be_bytes([port[0], port[1]]);
-        let ip: IpAddr = match <[u8; 16]>::try_from(ip) {
-            Ok(v6) => Ipv6Addr::from(v6).to_canonical(),
-            Err(_) => IpAddr::from(<[u8; 4]>::try_from(ip).ok()?),
-        };
-        (port != 0 && !ip.is_unspecified()).then(|| SocketAddr::new(ip, port))
-    });
+    let width = if v6 { compact::V6_LEN } else { compact::V4_LEN };
+    let peers = compact::peers(bytes, width)
+        .map_err(|_| UdpTrackerError::PeerListLength(bytes.len()))?
+        .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+        .filter(|a| a.port() != 0 && !a.ip().is_unspecified());
     Ok(peers.take(super::MAX_PEERS_PER_RESPONSE).collect())
 }
