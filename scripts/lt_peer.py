@@ -74,6 +74,9 @@ def parse_args():
     p.add_argument("--dht-bootstrap", type=host_port, default=None, metavar="HOST:PORT",
                    help="turn the DHT on (settings for a loopback DHT), join through this node, "
                         "and announce the torrent there every 2 s until it completes")
+    p.add_argument("--encryption", choices=["disabled", "enabled", "forced"], default="disabled",
+                   help="MSE/PE both ways: disabled (plaintext only, the default), enabled "
+                   "(either), forced (encrypted only, RC4 payload)")
     p.add_argument("--no-pex", action="store_true",
                    help="no peer exchange (nor libtorrent's other default plugins)")
     p.add_argument("--stop-on-eof", action="store_true",
@@ -145,6 +148,15 @@ def make_session(args):
             "dht_enforce_node_id": False,
             "dht_prefer_verified_node_ids": False,
             "dht_ignore_dark_internet": False,
+        })
+    if args.encryption != "disabled":
+        policy = getattr(lt.enc_policy, args.encryption)
+        settings.update({
+            "in_enc_policy": policy,
+            "out_enc_policy": policy,
+            # Forced: the payload too, not only the handshake.
+            "allowed_enc_level": lt.enc_level.rc4 if args.encryption == "forced"
+            else lt.enc_level.both,
         })
     if args.magnet:
         # For the first_piece event (the magnet benchmark's time to the first piece).

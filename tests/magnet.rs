@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use btvod::engine::metadata_fetch::{FetchError, FetchProgress, FetchSetup, fetch};
+use btvod::engine::peer::mse::EncryptionPolicy;
 use btvod::engine::torrent::TorrentConfig;
 use btvod::proto::PeerId;
 use btvod::proto::extension::metadata::{MetadataMessage, piece_count, piece_of};
@@ -244,6 +245,8 @@ fn fetch_setup(meta: &Metainfo) -> FetchSetup {
         handshake_timeout: Duration::from_secs(5),
         max_connections: 4,
         first_redial: Duration::from_millis(200),
+        // The fake peers below speak plaintext only; an encrypted first try would add a dial.
+        encryption: EncryptionPolicy::Disable,
     }
 }
 

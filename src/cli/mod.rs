@@ -120,6 +120,11 @@ pub struct PeerOptions {
     /// tell us is not dialled. Private torrents never use it.
     #[arg(long)]
     pub no_pex: bool,
+    /// Message stream encryption (MSE/PE): `prefer` accepts both and dials encrypted first,
+    /// then plaintext if the peer refuses; `require` only encrypted (RC4) connections; `disable`
+    /// only plaintext.
+    #[arg(long, value_enum, default_value = "prefer")]
+    pub encryption: Encryption,
     /// A DHT node to join through, instead of the well-known routers (repeatable): a DHT of
     /// your own. Without it, the routers and the nodes of the last run (kept in
     /// ~/.local/state/btvod/dht-nodes) are used.
@@ -132,6 +137,24 @@ pub struct PeerOptions {
     /// default it is read-only (BEP 43) until it finds itself reachable.
     #[arg(long)]
     pub dht_server: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum Encryption {
+    Prefer,
+    Require,
+    Disable,
+}
+
+impl Encryption {
+    pub fn policy(self) -> btvod::engine::peer::mse::EncryptionPolicy {
+        use btvod::engine::peer::mse::EncryptionPolicy as P;
+        match self {
+            Self::Prefer => P::Prefer,
+            Self::Require => P::Require,
+            Self::Disable => P::Disable,
+        }
+    }
 }
 
 impl PeerOptions {

@@ -84,6 +84,7 @@ pub async fn load(
         max_connections: common.max_peers.clamp(1, 16),
         seed: common.rng_seed.unwrap_or_else(rand::random),
         dht: dht.cloned(),
+        encryption: common.encryption.policy(),
     };
     let (progress_tx, mut progress) = watch::channel(FetchProgress::default());
     let line = super::status_line(common.quiet);

@@ -59,6 +59,7 @@ pub(super) fn options(common: &PeerOptions, policy: PolicyKind) -> SessionOption
             upload_limit: common.max_upload_rate,
             download_limit: common.max_download_rate,
             pex: !common.no_pex,
+            encryption: common.encryption.policy(),
             ..TorrentConfig::default()
         },
         peers: common.peers.clone(),

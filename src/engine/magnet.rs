@@ -15,6 +15,7 @@ use super::announce::{
 };
 use super::dht::DhtNode;
 use super::metadata_fetch::{self, FetchError, FetchProgress, FetchSetup};
+use super::peer::mse::EncryptionPolicy;
 use crate::proto::PeerId;
 use crate::proto::extension::metadata::torrent_file;
 use crate::proto::magnet::{Magnet, PeerHint};
@@ -37,6 +38,8 @@ pub struct MagnetOptions {
     pub seed: u64,
     /// Look the info-hash up in the DHT too.
     pub dht: Option<DhtNode>,
+    /// How to dial peers for the metadata (MSE/PE).
+    pub encryption: EncryptionPolicy,
 }
 
 /// The torrent, and how it was found.
@@ -123,6 +126,7 @@ pub async fn resolve(
         handshake_timeout: Duration::from_secs(10),
         max_connections: options.max_connections,
         first_redial: metadata_fetch::FIRST_REDIAL,
+        encryption: options.encryption,
     };
     let fetched = metadata_fetch::fetch(setup, addrs_rx, options.timeout, progress).await;
     if let Some(task) = looking {

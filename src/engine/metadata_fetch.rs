@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::engine::peer::mse::EncryptionPolicy;
 use crate::proto::extension::metadata::{AssemblyError, MetadataAssembly, piece_count};
 use crate::proto::{InfoHash, PeerId};
 
@@ -40,6 +41,8 @@ pub struct FetchSetup {
     pub max_connections: usize,
     /// The first pause before a failed peer is dialled again ([`FIRST_REDIAL`]).
     pub first_redial: Duration,
+    /// How to dial (MSE/PE), as for the torrent's own connections.
+    pub encryption: EncryptionPolicy,
 }
 
 /// How far the fetch is, for a progress line.

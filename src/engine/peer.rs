@@ -1,20 +1,24 @@
 //! One task per peer connection: handshake, then move frames between the socket and the torrent
 //! task. It holds no policy; it only reads blocks from storage to serve requests it is told to.
 
+pub mod mse;
 mod pump;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
+use self::mse::{EncryptionPolicy, MseFailure};
+use self::stream::PeerStream;
 use super::codec::{CodecError, PeerCodec};
 use super::rate_limit::RateLimiter;
 use super::storage::{Storage, StorageError};
@@ -43,6 +47,8 @@ pub enum PeerEvent {
         fast: bool,
         /// It speaks BEP 10 (extended messages may be sent to it).
         extensions: bool,
+        /// The payload is RC4-encrypted (MSE).
+        encrypted: bool,
         commands: mpsc::Sender<PeerCommand>,
         /// Ends the connection at once, even when its command queue is full or it is stuck
         /// writing to a peer that does not read.
@@ -112,6 +118,7 @@ pub struct PeerContext {
     pub download_limit: RateLimiter,
     pub handshake_timeout: Duration,
     pub inactivity_timeout: Duration,
+    pub encryption: EncryptionPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,11 +133,15 @@ pub enum HandshakeError {
     WrongInfoHash(InfoHash),
     #[error("connected to ourselves")]
     Ourselves,
+    #[error(transparent)]
+    Encryption(#[from] MseFailure),
 }
 
 /// Reads the peer's 68-byte handshake and nothing after it: the buffer's capacity is exactly
 /// one handshake, so the frames that follow stay in the socket for the framed codec.
-pub(crate) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, HandshakeError> {
+pub(crate) async fn read_handshake(
+    stream: &mut (impl AsyncRead + Unpin),
+) -> Result<Handshake, HandshakeError> {
     let mut buf = BytesMut::with_capacity(68);
     loop {
         match Handshake::decode(&mut buf) {
@@ -145,7 +156,7 @@ pub(crate) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, 
 }
 
 async fn exchange_handshakes(
-    stream: &mut TcpStream,
+    stream: &mut PeerStream,
     ctx: &PeerContext,
     outgoing: bool,
 ) -> Result<Handshake, HandshakeError> {
@@ -173,15 +184,13 @@ async fn exchange_handshakes(
         .map_err(|_| HandshakeError::Timeout)?
 }
 
-/// Dials `addr` and runs the connection to its end.
+/// Dials `addr` (encrypted or not, as `ctx.encryption` says) and runs the connection to its end.
 pub async fn run_outgoing(key: PeerKey, addr: SocketAddr, ctx: PeerContext) {
-    let connect = timeout(ctx.handshake_timeout, TcpStream::connect(addr)).await;
-    let stream = match connect {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(&ctx, key, addr, HandshakeError::Io(e)).await,
-        Err(_) => return fail(&ctx, key, addr, HandshakeError::Timeout).await,
-    };
-    run(key, addr, stream, ctx, true, ()).await
+    let dialled = mse::dial(addr, ctx.info_hash, ctx.encryption, ctx.handshake_timeout).await;
+    match dialled {
+        Ok(stream) => run(key, addr, stream, ctx, true, ()).await,
+        Err(e) => fail(&ctx, key, addr, e.into()).await,
+    }
 }
 
 /// Runs an accepted connection to its end. `handshaking` is dropped once the handshake is
@@ -194,7 +203,18 @@ pub async fn run_incoming<G: Send>(
     ctx: PeerContext,
     handshaking: G,
 ) {
-    run(key, addr, stream, ctx, false, handshaking).await
+    let _ = stream.set_nodelay(true);
+    match mse::accept(stream, ctx.info_hash, ctx.encryption, ctx.handshake_timeout).await {
+        Ok(stream) => run(key, addr, stream, ctx, false, handshaking).await,
+        Err(e) => {
+            // Hostile or broken encrypted handshakes deserve a line; plain refusals do not.
+            if matches!(e, MseFailure::Protocol(_) | MseFailure::Timeout) {
+                tracing::info!(%addr, error = %e, "incoming connection dropped");
+            }
+            drop(handshaking);
+            fail(&ctx, key, addr, e.into()).await
+        }
+    }
 }
 
 async fn fail(ctx: &PeerContext, key: PeerKey, addr: SocketAddr, reason: HandshakeError) {
@@ -207,12 +227,11 @@ async fn fail(ctx: &PeerContext, key: PeerKey, addr: SocketAddr, reason: Handsha
 async fn run<G>(
     key: PeerKey,
     addr: SocketAddr,
-    mut stream: TcpStream,
+    mut stream: PeerStream,
     ctx: PeerContext,
     outgoing: bool,
     handshaking: G,
 ) {
-    let _ = stream.set_nodelay(true);
     let handshake = exchange_handshakes(&mut stream, &ctx, outgoing).await;
     drop(handshaking);
     let theirs = match handshake {
@@ -228,6 +247,7 @@ async fn run<G>(
         peer_id: theirs.peer_id,
         fast,
         extensions: theirs.supports_extensions(),
+        encrypted: stream.is_encrypted(),
         commands: cmd_tx,
         kill: kill.clone(),
     };

@@ -13,6 +13,7 @@ use super::error::ViewerError;
 use super::links::Links;
 use super::member::LtProgram;
 use super::scenario::{Limits, Scenario, ViewerClass};
+use crate::engine::peer::mse::EncryptionPolicy;
 use crate::engine::session::{PolicyKind, SessionOptions, VodOptions};
 use crate::engine::torrent::TorrentConfig;
 use crate::engine::vod_server::VodServer;
@@ -113,6 +114,8 @@ impl WorldShared {
                 download_limit: limits.download,
                 // Peers told of each other would connect around the world's relays.
                 pex: false,
+                // Plaintext, as the world's libtorrent peers are set to speak.
+                encryption: EncryptionPolicy::Disable,
                 ..TorrentConfig::default()
             },
             peers: Vec::new(),

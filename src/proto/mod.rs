@@ -8,6 +8,7 @@ pub mod geometry;
 pub mod magnet;
 pub mod media;
 pub mod metainfo;
+pub mod mse;
 pub mod tracker;
 pub mod wire;
 

@@ -8,14 +8,14 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 
 use super::{ConnEvent, ConnId, FetchSetup};
 use crate::engine::codec::PeerCodec;
-use crate::engine::peer::{HandshakeError, read_handshake};
+use crate::engine::peer::stream::PeerStream;
+use crate::engine::peer::{HandshakeError, mse, read_handshake};
 use crate::proto::extension::metadata::MetadataMessage;
 use crate::proto::extension::{ExtendedHandshake, HANDSHAKE_ID, OUR_UT_METADATA_ID, UT_METADATA};
 use crate::proto::wire::{Handshake, Message, WireDecoder};
@@ -65,10 +65,9 @@ async fn talk(
     events: &mpsc::Sender<ConnEvent>,
 ) -> Result<(), ConnError> {
     let limit = setup.handshake_timeout;
-    let mut stream = timeout(limit, TcpStream::connect(addr))
+    let mut stream = mse::dial(addr, setup.info_hash, setup.encryption, limit)
         .await
-        .map_err(|_| ConnError::Timeout)??;
-    let _ = stream.set_nodelay(true);
+        .map_err(|e| ConnError::Handshake(e.into()))?;
     let mut out = BytesMut::new();
     Handshake::ours(setup.info_hash, setup.our_id).encode(&mut out);
     let theirs = timeout(limit, async {
@@ -146,7 +145,7 @@ async fn talk(
 
 /// Waits for the peer's extension handshake; other frames (its BITFIELD, HAVEs) are skipped.
 async fn their_extensions(
-    framed: &mut Framed<TcpStream, PeerCodec>,
+    framed: &mut Framed<PeerStream, PeerCodec>,
 ) -> Result<(u8, u32), ConnError> {
     loop {
         let message = match framed.next().await {

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::Framed;
 
+use super::stream::PeerStream;
 use super::{Ended, KEEPALIVE_EVERY, MAX_QUEUED_UPLOADS, PeerCommand, PeerContext, PeerEvent};
 use crate::engine::codec::{CodecError, PeerCodec};
 use crate::engine::storage::{Storage, StorageError};
@@ -22,7 +22,7 @@ use crate::policy::PeerKey;
 use crate::proto::geometry::BlockRef;
 use crate::proto::wire::{BlockSpec, Message};
 
-type Sink = SplitSink<Framed<TcpStream, PeerCodec>, Message>;
+type Sink = SplitSink<Framed<PeerStream, PeerCodec>, Message>;
 
 /// Reads a batch of blocks and waits for the upload limit to let them go, off the command loop.
 type Serving = Pin<Box<dyn Future<Output = Result<Vec<(BlockRef, Vec<u8>)>, Ended>> + Send>>;
@@ -38,7 +38,7 @@ const UNLIMITED_BATCH: usize = 8;
 /// reads the socket.
 pub(super) async fn pump(
     key: PeerKey,
-    framed: Framed<TcpStream, PeerCodec>,
+    framed: Framed<PeerStream, PeerCodec>,
     mut commands: mpsc::Receiver<PeerCommand>,
     ctx: &PeerContext,
     fast: bool,

@@ -44,6 +44,7 @@ impl Torrent {
                 peer_id,
                 fast,
                 extensions,
+                encrypted,
                 commands,
                 kill,
             } => {
@@ -64,6 +65,7 @@ impl Torrent {
                 }
                 let mut state = PeerState::new(addr, peer_id, fast, commands, kill, Instant::now());
                 state.outgoing = outgoing;
+                state.encrypted = encrypted;
                 state.cap_queue_for_limit(self.config.download_limit);
                 // Announce what we have: BEP 6 shorthands when both sides speak it.
                 let have = self.have();

@@ -31,6 +31,7 @@ use self::address_book::AddressBook;
 use self::assembly::Assembly;
 use self::ban::Bans;
 use self::peer_state::PeerState;
+use super::peer::mse::EncryptionPolicy;
 use super::peer::{self, PeerCommand, PeerContext, PeerEvent};
 use super::playback::{Playback, VodStatus};
 use super::rate_limit::RateLimiter;
@@ -63,6 +64,8 @@ pub struct TorrentConfig {
     /// Peer exchange (BEP 11): tell peers whom we are connected to and dial whom they tell
     /// of. Never for a private torrent; off in worlds, whose relays it would get around.
     pub pex: bool,
+    /// MSE/PE: which connections to accept and how to dial (`--encryption`).
+    pub encryption: EncryptionPolicy,
 }
 
 impl Default for TorrentConfig {
@@ -76,6 +79,7 @@ impl Default for TorrentConfig {
             handshake_timeout: peer::HANDSHAKE_TIMEOUT,
             inactivity_timeout: peer::INACTIVITY_TIMEOUT,
             pex: true,
+            encryption: EncryptionPolicy::default(),
         }
     }
 }
@@ -191,6 +195,7 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         download_limit: RateLimiter::new(setup.config.download_limit),
         handshake_timeout: setup.config.handshake_timeout,
         inactivity_timeout: setup.config.inactivity_timeout,
+        encryption: setup.config.encryption,
     };
     let next_key = Arc::new(AtomicU64::new(1));
     let live = Arc::new(AtomicUsize::new(0));

@@ -66,6 +66,8 @@ pub struct PeerState {
     pub listen_port: Option<u16>,
     /// We dialled this connection (rather than accepted it).
     pub outgoing: bool,
+    /// Its payload is RC4-encrypted (MSE).
+    pub encrypted: bool,
     pub commands: mpsc::Sender<PeerCommand>,
     /// Ends the connection at once (see `PeerEvent::Connected`).
     kill: CancellationToken,
@@ -120,6 +122,7 @@ impl PeerState {
             pex: PexLink::default(),
             listen_port: None,
             outgoing: false,
+            encrypted: false,
             commands,
             kill,
             am_choking: true,

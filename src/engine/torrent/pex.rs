@@ -149,6 +149,9 @@ impl Torrent {
                 if peer.outgoing {
                     flags |= PexFlags::REACHABLE;
                 }
+                if peer.encrypted {
+                    flags |= PexFlags::ENCRYPTION;
+                }
                 Some((addr, (*key, PexFlags(flags))))
             })
             .collect()

@@ -36,6 +36,8 @@ pub struct LtOptions {
     pub listen_host: Option<String>,
     /// Turn the DHT on, joining through this node (and announce every 2 s).
     pub dht_bootstrap: Option<SocketAddr>,
+    /// MSE/PE both ways: "enabled" or "forced" (RC4 payload only); plaintext when None.
+    pub encryption: Option<&'static str>,
 }
 
 impl LtOptions {
@@ -100,6 +102,9 @@ impl LtOptions {
         }
         if let Some(seconds) = self.max_seconds {
             args.extend(["--max-seconds".into(), seconds.to_string()]);
+        }
+        if let Some(policy) = self.encryption {
+            args.extend(["--encryption".into(), policy.into()]);
         }
         args
     }
