@@ -148,6 +148,11 @@ fn extension() {
 }
 
 #[test]
+fn mse_handshake() {
+    run("mse_handshake", checks::mse_handshake);
+}
+
+#[test]
 fn pex() {
     run("pex", checks::pex);
 }

@@ -145,6 +145,13 @@ write("pex", "both", be({"added": V4(1) + V4(2), "added.f": b"\x12\x01", "added6
 write("pex", "dropped", be({"dropped": V4(4) + V4(5)}))
 write("pex", "many", be({"added": b"".join(V4(i) for i in range(60)), "added.f": bytes(60)}))
 
+# mse_handshake: the first bytes choose the offer, the methods allowed, stranger or honest pair,
+# the paddings and which direction is edited; the rest drives chunk sizes and edits
+write("mse_handshake", "honest_rc4", bytes([0, 0, 0, 10, 20, 0]) + bytes([5, 50] * 40))
+write("mse_handshake", "honest_plain", bytes([2, 1, 0, 0, 0, 1]) + bytes([5, 7] * 40))
+write("mse_handshake", "edited", bytes([2, 2, 0, 5, 5, 1]) + bytes([0, 0, 30, 1, 200] * 20))
+write("mse_handshake", "stranger", bytes([2, 2, 1]) + bytes(range(96)) + bytes(600))
+
 # udp_tracker: 4 bytes of the expected transaction id, then a BEP 15 packet
 T = struct.pack(">I", 0x01020304)
 H20, P20 = bytes(range(20)), b"-BV0100-abcdefghijkl"

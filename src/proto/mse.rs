@@ -8,6 +8,8 @@
 //! 3. A→B `HASH(req1,S), HASH(req2,SKEY)^HASH(req3,S), E_A(VC, provide, len PadC, PadC, len IA), E_A(IA)`
 //! 4. B→A `E_B(VC, select, len PadD, PadD)`, then the payload, encrypted or not as selected.
 
+pub mod handshake;
+
 use num_bigint::BigUint;
 use rc4::{KeyInit, Rc4, StreamCipher};
 use sha1::{Digest, Sha1};
@@ -52,6 +54,8 @@ pub enum MseError {
     NoCommonMethod { offered: u32, allowed: u32 },
     #[error("the peer selected {0:#x}, which was not offered")]
     BadSelect(u32),
+    #[error("{0} bytes fed where fewer were wanted (a caller's bug)")]
+    Overfed(usize),
 }
 
 fn prime() -> BigUint {

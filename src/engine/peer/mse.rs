@@ -1,13 +1,13 @@
-//! The MSE/PE handshake on a socket (fields and keys in `proto::mse`), as the side that
-//! dialled or the side that accepted, and `--encryption`'s choice between it and plaintext.
-//! Every read is bounded by what the specification allows at that point (a synchronisation
-//! search reads at most 512 bytes of padding and its marker), and the whole exchange has its own
-//! time-out, so a peer that trickles bytes or never synchronises is dropped.
+//! The MSE/PE handshake on a socket (its state machine is `proto::mse::handshake`), as the side
+//! that dialled or the side that accepted, and `--encryption`'s choice between it and
+//! plaintext. Only what the state machine wants is read (a synchronisation search at most 512
+//! bytes of padding and its marker), and the whole exchange has its own time-out, so a peer
+//! that trickles bytes or never synchronises is dropped.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,10 +15,8 @@ use tokio::time::{Instant, timeout_at};
 
 use super::stream::PeerStream;
 use crate::proto::InfoHash;
-use crate::proto::mse::{
-    CRYPTO_PLAINTEXT, CRYPTO_RC4, Ciphers, DhKeys, HASH_LEN, KEY_LEN, MAX_IA, MAX_PAD, MseError,
-    VC, find, req1, select, torrent_mask,
-};
+use crate::proto::mse::handshake::Handshake;
+use crate::proto::mse::{CRYPTO_PLAINTEXT, CRYPTO_RC4, MseError};
 
 /// What `--encryption` allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -123,93 +121,57 @@ pub async fn accept(
         .map_err(|_| MseFailure::Timeout)?
 }
 
-/// As A: messages 1 and 3 out, 2 and 4 in. No initial payload: the BitTorrent handshake
-/// follows through the returned stream, once B has said whether it is encrypted.
+/// As A: no initial payload, so the BitTorrent handshake follows through the returned stream
+/// once B has said whether it is encrypted.
 async fn initiate(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     skey: InfoHash,
     policy: EncryptionPolicy,
 ) -> Result<PeerStream, MseFailure> {
-    let keys = DhKeys::new(rand::random());
-    tcp.write_all(&with_pad(&keys.public)).await?;
-    let mut inbox = Inbox::default();
-    inbox.fill(&mut tcp, KEY_LEN).await?;
-    let s = keys.shared_secret(&inbox.take_key())?;
-    let mut c = Ciphers::new(&s, skey, true);
-    let provide = policy.allowed();
-    let mut offer = [&VC[..], &provide.to_be_bytes(), &[0, 0], &[0, 0]].concat();
-    c.encrypt.apply(&mut offer);
-    tcp.write_all(&[&req1(&s)[..], &torrent_mask(skey, &s), &offer].concat())
-        .await?;
-    // PadB, then VC encrypted under B's key.
-    inbox.sync(&mut tcp, &c.their_vc, MAX_PAD).await?;
-    let mut vc = c.their_vc;
-    c.decrypt.apply(&mut vc);
-    inbox.fill(&mut tcp, 6).await?;
-    let fields = inbox.take_decrypted(6, &mut c);
-    let chosen = u32::from_be_bytes([fields[0], fields[1], fields[2], fields[3]]);
-    if chosen.count_ones() != 1 || chosen & provide == 0 {
-        return Err(MseError::BadSelect(chosen).into());
-    }
-    let pad_d = usize::from(u16::from_be_bytes([fields[4], fields[5]]));
-    if pad_d > MAX_PAD {
-        return Err(MseError::PadTooLong(pad_d).into());
-    }
-    inbox.fill(&mut tcp, pad_d).await?;
-    inbox.take_decrypted(pad_d, &mut c);
-    Ok(inbox.finish(tcp, BytesMut::new(), c, chosen))
+    let hs = Handshake::initiator(skey, policy.allowed(), rand::random(), our_pad());
+    drive(tcp, hs).await
 }
 
-/// As B, `first` being the 20 bytes already read: messages 1 and 3 in, 2 and 4 out.
+/// As B, `first` being the 20 bytes already read.
 async fn respond(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     first: BytesMut,
     skey: InfoHash,
     policy: EncryptionPolicy,
 ) -> Result<PeerStream, MseFailure> {
-    let mut inbox = Inbox { buf: first };
-    inbox.fill(&mut tcp, KEY_LEN).await?;
-    let keys = DhKeys::new(rand::random());
-    let s = keys.shared_secret(&inbox.take_key())?;
-    tcp.write_all(&with_pad(&keys.public)).await?;
-    // PadA, then HASH('req1', S).
-    inbox.sync(&mut tcp, &req1(&s), MAX_PAD).await?;
-    inbox.fill(&mut tcp, HASH_LEN).await?;
-    if inbox.buf.split_to(HASH_LEN)[..] != torrent_mask(skey, &s) {
-        return Err(MseError::UnknownTorrent.into());
-    }
-    let mut c = Ciphers::new(&s, skey, false);
-    inbox.fill(&mut tcp, 14).await?;
-    let fields = inbox.take_decrypted(14, &mut c);
-    if fields[..8] != VC {
-        return Err(MseError::BadVc.into());
-    }
-    let provide = u32::from_be_bytes([fields[8], fields[9], fields[10], fields[11]]);
-    let pad_c = usize::from(u16::from_be_bytes([fields[12], fields[13]]));
-    if pad_c > MAX_PAD {
-        return Err(MseError::PadTooLong(pad_c).into());
-    }
-    inbox.fill(&mut tcp, pad_c + 2).await?;
-    let ia_len = inbox.take_decrypted(pad_c + 2, &mut c);
-    let ia_len = usize::from(u16::from_be_bytes([ia_len[pad_c], ia_len[pad_c + 1]]));
-    if ia_len > MAX_IA {
-        return Err(MseError::PayloadTooLong(ia_len).into());
-    }
-    inbox.fill(&mut tcp, ia_len).await?;
-    let ia = BytesMut::from(&inbox.take_decrypted(ia_len, &mut c)[..]);
-    let chosen = select(provide, policy.allowed())?;
-    let mut answer = [&VC[..], &chosen.to_be_bytes(), &[0, 0]].concat();
-    c.encrypt.apply(&mut answer);
-    tcp.write_all(&answer).await?;
-    Ok(inbox.finish(tcp, ia, c, chosen))
+    let mut hs = Handshake::responder(skey, policy.allowed(), rand::random(), our_pad());
+    hs.feed(&first)?;
+    drive(tcp, hs).await
 }
 
-fn with_pad(key: &[u8; KEY_LEN]) -> Vec<u8> {
+/// Moves the handshake's bytes until it is done, reading only what it wants.
+async fn drive(mut tcp: TcpStream, mut hs: Handshake) -> Result<PeerStream, MseFailure> {
+    let mut chunk = Vec::new();
+    loop {
+        while let Some(out) = hs.poll_send() {
+            tcp.write_all(&out).await?;
+        }
+        if hs.is_done() {
+            break;
+        }
+        chunk.resize(hs.wants(), 0);
+        match tcp.read(&mut chunk).await? {
+            0 => return Err(MseFailure::Closed),
+            n => hs.feed(&chunk[..n])?,
+        }
+    }
+    let done = hs.finish().ok_or(MseFailure::Closed)?;
+    Ok(PeerStream::after_handshake(
+        tcp,
+        BytesMut::from(&done.plaintext[..]),
+        done.ciphers,
+    ))
+}
+
+fn our_pad() -> Vec<u8> {
     let mut rng = rand::rng();
-    let pad_len = rng.random_range(0..=OUR_MAX_PAD);
-    let mut out = key.to_vec();
-    out.extend((0..pad_len).map(|_| rng.random::<u8>()));
-    out
+    let len = rng.random_range(0..=OUR_MAX_PAD);
+    (0..len).map(|_| rng.random::<u8>()).collect()
 }
 
 async fn read_exact(tcp: &mut TcpStream, buf: &mut [u8]) -> Result<(), MseFailure> {
@@ -217,83 +179,5 @@ async fn read_exact(tcp: &mut TcpStream, buf: &mut [u8]) -> Result<(), MseFailur
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(MseFailure::Closed),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Bytes read from the peer and not yet used. Outside a synchronisation search it never holds
-/// more than the next field needs.
-#[derive(Default)]
-struct Inbox {
-    buf: BytesMut,
-}
-
-impl Inbox {
-    /// Reads until `want` bytes are held, and no more than that.
-    async fn fill(&mut self, tcp: &mut TcpStream, want: usize) -> Result<(), MseFailure> {
-        while self.buf.len() < want {
-            self.read_some(tcp, want - self.buf.len()).await?;
-        }
-        Ok(())
-    }
-
-    async fn read_some(&mut self, tcp: &mut TcpStream, at_most: usize) -> Result<(), MseFailure> {
-        let mut chunk = vec![0u8; at_most];
-        match tcp.read(&mut chunk).await? {
-            0 => Err(MseFailure::Closed),
-            n => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(())
-            }
-        }
-    }
-
-    /// Skips up to `max_pad` bytes of padding to just past `marker`; the padding and the
-    /// marker are all that is ever read for it.
-    async fn sync(
-        &mut self,
-        tcp: &mut TcpStream,
-        marker: &[u8],
-        max_pad: usize,
-    ) -> Result<(), MseFailure> {
-        let bound = max_pad + marker.len();
-        loop {
-            if let Some(at) = find(&self.buf, marker) {
-                self.buf.advance(at + marker.len());
-                return Ok(());
-            }
-            if self.buf.len() >= bound {
-                return Err(MseError::NoSync(bound).into());
-            }
-            self.read_some(tcp, bound - self.buf.len()).await?;
-        }
-    }
-
-    fn take_key(&mut self) -> [u8; KEY_LEN] {
-        let mut key = [0u8; KEY_LEN];
-        key.copy_from_slice(&self.buf.split_to(KEY_LEN));
-        key
-    }
-
-    fn take_decrypted(&mut self, n: usize, c: &mut Ciphers) -> BytesMut {
-        let mut out = self.buf.split_to(n);
-        c.decrypt.apply(&mut out);
-        out
-    }
-
-    /// The stream from here: `first` (plaintext already taken out) then what is left here,
-    /// decrypted when RC4 was chosen.
-    fn finish(
-        mut self,
-        tcp: TcpStream,
-        mut first: BytesMut,
-        mut c: Ciphers,
-        chosen: u32,
-    ) -> PeerStream {
-        let rc4 = chosen == CRYPTO_RC4;
-        if rc4 {
-            c.decrypt.apply(&mut self.buf);
-        }
-        first.extend_from_slice(&self.buf);
-        PeerStream::after_handshake(tcp, first, rc4.then_some(c))
     }
 }
