@@ -2,6 +2,8 @@
 # Throughput benchmark: one unlimited seed -> one leecher over loopback, end to end (process
 # start to exit, file verified), for btvod and reference clients on the same torrent:
 #   btvod->btvod, libtorrent->btvod, libtorrent->libtorrent, libtorrent->rqbit
+# and, when asked for in --pairs, over encrypted TCP (MSE/PE with an RC4 payload, from a second
+# libtorrent seed that forces it): lt-btvod-rc4 (btvod --encryption require) and lt-lt-rc4.
 # Clients alternate within each round (the order rotates every round); the table gives medians
 # of --rounds rounds of MB/s (10^6 bytes/s of payload over wall time), CPU seconds (user+sys)
 # and peak RSS, measured with /usr/bin/time. --mem-sizes also runs btvod->btvod at other sizes
@@ -9,6 +11,7 @@
 #
 # Usage: scripts/bench-throughput.sh [--rounds 3] [--size 1GiB] [--piece-length 1MiB]
 #          [--mem-sizes "256MiB"] [--pairs "btvod-btvod lt-btvod lt-lt lt-rqbit"]
+#          (also: lt-btvod-rc4 lt-lt-rc4)
 #          [--timeout 300] [--no-rqbit] [--write-md]
 # Work files (content, torrents, downloads, logs) go to target/bench-throughput/ and the content
 # is made once and reused; rqbit is installed into target/bench-tools/ when missing.
@@ -109,9 +112,28 @@ prepare() {
 }
 
 # --- seeds: one btvod seed and one libtorrent seed per size, alive for the whole run
-declare -A BT_SEED_PORT LT_SEED_PORT
+declare -A BT_SEED_PORT LT_SEED_PORT LT_RC4_SEED_PORT
+# A libtorrent seed of $1 ("plain" or "rc4"); sets SEED_PORT.
+start_lt_seed() {
+    local label="$1" kind="$2" port extra=()
+    [ "$kind" = rc4 ] && extra=(--encryption forced)
+    port="$(free_port)"
+    start_bg "$WORK/logs/seed-lt-$kind-$label.out" "$WORK/logs/seed-lt-$kind-$label.err" \
+        "$PY" "$ROOT/scripts/lt_peer.py" --torrent "${TORRENT[$label]}" \
+        --save-path "$WORK/content" --listen-port "$port" --seed-mode "${extra[@]}"
+    local pid="$STARTED_PID" deadline=$((SECONDS + 120))
+    until grep -q '"state": "seeding"' "$WORK/logs/seed-lt-$kind-$label.out"; do
+        if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+            cat "$WORK/logs/seed-lt-$kind-$label.err" >&2
+            echo "libtorrent seed did not reach seeding" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+    SEED_PORT="$port"
+}
 start_seeds() {
-    local label="$1" port need_lt="$2"
+    local label="$1" port need_lt="$2" need_rc4="${3:-0}"
     port="$(free_port)"
     start_bg "$WORK/logs/seed-btvod-$label.out" "$WORK/logs/seed-btvod-$label.err" \
         "$BTVOD" seed "${TORRENT[$label]}" --content "${CONTENT[$label]}" -q \
@@ -119,21 +141,14 @@ start_seeds() {
     wait_listening "$port" "$STARTED_PID" 120 \
         || { cat "$WORK/logs/seed-btvod-$label.err" >&2; echo "btvod seed did not start" >&2; exit 1; }
     BT_SEED_PORT[$label]="$port"
-    [ "$need_lt" = 1 ] || return 0
-    port="$(free_port)"
-    start_bg "$WORK/logs/seed-lt-$label.out" "$WORK/logs/seed-lt-$label.err" \
-        "$PY" "$ROOT/scripts/lt_peer.py" --torrent "${TORRENT[$label]}" \
-        --save-path "$WORK/content" --listen-port "$port" --seed-mode
-    local pid="$STARTED_PID" deadline=$((SECONDS + 120))
-    until grep -q '"state": "seeding"' "$WORK/logs/seed-lt-$label.out"; do
-        if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
-            cat "$WORK/logs/seed-lt-$label.err" >&2
-            echo "libtorrent seed did not reach seeding" >&2
-            exit 1
-        fi
-        sleep 0.2
-    done
-    LT_SEED_PORT[$label]="$port"
+    if [ "$need_lt" = 1 ]; then
+        start_lt_seed "$label" plain
+        LT_SEED_PORT[$label]="$SEED_PORT"
+    fi
+    if [ "$need_rc4" = 1 ]; then
+        start_lt_seed "$label" rc4
+        LT_RC4_SEED_PORT[$label]="$SEED_PORT"
+    fi
 }
 
 # --- one transfer: prints "elapsed user sys maxrss_kib ok"
@@ -150,11 +165,18 @@ run_pair() {
     mkdir -p "$out"
     tf="$WORK/logs/time-$label-$pair-$round.txt"
     case "$pair" in
-        btvod-btvod|lt-*)
-            if [ "$pair" = btvod-btvod ]; then seed_port="${BT_SEED_PORT[$label]}"
-            else seed_port="${LT_SEED_PORT[$label]}"; fi ;;
+        btvod-btvod) seed_port="${BT_SEED_PORT[$label]}" ;;
+        *-rc4) seed_port="${LT_RC4_SEED_PORT[$label]}" ;;
+        lt-*) seed_port="${LT_SEED_PORT[$label]}" ;;
     esac
     case "$pair" in
+        lt-btvod-rc4)
+            cmd=("$BTVOD" get "${TORRENT[$label]}" --out "$out" --peer "127.0.0.1:$seed_port"
+                -q --port 0 --bind 127.0.0.1 --encryption require) ;;
+        lt-lt-rc4)
+            cmd=("$PY" "$ROOT/scripts/lt_peer.py" --torrent "${TORRENT[$label]}" --save-path "$out"
+                --connect "127.0.0.1:$seed_port" --exit-when-complete --max-seconds "$TMO"
+                --encryption forced) ;;
         *-btvod)
             cmd=("$BTVOD" get "${TORRENT[$label]}" --out "$out" --peer "127.0.0.1:$seed_port"
                 -q --port 0 --bind 127.0.0.1) ;;
@@ -201,14 +223,19 @@ pretty() {
         lt-btvod) echo "libtorrent->btvod" ;;
         lt-lt) echo "libtorrent->libtorrent" ;;
         lt-rqbit) echo "libtorrent->rqbit" ;;
+        lt-btvod-rc4) echo "libtorrent->btvod (RC4)" ;;
+        lt-lt-rc4) echo "libtorrent->libtorrent (RC4)" ;;
     esac
 }
 
 mkdir -p "$WORK/logs" "$WORK/out"
 prepare "$SIZE"
 need_lt=0
-for p in $PAIRS; do case "$p" in lt-*) need_lt=1 ;; esac; done
-start_seeds "$SIZE" "$need_lt"
+need_rc4=0
+for p in $PAIRS; do
+    case "$p" in *-rc4) need_rc4=1 ;; lt-*) need_lt=1 ;; esac
+done
+start_seeds "$SIZE" "$need_lt" "$need_rc4"
 MEM_LIST=()
 for m in $MEM_SIZES; do [ "$m" = "$SIZE" ] || MEM_LIST+=("$m"); done
 if want_pair btvod-btvod; then
