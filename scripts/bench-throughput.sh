@@ -3,7 +3,9 @@
 # start to exit, file verified), for btvod and reference clients on the same torrent:
 #   btvod->btvod, libtorrent->btvod, libtorrent->libtorrent, libtorrent->rqbit
 # and, when asked for in --pairs, over encrypted TCP (MSE/PE with an RC4 payload, from a second
-# libtorrent seed that forces it): lt-btvod-rc4 (btvod --encryption require) and lt-lt-rc4.
+# libtorrent seed that forces it): lt-btvod-rc4 (btvod --encryption require) and lt-lt-rc4;
+# over uTP (from a third libtorrent seed that takes only uTP): lt-btvod-utp (btvod --utp
+# prefer) and lt-lt-utp.
 # Clients alternate within each round (the order rotates every round); the table gives medians
 # of --rounds rounds of MB/s (10^6 bytes/s of payload over wall time), CPU seconds (user+sys)
 # and peak RSS, measured with /usr/bin/time. --mem-sizes also runs btvod->btvod at other sizes
@@ -11,7 +13,7 @@
 #
 # Usage: scripts/bench-throughput.sh [--rounds 3] [--size 1GiB] [--piece-length 1MiB]
 #          [--mem-sizes "256MiB"] [--pairs "btvod-btvod lt-btvod lt-lt lt-rqbit"]
-#          (also: lt-btvod-rc4 lt-lt-rc4)
+#          (also: lt-btvod-rc4 lt-lt-rc4 lt-btvod-utp lt-lt-utp)
 #          [--timeout 300] [--no-rqbit] [--write-md]
 # Work files (content, torrents, downloads, logs) go to target/bench-throughput/ and the content
 # is made once and reused; rqbit is installed into target/bench-tools/ when missing.
@@ -112,11 +114,12 @@ prepare() {
 }
 
 # --- seeds: one btvod seed and one libtorrent seed per size, alive for the whole run
-declare -A BT_SEED_PORT LT_SEED_PORT LT_RC4_SEED_PORT
+declare -A BT_SEED_PORT LT_SEED_PORT LT_RC4_SEED_PORT LT_UTP_SEED_PORT
 # A libtorrent seed of $1 ("plain" or "rc4"); sets SEED_PORT.
 start_lt_seed() {
     local label="$1" kind="$2" port extra=()
     [ "$kind" = rc4 ] && extra=(--encryption forced)
+    [ "$kind" = utp ] && extra=(--transport utp)
     port="$(free_port)"
     start_bg "$WORK/logs/seed-lt-$kind-$label.out" "$WORK/logs/seed-lt-$kind-$label.err" \
         "$PY" "$ROOT/scripts/lt_peer.py" --torrent "${TORRENT[$label]}" \
@@ -133,7 +136,7 @@ start_lt_seed() {
     SEED_PORT="$port"
 }
 start_seeds() {
-    local label="$1" port need_lt="$2" need_rc4="${3:-0}"
+    local label="$1" port need_lt="$2" need_rc4="${3:-0}" need_utp="${4:-0}"
     port="$(free_port)"
     start_bg "$WORK/logs/seed-btvod-$label.out" "$WORK/logs/seed-btvod-$label.err" \
         "$BTVOD" seed "${TORRENT[$label]}" --content "${CONTENT[$label]}" -q \
@@ -148,6 +151,10 @@ start_seeds() {
     if [ "$need_rc4" = 1 ]; then
         start_lt_seed "$label" rc4
         LT_RC4_SEED_PORT[$label]="$SEED_PORT"
+    fi
+    if [ "$need_utp" = 1 ]; then
+        start_lt_seed "$label" utp
+        LT_UTP_SEED_PORT[$label]="$SEED_PORT"
     fi
 }
 
@@ -167,12 +174,20 @@ run_pair() {
     case "$pair" in
         btvod-btvod) seed_port="${BT_SEED_PORT[$label]}" ;;
         *-rc4) seed_port="${LT_RC4_SEED_PORT[$label]}" ;;
+        *-utp) seed_port="${LT_UTP_SEED_PORT[$label]}" ;;
         lt-*) seed_port="${LT_SEED_PORT[$label]}" ;;
     esac
     case "$pair" in
         lt-btvod-rc4)
             cmd=("$BTVOD" get "${TORRENT[$label]}" --out "$out" --peer "127.0.0.1:$seed_port"
                 -q --port 0 --bind 127.0.0.1 --encryption require) ;;
+        lt-btvod-utp)
+            cmd=("$BTVOD" get "${TORRENT[$label]}" --out "$out" --peer "127.0.0.1:$seed_port"
+                -q --port 0 --bind 127.0.0.1 --utp prefer --encryption disable) ;;
+        lt-lt-utp)
+            cmd=("$PY" "$ROOT/scripts/lt_peer.py" --torrent "${TORRENT[$label]}" --save-path "$out"
+                --connect "127.0.0.1:$seed_port" --exit-when-complete --max-seconds "$TMO"
+                --transport utp) ;;
         lt-lt-rc4)
             cmd=("$PY" "$ROOT/scripts/lt_peer.py" --torrent "${TORRENT[$label]}" --save-path "$out"
                 --connect "127.0.0.1:$seed_port" --exit-when-complete --max-seconds "$TMO"
@@ -224,7 +239,16 @@ pretty() {
         lt-lt) echo "libtorrent->libtorrent" ;;
         lt-rqbit) echo "libtorrent->rqbit" ;;
         lt-btvod-rc4) echo "libtorrent->btvod (RC4)" ;;
+        lt-btvod-utp)
+            cmd=("$BTVOD" get "${TORRENT[$label]}" --out "$out" --peer "127.0.0.1:$seed_port"
+                -q --port 0 --bind 127.0.0.1 --utp prefer --encryption disable) ;;
+        lt-lt-utp)
+            cmd=("$PY" "$ROOT/scripts/lt_peer.py" --torrent "${TORRENT[$label]}" --save-path "$out"
+                --connect "127.0.0.1:$seed_port" --exit-when-complete --max-seconds "$TMO"
+                --transport utp) ;;
         lt-lt-rc4) echo "libtorrent->libtorrent (RC4)" ;;
+        lt-btvod-utp) echo "libtorrent->btvod (uTP)" ;;
+        lt-lt-utp) echo "libtorrent->libtorrent (uTP)" ;;
     esac
 }
 
@@ -232,10 +256,11 @@ mkdir -p "$WORK/logs" "$WORK/out"
 prepare "$SIZE"
 need_lt=0
 need_rc4=0
+need_utp=0
 for p in $PAIRS; do
-    case "$p" in *-rc4) need_rc4=1 ;; lt-*) need_lt=1 ;; esac
+    case "$p" in *-rc4) need_rc4=1 ;; *-utp) need_utp=1 ;; lt-*) need_lt=1 ;; esac
 done
-start_seeds "$SIZE" "$need_lt" "$need_rc4"
+start_seeds "$SIZE" "$need_lt" "$need_rc4" "$need_utp"
 MEM_LIST=()
 for m in $MEM_SIZES; do [ "$m" = "$SIZE" ] || MEM_LIST+=("$m"); done
 if want_pair btvod-btvod; then

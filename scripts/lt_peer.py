@@ -77,6 +77,9 @@ def parse_args():
     p.add_argument("--encryption", choices=["disabled", "enabled", "forced"], default="disabled",
                    help="MSE/PE both ways: disabled (plaintext only, the default), enabled "
                    "(either), forced (encrypted only, RC4 payload)")
+    p.add_argument("--transport", choices=["tcp", "utp", "both"], default="tcp",
+                   help="peer transports, both ways: tcp (the default), utp (uTP only: no "
+                   "TCP in or out), both")
     p.add_argument("--no-pex", action="store_true",
                    help="no peer exchange (nor libtorrent's other default plugins)")
     p.add_argument("--stop-on-eof", action="store_true",
@@ -148,6 +151,14 @@ def make_session(args):
             "dht_enforce_node_id": False,
             "dht_prefer_verified_node_ids": False,
             "dht_ignore_dark_internet": False,
+        })
+    if args.transport != "tcp":
+        tcp = args.transport == "both"
+        settings.update({
+            "enable_incoming_tcp": tcp,
+            "enable_outgoing_tcp": tcp,
+            "enable_incoming_utp": True,
+            "enable_outgoing_utp": True,
         })
     if args.encryption != "disabled":
         policy = getattr(lt.enc_policy, args.encryption)

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use btvod::engine::session::Session;
 use btvod::proto::tracker::{ScrapeResponse, ScrapeStats, scrape_url};
-use common::content::free_port;
+use common::content::free_port_below_ephemeral;
 use common::movie_dir::MovieDir;
 use common::process::{OutputLine, ProcessGuard};
 use common::session::{SessionExt, limits, options};
@@ -465,7 +465,7 @@ async fn a_tracker_down_at_start_is_announced_to_soon_after_it_comes_up() {
     let total = world.content.len().div_ceil(PIECE);
     // 512 KiB/s: the download takes about eight seconds, most of it while the tracker is down.
     let seed = world.seed(options(8, vec![], limits(512, 0))).await;
-    let port = free_port();
+    let port = free_port_below_ephemeral();
     let get = Get::start(
         &world,
         &[

@@ -18,7 +18,7 @@ use btvod::proto::InfoHash;
 use btvod::proto::wire::Message;
 use common::movie_dir::MovieDir;
 use common::raw_peer::{BLOCK, CLOSE_BOUND, RawPeer, Read, frame, handshake_bytes, rss_kib, spec};
-use common::session::{SessionExt, options, shutdown_all};
+use common::session::{SessionExt, options, plaintext, shutdown_all};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{sleep, timeout};
 
@@ -58,11 +58,7 @@ async fn a_peer_of_another_torrent_is_refused_both_ways() {
     let leech = world
         .leecher(
             0,
-            options(
-                100,
-                vec![listener.local_addr().expect("addr")],
-                TorrentConfig::default(),
-            ),
+            options(100, vec![listener.local_addr().expect("addr")], plaintext()),
         )
         .await;
     let (stream, _) = timeout(Duration::from_secs(5), listener.accept())
@@ -421,10 +417,7 @@ async fn a_peer_serving_corrupt_blocks_is_banned_and_its_pieces_fetched_again() 
         .await;
     // Both at once, so that pieces mix the liar's blocks with the seed's.
     let leech = world
-        .leecher(
-            0,
-            options(100, vec![liar.addr, seed.addr()], TorrentConfig::default()),
-        )
+        .leecher(0, options(100, vec![liar.addr, seed.addr()], plaintext()))
         .await;
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_for_poison(world.leech_file(0), Arc::clone(&stop));

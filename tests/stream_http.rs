@@ -46,6 +46,8 @@ async fn start_streamer(meta: &Metainfo, peers: Vec<SocketAddr>) -> Streamer {
         peers,
         policy: PolicyKind::Deadline,
         seed: 7,
+        // The liar below speaks only plaintext.
+        torrent: common::session::plaintext(),
         vod: Some(VodOptions {
             params: VodParams::streaming(256 * 1024, Duration::from_secs(2)).unwrap(),
             file: meta.movie_file(None).expect("a movie"),

@@ -18,7 +18,8 @@ use common::content::{deterministic_content, free_port};
 use common::loopback::{Answers, empty_interested_opening};
 use common::movie_dir::{MovieDir, assert_same_file, torrent_of};
 use common::session::{
-    KIB, SessionExt, limits, options, shutdown_all, start_leecher, start_seed, start_tracker,
+    KIB, SessionExt, limits, options, plaintext, shutdown_all, start_leecher, start_seed,
+    start_tracker,
 };
 use tokio::time::{Instant, sleep, timeout};
 
@@ -361,7 +362,7 @@ async fn a_peer_that_never_answers_requests_does_not_stall_the_download() {
     let seed = world.seed(options(1, vec![], limits(0, 0))).await;
     let config = TorrentConfig {
         request_timeout: Duration::from_secs(2),
-        ..TorrentConfig::default()
+        ..plaintext()
     };
     // The silent peer first, so that it is sure to be given requests.
     let leech = world.leecher(0, options(2, vec![hole], config)).await;

@@ -125,12 +125,16 @@ pub struct PeerOptions {
     /// only plaintext.
     #[arg(long, value_enum, default_value = "prefer")]
     pub encryption: Encryption,
+    /// uTP (BEP 29) beside TCP, on UDP at the peer port: `enable` accepts it and dials TCP
+    /// first, then uTP; `prefer` dials uTP first; `disable` is TCP only.
+    #[arg(long, value_enum, default_value = "enable")]
+    pub utp: Utp,
     /// A DHT node to join through, instead of the well-known routers (repeatable): a DHT of
     /// your own. Without it, the routers and the nodes of the last run (kept in
     /// ~/.local/state/btvod/dht-nodes) are used.
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
     pub dht_bootstrap: Vec<String>,
-    /// UDP port of the DHT node (default: the peer --port, or any free one if that is taken).
+    /// UDP port of the DHT node (default: any free one; the peer port's UDP is uTP's).
     #[arg(long, value_name = "PORT")]
     pub dht_port: Option<u16>,
     /// The DHT node answers other nodes from the start, for a node others join through. By
@@ -144,6 +148,24 @@ pub enum Encryption {
     Prefer,
     Require,
     Disable,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum Utp {
+    Prefer,
+    Enable,
+    Disable,
+}
+
+impl Utp {
+    pub fn policy(self) -> btvod::engine::peer::link::UtpPolicy {
+        use btvod::engine::peer::link::UtpPolicy as P;
+        match self {
+            Self::Prefer => P::Prefer,
+            Self::Enable => P::Enable,
+            Self::Disable => P::Disable,
+        }
+    }
 }
 
 impl Encryption {
@@ -167,7 +189,7 @@ impl PeerOptions {
         }
         let config = DhtConfig {
             bootstrap: self.dht_bootstrap.clone(),
-            port: self.dht_port.unwrap_or(self.port),
+            port: self.dht_port.unwrap_or(0),
             // A DHT of one's own is not mixed with the public nodes of earlier runs.
             state_file: self
                 .dht_bootstrap
@@ -208,8 +230,10 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match (verbose, quiet) {
         (0, true) => "error",
-        (0, false) => "warn,btvod=info",
-        (1, _) => "info,btvod=debug",
+        // librqbit-utp warns at every start that the kernel caps its UDP receive buffer
+        // (rmem_max); that says nothing a user can act on mid-run.
+        (0, false) => "warn,btvod=info,librqbit_utp=error",
+        (1, _) => "info,btvod=debug,librqbit_utp=error",
         _ => "debug,btvod=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -60,6 +60,7 @@ pub(super) fn options(common: &PeerOptions, policy: PolicyKind) -> SessionOption
             download_limit: common.max_download_rate,
             pex: !common.no_pex,
             encryption: common.encryption.policy(),
+            utp: common.utp.policy(),
             ..TorrentConfig::default()
         },
         peers: common.peers.clone(),
@@ -237,12 +238,14 @@ fn progress_line(s: &TorrentStats) -> String {
         100.0 * f64::from(s.pieces_have) / f64::from(s.piece_count)
     };
     format!(
-        "{}/{} pieces ({pct:.1}%)  down {}/s  up {}/s  peers {}  uploaded {}",
+        "{}/{} pieces ({pct:.1}%)  down {}/s  up {}/s  peers {} ({} uTP, {} encrypted)  uploaded {}",
         s.pieces_have,
         s.piece_count,
         human_bytes(s.download_rate as u64),
         human_bytes(s.upload_rate as u64),
         s.peers,
+        s.peers_utp,
+        s.peers_encrypted,
         human_bytes(s.uploaded),
     )
 }

@@ -73,9 +73,8 @@ impl DhtNode {
         if !saved.is_empty() {
             builder.extra_bootstrap(&saved);
         }
-        if config.port != 0 {
-            builder.port(config.port);
-        }
+        // Always set: unset, mainline takes 6881, the usual peer port, whose UDP is uTP's.
+        builder.port(config.port);
         let dht = builder.build().or_else(|e| {
             // The port may be taken (another client): any port does.
             if config.port == 0 {

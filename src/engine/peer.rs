@@ -1,6 +1,8 @@
 //! One task per peer connection: handshake, then move frames between the socket and the torrent
 //! task. It holds no policy; it only reads blocks from storage to serve requests it is told to.
 
+pub mod connect;
+pub mod link;
 pub mod mse;
 mod pump;
 pub mod stream;
@@ -11,13 +13,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-use self::mse::{EncryptionPolicy, MseFailure};
+use self::connect::Dialer;
+use self::link::Link;
+use self::mse::MseFailure;
 use self::stream::PeerStream;
 use super::codec::{CodecError, PeerCodec};
 use super::rate_limit::RateLimiter;
@@ -49,6 +52,8 @@ pub enum PeerEvent {
         extensions: bool,
         /// The payload is RC4-encrypted (MSE).
         encrypted: bool,
+        /// It runs over uTP.
+        utp: bool,
         commands: mpsc::Sender<PeerCommand>,
         /// Ends the connection at once, even when its command queue is full or it is stuck
         /// writing to a peer that does not read.
@@ -118,7 +123,8 @@ pub struct PeerContext {
     pub download_limit: RateLimiter,
     pub handshake_timeout: Duration,
     pub inactivity_timeout: Duration,
-    pub encryption: EncryptionPolicy,
+    /// Transports, encryption and the time each dial may take.
+    pub dialer: Dialer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,13 +190,34 @@ async fn exchange_handshakes(
         .map_err(|_| HandshakeError::Timeout)?
 }
 
-/// Dials `addr` (encrypted or not, as `ctx.encryption` says) and runs the connection to its end.
+/// Dials `addr` over each transport `ctx.dialer` lists (encrypted or not, as it says) until
+/// one completes the BitTorrent handshake, and runs that connection to its end. A peer may
+/// accept a TCP connection and close it (libtorrent without incoming TCP does): the next
+/// transport is tried then too.
 pub async fn run_outgoing(key: PeerKey, addr: SocketAddr, ctx: PeerContext) {
-    let dialled = mse::dial(addr, ctx.info_hash, ctx.encryption, ctx.handshake_timeout).await;
-    match dialled {
-        Ok(stream) => run(key, addr, stream, ctx, true, ()).await,
-        Err(e) => fail(&ctx, key, addr, e.into()).await,
+    let mut last = HandshakeError::Protocol("no transport to dial".into());
+    for &transport in ctx.dialer.order {
+        let mut stream = match ctx.dialer.dial_over(transport, addr).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%addr, ?transport, error = %e, "dial failed");
+                last = e.into();
+                continue;
+            }
+        };
+        match exchange_handshakes(&mut stream, &ctx, true).await {
+            Ok(theirs) => return run(key, addr, stream, theirs, ctx).await,
+            // The peer answered: another transport would reach the same peer.
+            Err(e @ (HandshakeError::WrongInfoHash(_) | HandshakeError::Ourselves)) => {
+                return fail(&ctx, key, addr, e).await;
+            }
+            Err(e) => {
+                tracing::debug!(%addr, ?transport, error = %e, "handshake failed");
+                last = e;
+            }
+        }
     }
+    fail(&ctx, key, addr, last).await
 }
 
 /// Runs an accepted connection to its end. `handshaking` is dropped once the handshake is
@@ -199,13 +226,20 @@ pub async fn run_outgoing(key: PeerKey, addr: SocketAddr, ctx: PeerContext) {
 pub async fn run_incoming<G: Send>(
     key: PeerKey,
     addr: SocketAddr,
-    stream: TcpStream,
+    link: Link,
     ctx: PeerContext,
     handshaking: G,
 ) {
-    let _ = stream.set_nodelay(true);
-    match mse::accept(stream, ctx.info_hash, ctx.encryption, ctx.handshake_timeout).await {
-        Ok(stream) => run(key, addr, stream, ctx, false, handshaking).await,
+    let (policy, limit) = (ctx.dialer.encryption, ctx.handshake_timeout);
+    match connect::accept(link, ctx.info_hash, policy, limit).await {
+        Ok(mut stream) => {
+            let handshake = exchange_handshakes(&mut stream, &ctx, false).await;
+            drop(handshaking);
+            match handshake {
+                Ok(theirs) => run(key, addr, stream, theirs, ctx).await,
+                Err(e) => fail(&ctx, key, addr, e).await,
+            }
+        }
         Err(e) => {
             // Hostile or broken encrypted handshakes deserve a line; plain refusals do not.
             if matches!(e, MseFailure::Protocol(_) | MseFailure::Timeout) {
@@ -224,20 +258,14 @@ async fn fail(ctx: &PeerContext, key: PeerKey, addr: SocketAddr, reason: Handsha
         .await;
 }
 
-async fn run<G>(
+/// A connection past its handshake, run to its end.
+async fn run(
     key: PeerKey,
     addr: SocketAddr,
-    mut stream: PeerStream,
+    stream: PeerStream,
+    theirs: Handshake,
     ctx: PeerContext,
-    outgoing: bool,
-    handshaking: G,
 ) {
-    let handshake = exchange_handshakes(&mut stream, &ctx, outgoing).await;
-    drop(handshaking);
-    let theirs = match handshake {
-        Ok(h) => h,
-        Err(e) => return fail(&ctx, key, addr, e).await,
-    };
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let fast = theirs.supports_fast();
     let kill = CancellationToken::new();
@@ -248,6 +276,7 @@ async fn run<G>(
         fast,
         extensions: theirs.supports_extensions(),
         encrypted: stream.is_encrypted(),
+        utp: stream.is_utp(),
         commands: cmd_tx,
         kill: kill.clone(),
     };

@@ -10,12 +10,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use librqbit_utp::UtpSocketUdp;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpListener;
 
 use self::bridge::{AnnounceBridge, start_announcer};
 use super::dht::{DhtNode, REANNOUNCE_EVERY};
+use super::peer::link::UtpPolicy;
 use super::playback::Playback;
 use super::storage::{Storage, StorageError, StorageLayout};
 use super::torrent::{self, TorrentConfig, TorrentHandle, TorrentSetup};
@@ -136,6 +138,7 @@ pub async fn start(
         source,
     })?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let utp = bind_utp(&options, port).await;
     let playback = match (vod_session, &options.vod) {
         (Some(vod_session), Some(vod)) => Some(Playback::new(vod_session, vod.server.clone())),
         _ => None,
@@ -147,6 +150,7 @@ pub async fn start(
         storage: Arc::clone(&storage),
         picker,
         listener: Some(listener),
+        utp,
         config: options.torrent.clone(),
         seed: rng.random(),
         started,
@@ -182,6 +186,22 @@ pub async fn start(
         announcer,
         dht,
     })
+}
+
+/// uTP's UDP socket on the peer port (as peers expect), unless `--utp disable`. A port whose
+/// UDP is taken leaves uTP off, said once: TCP still works.
+async fn bind_utp(options: &SessionOptions, port: u16) -> Option<Arc<UtpSocketUdp>> {
+    if options.torrent.utp == UtpPolicy::Disable {
+        return None;
+    }
+    let addr = SocketAddr::new(options.listen.ip(), port);
+    match UtpSocketUdp::new_udp(addr).await {
+        Ok(socket) => Some(socket),
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "uTP is off: its UDP port cannot be bound");
+            None
+        }
+    }
 }
 
 /// Opens (or creates) the files and finds the pieces already verified on disk, off the

@@ -13,6 +13,7 @@ use super::error::ViewerError;
 use super::links::Links;
 use super::member::LtProgram;
 use super::scenario::{Limits, Scenario, ViewerClass};
+use crate::engine::peer::link::UtpPolicy;
 use crate::engine::peer::mse::EncryptionPolicy;
 use crate::engine::session::{PolicyKind, SessionOptions, VodOptions};
 use crate::engine::torrent::TorrentConfig;
@@ -114,8 +115,10 @@ impl WorldShared {
                 download_limit: limits.download,
                 // Peers told of each other would connect around the world's relays.
                 pex: false,
-                // Plaintext, as the world's libtorrent peers are set to speak.
+                // Plaintext TCP, as the world's libtorrent peers are set to speak, and which
+                // its latency relays carry.
                 encryption: EncryptionPolicy::Disable,
+                utp: UtpPolicy::Disable,
                 ..TorrentConfig::default()
             },
             peers: Vec::new(),

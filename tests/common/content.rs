@@ -18,6 +18,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port free for TCP and UDP on 127.0.0.1 below Linux's ephemeral range (32768 and up), for
+/// a server that starts later at a fixed port: no connection's or socket's automatic port can
+/// take it meanwhile, as one can take a port `free_port` gave back.
+pub fn free_port_below_ephemeral() -> u16 {
+    use std::net::UdpSocket;
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    (0..10_000u16)
+        .map(|i| 20_000 + (start - 20_000 + i * 7) % 12_000)
+        .find(|&p| {
+            TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+        })
+        .expect("a free port in 20000-31999")
+}
+
 /// Panics with the Debian package to install when `program` is not on PATH.
 pub fn require_program(program: &str, debian_package: &str) {
     let on_path = std::env::var_os("PATH").is_some_and(|path| {

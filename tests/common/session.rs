@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use btvod::engine::peer::mse::EncryptionPolicy;
 use btvod::engine::session::{self, Content, Session, SessionOptions};
 use btvod::engine::torrent::{TorrentConfig, TorrentStats};
 use btvod::proto::metainfo::Metainfo;
@@ -28,6 +29,15 @@ pub fn options(seed: u64, peers: Vec<SocketAddr>, torrent: TorrentConfig) -> Ses
         trackers: None,
         seed,
         ..SessionOptions::default()
+    }
+}
+
+/// The defaults, dialling in plaintext only: for tests whose hand-written peers speak only
+/// the plaintext protocol (an encrypted first try would cost them their first exchange).
+pub fn plaintext() -> TorrentConfig {
+    TorrentConfig {
+        encryption: EncryptionPolicy::Disable,
+        ..TorrentConfig::default()
     }
 }
 

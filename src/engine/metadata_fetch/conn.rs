@@ -14,8 +14,10 @@ use tokio_util::codec::Framed;
 
 use super::{ConnEvent, ConnId, FetchSetup};
 use crate::engine::codec::PeerCodec;
+use crate::engine::peer::connect::Dialer;
+use crate::engine::peer::link::Transport;
 use crate::engine::peer::stream::PeerStream;
-use crate::engine::peer::{HandshakeError, mse, read_handshake};
+use crate::engine::peer::{HandshakeError, read_handshake};
 use crate::proto::extension::metadata::MetadataMessage;
 use crate::proto::extension::{ExtendedHandshake, HANDSHAKE_ID, OUR_UT_METADATA_ID, UT_METADATA};
 use crate::proto::wire::{Handshake, Message, WireDecoder};
@@ -65,7 +67,16 @@ async fn talk(
     events: &mpsc::Sender<ConnEvent>,
 ) -> Result<(), ConnError> {
     let limit = setup.handshake_timeout;
-    let mut stream = mse::dial(addr, setup.info_hash, setup.encryption, limit)
+    // Over TCP: the torrent's uTP socket does not exist yet.
+    let dialer = Dialer {
+        info_hash: setup.info_hash,
+        encryption: setup.encryption,
+        order: &[Transport::Tcp],
+        utp: None,
+        budget: limit,
+    };
+    let mut stream = dialer
+        .dial_over(Transport::Tcp, addr)
         .await
         .map_err(|e| ConnError::Handshake(e.into()))?;
     let mut out = BytesMut::new();

@@ -1,5 +1,5 @@
-//! A peer connection's byte stream: a TCP socket, with RC4 on both directions when the MSE
-//! handshake selected it, and the bytes that handshake read past its end served first.
+//! A peer connection's byte stream: a TCP or uTP link, with RC4 on both directions when the
+//! MSE handshake selected it, and the bytes that handshake read past its end served first.
 
 use std::io;
 use std::pin::Pin;
@@ -7,12 +7,12 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
+use super::link::Link;
 use crate::proto::mse::Ciphers;
 
 pub struct PeerStream {
-    tcp: TcpStream,
+    link: Link,
     /// Plaintext already read (and decrypted) by the handshake, read before the socket.
     unread: BytesMut,
     ciphers: Option<Ciphers>,
@@ -22,9 +22,9 @@ pub struct PeerStream {
 }
 
 impl PeerStream {
-    pub fn plain(tcp: TcpStream, unread: BytesMut) -> Self {
+    pub fn plain(link: Link, unread: BytesMut) -> Self {
         Self {
-            tcp,
+            link,
             unread,
             ciphers: None,
             unsent: BytesMut::new(),
@@ -32,10 +32,10 @@ impl PeerStream {
     }
 
     /// After an MSE handshake: `ciphers` when RC4 was selected, else plaintext from here on.
-    pub fn after_handshake(tcp: TcpStream, unread: BytesMut, ciphers: Option<Ciphers>) -> Self {
+    pub fn after_handshake(link: Link, unread: BytesMut, ciphers: Option<Ciphers>) -> Self {
         Self {
             ciphers,
-            ..Self::plain(tcp, unread)
+            ..Self::plain(link, unread)
         }
     }
 
@@ -44,10 +44,15 @@ impl PeerStream {
         self.ciphers.is_some()
     }
 
+    /// It runs over uTP.
+    pub fn is_utp(&self) -> bool {
+        self.link.is_utp()
+    }
+
     /// Writes out `unsent` until it is empty or the socket would block.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.unsent.is_empty() {
-            let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, &self.unsent))?;
+            let n = ready!(Pin::new(&mut self.link).poll_write(cx, &self.unsent))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -70,7 +75,7 @@ impl AsyncRead for PeerStream {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.tcp).poll_read(cx, buf))?;
+        ready!(Pin::new(&mut this.link).poll_read(cx, buf))?;
         if let Some(c) = &mut this.ciphers {
             c.decrypt.apply(&mut buf.filled_mut()[before..]);
         }
@@ -86,7 +91,7 @@ impl AsyncWrite for PeerStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.ciphers.is_none() {
-            return Pin::new(&mut this.tcp).poll_write(cx, data);
+            return Pin::new(&mut this.link).poll_write(cx, data);
         }
         // Earlier bytes first; only then are these taken (and their keystream used), so at
         // most one write's bytes wait here.
@@ -106,12 +111,12 @@ impl AsyncWrite for PeerStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.tcp).poll_flush(cx)
+        Pin::new(&mut this.link).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.tcp).poll_shutdown(cx)
+        Pin::new(&mut this.link).poll_shutdown(cx)
     }
 }

@@ -45,6 +45,7 @@ impl Torrent {
                 fast,
                 extensions,
                 encrypted,
+                utp,
                 commands,
                 kill,
             } => {
@@ -66,6 +67,7 @@ impl Torrent {
                 let mut state = PeerState::new(addr, peer_id, fast, commands, kill, Instant::now());
                 state.outgoing = outgoing;
                 state.encrypted = encrypted;
+                state.utp = utp;
                 state.cap_queue_for_limit(self.config.download_limit);
                 // Announce what we have: BEP 6 shorthands when both sides speak it.
                 let have = self.have();

@@ -2,6 +2,7 @@
 //! protocol state. Peer tasks only move frames; they report here over one channel. Which
 //! fact lives where is listed in `STATE.md` beside this file.
 
+mod accept;
 mod address_book;
 mod assembly;
 mod ban;
@@ -31,6 +32,10 @@ use self::address_book::AddressBook;
 use self::assembly::Assembly;
 use self::ban::Bans;
 use self::peer_state::PeerState;
+use librqbit_utp::UtpSocketUdp;
+
+use super::peer::connect::Dialer;
+use super::peer::link::{UtpPolicy, dial_order};
 use super::peer::mse::EncryptionPolicy;
 use super::peer::{self, PeerCommand, PeerContext, PeerEvent};
 use super::playback::{Playback, VodStatus};
@@ -66,6 +71,8 @@ pub struct TorrentConfig {
     pub pex: bool,
     /// MSE/PE: which connections to accept and how to dial (`--encryption`).
     pub encryption: EncryptionPolicy,
+    /// uTP beside TCP (`--utp`): whether to accept it and which to dial first.
+    pub utp: UtpPolicy,
 }
 
 impl Default for TorrentConfig {
@@ -80,6 +87,7 @@ impl Default for TorrentConfig {
             inactivity_timeout: peer::INACTIVITY_TIMEOUT,
             pex: true,
             encryption: EncryptionPolicy::default(),
+            utp: UtpPolicy::default(),
         }
     }
 }
@@ -95,6 +103,9 @@ pub struct TorrentStats {
     pub download_rate: f64,
     pub upload_rate: f64,
     pub peers: usize,
+    /// Of `peers`: connections over uTP, and with an RC4-encrypted payload.
+    pub peers_utp: usize,
+    pub peers_encrypted: usize,
     pub peers_seen: usize,
     pub complete: bool,
     /// Blocks received that we already had, came too late, or were never asked for.
@@ -113,6 +124,8 @@ pub struct TorrentSetup {
     /// Also the owner of which pieces we have (its book's `ours`, from resume data).
     pub picker: Box<dyn Picker + Send>,
     pub listener: Option<TcpListener>,
+    /// The UDP socket uTP peers reach us on (the listener's port), when uTP is on.
+    pub utp: Option<Arc<UtpSocketUdp>>,
     pub config: TorrentConfig,
     pub seed: u64,
     /// t = 0 of the VoD contract: when work on the torrent began. The torrent task is the one
@@ -185,29 +198,22 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
     let have = setup.picker.book().ours().clone();
     let (have_tx, have_rx) = watch::channel(have.clone());
     let cancel = CancellationToken::new();
-    let ctx = PeerContext {
-        info_hash: setup.info_hash,
-        our_id: setup.our_id,
-        piece_count: setup.geometry.piece_count(),
-        storage: Arc::clone(&setup.storage),
-        events: events_tx,
-        upload_limit: RateLimiter::new(setup.config.upload_limit),
-        download_limit: RateLimiter::new(setup.config.download_limit),
-        handshake_timeout: setup.config.handshake_timeout,
-        inactivity_timeout: setup.config.inactivity_timeout,
-        encryption: setup.config.encryption,
-    };
+    let ctx = peer_context(&setup, events_tx);
     let next_key = Arc::new(AtomicU64::new(1));
     let live = Arc::new(AtomicUsize::new(0));
+    let admission = accept::Admission {
+        ctx: ctx.clone(),
+        next_key: Arc::clone(&next_key),
+        live: Arc::clone(&live),
+        max_peers: setup.config.max_peers,
+        handshaking: Arc::new(AtomicUsize::new(0)),
+        cancel: cancel.clone(),
+    };
     if let Some(listener) = setup.listener {
-        tokio::spawn(accept_loop(
-            listener,
-            ctx.clone(),
-            Arc::clone(&next_key),
-            Arc::clone(&live),
-            setup.config.max_peers,
-            cancel.clone(),
-        ));
+        tokio::spawn(accept::accept_tcp(listener, admission.clone()));
+    }
+    if let Some(socket) = setup.utp {
+        tokio::spawn(accept::accept_utp(socket, admission));
     }
     // `bytes_left` from the start: the first announce reads it, and a zero there would tell
     // the tracker that a fresh leecher is a seed.
@@ -273,74 +279,25 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    ctx: PeerContext,
-    next_key: Arc<AtomicU64>,
-    live: Arc<AtomicUsize>,
-    max_peers: usize,
-    cancel: CancellationToken,
-) {
-    // Connections that have not finished their handshake may take only part of the cap, so
-    // strangers that connect and say nothing cannot keep out our own dials.
-    let max_handshaking = max_handshaking(max_peers);
-    let handshaking = Arc::new(AtomicUsize::new(0));
-    loop {
-        let accepted = tokio::select! {
-            _ = cancel.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((stream, addr)) => {
-                // A dual-stack listener shows IPv4 peers as mapped IPv6: one address per peer.
-                let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
-                if live.load(Ordering::Relaxed) >= max_peers {
-                    tracing::debug!(%addr, "connection refused: peer cap reached");
-                    continue;
-                }
-                if handshaking.load(Ordering::Relaxed) >= max_handshaking {
-                    tracing::debug!(%addr, "connection refused: too many handshakes under way");
-                    continue;
-                }
-                live.fetch_add(1, Ordering::Relaxed);
-                let guard = Handshaking::enter(&handshaking);
-                let key = PeerKey(next_key.fetch_add(1, Ordering::Relaxed));
-                let ctx = ctx.clone();
-                let cancel = cancel.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = cancel.cancelled() => {}
-                        _ = peer::run_incoming(key, addr, stream, ctx, guard) => {}
-                    }
-                });
-            }
-            Err(e) => {
-                // Out of descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-}
-
-/// Accepted connections still in their handshake, at most: half the peer cap (at least one).
-fn max_handshaking(max_peers: usize) -> usize {
-    (max_peers / 2).max(1)
-}
-
-/// Counts one accepted connection as handshaking until dropped.
-struct Handshaking(Arc<AtomicUsize>);
-
-impl Handshaking {
-    fn enter(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(count))
-    }
-}
-
-impl Drop for Handshaking {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+/// What every peer task of this torrent is given.
+fn peer_context(setup: &TorrentSetup, events: mpsc::Sender<PeerEvent>) -> PeerContext {
+    PeerContext {
+        info_hash: setup.info_hash,
+        our_id: setup.our_id,
+        piece_count: setup.geometry.piece_count(),
+        storage: Arc::clone(&setup.storage),
+        events,
+        upload_limit: RateLimiter::new(setup.config.upload_limit),
+        download_limit: RateLimiter::new(setup.config.download_limit),
+        handshake_timeout: setup.config.handshake_timeout,
+        inactivity_timeout: setup.config.inactivity_timeout,
+        dialer: Dialer {
+            info_hash: setup.info_hash,
+            encryption: setup.config.encryption,
+            order: dial_order(setup.config.utp, setup.utp.is_some()),
+            utp: setup.utp.clone(),
+            budget: setup.config.handshake_timeout,
+        },
     }
 }
 
@@ -519,6 +476,8 @@ impl Torrent {
             download_rate: down,
             upload_rate: up,
             peers: self.peers.len(),
+            peers_utp: self.peers.values().filter(|p| p.utp).count(),
+            peers_encrypted: self.peers.values().filter(|p| p.encrypted).count(),
             peers_seen: self.seen.len(),
             complete: have.is_complete(),
             waste: self.waste,

@@ -68,6 +68,8 @@ pub struct PeerState {
     pub outgoing: bool,
     /// Its payload is RC4-encrypted (MSE).
     pub encrypted: bool,
+    /// It runs over uTP.
+    pub utp: bool,
     pub commands: mpsc::Sender<PeerCommand>,
     /// Ends the connection at once (see `PeerEvent::Connected`).
     kill: CancellationToken,
@@ -123,6 +125,7 @@ impl PeerState {
             listen_port: None,
             outgoing: false,
             encrypted: false,
+            utp: false,
             commands,
             kill,
             am_choking: true,

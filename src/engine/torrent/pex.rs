@@ -152,6 +152,9 @@ impl Torrent {
                 if peer.encrypted {
                     flags |= PexFlags::ENCRYPTION;
                 }
+                if peer.utp {
+                    flags |= PexFlags::UTP;
+                }
                 Some((addr, (*key, PexFlags(flags))))
             })
             .collect()

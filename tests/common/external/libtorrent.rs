@@ -38,6 +38,8 @@ pub struct LtOptions {
     pub dht_bootstrap: Option<SocketAddr>,
     /// MSE/PE both ways: "enabled" or "forced" (RC4 payload only); plaintext when None.
     pub encryption: Option<&'static str>,
+    /// Peer transports both ways: "utp" (uTP only) or "both"; TCP only when None.
+    pub transport: Option<&'static str>,
 }
 
 impl LtOptions {
@@ -105,6 +107,9 @@ impl LtOptions {
         }
         if let Some(policy) = self.encryption {
             args.extend(["--encryption".into(), policy.into()]);
+        }
+        if let Some(transport) = self.transport {
+            args.extend(["--transport".into(), transport.into()]);
         }
         args
     }
