@@ -23,6 +23,8 @@ pub(super) struct AddressBook {
     /// Addresses whose dial failed: failures in a row, and when to try again (None once
     /// queued).
     redial: HashMap<SocketAddr, (u32, Option<Instant>)>,
+    /// Known addresses that peer exchange says speak uTP (dialled over uTP first).
+    utp: HashSet<SocketAddr>,
     /// Addresses refused since the book last filled; said once per filling, not per address.
     refused: u64,
 }
@@ -46,6 +48,19 @@ impl AddressBook {
         }
         self.known.insert(addr);
         self.queue.push_back(addr);
+    }
+
+    /// As `offer`, remembering that the address speaks uTP (a PEX flag).
+    pub(super) fn offer_utp(&mut self, addr: SocketAddr) {
+        self.offer(addr);
+        if self.known.contains(&addr) {
+            self.utp.insert(addr);
+        }
+    }
+
+    /// Whether `addr` was said to speak uTP.
+    pub(super) fn speaks_utp(&self, addr: &SocketAddr) -> bool {
+        self.utp.contains(addr)
     }
 
     /// The next address to dial.
@@ -74,6 +89,7 @@ impl AddressBook {
     /// A connection to `addr` ended: it may be offered and dialled again later.
     pub(super) fn forget(&mut self, addr: SocketAddr) {
         self.known.remove(&addr);
+        self.utp.remove(&addr);
         if self.refused > 0 && self.known.len() < MAX_KNOWN * 9 / 10 {
             tracing::info!(refused = self.refused, "the address book has room again");
             self.refused = 0;
@@ -147,5 +163,15 @@ mod tests {
         // The one refused while full is heard when offered again.
         book.offer(addr(MAX_KNOWN as u32));
         assert_eq!(book.known.len(), MAX_KNOWN);
+    }
+
+    #[test]
+    fn a_utp_hint_lasts_as_long_as_the_address_is_known() {
+        let mut book = AddressBook::default();
+        book.offer_utp(addr(1));
+        book.offer(addr(2));
+        assert!(book.speaks_utp(&addr(1)) && !book.speaks_utp(&addr(2)));
+        book.forget(addr(1));
+        assert!(!book.speaks_utp(&addr(1)));
     }
 }

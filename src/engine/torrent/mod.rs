@@ -450,7 +450,11 @@ impl Torrent {
             let key = PeerKey(self.next_key.fetch_add(1, Ordering::Relaxed));
             self.live.fetch_add(1, Ordering::Relaxed);
             self.dialing.insert(key, addr);
-            let ctx = self.ctx.clone();
+            let mut ctx = self.ctx.clone();
+            // A peer that PEX says speaks uTP is dialled over uTP first.
+            if self.addresses.speaks_utp(&addr) {
+                ctx.dialer.order = dial_order(UtpPolicy::Prefer, ctx.dialer.utp.is_some());
+            }
             let cancel = cancel.clone();
             tokio::spawn(async move {
                 tokio::select! {

@@ -81,7 +81,13 @@ impl Torrent {
                 continue;
             }
             offered += 1;
-            self.add_candidate(addr);
+            if self.bans.is_banned_addr(&addr) {
+                continue;
+            }
+            match flags.has(PexFlags::UTP) {
+                true => self.addresses.offer_utp(addr),
+                false => self.addresses.offer(addr),
+            }
         }
         tracing::debug!(%from, offered, "PEX message");
     }
