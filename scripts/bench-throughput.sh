@@ -239,13 +239,6 @@ pretty() {
         lt-lt) echo "libtorrent->libtorrent" ;;
         lt-rqbit) echo "libtorrent->rqbit" ;;
         lt-btvod-rc4) echo "libtorrent->btvod (RC4)" ;;
-        lt-btvod-utp)
-            cmd=("$BTVOD" get "${TORRENT[$label]}" --out "$out" --peer "127.0.0.1:$seed_port"
-                -q --port 0 --bind 127.0.0.1 --utp prefer --encryption disable) ;;
-        lt-lt-utp)
-            cmd=("$PY" "$ROOT/scripts/lt_peer.py" --torrent "${TORRENT[$label]}" --save-path "$out"
-                --connect "127.0.0.1:$seed_port" --exit-when-complete --max-seconds "$TMO"
-                --transport utp) ;;
         lt-lt-rc4) echo "libtorrent->libtorrent (RC4)" ;;
         lt-btvod-utp) echo "libtorrent->btvod (uTP)" ;;
         lt-lt-utp) echo "libtorrent->libtorrent (uTP)" ;;
