@@ -120,9 +120,10 @@ pub struct PeerOptions {
     /// tell us is not dialled. Private torrents never use it.
     #[arg(long)]
     pub no_pex: bool,
-    /// Message stream encryption (MSE/PE): `prefer` accepts both and dials encrypted first,
-    /// then plaintext if the peer refuses; `require` only encrypted (RC4) connections; `disable`
-    /// only plaintext.
+    /// Message stream encryption (MSE/PE): `prefer` accepts both and dials with an encrypted
+    /// handshake first, then plaintext if the peer refuses (the payload is RC4 only when the
+    /// other side insists); `require` only connections with an RC4 payload; `disable` only
+    /// plaintext.
     #[arg(long, value_enum, default_value = "prefer")]
     pub encryption: Encryption,
     /// uTP (BEP 29) beside TCP, on UDP at the peer port: `enable` accepts it and dials TCP

@@ -172,10 +172,11 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The method B picks from A's offer: RC4 when both allow it, else plaintext.
+/// The method B picks from A's offer: plaintext when both allow it (the handshake stays
+/// obfuscated; libtorrent's default choice too, and RC4 costs CPU), else RC4.
 pub fn select(offered: u32, allowed: u32) -> Result<u32, MseError> {
     let both = offered & allowed;
-    [CRYPTO_RC4, CRYPTO_PLAINTEXT]
+    [CRYPTO_PLAINTEXT, CRYPTO_RC4]
         .into_iter()
         .find(|m| both & m != 0)
         .ok_or(MseError::NoCommonMethod { offered, allowed })
@@ -219,10 +220,11 @@ mod tests {
     }
 
     #[test]
-    fn rc4_is_chosen_when_both_allow_it() {
+    fn plaintext_is_chosen_when_both_allow_it_and_rc4_when_only_it_is() {
         let both = CRYPTO_RC4 | CRYPTO_PLAINTEXT;
-        assert_eq!(select(both, both), Ok(CRYPTO_RC4));
-        assert_eq!(select(both, CRYPTO_PLAINTEXT), Ok(CRYPTO_PLAINTEXT));
+        assert_eq!(select(both, both), Ok(CRYPTO_PLAINTEXT));
+        assert_eq!(select(CRYPTO_RC4, both), Ok(CRYPTO_RC4));
+        assert_eq!(select(both, CRYPTO_RC4), Ok(CRYPTO_RC4));
         assert!(select(CRYPTO_PLAINTEXT, CRYPTO_RC4).is_err());
         assert_eq!(find(b"xxabcx", b"abc"), Some(2));
         assert_eq!(find(b"ab", b"abc"), None);

@@ -16,7 +16,8 @@ use crate::proto::mse::{CRYPTO_PLAINTEXT, CRYPTO_RC4, MseError};
 /// What `--encryption` allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EncryptionPolicy {
-    /// Accept both; dial encrypted first, then plaintext if the peer refuses.
+    /// Accept both; dial with an encrypted handshake first (offering an RC4 or a plaintext
+    /// payload), then plaintext if the peer refuses.
     #[default]
     Prefer,
     /// Encrypted (RC4) connections only, both ways.

@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn both_sides_agree_on_rc4_and_exchange_encrypted_payload_in_any_chunks() {
         for chunk in [1, 7, 4096] {
-            let a = Handshake::initiator(SKEY, BOTH, [1; 20], vec![9; 100]);
+            let a = Handshake::initiator(SKEY, CRYPTO_RC4, [1; 20], vec![9; 100]);
             let b = Handshake::responder(SKEY, BOTH, [2; 20], vec![8; 512]);
             let (ended, a, b) = run(a, b, chunk);
             ended.unwrap();
@@ -328,9 +328,9 @@ mod tests {
     }
 
     #[test]
-    fn a_responder_that_allows_only_plaintext_selects_it() {
+    fn an_offer_of_both_gets_a_plaintext_payload() {
         let a = Handshake::initiator(SKEY, BOTH, [1; 20], vec![]);
-        let b = Handshake::responder(SKEY, CRYPTO_PLAINTEXT, [2; 20], vec![]);
+        let b = Handshake::responder(SKEY, BOTH, [2; 20], vec![]);
         let (ended, a, b) = run(a, b, 13);
         ended.unwrap();
         let (a, b) = (a.finish().unwrap(), b.finish().unwrap());
