@@ -9,9 +9,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::cli::{assert_exits_ok, btvod, btvod_get};
+use common::cli::{assert_exits_ok, btvod, btvod_get, btvod_seed};
 use common::content::free_port;
-use common::external::{LibtorrentPeer, LtOptions, wait_listening};
+use common::external::{LibtorrentPeer, LtOptions};
 use common::movie_dir::MovieDir;
 
 const MIB: usize = 1024 * 1024;
@@ -60,24 +60,7 @@ fn btvod_requiring_encryption_downloads_from_a_libtorrent_seed_that_forces_it() 
 fn a_libtorrent_leecher_that_forces_encryption_downloads_from_a_btvod_seed() {
     let world = MovieDir::new(3 * MIB + 4321, 64 * 1024, 92);
     let port = free_port();
-    let (torrent, content) = (world.torrent_path(), world.content_path());
-    let (torrent, content) = (torrent.display().to_string(), content.display().to_string());
-    let port_text = port.to_string();
-    let seed = btvod(
-        &[
-            "seed",
-            &torrent,
-            "--content",
-            &content,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port_text,
-            "--no-dht",
-        ],
-        world.root(),
-    );
-    wait_listening(port, BOUND, &seed).unwrap_or_else(|e| panic!("{e}"));
+    let seed = btvod_seed(&world, port, &[]);
     let leech = LibtorrentPeer::start(
         &world.torrent_path(),
         &world.leech_dir(0),
@@ -158,24 +141,7 @@ fn require_refuses_a_plaintext_only_peer_and_prefer_falls_back() {
 fn hostile_encrypted_handshakes_are_dropped_and_said() {
     let world = MovieDir::new(MIB, 64 * 1024, 94);
     let port = free_port();
-    let (torrent, content) = (world.torrent_path(), world.content_path());
-    let (torrent, content) = (torrent.display().to_string(), content.display().to_string());
-    let port_text = port.to_string();
-    let seed = btvod(
-        &[
-            "seed",
-            &torrent,
-            "--content",
-            &content,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port_text,
-            "--no-dht",
-        ],
-        world.root(),
-    );
-    wait_listening(port, BOUND, &seed).unwrap_or_else(|e| panic!("{e}"));
+    let seed = btvod_seed(&world, port, &[]);
     // A public key of 2 (any value in range does), then padding past the 512 allowed.
     let mut key = [0u8; 96];
     key[95] = 2;
@@ -194,7 +160,7 @@ fn hostile_encrypted_handshakes_are_dropped_and_said() {
         started.elapsed()
     });
     let get = btvod_get(
-        &torrent,
+        &world.torrent_path().display().to_string(),
         &world.leech_dir(0),
         &["--peer", &localhost(port).to_string(), "--no-dht"],
     );

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use btvod::proto::extension::pex::{OUR_UT_PEX_ID, PexFlags, PexMessage};
 use btvod::proto::wire::Message;
-use common::cli::{assert_exits_ok, btvod, btvod_get};
+use common::cli::{assert_exits_ok, btvod, btvod_get, btvod_seed};
 use common::content::free_port;
 use common::external::{LibtorrentPeer, LtOptions};
 use common::movie_dir::MovieDir;
+use common::process::ProcessGuard;
 use common::raw_peer::RawPeer;
 
 const MIB: usize = 1024 * 1024;
@@ -23,36 +24,15 @@ fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// `btvod seed` of the world's content on 127.0.0.1:`port`, dialling `peers`; with `pex` off
-/// when the peer under test must be the only one to use what it hears.
-fn btvod_seed(
-    world: &MovieDir,
-    port: u16,
-    peers: &[SocketAddr],
-    pex: bool,
-) -> common::process::ProcessGuard {
-    let (torrent, content) = (world.torrent_path(), world.content_path());
-    let (torrent, content) = (torrent.display().to_string(), content.display().to_string());
-    let port = port.to_string();
-    let mut args = vec![
-        "seed",
-        &torrent,
-        "--content",
-        &content,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--no-dht",
-    ];
+/// `btvod seed` on 127.0.0.1:`port`, dialling `peers`; with `pex` off when the peer under test
+/// must be the only one to use what it hears.
+fn seed_dialling(world: &MovieDir, port: u16, peers: &[SocketAddr], pex: bool) -> ProcessGuard {
+    let peers: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
+    let mut args: Vec<&str> = peers.iter().flat_map(|p| ["--peer", p.as_str()]).collect();
     if !pex {
         args.push("--no-pex");
     }
-    let peers: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
-    for p in &peers {
-        args.extend(["--peer", p]);
-    }
-    btvod(&args, world.root())
+    btvod_seed(world, port, &args)
 }
 
 #[test]
@@ -70,7 +50,7 @@ fn btvod_finds_a_seed_it_was_never_given_through_libtorrents_pex() {
     let middle_addr = localhost(middle.wait_port(BOUND).unwrap_or_else(|e| panic!("{e}")));
     // The seed dials the middle peer, whose PEX will name it by the port of its handshake.
     let seed_port = free_port();
-    let seed = btvod_seed(&world, seed_port, &[middle_addr], false);
+    let seed = seed_dialling(&world, seed_port, &[middle_addr], false);
     middle
         .wait_status(BOUND, |s| s.peers >= 1)
         .unwrap_or_else(|e| panic!("{e}\n{}", seed.report()));
@@ -139,7 +119,7 @@ fn libtorrent_finds_a_seed_it_was_never_given_through_btvods_pex() {
 fn hostile_pex_messages_are_logged_and_ignored() {
     let world = MovieDir::new(MIB, 64 * 1024, 83);
     let seed_port = free_port();
-    let seed = btvod_seed(&world, seed_port, &[], true);
+    let seed = seed_dialling(&world, seed_port, &[], true);
     let seed_addr = localhost(seed_port);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -158,8 +138,6 @@ fn hostile_pex_messages_are_logged_and_ignored() {
         id: OUR_UT_PEX_ID,
         payload: payload.into(),
     };
-    common::external::wait_listening(seed_port, BOUND, &seed)
-        .unwrap_or_else(|e| panic!("{e}\n{}", seed.report()));
     let _peers = runtime.block_on(async {
         let mut flooder = RawPeer::join(seed_addr, &world, true).await;
         flooder.send(&[pex(flood.encode())]).await;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use btvod::engine::peer::link::UtpPolicy;
 use btvod::engine::torrent::TorrentConfig;
-use common::cli::{assert_exits_ok, btvod, btvod_get};
+use common::cli::{assert_exits_ok, btvod_get, btvod_seed};
 use common::content::free_port;
-use common::external::{LibtorrentPeer, LtOptions, wait_listening};
+use common::external::{LibtorrentPeer, LtOptions};
 use common::movie_dir::MovieDir;
 use common::session::{KIB, SessionExt, options, shutdown_all};
 use tokio::time::{Instant, sleep};
@@ -21,25 +21,6 @@ const BOUND: Duration = Duration::from_secs(60);
 
 fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn btvod_seed(world: &MovieDir, port: u16, extra: &[&str]) -> common::process::ProcessGuard {
-    let (torrent, content) = (world.torrent_path(), world.content_path());
-    let (torrent, content) = (torrent.display().to_string(), content.display().to_string());
-    let port = port.to_string();
-    let mut args = vec![
-        "seed",
-        &torrent,
-        "--content",
-        &content,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--no-dht",
-    ];
-    args.extend_from_slice(extra);
-    btvod(&args, world.root())
 }
 
 #[test]
@@ -73,7 +54,6 @@ fn libtorrent_allowed_only_utp_downloads_from_a_btvod_seed() {
     let world = MovieDir::new(3 * MIB + 777, 64 * 1024, 102);
     let port = free_port();
     let seed = btvod_seed(&world, port, &[]);
-    wait_listening(port, BOUND, &seed).unwrap_or_else(|e| panic!("{e}"));
     let leech = LibtorrentPeer::start(
         &world.torrent_path(),
         &world.leech_dir(0),
@@ -138,7 +118,6 @@ fn malformed_utp_packets_are_dropped_and_disturb_nothing() {
     let world = MovieDir::new(MIB, 64 * 1024, 104);
     let port = free_port();
     let seed = btvod_seed(&world, port, &[]);
-    wait_listening(port, BOUND, &seed).unwrap_or_else(|e| panic!("{e}"));
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut packets: Vec<Vec<u8>> = vec![vec![0x41; 5], vec![0x12; 20]];
     // ST_DATA version 1 claiming an extension that runs past the end.

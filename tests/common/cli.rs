@@ -37,6 +37,34 @@ pub fn btvod_get(link: &str, out: &Path, extra: &[&str]) -> ProcessGuard {
     btvod(&args, out)
 }
 
+/// `btvod seed` of `world`'s content on 127.0.0.1, plus `extra` (`--no-dht` unless `extra`
+/// speaks of the DHT); with a `port`, once it listens there (0: any port, not waited for).
+pub fn btvod_seed(world: &MovieDir, port: u16, extra: &[&str]) -> ProcessGuard {
+    let (torrent, content) = (world.torrent_path(), world.content_path());
+    let (torrent, content) = (torrent.display().to_string(), content.display().to_string());
+    let port_text = port.to_string();
+    let mut args = vec![
+        "seed",
+        &torrent,
+        "--content",
+        &content,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+    ];
+    if !extra.iter().any(|a| a.starts_with("--dht")) {
+        args.push("--no-dht");
+    }
+    args.extend_from_slice(extra);
+    let seed = btvod(&args, world.root());
+    if port != 0 {
+        super::external::wait_listening(port, Duration::from_secs(30), &seed)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    seed
+}
+
 /// Waits up to `bound` for `process` to exit, and fails the test unless it succeeded;
 /// `other` is added to the failure message (a peer's or tracker's report).
 pub fn assert_exits_ok(process: &ProcessGuard, bound: Duration, what: &str, other: &str) {
