@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::cli::{assert_exits_ok, btvod, btvod_get};
+use common::cli::{assert_exits_ok, btvod_get, btvod_seed};
 use common::content::free_port;
 use common::external::{LibtorrentPeer, LtOptions};
 use common::movie_dir::MovieDir;
@@ -74,25 +74,16 @@ fn libtorrent_given_only_a_magnet_joins_the_dht_through_btvods_node_and_finds_it
     // The router knows btvod's node; the leecher knows nothing but btvod's node.
     let _router = dht_router(&world, router_port, dht_port);
     let (router, dht_port_text) = (localhost(router_port).to_string(), dht_port.to_string());
-    let (torrent, content) = (world.torrent_path(), world.content_path());
-    let (torrent, content) = (torrent.display().to_string(), content.display().to_string());
-    let seed = btvod(
+    let seed = btvod_seed(
+        &world,
+        0,
         &[
-            "seed",
-            &torrent,
-            "--content",
-            &content,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
             "--dht-port",
             &dht_port_text,
             "--dht-server",
             "--dht-bootstrap",
             &router,
         ],
-        world.root(),
     );
     let leech = LibtorrentPeer::start(
         &world.torrent_path(),
