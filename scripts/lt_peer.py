@@ -80,6 +80,8 @@ def parse_args():
     p.add_argument("--transport", choices=["tcp", "utp", "both"], default="tcp",
                    help="peer transports, both ways: tcp (the default), utp (uTP only: no "
                    "TCP in or out), both")
+    p.add_argument("--lsd", action="store_true",
+                   help="local service discovery (BEP 14) on: announce and hear on 127.0.0.1")
     p.add_argument("--no-pex", action="store_true",
                    help="no peer exchange (nor libtorrent's other default plugins)")
     p.add_argument("--stop-on-eof", action="store_true",
@@ -152,6 +154,8 @@ def make_session(args):
             "dht_prefer_verified_node_ids": False,
             "dht_ignore_dark_internet": False,
         })
+    if args.lsd:
+        settings["enable_lsd"] = True
     if args.transport != "tcp":
         tcp = args.transport == "both"
         settings.update({

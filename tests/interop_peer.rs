@@ -120,6 +120,7 @@ fn cli_args(command: &str, torrent: &Path, rest: &[&str]) -> Vec<String> {
         "--port".into(),
         "0".into(),
         "-q".into(),
+        "--no-lsd".into(),
     ];
     args.extend(rest.iter().map(|s| s.to_string()));
     args

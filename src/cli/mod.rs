@@ -120,6 +120,10 @@ pub struct PeerOptions {
     /// tell us is not dialled. Private torrents never use it.
     #[arg(long)]
     pub no_pex: bool,
+    /// No local service discovery (BEP 14): torrents are not announced on the LAN's multicast
+    /// group, and peers announcing them there are not dialled. Private torrents never use it.
+    #[arg(long)]
+    pub no_lsd: bool,
     /// Message stream encryption (MSE/PE): `prefer` accepts both and dials with an encrypted
     /// handshake first, then plaintext if the peer refuses (the payload is RC4 only when the
     /// other side insists); `require` only connections with an RC4 payload; `disable` only

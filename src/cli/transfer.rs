@@ -70,6 +70,7 @@ pub(super) fn options(common: &PeerOptions, policy: PolicyKind) -> SessionOption
         seed: common.rng_seed.unwrap_or_else(rand::random),
         vod: None,
         dht: None,
+        lsd: !common.no_lsd,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod announce;
 pub mod codec;
 pub mod dht;
+pub mod lsd;
 pub mod magnet;
 pub mod metadata_fetch;
 pub mod peer;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 use self::bridge::{AnnounceBridge, start_announcer};
 use super::dht::{DhtNode, REANNOUNCE_EVERY};
+use super::lsd::{self, LsdConfig};
 use super::peer::link::UtpPolicy;
 use super::playback::Playback;
 use super::storage::{Storage, StorageError, StorageLayout};
@@ -45,6 +46,8 @@ pub struct SessionOptions {
     pub vod: Option<VodOptions>,
     /// Find peers and announce through this DHT node (never for a private torrent, BEP 27).
     pub dht: Option<DhtNode>,
+    /// Local service discovery (BEP 14) on the LAN of `listen` (never for a private torrent).
+    pub lsd: bool,
 }
 
 impl Default for SessionOptions {
@@ -58,6 +61,7 @@ impl Default for SessionOptions {
             seed: rand::rng().random(),
             vod: None,
             dht: None,
+            lsd: false,
         }
     }
 }
@@ -95,12 +99,17 @@ pub struct Session {
     announcer: Option<AnnounceBridge>,
     /// The DHT node and this torrent's lookups and announces on it.
     dht: Option<(DhtNode, tokio::task::JoinHandle<()>)>,
+    /// This torrent's LSD announces and listening.
+    lsd: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Session {
     /// Announces `stopped` (briefly) and closes every connection.
     pub async fn shutdown(self) {
         if let Some((_, task)) = &self.dht {
+            task.abort();
+        }
+        if let Some(task) = &self.lsd {
             task.abort();
         }
         if let Some(bridge) = self.announcer {
@@ -179,13 +188,39 @@ pub async fn start(
         )),
         _ => None,
     };
+    let lsd = (options.lsd && !meta.private)
+        .then(|| start_lsd(&options, meta, port, &handle))
+        .flatten();
     Ok(Session {
         torrent: handle,
         storage,
         peer_id,
         announcer,
         dht,
+        lsd,
     })
+}
+
+/// LSD on the IPv4 interface `--bind` names (any, for an unspecified or IPv6 address); a
+/// failure leaves it off, said once.
+fn start_lsd(
+    options: &SessionOptions,
+    meta: &Metainfo,
+    port: u16,
+    handle: &TorrentHandle,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let interface = match options.listen.ip() {
+        std::net::IpAddr::V4(v4) => v4,
+        std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+    };
+    let config = LsdConfig {
+        interface,
+        info_hash: meta.info_hash,
+        port,
+    };
+    lsd::start(config, handle.peer_sink())
+        .map_err(|e| tracing::warn!(error = %e, "local service discovery is off"))
+        .ok()
 }
 
 /// uTP's UDP socket on the peer port (as peers expect), unless `--utp disable`. A port whose

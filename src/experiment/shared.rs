@@ -126,8 +126,9 @@ impl WorldShared {
             policy: PolicyKind::Rarest,
             seed,
             vod: None,
-            // A world's peers never use the DHT: worlds that run at once share content.
+            // A world's peers never use the DHT or LSD: worlds that run at once share content.
             dht: None,
+            lsd: false,
         }
     }
 

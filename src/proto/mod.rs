@@ -5,6 +5,7 @@ pub mod bitfield;
 pub mod compact;
 pub mod extension;
 pub mod geometry;
+pub mod lsd;
 pub mod magnet;
 pub mod media;
 pub mod metainfo;

@@ -18,8 +18,8 @@ pub fn btvod(args: &[&str], dir: &Path) -> ProcessGuard {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// `btvod get LINK --out OUT` on 127.0.0.1, any port, plus `extra` (logs at info on stderr);
-/// OUT is made first.
+/// `btvod get LINK --out OUT` on 127.0.0.1, any port, no LSD (tests that run at once share
+/// content), plus `extra` (logs at info on stderr); OUT is made first.
 pub fn btvod_get(link: &str, out: &Path, extra: &[&str]) -> ProcessGuard {
     std::fs::create_dir_all(out).expect("make the download directory");
     let out_text = out.display().to_string();
@@ -32,13 +32,15 @@ pub fn btvod_get(link: &str, out: &Path, extra: &[&str]) -> ProcessGuard {
         "127.0.0.1",
         "--port",
         "0",
+        "--no-lsd",
     ];
     args.extend_from_slice(extra);
     btvod(&args, out)
 }
 
-/// `btvod seed` of `world`'s content on 127.0.0.1, plus `extra` (`--no-dht` unless `extra`
-/// speaks of the DHT); with a `port`, once it listens there (0: any port, not waited for).
+/// `btvod seed` of `world`'s content on 127.0.0.1 without LSD, plus `extra` (`--no-dht` unless
+/// `extra` speaks of the DHT); with a `port`, once it listens there (0: any port, not waited
+/// for).
 pub fn btvod_seed(world: &MovieDir, port: u16, extra: &[&str]) -> ProcessGuard {
     let (torrent, content) = (world.torrent_path(), world.content_path());
     let (torrent, content) = (torrent.display().to_string(), content.display().to_string());
@@ -52,6 +54,7 @@ pub fn btvod_seed(world: &MovieDir, port: u16, extra: &[&str]) -> ProcessGuard {
         "127.0.0.1",
         "--port",
         &port_text,
+        "--no-lsd",
     ];
     if !extra.iter().any(|a| a.starts_with("--dht")) {
         args.push("--no-dht");

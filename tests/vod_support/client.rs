@@ -141,6 +141,7 @@ pub fn play(movie: &Movie, args: &PlayArgs, tag: &str, bound: Duration) -> Playe
         "--rng-seed".into(),
         "7".into(),
         "-q".into(),
+        "--no-lsd".into(),
     ];
     if let Some(server) = &args.server {
         argv.extend(["--server".into(), server.clone()]);

@@ -40,6 +40,8 @@ pub struct LtOptions {
     pub encryption: Option<&'static str>,
     /// Peer transports both ways: "utp" (uTP only) or "both"; TCP only when None.
     pub transport: Option<&'static str>,
+    /// Local service discovery (BEP 14) on.
+    pub lsd: bool,
 }
 
 impl LtOptions {
@@ -89,6 +91,7 @@ impl LtOptions {
             (self.seed_mode, "--seed-mode"),
             (self.sequential, "--sequential"),
             (self.exit_when_complete, "--exit-when-complete"),
+            (self.lsd, "--lsd"),
         ];
         args.extend(
             flags

@@ -1,0 +1,134 @@
+//! Local service discovery (BEP 14) for one torrent: announce it on the LAN's multicast group
+//! every five minutes, and hand the torrent the peers heard announcing it. Our own datagrams
+//! come back to us (multicast loops) and are told apart by the cookie; a source that repeats
+//! itself is heard at most once per `MIN_HEARD_GAP`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::proto::InfoHash;
+use crate::proto::lsd::{LSD_GROUP_V4, LSD_PORT, LsdAnnounce, MAX_DATAGRAM};
+
+/// How often we announce (libtorrent's interval too).
+pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(5 * 60);
+/// A source's announces closer together than this are not heard again.
+const MIN_HEARD_GAP: Duration = Duration::from_secs(10);
+/// Sources remembered for that, at most (the oldest are forgotten).
+const MAX_SOURCES: usize = 256;
+
+pub struct LsdConfig {
+    /// The interface to join the group on and send from (`--bind`'s IPv4 address, or any).
+    pub interface: Ipv4Addr,
+    pub info_hash: InfoHash,
+    /// Our peer port, announced.
+    pub port: u16,
+}
+
+/// Starts announcing and listening; the task ends when `sink` closes or it is aborted.
+pub fn start(
+    config: LsdConfig,
+    sink: mpsc::Sender<Vec<SocketAddr>>,
+) -> std::io::Result<JoinHandle<()>> {
+    let socket = multicast_socket(config.interface)?;
+    let cookie = hex::encode(rand::random::<[u8; 6]>());
+    Ok(tokio::spawn(run(socket, config, cookie, sink)))
+}
+
+/// A UDP socket on port 6771 shared with other clients on this host (address and port reuse),
+/// in the IPv4 group on `interface`, sending there with loopback on.
+fn multicast_socket(interface: Ipv4Addr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, LSD_PORT)).into())?;
+    socket.join_multicast_v4(&LSD_GROUP_V4, &interface)?;
+    socket.set_multicast_if_v4(&interface)?;
+    socket.set_multicast_loop_v4(true)?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
+}
+
+async fn run(
+    socket: UdpSocket,
+    config: LsdConfig,
+    cookie: String,
+    sink: mpsc::Sender<Vec<SocketAddr>>,
+) {
+    let group = SocketAddr::from((LSD_GROUP_V4, LSD_PORT));
+    let ours = LsdAnnounce {
+        port: config.port,
+        info_hashes: vec![config.info_hash],
+        cookie: Some(cookie.clone()),
+    }
+    .encode(&group.to_string());
+    let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
+    let mut heard: HashMap<IpAddr, Instant> = HashMap::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    loop {
+        tokio::select! {
+            _ = sink.closed() => return,
+            _ = tick.tick() => {
+                if let Err(e) = socket.send_to(&ours, group).await {
+                    tracing::debug!(error = %e, "LSD announce not sent");
+                }
+            }
+            received = socket.recv_from(&mut buf) => {
+                let Ok((n, from)) = received else { continue };
+                let Some(peer) = heard_peer(&buf[..n], from, &config, &cookie, &mut heard) else {
+                    continue;
+                };
+                tracing::debug!(%peer, "LSD: a peer of this torrent on the LAN");
+                if sink.try_send(vec![peer]).is_err() && sink.is_closed() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The peer a datagram announces for our torrent, unless it is ours, another torrent's, not
+/// an announce, or from a source heard too recently.
+fn heard_peer(
+    datagram: &[u8],
+    from: SocketAddr,
+    config: &LsdConfig,
+    cookie: &str,
+    heard: &mut HashMap<IpAddr, Instant>,
+) -> Option<SocketAddr> {
+    let announce = match LsdAnnounce::parse(datagram) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::debug!(%from, error = %e, "ignoring an LSD datagram");
+            return None;
+        }
+    };
+    if announce.cookie.as_deref() == Some(cookie) {
+        tracing::debug!("LSD: our own announce, ignored");
+        return None;
+    }
+    if !announce.info_hashes.contains(&config.info_hash) {
+        return None;
+    }
+    let now = Instant::now();
+    let ip = from.ip();
+    if heard
+        .get(&ip)
+        .is_some_and(|t| now.duration_since(*t) < MIN_HEARD_GAP)
+    {
+        return None;
+    }
+    if heard.len() >= MAX_SOURCES
+        && let Some(oldest) = heard.iter().min_by_key(|(_, t)| **t).map(|(ip, _)| *ip)
+    {
+        heard.remove(&oldest);
+    }
+    heard.insert(ip, now);
+    Some(SocketAddr::new(ip, announce.port))
+}
