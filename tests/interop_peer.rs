@@ -121,6 +121,7 @@ fn cli_args(command: &str, torrent: &Path, rest: &[&str]) -> Vec<String> {
         "0".into(),
         "-q".into(),
         "--no-lsd".into(),
+        "--no-lan-search".into(),
     ];
     args.extend(rest.iter().map(|s| s.to_string()));
     args

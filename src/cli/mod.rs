@@ -5,6 +5,7 @@ mod info;
 mod make;
 mod origin;
 mod play;
+mod search;
 mod source;
 mod stream;
 mod tracker;
@@ -61,6 +62,9 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Make a .torrent file from a file or a directory.
     MakeTorrent(make::MakeArgs),
+    /// Find torrents on the LAN by name: peers that seed or stream a torrent whose name has
+    /// every word of NAME answer with a magnet link.
+    Search(search::SearchArgs),
     /// Run a BitTorrent tracker: HTTP (announce, scrape, a status page at /) and UDP (BEP 15).
     Tracker(tracker::TrackerArgs),
     /// Seed existing content to the swarm.
@@ -124,6 +128,9 @@ pub struct PeerOptions {
     /// group, and peers announcing them there are not dialled. Private torrents never use it.
     #[arg(long)]
     pub no_lsd: bool,
+    /// `seed` and `stream` do not answer `btvod search` queries on the LAN.
+    #[arg(long)]
+    pub no_lan_search: bool,
     /// Message stream encryption (MSE/PE): `prefer` accepts both and dials with an encrypted
     /// handshake first, then plaintext if the peer refuses (the payload is RC4 only when the
     /// other side insists); `require` only connections with an RC4 payload; `disable` only
@@ -258,6 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Info(a)) => info::run(a).await,
         Some(Command::MakeTorrent(a)) => make::run(a),
         Some(Command::Tracker(a)) => tracker::run(a).await,
+        Some(Command::Search(a)) => search::run(a).await,
         Some(Command::Seed(a)) => transfer::seed(a).await,
         Some(Command::Get(a)) => transfer::get(a).await,
         Some(Command::Origin(a)) => origin::run(a).await,

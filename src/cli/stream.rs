@@ -139,6 +139,7 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
             },
         }),
         dht: dht.clone(),
+        lan_search: !args.common.no_lan_search,
         ..super::transfer::options(&args.common, PolicyKind::Deadline)
     };
     let session = session::start(&meta, content, options, |_, _| {})

@@ -71,6 +71,8 @@ pub(super) fn options(common: &PeerOptions, policy: PolicyKind) -> SessionOption
         vod: None,
         dht: None,
         lsd: !common.no_lsd,
+        // `seed` and `stream` turn it on.
+        lan_search: false,
     }
 }
 
@@ -104,6 +106,7 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         Content::Existing(args.content.clone()),
         SessionOptions {
             dht: dht.clone(),
+            lan_search: !args.common.no_lan_search,
             ..options(&args.common, PolicyKind::Rarest)
         },
         progress,

@@ -11,6 +11,7 @@ pub mod peer;
 pub mod playback;
 pub mod rate_limit;
 pub mod report;
+pub mod search;
 pub mod session;
 pub mod storage;
 pub mod torrent;

@@ -20,6 +20,7 @@ use super::dht::{DhtNode, REANNOUNCE_EVERY};
 use super::lsd::{self, LsdConfig};
 use super::peer::link::UtpPolicy;
 use super::playback::Playback;
+use super::search;
 use super::storage::{Storage, StorageError, StorageLayout};
 use super::torrent::{self, TorrentConfig, TorrentHandle, TorrentSetup};
 use crate::policy::picker::{DeadlineError, PickerError};
@@ -48,6 +49,8 @@ pub struct SessionOptions {
     pub dht: Option<DhtNode>,
     /// Local service discovery (BEP 14) on the LAN of `listen` (never for a private torrent).
     pub lsd: bool,
+    /// Answer `btvod search` queries on the LAN of `listen` that match the torrent's name.
+    pub lan_search: bool,
 }
 
 impl Default for SessionOptions {
@@ -62,6 +65,7 @@ impl Default for SessionOptions {
             vod: None,
             dht: None,
             lsd: false,
+            lan_search: false,
         }
     }
 }
@@ -99,8 +103,9 @@ pub struct Session {
     announcer: Option<AnnounceBridge>,
     /// The DHT node and this torrent's lookups and announces on it.
     dht: Option<(DhtNode, tokio::task::JoinHandle<()>)>,
-    /// This torrent's LSD announces and listening.
+    /// This torrent's LSD announces and listening, and its LAN search responder.
     lsd: Option<tokio::task::JoinHandle<()>>,
+    lan_search: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Session {
@@ -109,7 +114,7 @@ impl Session {
         if let Some((_, task)) = &self.dht {
             task.abort();
         }
-        if let Some(task) = &self.lsd {
+        for task in [&self.lsd, &self.lan_search].into_iter().flatten() {
             task.abort();
         }
         if let Some(bridge) = self.announcer {
@@ -191,6 +196,10 @@ pub async fn start(
     let lsd = (options.lsd && !meta.private)
         .then(|| start_lsd(&options, meta, port, &handle))
         .flatten();
+    let lan_search = options
+        .lan_search
+        .then(|| start_search_responder(&options, meta, port))
+        .flatten();
     Ok(Session {
         torrent: handle,
         storage,
@@ -198,6 +207,7 @@ pub async fn start(
         announcer,
         dht,
         lsd,
+        lan_search,
     })
 }
 
@@ -209,17 +219,38 @@ fn start_lsd(
     port: u16,
     handle: &TorrentHandle,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let interface = match options.listen.ip() {
-        std::net::IpAddr::V4(v4) => v4,
-        std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
-    };
     let config = LsdConfig {
-        interface,
+        interface: lan_interface(options),
         info_hash: meta.info_hash,
         port,
     };
     lsd::start(config, handle.peer_sink())
         .map_err(|e| tracing::warn!(error = %e, "local service discovery is off"))
+        .ok()
+}
+
+/// The IPv4 interface `--bind` names for LAN multicast (any, for an unspecified or IPv6 one).
+fn lan_interface(options: &SessionOptions) -> std::net::Ipv4Addr {
+    match options.listen.ip() {
+        std::net::IpAddr::V4(v4) => v4,
+        std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+/// The LAN search responder for this torrent; a failure leaves it off, said once.
+fn start_search_responder(
+    options: &SessionOptions,
+    meta: &Metainfo,
+    port: u16,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listing = search::Listing {
+        info_hash: meta.info_hash,
+        name: meta.name.clone(),
+        size: meta.total_len(),
+        port,
+    };
+    search::respond(lan_interface(options), listing)
+        .map_err(|e| tracing::warn!(error = %e, "LAN search answers are off"))
         .ok()
 }
 

@@ -129,6 +129,7 @@ impl WorldShared {
             // A world's peers never use the DHT or LSD: worlds that run at once share content.
             dht: None,
             lsd: false,
+            lan_search: false,
         }
     }
 

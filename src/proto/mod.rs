@@ -10,6 +10,7 @@ pub mod magnet;
 pub mod media;
 pub mod metainfo;
 pub mod mse;
+pub mod search;
 pub mod tracker;
 pub mod wire;
 

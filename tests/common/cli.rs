@@ -38,7 +38,7 @@ pub fn btvod_get(link: &str, out: &Path, extra: &[&str]) -> ProcessGuard {
     btvod(&args, out)
 }
 
-/// `btvod seed` of `world`'s content on 127.0.0.1 without LSD, plus `extra` (`--no-dht` unless
+/// `btvod seed` of `world`'s content on 127.0.0.1 without LSD or LAN search answers, plus `extra` (`--no-dht` unless
 /// `extra` speaks of the DHT); with a `port`, once it listens there (0: any port, not waited
 /// for).
 pub fn btvod_seed(world: &MovieDir, port: u16, extra: &[&str]) -> ProcessGuard {
@@ -55,6 +55,7 @@ pub fn btvod_seed(world: &MovieDir, port: u16, extra: &[&str]) -> ProcessGuard {
         "--port",
         &port_text,
         "--no-lsd",
+        "--no-lan-search",
     ];
     if !extra.iter().any(|a| a.starts_with("--dht")) {
         args.push("--no-dht");
