@@ -148,6 +148,11 @@ fn extension() {
 }
 
 #[test]
+fn lan() {
+    run("lan", checks::lan);
+}
+
+#[test]
 fn mse_handshake() {
     run("mse_handshake", checks::mse_handshake);
 }

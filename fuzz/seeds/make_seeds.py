@@ -145,6 +145,14 @@ write("pex", "both", be({"added": V4(1) + V4(2), "added.f": b"\x12\x01", "added6
 write("pex", "dropped", be({"dropped": V4(4) + V4(5)}))
 write("pex", "many", be({"added": b"".join(V4(i) for i in range(60)), "added.f": bytes(60)}))
 
+# lan: an LSD announce as libtorrent sends it, a search query and a search answer
+write("lan", "lsd", b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\n"
+      b"Infohash: 0123456789abcdef0123456789abcdef01234567\r\ncookie: 7a3f\r\n\r\n\r\n")
+write("lan", "query", b"BTVOD-SEARCH 1\r\nId: 00000000deadbeef\r\nQuery: walk movie\r\n\r\n")
+write("lan", "answer", b"BTVOD-FOUND 1\r\nId: 00000000deadbeef\r\nInfohash: "
+      b"0123456789abcdef0123456789abcdef01234567\r\nSize: 1234\r\nPort: 6881\r\n"
+      b"Name: nutella-walk-movie.txt\r\n\r\n")
+
 # mse_handshake: the first bytes choose the offer, the methods allowed, stranger or honest pair,
 # the paddings and which direction is edited; the rest drives chunk sizes and edits
 write("mse_handshake", "honest_rc4", bytes([0, 0, 0, 10, 20, 0]) + bytes([5, 50] * 40))

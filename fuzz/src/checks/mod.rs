@@ -7,6 +7,7 @@
 mod bencode;
 mod extension;
 mod input;
+mod lan;
 mod metainfo;
 mod mse;
 mod picker;
@@ -16,6 +17,7 @@ mod wire;
 pub use bencode::bencode;
 pub use extension::{extension, magnet, pex};
 pub use input::Input;
+pub use lan::lan;
 pub use metainfo::metainfo;
 pub use mse::mse_handshake;
 pub use picker::{peer_messages, picker_events};
