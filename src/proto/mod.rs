@@ -1,5 +1,6 @@
 //! Pure protocol layer: untrusted bytes become typed values here, once. No async runtime, no clock.
 
+pub mod ascii_movie;
 pub mod bencode;
 pub mod bitfield;
 pub mod compact;
