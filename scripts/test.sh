@@ -12,6 +12,7 @@ command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
 # A real player and the video it plays (tests/stream_player.rs).
 command -v mpv >/dev/null 2>&1 || missing+=(mpv)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 # Debian's libtorrent binding imports only under the system interpreter.
 /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1 || missing+=(python3-libtorrent)
 

@@ -10,6 +10,7 @@ mod source;
 mod stream;
 mod tracker;
 mod transfer;
+mod watch;
 mod world;
 
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ impl Cli {
             Some(Command::Seed(a)) => a.common.quiet,
             Some(Command::Get(a)) => a.common.quiet,
             Some(Command::Stream(a) | Command::Play(a)) => a.common.quiet,
+            // Log lines would scribble over the picture.
+            Some(Command::Watch(a)) => a.common.quiet || !a.no_tty,
             // Many sessions log at once; the experiment's own progress line says what runs.
             Some(Command::Experiment(_)) => true,
             Some(_) => false,
@@ -82,6 +85,8 @@ pub enum Command {
     Stream(stream::StreamArgs),
     /// Watch a torrent in mpv while it downloads: `stream --player mpv`.
     Play(stream::StreamArgs),
+    /// Play a text movie (Nutella's or asciimation) in the terminal as it arrives.
+    Watch(watch::WatchArgs),
 }
 
 /// Options every peer mode shares.
@@ -273,6 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Experiment(a)) => experiment::run(a).await,
         Some(Command::Stream(a)) => stream::run(a, stream::Player::None).await,
         Some(Command::Play(a)) => stream::run(a, stream::Player::Mpv).await,
+        Some(Command::Watch(a)) => watch::run(a).await,
     }
 }
 

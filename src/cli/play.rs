@@ -178,7 +178,7 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
 }
 
 /// The VoD server of `--server`, else the torrent's first web seed; checked before playback.
-async fn vod_server(url: Option<&str>, meta: &Metainfo) -> anyhow::Result<VodServer> {
+pub(super) async fn vod_server(url: Option<&str>, meta: &Metainfo) -> anyhow::Result<VodServer> {
     let Some(url) = url.or_else(|| meta.url_list.first().map(String::as_str)) else {
         bail!(
             "no VoD server: give --server file:/path/to/copy or http://..., or a torrent with a web seed"

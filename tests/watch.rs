@@ -1,0 +1,213 @@
+//! `btvod watch` on the generated movie (`scripts/make_ascii_movie.py`), served by a btvod
+//! seed: in a real terminal (tmux), the movie's own frame counter advances in order at about
+//! its 5 frames a second; a terminal too small for the picture gets a message; with a seed too
+//! slow for the movie and no server the status line says "buffering", and with a server the
+//! frames keep coming and the penalty is reported.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::cli::btvod;
+use common::content::{free_port, require_program};
+use common::external::wait_listening;
+use common::process::ProcessGuard;
+
+const BTVOD: &str = env!("CARGO_BIN_EXE_btvod");
+const BOUND: Duration = Duration::from_secs(60);
+
+/// The generated movie (`minutes` long) and its torrent in `dir`, seeded on 127.0.0.1 at
+/// `upload` KiB/s (0: unlimited); returns the seed and its address.
+fn seeded_movie(dir: &Path, minutes: &str, upload: &str) -> (ProcessGuard, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make_ascii_movie.py");
+    let movie = dir.join("walk.txt");
+    let made = Command::new("/usr/bin/python3")
+        .args([script, "--minutes", minutes, "-o"])
+        .arg(&movie)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let torrent = dir.join("walk.torrent").display().to_string();
+    let movie = movie.display().to_string();
+    let made = Command::new(BTVOD)
+        .args([
+            "make-torrent",
+            &movie,
+            "-o",
+            &torrent,
+            "--piece-length",
+            "16KiB",
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let port = free_port();
+    let port_text = port.to_string();
+    let seed = btvod(
+        &[
+            "seed",
+            &torrent,
+            "--content",
+            &movie,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port_text,
+            "--no-dht",
+            "--no-lsd",
+            "--no-lan-search",
+            "--max-upload-rate",
+            upload,
+        ],
+        dir,
+    );
+    wait_listening(port, BOUND, &seed).unwrap_or_else(|e| panic!("{e}"));
+    (seed, format!("127.0.0.1:{port}"))
+}
+
+fn watch_command(dir: &Path, peer: &str, extra: &str) -> String {
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    format!(
+        "cd {} && {BTVOD} watch ../walk.torrent --peer {peer} --bind 127.0.0.1 --port 0 \
+         --no-dht --no-lsd --delay 1 {extra}; sleep 30",
+        out.display()
+    )
+}
+
+/// A tmux session running `command` in a `cols`x`rows` terminal, killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn start(command: &str, cols: u32, rows: u32) -> Self {
+        require_program("tmux", "tmux");
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("btvod-watch-{}-{n}", std::process::id());
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x", &cols.to_string()])
+            .args(["-y", &rows.to_string(), command])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        Tmux(name)
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The screen once `found` holds, or a panic with the last screen after `bound`.
+    fn wait_for(&self, bound: Duration, found: impl Fn(&str) -> bool) -> String {
+        let until = Instant::now() + bound;
+        loop {
+            let screen = self.screen();
+            if found(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < until,
+                "not seen within {bound:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+/// The movie's own counter (` frame 00042 ...` in its last picture line).
+fn movie_frame(screen: &str) -> Option<u32> {
+    let at = screen.find(" frame ")?;
+    screen[at + 7..].split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn the_frame_counter_advances_in_order_at_about_the_frame_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_seed, peer) = seeded_movie(dir.path(), "0.5", "0");
+    let tmux = Tmux::start(&watch_command(dir.path(), &peer, ""), 80, 24);
+    tmux.wait_for(BOUND, |s| movie_frame(s).is_some());
+    let (started, mut seen) = (Instant::now(), Vec::new());
+    while started.elapsed() < Duration::from_secs(4) {
+        if let Some(n) = movie_frame(&tmux.screen()) {
+            seen.push(n);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "out of order: {seen:?}"
+    );
+    let advanced = seen.last().unwrap() - seen[0];
+    // 5 frames a second over about 4 s.
+    assert!(
+        (14..=26).contains(&advanced),
+        "advanced {advanced} frames: {seen:?}"
+    );
+    let screen = tmux.screen();
+    assert!(screen.contains("peers 1"), "the status line: {screen}");
+}
+
+#[test]
+fn a_terminal_too_small_for_the_picture_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_seed, peer) = seeded_movie(dir.path(), "0.2", "0");
+    let tmux = Tmux::start(&watch_command(dir.path(), &peer, ""), 40, 10);
+    let screen = tmux.wait_for(BOUND, |s| s.contains("The terminal is 40x10"));
+    assert!(movie_frame(&screen).is_none(), "{screen}");
+}
+
+#[test]
+fn a_slow_swarm_buffers_without_a_server_and_buys_frames_with_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_seed, peer) = seeded_movie(dir.path(), "0.5", "1");
+    let tmux = Tmux::start(&watch_command(dir.path(), &peer, ""), 80, 24);
+    tmux.wait_for(BOUND, |s| s.contains("buffering"));
+    drop(tmux);
+
+    let server = format!("file:{}", dir.path().join("walk.txt").display());
+    let out = dir.path().join("served");
+    std::fs::create_dir_all(&out).unwrap();
+    let run = Command::new("timeout")
+        .args([
+            "60",
+            BTVOD,
+            "watch",
+            "../walk.torrent",
+            "--peer",
+            &peer,
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--port", "0", "--no-dht", "--no-lsd", "--delay", "1", "--no-tty",
+        ])
+        .args(["--server", &server, "--report", "report.json"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{run:?}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let penalty = report["penalty_bytes"].as_u64().unwrap();
+    assert!(penalty > 0, "nothing bought: {report}\n{text}");
+    assert!(
+        log.contains("watched 150 of 150 frames"),
+        "not played to the end:\n{text}\n{log}"
+    );
+}
