@@ -12,12 +12,16 @@ pub struct Screen {
 }
 
 impl Screen {
-    /// Takes over the terminal; keys typed arrive on the returned channel.
+    /// Takes over the terminal; keys typed arrive on the returned channel (none when stdin is
+    /// not a terminal: then only Ctrl-C stops the movie).
     pub fn open() -> std::io::Result<(Self, mpsc::Receiver<u8>)> {
-        let saved = raw_input()?;
+        let saved = raw_input().ok();
         print!("\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J");
         std::io::stdout().flush()?;
         let (tx, rx) = mpsc::channel(16);
+        if saved.is_none() {
+            return Ok((Self { saved }, rx));
+        }
         std::thread::spawn(move || {
             use std::io::Read;
             let mut byte = [0u8; 1];
@@ -27,7 +31,7 @@ impl Screen {
                 }
             }
         });
-        Ok((Self { saved: Some(saved) }, rx))
+        Ok((Self { saved }, rx))
     }
 
     /// Columns and rows.
