@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::cli::{assert_exits_ok, btvod, btvod_get, btvod_seed};
+use common::cli::{assert_exits_ok, assert_libtorrent_downloads, btvod, btvod_get, btvod_seed};
 use common::content::free_port;
 use common::external::{LibtorrentPeer, LtOptions};
 use common::movie_dir::MovieDir;
@@ -61,19 +61,11 @@ fn a_libtorrent_leecher_that_forces_encryption_downloads_from_a_btvod_seed() {
     let world = MovieDir::new(3 * MIB + 4321, 64 * 1024, 92);
     let port = free_port();
     let seed = btvod_seed(&world, port, &[]);
-    let leech = LibtorrentPeer::start(
-        &world.torrent_path(),
-        &world.leech_dir(0),
-        &LtOptions {
-            encryption: forced(),
-            max_seconds: Some(BOUND.as_secs()),
-            ..LtOptions::download_from(localhost(port))
-        },
-    );
-    leech
-        .wait_complete(BOUND)
-        .unwrap_or_else(|e| panic!("{e}\n{}", seed.report()));
-    world.assert_downloaded(0);
+    let options = LtOptions {
+        encryption: forced(),
+        ..LtOptions::default()
+    };
+    assert_libtorrent_downloads(&world, localhost(port), options, BOUND, &seed);
 }
 
 /// A plaintext-only libtorrent seed: btvod with `--encryption require` fails every dial (the

@@ -11,51 +11,19 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use btvod::proto::search::{Answer, Query, SEARCH_GROUP_V4, SEARCH_PORT};
-use common::cli::{assert_exits_ok, btvod, btvod_get};
-use common::content::{deterministic_content, free_port};
-use common::external::wait_listening;
+use common::cli::{assert_exits_ok, btvod_get, make_and_seed};
+use common::content::deterministic_content;
 use common::process::ProcessGuard;
 
 const BOUND: Duration = Duration::from_secs(60);
 const BTVOD: &str = env!("CARGO_BIN_EXE_btvod");
 
-/// A file called `name` with its torrent, seeded on 127.0.0.1 (answering searches unless
-/// `extra` says otherwise).
-fn seed_named(dir: &Path, name: &str, seed: u64, extra: &[&str]) -> ProcessGuard {
+/// A file called `name` with its torrent, seeded on 127.0.0.1, answering searches unless
+/// `answers` is false.
+fn seed_named(dir: &Path, name: &str, seed: u64, answers: bool) -> ProcessGuard {
     let content = dir.join(name);
     std::fs::write(&content, deterministic_content(300_000, seed)).unwrap();
-    let torrent = dir.join(format!("{name}.torrent"));
-    let (content, torrent) = (content.display().to_string(), torrent.display().to_string());
-    let made = Command::new(BTVOD)
-        .args([
-            "make-torrent",
-            &content,
-            "-o",
-            &torrent,
-            "--piece-length",
-            "64KiB",
-        ])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    let port = free_port();
-    let port_text = port.to_string();
-    let mut args = vec![
-        "seed",
-        &torrent,
-        "--content",
-        &content,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port_text,
-        "--no-dht",
-        "--no-lsd",
-    ];
-    args.extend_from_slice(extra);
-    let seed = btvod(&args, dir);
-    wait_listening(port, BOUND, &seed).unwrap_or_else(|e| panic!("{e}"));
-    seed
+    make_and_seed(&content, "64KiB", answers, &[]).0
 }
 
 fn search(words: &str) -> String {
@@ -70,9 +38,9 @@ fn search(words: &str) -> String {
 #[test]
 fn search_finds_exactly_the_matching_seed_and_its_magnet_downloads() {
     let dir = tempfile::tempdir().unwrap();
-    let walk = seed_named(dir.path(), "nutella-walk-movie.txt", 121, &[]);
-    let _other = seed_named(dir.path(), "other-film.bin", 122, &[]);
-    let _quiet = seed_named(dir.path(), "walk-quietly.txt", 123, &["--no-lan-search"]);
+    let walk = seed_named(dir.path(), "nutella-walk-movie.txt", 121, true);
+    let _other = seed_named(dir.path(), "other-film.bin", 122, true);
+    let _quiet = seed_named(dir.path(), "walk-quietly.txt", 123, false);
     let found = search("WALK");
     let lines: Vec<&str> = found.lines().collect();
     assert_eq!(lines.len(), 1, "one answer: {found}\n{}", walk.report());
@@ -97,7 +65,7 @@ fn search_finds_exactly_the_matching_seed_and_its_magnet_downloads() {
 #[test]
 fn a_flood_of_queries_gets_a_bounded_number_of_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let _seed = seed_named(dir.path(), "flood-target-movie.txt", 124, &[]);
+    let _seed = seed_named(dir.path(), "flood-target-movie.txt", 124, true);
     let asker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sock = socket2::SockRef::from(&asker);
     sock.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use btvod::engine::peer::link::UtpPolicy;
 use btvod::engine::torrent::TorrentConfig;
-use common::cli::{assert_exits_ok, btvod_get, btvod_seed};
+use common::cli::{assert_exits_ok, assert_libtorrent_downloads, btvod_get, btvod_seed};
 use common::content::free_port;
 use common::external::{LibtorrentPeer, LtOptions};
 use common::movie_dir::MovieDir;
@@ -54,19 +54,11 @@ fn libtorrent_allowed_only_utp_downloads_from_a_btvod_seed() {
     let world = MovieDir::new(3 * MIB + 777, 64 * 1024, 102);
     let port = free_port();
     let seed = btvod_seed(&world, port, &[]);
-    let leech = LibtorrentPeer::start(
-        &world.torrent_path(),
-        &world.leech_dir(0),
-        &LtOptions {
-            transport: Some("utp"),
-            max_seconds: Some(BOUND.as_secs()),
-            ..LtOptions::download_from(localhost(port))
-        },
-    );
-    leech
-        .wait_complete(BOUND)
-        .unwrap_or_else(|e| panic!("{e}\n{}", seed.report()));
-    world.assert_downloaded(0);
+    let options = LtOptions {
+        transport: Some("utp"),
+        ..LtOptions::default()
+    };
+    assert_libtorrent_downloads(&world, localhost(port), options, BOUND, &seed);
 }
 
 /// A seed capped at 512 KiB/s, a leecher that dials uTP first: the one connection is uTP and
@@ -130,19 +122,11 @@ fn malformed_utp_packets_are_dropped_and_disturb_nothing() {
             junk.send_to(p, localhost(port)).unwrap();
         }
     }
-    let leech = LibtorrentPeer::start(
-        &world.torrent_path(),
-        &world.leech_dir(0),
-        &LtOptions {
-            transport: Some("utp"),
-            max_seconds: Some(BOUND.as_secs()),
-            ..LtOptions::download_from(localhost(port))
-        },
-    );
-    leech
-        .wait_complete(BOUND)
-        .unwrap_or_else(|e| panic!("{e}\n{}", seed.report()));
-    world.assert_downloaded(0);
+    let options = LtOptions {
+        transport: Some("utp"),
+        ..LtOptions::default()
+    };
+    assert_libtorrent_downloads(&world, localhost(port), options, BOUND, &seed);
     assert!(seed.exited().is_none(), "the seed died\n{}", seed.report());
     let log = seed.report();
     assert!(!log.contains("ERROR") && !log.contains("panicked"), "{log}");

@@ -10,9 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cli::btvod;
-use common::content::{free_port, require_program};
-use common::external::wait_listening;
+use common::cli::make_and_seed;
+use common::content::require_program;
 use common::process::ProcessGuard;
 
 const BTVOD: &str = env!("CARGO_BIN_EXE_btvod");
@@ -29,42 +28,8 @@ fn seeded_movie(dir: &Path, minutes: &str, upload: &str) -> (ProcessGuard, Strin
         .output()
         .unwrap();
     assert!(made.status.success(), "{made:?}");
-    let torrent = dir.join("walk.torrent").display().to_string();
-    let movie = movie.display().to_string();
-    let made = Command::new(BTVOD)
-        .args([
-            "make-torrent",
-            &movie,
-            "-o",
-            &torrent,
-            "--piece-length",
-            "16KiB",
-        ])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    let port = free_port();
-    let port_text = port.to_string();
-    let seed = btvod(
-        &[
-            "seed",
-            &torrent,
-            "--content",
-            &movie,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port_text,
-            "--no-dht",
-            "--no-lsd",
-            "--no-lan-search",
-            "--max-upload-rate",
-            upload,
-        ],
-        dir,
-    );
-    wait_listening(port, BOUND, &seed).unwrap_or_else(|e| panic!("{e}"));
-    (seed, format!("127.0.0.1:{port}"))
+    let (seed, addr, _) = make_and_seed(&movie, "16KiB", false, &["--max-upload-rate", upload]);
+    (seed, addr)
 }
 
 fn watch_command(dir: &Path, peer: &str, extra: &str) -> String {

@@ -154,17 +154,11 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
         .context("cannot start playback")?;
     let ended = watch(&session, args.common.quiet).await;
     let final_stats = session.torrent.stats.borrow().clone();
-    let report = VodReport {
-        metadata_fetch_s: loaded.metadata_fetch.map(|t| t.as_secs_f64()),
-        ..VodReport::new(meta, file, args.policy.kind().name(), &params, &final_stats)
-    };
+    let report = VodReport::new(meta, file, args.policy.kind().name(), &params, &final_stats)
+        .fetched_in(loaded.metadata_fetch);
     let finished = matches!(ended, Ended::Complete);
     print_summary(&report, finished);
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
-    }
+    super::play::write_report(args.report.as_deref(), &report)?;
     if finished && args.seed {
         eprintln!("seeding until Ctrl-C");
         let _ = tokio::signal::ctrl_c().await;
@@ -175,6 +169,19 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
         Ended::Failed(e) => bail!("{e}"),
         Ended::Interrupted => bail!("interrupted before the movie was complete"),
     }
+}
+
+/// Writes `report` as pretty JSON to `--report`'s path, if one was given.
+pub(super) fn write_report(
+    path: Option<&std::path::Path>,
+    report: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(path, json + "\n")
+        .with_context(|| format!("cannot write the report to {}", path.display()))
 }
 
 /// The VoD server of `--server`, else the torrent's first web seed; checked before playback.

@@ -168,16 +168,14 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
     let stats = session.torrent.stats.clone();
     session.shutdown().await;
     let final_stats = stats.borrow().clone();
-    let vod = VodReport {
-        metadata_fetch_s: metadata_fetch.map(|t| t.as_secs_f64()),
-        ..VodReport::new(
-            &meta,
-            file,
-            PolicyKind::Deadline.name(),
-            &params,
-            &final_stats,
-        )
-    };
+    let vod = VodReport::new(
+        &meta,
+        file,
+        PolicyKind::Deadline.name(),
+        &params,
+        &final_stats,
+    )
+    .fetched_in(metadata_fetch);
     let learned = notes
         .borrow()
         .get("rate_source")
@@ -188,11 +186,7 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
         learned.as_deref().unwrap_or(&rate_source),
     );
     print_summary(&report, &ended);
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
-    }
+    super::play::write_report(args.report.as_deref(), &report)?;
     if let Some(created) = created {
         created.remove();
     }

@@ -135,22 +135,16 @@ pub async fn run(mut args: WatchArgs) -> anyhow::Result<()> {
     let stats = session.torrent.stats.clone();
     session.shutdown().await;
     let final_stats = stats.borrow().clone();
-    let report = VodReport {
-        metadata_fetch_s: loaded.metadata_fetch.map(|t| t.as_secs_f64()),
-        ..VodReport::new(
-            &meta,
-            file,
-            PolicyKind::Deadline.name(),
-            &params,
-            &final_stats,
-        )
-    };
+    let report = VodReport::new(
+        &meta,
+        file,
+        PolicyKind::Deadline.name(),
+        &params,
+        &final_stats,
+    )
+    .fetched_in(loaded.metadata_fetch);
     eprintln!("{}", summary(&movie, &final_stats));
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
-    }
+    super::play::write_report(args.report.as_deref(), &report)?;
     ended
 }
 

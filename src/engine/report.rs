@@ -8,6 +8,14 @@ use crate::policy::vod::VodParams;
 use crate::proto::metainfo::Metainfo;
 
 impl VodReport {
+    /// With the time a magnet's metadata took to fetch (None: it was not fetched).
+    pub fn fetched_in(self, metadata_fetch: Option<std::time::Duration>) -> Self {
+        Self {
+            metadata_fetch_s: metadata_fetch.map(|t| t.as_secs_f64()),
+            ..self
+        }
+    }
+
     /// The report of one playback from the torrent's final stats.
     pub fn new(
         meta: &Metainfo,

@@ -69,6 +69,82 @@ pub fn btvod_seed(world: &MovieDir, port: u16, extra: &[&str]) -> ProcessGuard {
     seed
 }
 
+/// A libtorrent leecher of `world` (leech dir 0) that dials `from` with `options` (transport,
+/// encryption) completes within `bound`; panics with `other`'s report if not.
+pub fn assert_libtorrent_downloads(
+    world: &MovieDir,
+    from: std::net::SocketAddr,
+    options: LtOptions,
+    bound: Duration,
+    other: &ProcessGuard,
+) {
+    let leech = LibtorrentPeer::start(
+        &world.torrent_path(),
+        &world.leech_dir(0),
+        &LtOptions {
+            max_seconds: Some(bound.as_secs()),
+            ..LtOptions {
+                connect: vec![from],
+                exit_when_complete: true,
+                ..options
+            }
+        },
+    );
+    leech
+        .wait_complete(bound)
+        .unwrap_or_else(|e| panic!("{e}\n{}", other.report()));
+    world.assert_downloaded(0);
+}
+
+/// `btvod make-torrent` of `content` (pieces of `piece_len`, e.g. `16KiB`) beside it, then
+/// `btvod seed` of it on 127.0.0.1 with no DHT or LSD, answering LAN searches only if
+/// `lan_search`, plus `extra`; once it listens. Returns the seed, its address, the torrent.
+pub fn make_and_seed(
+    content: &Path,
+    piece_len: &str,
+    lan_search: bool,
+    extra: &[&str],
+) -> (ProcessGuard, String, std::path::PathBuf) {
+    let torrent = content.with_extension("torrent");
+    let dir = content.parent().unwrap_or(Path::new("."));
+    let content_text = content.display().to_string();
+    let torrent_text = torrent.display().to_string();
+    let made = btvod(
+        &[
+            "make-torrent",
+            &content_text,
+            "-o",
+            &torrent_text,
+            "--piece-length",
+            piece_len,
+        ],
+        dir,
+    );
+    assert_exits_ok(&made, Duration::from_secs(30), "btvod make-torrent", "");
+    let port = super::content::free_port();
+    let port_text = port.to_string();
+    let mut args = vec![
+        "seed",
+        &torrent_text,
+        "--content",
+        &content_text,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+        "--no-dht",
+        "--no-lsd",
+    ];
+    if !lan_search {
+        args.push("--no-lan-search");
+    }
+    args.extend_from_slice(extra);
+    let seed = btvod(&args, dir);
+    super::external::wait_listening(port, Duration::from_secs(30), &seed)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (seed, format!("127.0.0.1:{port}"), torrent)
+}
+
 /// Waits up to `bound` for `process` to exit, and fails the test unless it succeeded;
 /// `other` is added to the failure message (a peer's or tracker's report).
 pub fn assert_exits_ok(process: &ProcessGuard, bound: Duration, what: &str, other: &str) {
