@@ -176,3 +176,45 @@ fn a_slow_swarm_buffers_without_a_server_and_buys_frames_with_one() {
         "not played to the end:\n{text}\n{log}"
     );
 }
+
+/// An asciimation movie (a count line of 1/15 s ticks, then the picture): 30 frames of 2
+/// ticks play in about 4 s, every one of them.
+#[test]
+fn an_asciimation_movie_plays_at_its_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..30 {
+        text.push_str(&format!("2\nframe {i:03}\n  .\n   \n"));
+    }
+    let movie = dir.path().join("asc.txt");
+    std::fs::write(&movie, text).unwrap();
+    let (_seed, peer, torrent) = make_and_seed(&movie, "16KiB", false, &[]);
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let started = Instant::now();
+    let run = Command::new("timeout")
+        .args(["60", BTVOD, "watch"])
+        .arg(&torrent)
+        .args([
+            "--format",
+            "asciimation",
+            "--frame-lines",
+            "3",
+            "--peer",
+            &peer,
+        ])
+        .args(["--bind", "127.0.0.1", "--port", "0", "--no-dht", "--no-lsd"])
+        .args(["--delay", "0", "--no-tty"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{run:?}");
+    assert!(log.contains("watched 30 of 30 frames"), "{log}");
+    // 60 ticks of 1/15 s, plus start-up and the end.
+    assert!(
+        took >= Duration::from_millis(3900) && took < Duration::from_secs(12),
+        "{took:?}"
+    );
+}
