@@ -144,6 +144,16 @@ fn a_slow_swarm_buffers_without_a_server_and_buys_frames_with_one() {
     drop(tmux);
 
     let server = format!("file:{}", dir.path().join("walk.txt").display());
+    // In the terminal: frames keep coming past the first piece's, and the penalty shows.
+    let with_server = format!("--server {server}");
+    let tmux = Tmux::start(&watch_command(dir.path(), &peer, &with_server), 80, 24);
+    let screen = tmux.wait_for(BOUND, |s| movie_frame(s).is_some_and(|n| n >= 60));
+    assert!(
+        screen.contains("penalty ") && !screen.contains("penalty 0 B"),
+        "no penalty shown:\n{screen}"
+    );
+    drop(tmux);
+
     let out = dir.path().join("served");
     std::fs::create_dir_all(&out).unwrap();
     let run = Command::new("timeout")
