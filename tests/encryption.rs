@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::cli::{assert_exits_ok, assert_libtorrent_downloads, btvod, btvod_get, btvod_seed};
+use common::cli::{assert_exits_ok, assert_libtorrent_downloads, btvod_get, btvod_seed};
 use common::content::free_port;
 use common::external::{LibtorrentPeer, LtOptions};
 use common::movie_dir::MovieDir;
@@ -75,31 +75,15 @@ fn a_libtorrent_leecher_that_forces_encryption_downloads_from_a_btvod_seed() {
 fn require_refuses_a_plaintext_only_peer_and_prefer_falls_back() {
     let world = MovieDir::new(MIB, 64 * 1024, 93);
     let seed = LibtorrentPeer::start(&world.torrent_path(), &world.seed_dir(), &LtOptions::seed());
-    let (torrent, out) = (world.torrent_path(), world.leech_dir(0));
-    std::fs::create_dir_all(&out).unwrap();
-    let (torrent, out_text, peer) = (
-        torrent.display().to_string(),
-        out.display().to_string(),
+    let out = world.leech_dir(0);
+    let (torrent, peer) = (
+        world.torrent_path().display().to_string(),
         seed.addr().to_string(),
     );
-    let strict = btvod(
-        &[
-            "get",
-            "-v",
-            &torrent,
-            "--out",
-            &out_text,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--peer",
-            &peer,
-            "--no-dht",
-            "--encryption",
-            "require",
-        ],
+    let strict = btvod_get(
+        &torrent,
         &out,
+        &["-v", "--peer", &peer, "--no-dht", "--encryption", "require"],
     );
     let deadline = Instant::now() + Duration::from_secs(15);
     let refused = |log: &str| {

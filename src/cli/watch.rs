@@ -73,6 +73,8 @@ pub enum Format {
 /// Frames ahead of the playhead the deadlines are kept for (the prefetch, in seconds).
 const PREFETCH: Duration = Duration::from_secs(1);
 const READER: ReaderId = ReaderId(1);
+/// While buffering, the picture stays and only the status line's time moves.
+const REDRAW_WHILE_WAITING: Duration = Duration::from_millis(250);
 
 pub async fn run(mut args: WatchArgs) -> anyhow::Result<()> {
     let format = match args.format {
@@ -103,7 +105,7 @@ pub async fn run(mut args: WatchArgs) -> anyhow::Result<()> {
     };
     let len = meta.files[file].length;
     // A first guess of R (a kilobyte a frame); the frames read give the real one.
-    let params = VodParams::streaming(1024 * 1_000_000 / unit.as_micros().max(1) as u64, PREFETCH)?;
+    let params = VodParams::streaming((1024.0 / unit.as_secs_f64()) as u64, PREFETCH)?;
     let content = match &args.saveas {
         Some(path) => Content::SaveAs(path.clone()),
         None => Content::DownloadDir(PathBuf::from(".")),
@@ -158,9 +160,10 @@ struct Movie {
     len: u64,
     format: MovieFormat,
     unit: Duration,
-    /// The file's verified first bytes, and the frames they hold.
+    /// The file's verified first bytes, the frames they hold, and those frames' time units.
     bytes: Vec<u8>,
     frames: Vec<Frame>,
+    units: u64,
     /// The next frame to show; frames shown; whether we are waiting for one.
     next: usize,
     buffering: bool,
@@ -180,6 +183,7 @@ impl Movie {
             unit,
             bytes: Vec::new(),
             frames: Vec::new(),
+            units: 0,
             next: 0,
             buffering: false,
             rate: 0,
@@ -194,43 +198,43 @@ impl Movie {
         self.bytes.len() as u64 == self.len
     }
 
-    /// Reads what was verified since the last call and finds the frames in it.
+    /// Reads the pieces verified since the last call, a piece at a time (storage reads spans
+    /// within one piece), and finds the frames in what they add.
     fn refresh(&mut self) -> anyhow::Result<()> {
         let geometry = self.storage.geometry();
-        let have = self.have.borrow().clone();
-        let mut end = self.bytes.len() as u64;
-        while end < self.len {
-            match geometry.piece_at(self.start + end) {
-                Some(p) if have.has(p) => {
-                    end = (geometry.piece_range(p).end - self.start).min(self.len);
-                }
-                _ => break,
-            }
+        let grown = self.bytes.len();
+        while (self.bytes.len() as u64) < self.len {
+            let at = self.start + self.bytes.len() as u64;
+            let Some(piece) = geometry.piece_at(at).filter(|&p| self.have.borrow().has(p)) else {
+                break;
+            };
+            let to = geometry.piece_range(piece).end.min(self.start + self.len);
+            let from = self.bytes.len();
+            self.bytes.resize(from + (to - at) as usize, 0);
+            self.storage
+                .read_span(at..to, &mut self.bytes[from..])
+                .context("cannot read the movie's verified bytes")?;
         }
-        if end > self.bytes.len() as u64 {
-            // A piece at a time: storage reads spans within one piece.
-            while (self.bytes.len() as u64) < end {
-                let at = self.start + self.bytes.len() as u64;
-                let Some(piece) = geometry.piece_at(at) else {
-                    break;
-                };
-                let to = geometry.piece_range(piece).end.min(self.start + end);
-                let from = self.bytes.len();
-                self.bytes.resize(from + (to - at) as usize, 0);
-                self.storage
-                    .read_span(at..to, &mut self.bytes[from..])
-                    .context("cannot read the movie's verified bytes")?;
+        if self.bytes.len() > grown {
+            // Frames end where the last one did: only the bytes after it are read again.
+            let base = self.frames.last().map_or(0, |f| f.end);
+            let more = frames(&self.bytes[base as usize..], &self.format, self.complete())?;
+            for f in more {
+                self.units += u64::from(f.units);
+                self.frames.push(Frame {
+                    start: f.start + base,
+                    end: f.end + base,
+                    ..f
+                });
             }
-            self.frames = frames(&self.bytes, &self.format, self.complete())?;
         }
         Ok(())
     }
 
     /// Bytes a second the frames seen so far take to play.
     fn learnt_rate(&self) -> Option<u64> {
-        let units: u64 = self.frames.iter().map(|f| u64::from(f.units)).sum();
         let bytes = self.frames.last()?.end;
-        let seconds = units as f64 * self.unit.as_secs_f64();
+        let seconds = self.units as f64 * self.unit.as_secs_f64();
         (seconds > 0.0).then(|| (bytes as f64 / seconds).max(1.0) as u64)
     }
 }
@@ -251,7 +255,7 @@ async fn play(
     let started = Instant::now();
     let mut show_at = started + delay;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut last_line = started;
+    let (mut last_line, mut last_draw) = (started, started);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -303,12 +307,16 @@ async fn play(
                 .await;
             if let Some(s) = &screen {
                 s.draw(&frame.text, &status(movie, session, started));
+                last_draw = now;
             }
         }
         if screen.is_none() && now.duration_since(last_line) >= Duration::from_secs(1) {
             last_line = now;
             println!("{}", status(movie, session, started));
-        } else if let (Some(s), true) = (&screen, movie.buffering) {
+        } else if let (Some(s), true) = (&screen, movie.buffering)
+            && now.duration_since(last_draw) >= REDRAW_WHILE_WAITING
+        {
+            last_draw = now;
             let shown = movie
                 .next
                 .checked_sub(1)
@@ -320,8 +328,8 @@ async fn play(
 
 /// The bottom line: frame, time, buffer ahead, peers, penalty.
 fn status(movie: &Movie, session: &Session, started: Instant) -> String {
-    let s = session.torrent.stats.borrow().clone();
-    let penalty = s.vod.as_ref().map_or(0, |v| v.ledger.penalty_bytes);
+    let s = session.torrent.stats.borrow();
+    let penalty = penalty(&s);
     let total = if movie.complete() {
         movie.frames.len().to_string()
     } else {
@@ -339,12 +347,15 @@ fn status(movie: &Movie, session: &Session, started: Instant) -> String {
 }
 
 fn summary(movie: &Movie, s: &TorrentStats) -> String {
-    let penalty = s.vod.as_ref().map_or(0, |v| v.ledger.penalty_bytes);
     format!(
         "watched {} of {} frames; penalty {} bytes; from peers {} bytes",
         movie.next,
         movie.frames.len(),
-        penalty,
+        penalty(s),
         s.downloaded
     )
+}
+
+fn penalty(s: &TorrentStats) -> u64 {
+    s.vod.as_ref().map_or(0, |v| v.ledger.penalty_bytes)
 }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::multicast::group_socket;
 use crate::proto::InfoHash;
 use crate::proto::lsd::{LSD_GROUP_V4, LSD_PORT, LsdAnnounce, MAX_DATAGRAM};
 
@@ -35,24 +36,9 @@ pub fn start(
     config: LsdConfig,
     sink: mpsc::Sender<Vec<SocketAddr>>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let socket = multicast_socket(config.interface)?;
+    let socket = group_socket(LSD_PORT, LSD_GROUP_V4, config.interface)?;
     let cookie = hex::encode(rand::random::<[u8; 6]>());
     Ok(tokio::spawn(run(socket, config, cookie, sink)))
-}
-
-/// A UDP socket on port 6771 shared with other clients on this host (address and port reuse),
-/// in the IPv4 group on `interface`, sending there with loopback on.
-fn multicast_socket(interface: Ipv4Addr) -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, LSD_PORT)).into())?;
-    socket.join_multicast_v4(&LSD_GROUP_V4, &interface)?;
-    socket.set_multicast_if_v4(&interface)?;
-    socket.set_multicast_loop_v4(true)?;
-    socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket.into())
 }
 
 async fn run(

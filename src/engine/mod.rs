@@ -7,6 +7,7 @@ pub mod dht;
 pub mod lsd;
 pub mod magnet;
 pub mod metadata_fetch;
+pub mod multicast;
 pub mod peer;
 pub mod playback;
 pub mod rate_limit;

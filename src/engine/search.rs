@@ -10,6 +10,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::multicast::group_socket;
 use crate::proto::InfoHash;
 use crate::proto::search::{Answer, MAX_ANSWER, MAX_QUERY, Query, SEARCH_GROUP_V4, SEARCH_PORT};
 
@@ -29,20 +30,8 @@ pub struct Listing {
 
 /// Starts answering queries on the group, joined on `interface`.
 pub fn respond(interface: Ipv4Addr, listing: Listing) -> std::io::Result<JoinHandle<()>> {
-    let socket = group_socket(interface)?;
+    let socket = group_socket(SEARCH_PORT, SEARCH_GROUP_V4, interface)?;
     Ok(tokio::spawn(answer_queries(socket, listing)))
-}
-
-/// Port 6772 shared with the other responders on this host, in the group on `interface`.
-fn group_socket(interface: Ipv4Addr) -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, SEARCH_PORT)).into())?;
-    socket.join_multicast_v4(&SEARCH_GROUP_V4, &interface)?;
-    socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket.into())
 }
 
 async fn answer_queries(socket: UdpSocket, listing: Listing) {

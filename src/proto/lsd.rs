@@ -47,18 +47,10 @@ impl LsdAnnounce {
         if datagram.len() > MAX_DATAGRAM {
             return Err(LsdError::TooLong(datagram.len()));
         }
-        let text = std::str::from_utf8(datagram).map_err(|_| LsdError::NotAnnounce)?;
-        let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
-        if lines.next() != Some(REQUEST_LINE) {
-            return Err(LsdError::NotAnnounce);
-        }
+        let headers = header_lines(datagram, REQUEST_LINE).ok_or(LsdError::NotAnnounce)?;
         let (mut port, mut info_hashes, mut cookie) = (None, Vec::new(), None);
-        for line in lines.take_while(|l| !l.is_empty()) {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            match name.trim().to_ascii_lowercase().as_str() {
+        for (name, value) in headers {
+            match name.as_str() {
                 "port" => port = value.parse::<u16>().ok().filter(|&p| p != 0),
                 "infohash" if info_hashes.len() < MAX_INFO_HASHES => {
                     if let Some(h) = InfoHash::from_hex(value).filter(|_| value.len() == 40) {
@@ -92,6 +84,26 @@ impl LsdAnnounce {
         out.push_str("\r\n\r\n");
         out.into_bytes()
     }
+}
+
+/// The `Name: value` lines of an HTTP-like datagram whose first line is `first`, up to the
+/// blank line, names lower-cased and values trimmed (lines without a colon skipped); None when
+/// it is not UTF-8 or starts otherwise. The LAN search's messages have the same layout.
+pub(crate) fn header_lines<'a>(
+    datagram: &'a [u8],
+    first: &str,
+) -> Option<impl Iterator<Item = (String, &'a str)> + 'a> {
+    let text = std::str::from_utf8(datagram).ok()?;
+    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
+    if lines.next() != Some(first) {
+        return None;
+    }
+    Some(
+        lines
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim())),
+    )
 }
 
 #[cfg(test)]

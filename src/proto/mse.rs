@@ -58,9 +58,13 @@ pub enum MseError {
     Overfed(usize),
 }
 
-fn prime() -> BigUint {
-    // The constant above is valid hex: parsing it cannot fail.
-    BigUint::parse_bytes(PRIME_HEX, 16).unwrap_or_default()
+/// P, parsed once (two modular powers per handshake use it).
+fn prime() -> &'static BigUint {
+    static PRIME: std::sync::LazyLock<BigUint> = std::sync::LazyLock::new(|| {
+        // The constant above is valid hex: parsing it cannot fail.
+        BigUint::parse_bytes(PRIME_HEX, 16).unwrap_or_default()
+    });
+    &PRIME
 }
 
 /// One side's Diffie-Hellman key pair.
@@ -73,7 +77,7 @@ impl DhKeys {
     /// From 20 random bytes (160 bits, as the specification asks): the caller owns the RNG.
     pub fn new(secret: [u8; 20]) -> Self {
         let private = BigUint::from_bytes_be(&secret);
-        let public = BigUint::from(2u32).modpow(&private, &prime());
+        let public = BigUint::from(2u32).modpow(&private, prime());
         Self {
             private,
             public: to_key(&public),
@@ -85,10 +89,10 @@ impl DhKeys {
     pub fn shared_secret(&self, theirs: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN], MseError> {
         let p = prime();
         let y = BigUint::from_bytes_be(theirs);
-        if y <= BigUint::from(1u32) || y >= &p - 1u32 {
+        if y <= BigUint::from(1u32) || y >= p - 1u32 {
             return Err(MseError::BadPublicKey);
         }
-        Ok(to_key(&y.modpow(&self.private, &p)))
+        Ok(to_key(&y.modpow(&self.private, p)))
     }
 }
 

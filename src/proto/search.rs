@@ -11,6 +11,7 @@
 use std::net::Ipv4Addr;
 
 use super::InfoHash;
+use super::lsd::header_lines;
 
 /// The group and port queries go to (LSD's group, a port of its own).
 pub const SEARCH_GROUP_V4: Ipv4Addr = Ipv4Addr::new(239, 192, 152, 143);
@@ -124,16 +125,8 @@ fn fields(datagram: &[u8], first: &str, max: usize) -> Result<Vec<(String, Strin
     if datagram.len() > max {
         return Err(SearchError::TooLong(datagram.len()));
     }
-    let text = std::str::from_utf8(datagram).map_err(|_| SearchError::NotSearch)?;
-    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
-    if lines.next() != Some(first) {
-        return Err(SearchError::NotSearch);
-    }
-    Ok(lines
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect())
+    let headers = header_lines(datagram, first).ok_or(SearchError::NotSearch)?;
+    Ok(headers.map(|(n, v)| (n, v.to_owned())).collect())
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &'static str) -> Result<&'a str, SearchError> {

@@ -431,8 +431,17 @@ impl Torrent {
     }
 
     fn add_candidate(&mut self, addr: SocketAddr) {
-        if !self.bans.is_banned_addr(&addr) {
-            self.addresses.offer(addr);
+        self.add_candidate_hinted(addr, false);
+    }
+
+    /// As `add_candidate`, remembering whether the source said the peer speaks uTP.
+    fn add_candidate_hinted(&mut self, addr: SocketAddr, speaks_utp: bool) {
+        if self.bans.is_banned_addr(&addr) {
+            return;
+        }
+        match speaks_utp {
+            true => self.addresses.offer_utp(addr),
+            false => self.addresses.offer(addr),
         }
     }
 

@@ -81,13 +81,7 @@ impl Torrent {
                 continue;
             }
             offered += 1;
-            if self.bans.is_banned_addr(&addr) {
-                continue;
-            }
-            match flags.has(PexFlags::UTP) {
-                true => self.addresses.offer_utp(addr),
-                false => self.addresses.offer(addr),
-            }
+            self.add_candidate_hinted(addr, flags.has(PexFlags::UTP));
         }
         tracing::debug!(%from, offered, "PEX message");
     }
