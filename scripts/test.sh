@@ -13,6 +13,8 @@ command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
 command -v mpv >/dev/null 2>&1 || missing+=(mpv)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+# Network namespaces as hosts of a LAN (tests/lsd.rs over IPv6).
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # Debian's libtorrent binding imports only under the system interpreter.
 /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1 || missing+=(python3-libtorrent)
 

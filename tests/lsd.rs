@@ -1,7 +1,8 @@
 //! Local service discovery (BEP 14) with libtorrent on 127.0.0.1, no tracker and no `--peer`:
 //! btvod hears a libtorrent peer's announce and dials it, libtorrent hears btvod's and dials
 //! it, and btvod ignores its own announces. Each side announces when it starts (then every
-//! five minutes), so the one started second is the one heard.
+//! five minutes), so the one started second is the one heard. Over IPv6, two btvods on
+//! hosts of a namespace LAN with no IPv4 find each other in the IPv6 group.
 
 mod common;
 
@@ -11,6 +12,8 @@ use common::cli::{assert_exits_ok, btvod};
 use common::content::free_port;
 use common::external::{LibtorrentPeer, LtOptions, wait_listening};
 use common::movie_dir::MovieDir;
+use common::netns::Lan;
+use common::process::ProcessGuard;
 
 const MIB: usize = 1024 * 1024;
 const BOUND: Duration = Duration::from_secs(60);
@@ -96,4 +99,48 @@ fn btvod_ignores_its_own_announce() {
     let log = seed.report();
     assert!(!log.contains("connection failed"), "{log}");
     assert!(!log.contains("LSD: a peer of this torrent"), "{log}");
+}
+
+/// Two hosts (network namespaces on one bridge) with IPv6 addresses only: a btvod seed on one
+/// and `btvod get` on the other find each other in BEP 14's IPv6 group (ff15::efc0:988f), the
+/// only way they can, and the movie arrives.
+#[test]
+fn two_btvods_on_an_ipv6_only_lan_find_each_other_in_the_ipv6_group() {
+    let lan = match Lan::try_new(2, false) {
+        Ok(lan) => lan,
+        Err(e) => {
+            eprintln!("SKIPPED: network namespaces cannot be made here ({e})");
+            return;
+        }
+    };
+    let world = MovieDir::new(2 * MIB, 64 * 1024, 114);
+    let torrent = world.torrent_path().display().to_string();
+    let content = world.content_path().display().to_string();
+    let out = world.leech_dir(0);
+    std::fs::create_dir_all(&out).unwrap();
+    let out_text = out.display().to_string();
+    let run = |k: usize, tail: &[&str]| {
+        let bind = lan.hosts[k].v6.to_string();
+        let mut args = lan.hosts[k].command(env!("CARGO_BIN_EXE_btvod"));
+        args.extend_from_slice(tail);
+        args.extend_from_slice(&["--bind", &bind, "--no-dht", "--no-lan-search", "-v"]);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        ProcessGuard::spawn("btvod", "ip", &args, world.root(), |_| {})
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let seed = run(
+        0,
+        &["seed", &torrent, "--content", &content, "--port", "6881"],
+    );
+    let deadline = Instant::now() + BOUND;
+    while !seed.report().contains("LSD: our own announce, ignored") {
+        assert!(Instant::now() < deadline, "{}", seed.report());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let get = run(1, &["get", &torrent, "--out", &out_text, "--port", "0"]);
+    assert_exits_ok(&get, BOUND, "btvod get, found by IPv6 LSD", &seed.report());
+    world.assert_downloaded(0);
+    let log = seed.report();
+    assert!(log.contains("LSD: a peer of this torrent"), "{log}");
+    assert!(log.contains("fd77::2"), "not heard over IPv6: {log}");
 }

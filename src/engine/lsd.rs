@@ -1,10 +1,11 @@
 //! Local service discovery (BEP 14) for one torrent: announce it on the LAN's multicast group
 //! every five minutes, and hand the torrent the peers heard announcing it. Our own datagrams
 //! come back to us (multicast loops) and are told apart by the cookie; a source that repeats
-//! itself is heard at most once per `MIN_HEARD_GAP`.
+//! itself is heard at most once per `MIN_HEARD_GAP`. One task per group joined: the IPv4 one
+//! and, where `--bind` covers IPv6, the IPv6 one.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -12,9 +13,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::multicast::group_socket;
+use super::multicast::{LanInterface, group_socket, group_socket_v6};
 use crate::proto::InfoHash;
-use crate::proto::lsd::{LSD_GROUP_V4, LSD_PORT, LsdAnnounce, MAX_DATAGRAM};
+use crate::proto::lsd::{LSD_GROUP_V4, LSD_GROUP_V6, LSD_PORT, LsdAnnounce, MAX_DATAGRAM};
 
 /// How often we announce (libtorrent's interval too).
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(5 * 60);
@@ -24,8 +25,8 @@ const MIN_HEARD_GAP: Duration = Duration::from_secs(10);
 const MAX_SOURCES: usize = 256;
 
 pub struct LsdConfig {
-    /// The interface to join the group on and send from (`--bind`'s IPv4 address, or any).
-    pub interface: Ipv4Addr,
+    /// The interface to join the group on and send from; its family picks the group.
+    pub interface: LanInterface,
     pub info_hash: InfoHash,
     /// Our peer port, announced.
     pub port: u16,
@@ -36,18 +37,27 @@ pub fn start(
     config: LsdConfig,
     sink: mpsc::Sender<Vec<SocketAddr>>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let socket = group_socket(LSD_PORT, LSD_GROUP_V4, config.interface)?;
+    let (socket, group) = match config.interface {
+        LanInterface::V4(interface) => (
+            group_socket(LSD_PORT, LSD_GROUP_V4, interface)?,
+            SocketAddr::from((LSD_GROUP_V4, LSD_PORT)),
+        ),
+        LanInterface::V6(index) => (
+            group_socket_v6(LSD_PORT, LSD_GROUP_V6, index)?,
+            SocketAddr::from((LSD_GROUP_V6, LSD_PORT)),
+        ),
+    };
     let cookie = hex::encode(rand::random::<[u8; 6]>());
-    Ok(tokio::spawn(run(socket, config, cookie, sink)))
+    Ok(tokio::spawn(run(socket, group, config, cookie, sink)))
 }
 
 async fn run(
     socket: UdpSocket,
+    group: SocketAddr,
     config: LsdConfig,
     cookie: String,
     sink: mpsc::Sender<Vec<SocketAddr>>,
 ) {
-    let group = SocketAddr::from((LSD_GROUP_V4, LSD_PORT));
     let ours = LsdAnnounce {
         port: config.port,
         info_hashes: vec![config.info_hash],
@@ -116,5 +126,8 @@ fn heard_peer(
         heard.remove(&oldest);
     }
     heard.insert(ip, now);
-    Some(SocketAddr::new(ip, announce.port))
+    // `from` keeps an IPv6 link-local sender's scope, which a dial to it needs.
+    let mut peer = from;
+    peer.set_port(announce.port);
+    Some(peer)
 }

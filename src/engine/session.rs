@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use self::bridge::{AnnounceBridge, start_announcer};
 use super::dht::{DhtNode, REANNOUNCE_EVERY};
 use super::lsd::{self, LsdConfig};
+use super::multicast::LanInterface;
 use super::peer::link::UtpPolicy;
 use super::playback::Playback;
 use super::search;
@@ -104,7 +105,7 @@ pub struct Session {
     /// The DHT node and this torrent's lookups and announces on it.
     dht: Option<(DhtNode, tokio::task::JoinHandle<()>)>,
     /// This torrent's LSD announces and listening, and its LAN search responder.
-    lsd: Option<tokio::task::JoinHandle<()>>,
+    lsd: Vec<tokio::task::JoinHandle<()>>,
     lan_search: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -114,7 +115,7 @@ impl Session {
         if let Some((_, task)) = &self.dht {
             task.abort();
         }
-        for task in [&self.lsd, &self.lan_search].into_iter().flatten() {
+        for task in self.lsd.iter().chain(&self.lan_search) {
             task.abort();
         }
         if let Some(bridge) = self.announcer {
@@ -193,9 +194,11 @@ pub async fn start(
         )),
         _ => None,
     };
-    let lsd = (options.lsd && !meta.private)
-        .then(|| start_lsd(&options, meta, port, &handle))
-        .flatten();
+    let lsd = if options.lsd && !meta.private {
+        start_lsd(&options, meta, port, &handle)
+    } else {
+        Vec::new()
+    };
     let lan_search = options
         .lan_search
         .then(|| start_search_responder(&options, meta, port))
@@ -211,22 +214,32 @@ pub async fn start(
     })
 }
 
-/// LSD on the IPv4 interface `--bind` names (any, for an unspecified or IPv6 address); a
-/// failure leaves it off, said once.
+/// LSD in each group `--bind` covers (IPv4, IPv6 or both); a group that cannot be joined is
+/// said once and left out (a host without IPv6 multicast, for one).
 fn start_lsd(
     options: &SessionOptions,
     meta: &Metainfo,
     port: u16,
     handle: &TorrentHandle,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let config = LsdConfig {
-        interface: lan_interface(options),
-        info_hash: meta.info_hash,
-        port,
-    };
-    lsd::start(config, handle.peer_sink())
-        .map_err(|e| tracing::warn!(error = %e, "local service discovery is off"))
-        .ok()
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let interfaces = LanInterface::covered_by(options.listen.ip());
+    let tasks: Vec<_> = interfaces
+        .iter()
+        .filter_map(|&interface| {
+            let config = LsdConfig {
+                interface,
+                info_hash: meta.info_hash,
+                port,
+            };
+            lsd::start(config, handle.peer_sink())
+                .map_err(|e| tracing::debug!(?interface, error = %e, "an LSD group is not joined"))
+                .ok()
+        })
+        .collect();
+    if tasks.is_empty() {
+        tracing::warn!("local service discovery is off: no multicast group could be joined");
+    }
+    tasks
 }
 
 /// The IPv4 interface `--bind` names for LAN multicast (any, for an unspecified or IPv6 one).

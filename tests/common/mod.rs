@@ -8,6 +8,7 @@ pub mod content;
 pub mod external;
 pub mod loopback;
 pub mod movie_dir;
+pub mod netns;
 pub mod process;
 pub mod raw_peer;
 pub mod session;
