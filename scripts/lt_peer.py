@@ -58,7 +58,7 @@ def parse_args():
     p.add_argument("--save-path", required=True, help="directory holding (or receiving) the content")
     p.add_argument("--listen-port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any)")
     p.add_argument("--listen-host", default="127.0.0.1",
-                   help="address to listen on: 127.0.0.1 (default) or ::1")
+                   help="address to listen on: 127.0.0.1 (default), ::1, or a host's own address")
     p.add_argument("--connect", type=host_port, action="append", default=[],
                    metavar="HOST:PORT", help="peer to dial (repeatable)")
     p.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = unlimited")

@@ -10,7 +10,7 @@ use btvod::experiment::deadline_settings::set_deadline;
 use btvod::experiment::plot::render_svg;
 use btvod::experiment::report::{RunRow, render_table, summarise, write_files};
 use btvod::experiment::runner::{
-    Contender, Progress, ProgressFn, RunOutcome, RunnerOptions, run_experiment,
+    Contender, PartsPlan, Progress, ProgressFn, RunOutcome, RunnerOptions, run_experiment,
 };
 use btvod::experiment::scenario::PeerClient;
 use btvod::experiment::{LtProgram, Scenario};
@@ -76,6 +76,20 @@ pub struct ExperimentArgs {
     /// The libtorrent viewer script.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lt_vod.py"))]
     pub lt_script: PathBuf,
+    /// Spread each run's world over N `btvod world --part K/N` processes (part 1 runs the
+    /// tracker and the origin; each part runs every N-th peer and viewer). btvod's policies
+    /// only; no link latency, no curves or bounds in the table.
+    #[arg(long, value_name = "N")]
+    pub parts: Option<u32>,
+    /// How part {k} runs its command {cmd}, through `sh -c`: e.g. 'ip netns exec host{k} {cmd}'
+    /// or 'ssh node{k} {cmd}' (the scenario, the binary and OUT at the same paths there).
+    /// Default: directly, on this host.
+    #[arg(long, value_name = "TEMPLATE", requires = "parts")]
+    pub host_cmd: Option<String>,
+    /// Part {k}'s address, which its peers, tracker and origin listen on, e.g. '10.77.0.{k}'.
+    /// Default: 127.0.0.1.
+    #[arg(long, value_name = "TEMPLATE", requires = "parts")]
+    pub host_addr: Option<String>,
     /// No progress line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -183,6 +197,26 @@ fn runner_options(args: &ExperimentArgs, scenario: &Scenario) -> anyhow::Result<
     };
     for setting in &args.deadline_set {
         set_deadline(&mut options.deadline, setting)?;
+    }
+    if let Some(n) = args.parts {
+        if n == 0 || n > btvod::experiment::part::MAX_PARTS {
+            bail!(
+                "--parts must be 1 to {}",
+                btvod::experiment::part::MAX_PARTS
+            );
+        }
+        if !args.deadline_set.is_empty() {
+            bail!("--deadline-set is not passed to the parts' viewers: drop it with --parts");
+        }
+        options.parts = Some(PartsPlan {
+            n,
+            host_cmd: args.host_cmd.clone(),
+            host_addr: args.host_addr.clone(),
+            scenario: std::fs::canonicalize(&args.scenario)
+                .with_context(|| format!("cannot find {}", args.scenario.display()))?,
+            btvod: std::env::current_exe().context("cannot find the btvod binary")?,
+        });
+        options.out = std::path::absolute(&options.out).context("the output directory")?;
     }
     let libtorrent = options
         .contenders

@@ -1,14 +1,19 @@
-//! `btvod world SCENARIO.toml --run-dir DIR`: runs a local world (tracker, origin, seeds,
-//! partial peers, viewers) until Ctrl-C or SIGTERM, writing `DIR/world.json`.
+//! `btvod world SCENARIO.toml --run-dir DIR [--part K/N]`: runs a local world (tracker,
+//! origin, seeds, partial peers, viewers), or one part of one spread over hosts, until Ctrl-C
+//! or SIGTERM, writing `DIR/world.json`.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use btvod::engine::session::PolicyKind;
+use btvod::experiment::part::{Part, RemoteServices};
+use btvod::experiment::scenario::PeerClient;
 use btvod::experiment::world::build_content;
 use btvod::experiment::{PeerRole, PeerState, Scenario, World, WorldOptions, WorldSummary};
 use btvod::units::human_bytes;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Args, Debug)]
@@ -21,7 +26,14 @@ use tokio::signal::unix::{SignalKind, signal};
                   origin URL, torrent and content paths, every peer's traffic; refreshed every \
                   2 s) and DIR/events.log, and runs until Ctrl-C or SIGTERM.\n\n\
                   Play the world's torrent with:\n  \
-                  btvod --rate 60 --server ORIGIN_URL --tracker TRACKER_URL DIR/NAME.torrent"
+                  btvod --rate 60 --server ORIGIN_URL --tracker TRACKER_URL DIR/NAME.torrent\n\n\
+                  A world over several hosts: each host runs one part with its own address, \
+                  part 1 first (it starts the tracker and the origin and prints their URLs):\n  \
+                  btvod world S.toml --run-dir R1 --part 1/2 --bind 10.0.0.1\n  \
+                  btvod world S.toml --run-dir R2 --part 2/2 --bind 10.0.0.2 \
+                  --tracker TRACKER_URL --origin ORIGIN_URL\n\
+                  Part K runs every N-th world peer and viewer (scenario order, from the K-th); \
+                  every part makes the same content and torrent from the scenario's seed."
 )]
 pub struct WorldArgs {
     /// The scenario file (TOML).
@@ -45,6 +57,38 @@ pub struct WorldArgs {
         requires = "prepare"
     )]
     pub announce: String,
+    /// Run only part K of N of the scenario's peers and viewers (see above).
+    #[arg(long, value_name = "K/N", default_value = "1/1")]
+    pub part: Part,
+    /// The tracker of part 1 (parts after the first).
+    #[arg(long, value_name = "URL", requires = "origin")]
+    pub tracker: Option<String>,
+    /// The origin of part 1 (parts after the first).
+    #[arg(long, value_name = "URL", requires = "tracker")]
+    pub origin: Option<String>,
+    /// The address the world's peers, tracker and origin listen on: this host's address on
+    /// the network the other parts reach.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Every world peer runs this client, whatever its class says.
+    #[arg(long, value_enum)]
+    pub peer_client: Option<ClientArg>,
+    /// Every viewer plays under this policy, whatever its class says.
+    #[arg(long, value_enum)]
+    pub viewer_policy: Option<ViewerPolicy>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum ClientArg {
+    Btvod,
+    Libtorrent,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum ViewerPolicy {
+    Deadline,
+    Rarest,
+    Sequential,
 }
 
 pub async fn run(args: WorldArgs) -> anyhow::Result<()> {
@@ -59,18 +103,46 @@ pub async fn run(args: WorldArgs) -> anyhow::Result<()> {
     };
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let share = |count: u32| count.div_ceil(args.part.n());
     eprintln!(
-        "world `{}`: making the content and starting {} peers and {} viewers...",
+        "world `{}` part {}: making the content and starting about {} peers and {} viewers...",
         scenario.name,
-        scenario.peer_count(),
+        args.part,
+        share(scenario.peer_count()),
         if args.no_viewers {
             0
         } else {
-            scenario.viewer_count()
+            share(scenario.viewer_count())
         }
     );
+    let remote = match (args.part.runs_services(), &args.tracker, &args.origin) {
+        (true, None, None) => None,
+        (false, Some(tracker), Some(origin)) => Some(RemoteServices {
+            tracker_url: tracker.clone(),
+            origin_url: origin.clone(),
+        }),
+        (true, _, _) => {
+            anyhow::bail!("part 1 starts the tracker and the origin: drop --tracker and --origin")
+        }
+        (false, _, _) => anyhow::bail!(
+            "part {} needs --tracker and --origin: the URLs part 1 printed",
+            args.part
+        ),
+    };
     let options = WorldOptions {
         run_viewers: !args.no_viewers,
+        bind: args.bind,
+        part: args.part,
+        remote,
+        peer_client: args.peer_client.map(|c| match c {
+            ClientArg::Btvod => PeerClient::Btvod,
+            ClientArg::Libtorrent => PeerClient::Libtorrent,
+        }),
+        viewer_policy: args.viewer_policy.map(|p| match p {
+            ViewerPolicy::Deadline => PolicyKind::Deadline,
+            ViewerPolicy::Rarest => PolicyKind::Rarest,
+            ViewerPolicy::Sequential => PolicyKind::Sequential,
+        }),
         ..WorldOptions::default()
     };
     let world = World::start(scenario, &args.run_dir, options)

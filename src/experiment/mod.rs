@@ -9,6 +9,7 @@
 //!   member is doing, `shared` what every member's task reads, `peers` and `viewers` their
 //!   lives; a world peer runs btvod or libtorrent (`scripts/lt_peer.py`), seen alike through
 //!   `member`; `links` puts latency relays in front of them.
+//! - [`part`]: a world split over processes or hosts, each part running its share.
 //! - [`runner`]: an experiment, a scenario run per policy and repetition, with [`report`] and
 //!   [`plot`] for its results and [`deadline_settings`] for the deadline policy's knobs.
 
@@ -17,6 +18,7 @@ pub mod deadline_settings;
 pub mod error;
 mod links;
 mod member;
+pub mod part;
 mod peers;
 pub mod plot;
 pub mod report;

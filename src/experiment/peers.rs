@@ -232,7 +232,7 @@ impl WorldPeer {
                     &save_path,
                     class.limits,
                     pieces,
-                    port,
+                    SocketAddr::new(shared.bind, port),
                 )
                 .await
                 .map_err(|e| e.to_string())?;

@@ -55,9 +55,10 @@ pub struct RunRow {
     /// Summed penalty over summed movie lengths.
     pub penalty_fraction: f64,
     pub origin_bytes: u64,
-    /// Sums over the viewers of their penalty bounds (`runner::PenaltyBounds`).
-    pub capacity_bound_bytes: u64,
-    pub ordering_bound_bytes: u64,
+    /// Sums over the viewers of their penalty bounds (`runner::PenaltyBounds`); `None` when
+    /// some viewer has none (a world in parts records no bounds).
+    pub capacity_bound_bytes: Option<u64>,
+    pub ordering_bound_bytes: Option<u64>,
     /// Mean over viewers.
     pub stall_s: f64,
     /// Mean over viewers of `complete_at_s` (`None` if one did not complete).
@@ -85,7 +86,7 @@ impl RunRow {
             None
         };
         let world = run.peers.iter().filter(|p| p.role != PeerRole::Viewer);
-        let bounds: Vec<_> = run.viewers.iter().filter_map(|v| v.bounds).collect();
+        let bounds: Option<Vec<_>> = run.viewers.iter().map(|v| v.bounds).collect();
         RunRow {
             policy: run.policy.clone(),
             world: run.world.clone(),
@@ -95,8 +96,8 @@ impl RunRow {
             penalty_bytes: penalty,
             penalty_fraction: penalty as f64 / movie.max(1) as f64,
             origin_bytes: run.origin_bytes,
-            capacity_bound_bytes: bounds.iter().map(|b| b.capacity).sum(),
-            ordering_bound_bytes: bounds.iter().map(|b| b.ordering).sum(),
+            capacity_bound_bytes: bounds.as_ref().map(|b| b.iter().map(|b| b.capacity).sum()),
+            ordering_bound_bytes: bounds.as_ref().map(|b| b.iter().map(|b| b.ordering).sum()),
             stall_s: scores.iter().map(|s| s.stall_s).sum::<f64>() / n,
             complete_s: completes.map(|c| c.iter().sum::<f64>() / c.len().max(1) as f64),
             viewers_uploaded: run.viewers.iter().map(|v| v.uploaded).sum(),
@@ -146,6 +147,15 @@ pub fn summarise(rows: &[RunRow]) -> Vec<PolicySummary> {
             let stat = |f: &dyn Fn(&RunRow) -> f64| {
                 Stat::of(&good.iter().map(|r| f(r)).collect::<Vec<_>>())
             };
+            let known = |f: &dyn Fn(&RunRow) -> Option<u64>| {
+                Stat::of(
+                    &good
+                        .iter()
+                        .filter_map(|r| f(r))
+                        .map(|b| b as f64)
+                        .collect::<Vec<_>>(),
+                )
+            };
             PolicySummary {
                 policy: policy.to_string(),
                 world: world.to_string(),
@@ -153,8 +163,8 @@ pub fn summarise(rows: &[RunRow]) -> Vec<PolicySummary> {
                 failed_runs: all.len() - good.len(),
                 penalty_bytes: stat(&|r| r.penalty_bytes as f64),
                 penalty_fraction: stat(&|r| r.penalty_fraction),
-                capacity_bound_bytes: stat(&|r| r.capacity_bound_bytes as f64),
-                ordering_bound_bytes: stat(&|r| r.ordering_bound_bytes as f64),
+                capacity_bound_bytes: known(&|r| r.capacity_bound_bytes),
+                ordering_bound_bytes: known(&|r| r.ordering_bound_bytes),
                 stall_s: stat(&|r| r.stall_s),
                 complete_s: stat(&|r| r.complete_s.unwrap_or(f64::NAN)),
                 peers_downloaded: stat(&|r| r.peers_downloaded as f64),

@@ -2,7 +2,7 @@
 //! event log, and the session options and seeds its peers and viewers are started with.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +12,7 @@ use super::content::mix;
 use super::error::ViewerError;
 use super::links::Links;
 use super::member::LtProgram;
+use super::part::Part;
 use super::scenario::{Limits, Scenario, ViewerClass};
 use crate::engine::peer::link::UtpPolicy;
 use crate::engine::peer::mse::EncryptionPolicy;
@@ -46,6 +47,10 @@ pub(crate) struct WorldShared {
     pub lt: LtProgram,
     /// The latency relays, when some class has a link with delay.
     pub links: Option<Arc<Links>>,
+    /// The address every member listens on.
+    pub bind: IpAddr,
+    /// Which share of the scenario's members this world runs.
+    pub part: Part,
     pub tracker_url: String,
     pub origin_url: String,
     pub started: Instant,
@@ -105,11 +110,11 @@ impl WorldShared {
         }
     }
 
-    /// Options shared by every session of the world: loopback, the class's limits, the
-    /// world's tracker, rarest-first.
+    /// Options shared by every session of the world: the world's address, the class's
+    /// limits, the world's tracker, rarest-first.
     pub fn session_options(&self, limits: Limits, seed: u64) -> SessionOptions {
         SessionOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: SocketAddr::new(self.bind, 0),
             torrent: TorrentConfig {
                 upload_limit: limits.upload,
                 download_limit: limits.download,

@@ -1,9 +1,12 @@
-//! A local world in one process: the built-in tracker and the metered origin on 127.0.0.1
-//! (port 0), the scenario's content and torrent, and every world peer and viewer as a real
-//! engine session with its own listen port and limits, each on its schedule. The run
+//! A local world in one process: the built-in tracker and the metered origin (port 0 on the
+//! world's address, 127.0.0.1 by default), the scenario's content and torrent, and every world
+//! peer and viewer as a real engine session with its own listen port and limits, each on its
+//! schedule. A world may be one part of several (`part`): it then runs its share of the
+//! members, and parts after the first use the first one's tracker and origin. The run
 //! directory receives `world.json` (URLs, paths and every peer's traffic, refreshed every
 //! two seconds), `events.log`, the content, partial copies and viewer reports.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,11 +21,13 @@ use tokio_util::sync::CancellationToken;
 use super::content::materialise;
 use super::links::Links;
 use super::member::LtProgram;
+use super::part::{Part, RemoteServices};
 use super::peers::run_peer;
 use super::roster::{PeerRecord, PeerRole, PeerState, Roster};
 use super::scenario::{PeerClient, Scenario};
 use super::shared::WorldShared;
 use super::viewers::run_viewer;
+use crate::engine::session::PolicyKind;
 use crate::make_torrent::{MakeTorrentOptions, make_torrent};
 use crate::proto::metainfo::Metainfo;
 use crate::service::origin::{self, OriginConfig, OriginMeter};
@@ -39,8 +44,10 @@ pub enum WorldError {
     Content(std::io::Error),
     #[error("cannot make the torrent: {0}")]
     Torrent(String),
-    #[error("cannot listen on 127.0.0.1: {0}")]
+    #[error("cannot listen on the world's address: {0}")]
     Listen(std::io::Error),
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error("viewer class {class}: no file `{file}` in the torrent")]
     NoMovie { class: String, file: String },
 }
@@ -58,6 +65,14 @@ pub struct WorldOptions {
     pub rtt: Option<Duration>,
     /// How libtorrent world peers are run.
     pub lt: LtProgram,
+    /// The address every member, the tracker and the origin listen on.
+    pub bind: IpAddr,
+    /// Which share of the scenario's members this world runs.
+    pub part: Part,
+    /// The tracker and origin of part 1, for any other part.
+    pub remote: Option<RemoteServices>,
+    /// Every viewer class plays under this policy, whatever the scenario says.
+    pub viewer_policy: Option<PolicyKind>,
 }
 
 impl Default for WorldOptions {
@@ -68,6 +83,10 @@ impl Default for WorldOptions {
             peer_client: None,
             rtt: None,
             lt: LtProgram::default(),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            part: Part::whole(),
+            remote: None,
+            viewer_policy: None,
         }
     }
 }
@@ -76,6 +95,8 @@ impl Default for WorldOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct WorldSummary {
     pub scenario: String,
+    /// `K/N`: which part of the scenario this world runs (`1/1`: all of it).
+    pub part: String,
     pub pid: u32,
     pub tracker_url: String,
     pub origin_url: String,
@@ -112,8 +133,15 @@ impl World {
     ) -> Result<World, WorldError> {
         let scenario = scenario
             .with_client(options.peer_client)
-            .with_rtt(options.rtt);
+            .with_rtt(options.rtt)
+            .with_viewer_policy(options.viewer_policy);
         let links = scenario.has_latency().then(|| Arc::new(Links::default()));
+        if links.is_some() && (options.part.n() > 1 || !options.bind.is_loopback()) {
+            return Err(WorldError::Unsupported(
+                "link latency (rtt_ms, --rtt) needs a world in one part on 127.0.0.1: \
+                 its relays stand on loopback addresses",
+            ));
+        }
         let dir_err = |source| WorldError::RunDir {
             path: run_dir.to_path_buf(),
             source,
@@ -124,21 +152,37 @@ impl World {
         let run_dir = std::fs::canonicalize(run_dir).map_err(dir_err)?;
         let events = std::fs::File::create(run_dir.join("events.log")).map_err(dir_err)?;
 
-        let tracker_listener = bind().await?;
-        let origin_listener = bind().await?;
-        let tracker_url = format!("http://{}/announce", local(&tracker_listener)?);
-        let origin_url = format!("http://{}/", local(&origin_listener)?);
+        let meter = Arc::new(OriginMeter::new());
+        let (urls, listeners) = match (&options.remote, options.part.runs_services()) {
+            (Some(remote), false) => (remote.clone(), None),
+            (None, true) => {
+                let tracker = bind(options.bind).await?;
+                let origin = bind(options.bind).await?;
+                let urls = RemoteServices {
+                    tracker_url: format!("http://{}/announce", local(&tracker)?),
+                    origin_url: format!("http://{}/", local(&origin)?),
+                };
+                (urls, Some((tracker, origin)))
+            }
+            _ => {
+                return Err(WorldError::Unsupported(
+                    "part 1 runs the tracker and the origin; every other part is given theirs",
+                ));
+            }
+        };
+        let RemoteServices {
+            tracker_url,
+            origin_url,
+        } = urls;
         let (content_path, meta, torrent_path) =
             make_torrent_file(&scenario, &run_dir, &tracker_url).await?;
 
-        let book = links.clone().map(|l| l as Arc<dyn AddressBook>);
-        let mut services = vec![serve_tracker(
-            tracker_listener,
-            options.announce_interval,
-            book,
-        )];
-        let meter = Arc::new(OriginMeter::new());
-        services.push(serve_origin(origin_listener, &content_path, &meter));
+        let mut services = Vec::new();
+        if let Some((tracker, origin)) = listeners {
+            let book = links.clone().map(|l| l as Arc<dyn AddressBook>);
+            services.push(serve_tracker(tracker, options.announce_interval, book));
+            services.push(serve_origin(origin, &content_path, &meter));
+        }
 
         let shared = Arc::new(WorldShared {
             scenario,
@@ -148,6 +192,8 @@ impl World {
             torrent_path,
             lt: options.lt,
             links,
+            bind: options.bind,
+            part: options.part,
             tracker_url,
             origin_url,
             started: Instant::now(),
@@ -291,10 +337,14 @@ impl World {
 /// Waits (up to 30 s) until every world peer due at t = 0 is online or failed, and gives their
 /// first announces a moment, so a client started on `world.json` finds them at the tracker.
 async fn wait_first_arrivals(shared: &WorldShared, roster: &Roster) {
-    let mut due = Vec::new();
-    let mut index = 0;
+    // Roster indices of this part's world peers due at once (peers are enrolled first).
+    let (mut due, mut index, mut member) = (Vec::new(), 0, 0);
     for class in &shared.scenario.peers {
         for i in 0..class.count {
+            member += 1;
+            if !shared.part.holds(member - 1) {
+                continue;
+            }
             if class.arrival.of(i, class.count).is_zero() {
                 due.push(index);
             }
@@ -311,8 +361,8 @@ async fn wait_first_arrivals(shared: &WorldShared, roster: &Roster) {
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
-async fn bind() -> Result<TcpListener, WorldError> {
-    TcpListener::bind("127.0.0.1:0")
+async fn bind(address: IpAddr) -> Result<TcpListener, WorldError> {
+    TcpListener::bind(SocketAddr::new(address, 0))
         .await
         .map_err(WorldError::Listen)
 }
@@ -389,6 +439,11 @@ fn spawn_members(
 ) -> Vec<JoinHandle<()>> {
     let pieces = shared.meta.geometry.piece_count();
     let mut tasks = Vec::new();
+    let mut member = 0usize;
+    let mut ours = || {
+        member += 1;
+        shared.part.holds(member - 1)
+    };
     for (c, class) in shared.scenario.peers.iter().enumerate() {
         let role = if class.is_seed_class() {
             PeerRole::Seed
@@ -396,6 +451,9 @@ fn spawn_members(
             PeerRole::Partial
         };
         for i in 0..class.count {
+            if !ours() {
+                continue;
+            }
             let tracked = roster.enrol(format!("{}-{i}", class.name), &class.name, role, pieces);
             let task = run_peer(Arc::clone(shared), c, i, tracked, cancel.clone());
             tasks.push(tokio::spawn(task));
@@ -404,6 +462,9 @@ fn spawn_members(
     if run_viewers {
         for (c, class) in shared.scenario.viewers.iter().enumerate() {
             for i in 0..class.count {
+                if !ours() {
+                    continue;
+                }
                 let name = format!("{}-{i}", class.name);
                 let tracked = roster.enrol(name, &class.name, PeerRole::Viewer, pieces);
                 let task = run_viewer(Arc::clone(shared), c, i, tracked, cancel.clone());
@@ -454,6 +515,7 @@ fn summary(shared: &WorldShared, roster: &Roster, meter: &OriginMeter) -> WorldS
     let meta = &shared.meta;
     WorldSummary {
         scenario: shared.scenario.name.clone(),
+        part: shared.part.to_string(),
         pid: std::process::id(),
         tracker_url: shared.tracker_url.clone(),
         origin_url: shared.origin_url.clone(),

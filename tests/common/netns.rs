@@ -8,15 +8,16 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub struct Lan {
+    tag: String,
     switch: String,
     pub hosts: Vec<Host>,
 }
 
 pub struct Host {
     pub namespace: String,
-    /// 10.77.0.(k+1)/24, when the LAN has IPv4.
+    /// 10.77.0.K/24 for host K, when the LAN has IPv4.
     pub v4: Option<Ipv4Addr>,
-    /// fd77::(k+1)/64.
+    /// fd77::K/64.
     pub v6: Ipv6Addr,
 }
 
@@ -25,6 +26,35 @@ impl Host {
     pub fn command<'a>(&'a self, program: &'a str) -> Vec<&'a str> {
         vec!["netns", "exec", &self.namespace, program]
     }
+
+    /// Shapes what this host sends with the kernel's token bucket (`tc ... tbf`), e.g.
+    /// "8mbit".
+    pub fn shape(&self, rate: &str) -> Result<(), String> {
+        let ns = &self.namespace;
+        tc(&[
+            "-n", ns, "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", rate,
+        ])
+    }
+
+    /// Bytes this host has sent through its shaped link (`tc -s qdisc`).
+    pub fn shaped_bytes(&self) -> u64 {
+        let out = Command::new("tc")
+            .args(["-n", &self.namespace, "-s", "qdisc", "show", "dev", "eth0"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.split_whitespace()
+            .skip_while(|w| *w != "Sent")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn tc(args: &[&str]) -> Result<(), String> {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["burst", "32kbit", "latency", "50ms"]);
+    run("tc", &all)
 }
 
 impl Lan {
@@ -40,6 +70,7 @@ impl Lan {
         let switch = format!("{tag}-sw");
         ip(&["netns", "add", &switch])?;
         let mut lan = Lan {
+            tag: tag.clone(),
             switch,
             hosts: Vec::new(),
         };
@@ -59,7 +90,7 @@ impl Lan {
         ip(&["-n", &sw, "link", "set", "br0", "up"])?;
         for k in 0..hosts {
             let host = Host {
-                namespace: format!("{tag}-h{k}"),
+                namespace: format!("{tag}-h{}", k + 1),
                 v4: ipv4.then(|| Ipv4Addr::new(10, 77, 0, k as u8 + 1)),
                 v6: Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, k as u16 + 1),
             };
@@ -84,6 +115,13 @@ impl Lan {
     }
 }
 
+impl Lan {
+    /// Host `{k}`'s namespace, as a `btvod experiment --host-cmd` template writes it.
+    pub fn namespace_template(&self) -> String {
+        format!("{}-h{{k}}", self.tag)
+    }
+}
+
 impl Drop for Lan {
     fn drop(&mut self) {
         for ns in self
@@ -98,15 +136,19 @@ impl Drop for Lan {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
+    run("ip", args)
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+        .map_err(|e| format!("{program} {}: {e}", args.join(" ")))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "ip {}: {}",
+            "{program} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         ))

@@ -1,4 +1,4 @@
-//! A world peer played by libtorrent: `scripts/lt_peer.py` as a child process on 127.0.0.1,
+//! A world peer played by libtorrent: `scripts/lt_peer.py` as a child process on the world's address,
 //! its status lines read into a watch channel, stopped with SIGTERM (and taken down with the
 //! world however the world ends: the script stops when its stdin closes).
 
@@ -93,7 +93,7 @@ pub(crate) struct LtPeer {
 
 impl LtPeer {
     /// Starts libtorrent on the torrent with its content (complete or partial) in `save_path`,
-    /// under the class's limits, listening on `listen_port` (0: any); returns once it listens
+    /// under the class's limits, listening on `listen` (port 0: any); returns once it listens
     /// and has checked its files.
     pub async fn start(
         program: &LtProgram,
@@ -101,7 +101,7 @@ impl LtPeer {
         save_path: &Path,
         limits: Limits,
         piece_count: u32,
-        listen_port: u16,
+        listen: SocketAddr,
     ) -> Result<LtPeer, LtPeerError> {
         let mut child = Command::new(&program.python)
             .arg(&program.script)
@@ -111,7 +111,8 @@ impl LtPeer {
             .arg(save_path)
             .args(["--upload-limit", &limits.upload.to_string()])
             .args(["--download-limit", &limits.download.to_string()])
-            .args(["--listen-port", &listen_port.to_string()])
+            .args(["--listen-port", &listen.port().to_string()])
+            .args(["--listen-host", &listen.ip().to_string()])
             .arg("--stop-on-eof")
             // Peer exchange would hand out the addresses behind a world's latency relays.
             .arg("--no-pex")
@@ -172,7 +173,7 @@ impl LtPeer {
         Ok(LtPeer {
             child,
             lifeline,
-            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            listen: SocketAddr::new(listen.ip(), port),
             stats,
             reader,
         })

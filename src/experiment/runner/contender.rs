@@ -34,6 +34,14 @@ impl Contender {
             Contender::Libtorrent { deadline: false } => "libtorrent-sequential",
         }
     }
+
+    /// The btvod picker it is, if it is one.
+    pub fn btvod_policy(self) -> Option<PolicyKind> {
+        match self {
+            Contender::Btvod(kind) => Some(kind),
+            Contender::Libtorrent { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

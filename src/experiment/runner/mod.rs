@@ -8,6 +8,7 @@ mod bounds;
 mod contender;
 mod lt_viewer;
 mod outcome;
+mod parts;
 mod viewer_job;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::bounds::PenaltyBounds;
 pub use self::contender::{Contender, UnknownPolicy};
 pub use self::outcome::{PeerTraffic, RunOutcome, Sample, ViewerOutcome};
+pub use self::parts::PartsPlan;
 use self::viewer_job::ViewerJob;
 use super::scenario::{PeerClient, Scenario};
 use super::world::{World, WorldError, WorldOptions, WorldSummary};
@@ -55,6 +57,8 @@ pub struct RunnerOptions {
     pub sample_every: Duration,
     /// Keep content, partial copies and movies of each run (otherwise only its logs stay).
     pub keep_data: bool,
+    /// Spread each run's world over `btvod world --part` processes (None: one world here).
+    pub parts: Option<PartsPlan>,
 }
 
 impl Default for RunnerOptions {
@@ -76,6 +80,7 @@ impl Default for RunnerOptions {
             slack: Duration::from_secs(30),
             sample_every: Duration::from_millis(250),
             keep_data: false,
+            parts: None,
         }
     }
 }
@@ -108,6 +113,10 @@ pub enum RunnerError {
     NoViewers,
     #[error("no policies to run")]
     NoPolicies,
+    #[error("a world in parts plays btvod's policies only (the parts run the viewers), not {0}")]
+    PartsPolicy(&'static str),
+    #[error("a world in parts has no link latency: its relays stand on one host's loopback")]
+    PartsLatency,
     #[error("{0}")]
     World(#[from] WorldError),
     #[error("cannot make {}: {source}", path.display())]
@@ -129,6 +138,18 @@ pub async fn run_experiment(
     }
     if options.contenders.is_empty() {
         return Err(RunnerError::NoPolicies);
+    }
+    if options.parts.is_some() {
+        if let Some(c) = options
+            .contenders
+            .iter()
+            .find(|c| c.btvod_policy().is_none())
+        {
+            return Err(RunnerError::PartsPolicy(c.name()));
+        }
+        if options.rtt.is_some_and(|r| !r.is_zero()) || scenario.has_latency() {
+            return Err(RunnerError::PartsLatency);
+        }
     }
     std::fs::create_dir_all(&options.out).map_err(|source| RunnerError::Out {
         path: options.out.clone(),
@@ -216,6 +237,10 @@ pub async fn run_once(
         peers: Vec::new(),
         error: None,
     };
+    if let (Some(plan), Some(policy)) = (&options.parts, contender.btvod_policy()) {
+        parts::run_in_parts(scenario, plan, policy, &mut outcome, options, progress).await;
+        return finish(outcome, wall, dir);
+    }
     let _ = std::fs::remove_dir_all(dir);
     let world_options = WorldOptions {
         run_viewers: false,
@@ -274,6 +299,11 @@ pub async fn run_once(
             let _ = std::fs::remove_dir_all(dir.join(sub));
         }
     }
+    finish(outcome, wall, dir)
+}
+
+/// Stamps the run's wall time and writes `run.json`.
+fn finish(mut outcome: RunOutcome, wall: Instant, dir: &Path) -> RunOutcome {
     outcome.wall_s = wall.elapsed().as_secs_f64();
     let _ = std::fs::write(
         dir.join("run.json"),

@@ -284,6 +284,17 @@ impl Scenario {
         out
     }
 
+    /// The same scenario with every viewer class playing under `policy` (`None`: as written).
+    pub fn with_viewer_policy(&self, policy: Option<PolicyKind>) -> Scenario {
+        let mut out = self.clone();
+        if let Some(policy) = policy {
+            for class in &mut out.viewers {
+                class.policy = policy;
+            }
+        }
+        out
+    }
+
     /// Whether any connection in its world has latency.
     pub fn has_latency(&self) -> bool {
         self.peers.iter().any(|c| c.link != LinkDelay::default())
