@@ -6,6 +6,7 @@ mod make;
 mod origin;
 mod play;
 mod search;
+mod simulate;
 mod source;
 mod stream;
 mod tracker;
@@ -80,6 +81,8 @@ pub enum Command {
     World(world::WorldArgs),
     /// Compare policies on a scenario: runs, penalty table, CSV/JSON and an SVG plot.
     Experiment(experiment::ExperimentArgs),
+    /// Run a scenario in the pure simulator: each policy's penalty in virtual time.
+    Simulate(simulate::SimulateArgs),
     /// Stream a torrent's files over HTTP to a player (mpv, VLC): its reads and seeks set the
     /// deadlines, and the VoD server is used only when one would be missed.
     Stream(stream::StreamArgs),
@@ -276,6 +279,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Origin(a)) => origin::run(a).await,
         Some(Command::World(a)) => world::run(a).await,
         Some(Command::Experiment(a)) => experiment::run(a).await,
+        Some(Command::Simulate(a)) => simulate::run(a),
         Some(Command::Stream(a)) => stream::run(a, stream::Player::None).await,
         Some(Command::Play(a)) => stream::run(a, stream::Player::Mpv).await,
         Some(Command::Watch(a)) => watch::run(a).await,

@@ -9,6 +9,7 @@
 //!   member is doing, `shared` what every member's task reads, `peers` and `viewers` their
 //!   lives; a world peer runs btvod or libtorrent (`scripts/lt_peer.py`), seen alike through
 //!   `member`; `links` puts latency relays in front of them.
+//! - [`simulate`]: a scenario in the pure simulator, as one viewer sees it.
 //! - [`part`]: a world split over processes or hosts, each part running its share.
 //! - [`runner`]: an experiment, a scenario run per policy and repetition, with [`report`] and
 //!   [`plot`] for its results and [`deadline_settings`] for the deadline policy's knobs.
@@ -26,6 +27,7 @@ pub mod roster;
 pub mod runner;
 pub mod scenario;
 mod shared;
+pub mod simulate;
 mod viewers;
 pub mod world;
 

@@ -63,6 +63,8 @@ pub enum Holding {
     Suffix(f64),
     /// Exactly these piece indices.
     Pieces(Range<u32>),
+    /// Exactly these pieces, anywhere (a world peer's drawn partial copy).
+    Set(Vec<u32>),
 }
 
 /// One simulated peer: what it holds, how fast it uploads to us, when it is there.

@@ -96,6 +96,13 @@ fn holding_bits(
         Holding::Prefix(s) => 0..share(*s)?,
         Holding::Suffix(s) => n - share(*s)?..n,
         Holding::Pieces(r) => r.start.min(n)..r.end.min(n),
+        Holding::Set(pieces) => {
+            let mut b = Bitfield::empty(n);
+            for p in pieces.iter().filter_map(|&i| g.piece(i)) {
+                b.set(p);
+            }
+            return Ok(b);
+        }
         Holding::Fraction(s) => {
             share(*s)?;
             let mut b = Bitfield::empty(n);

@@ -1,0 +1,72 @@
+//! `btvod simulate SCENARIO.toml`: the scenario in the pure simulator, one viewer of each
+//! class under each of btvod's policies, in virtual time.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use btvod::experiment::Scenario;
+use btvod::experiment::simulate::simulate;
+use btvod::experiment::world::build_content;
+use btvod::proto::metainfo::Metainfo;
+use clap::Args;
+
+#[derive(Args, Debug)]
+#[command(
+    long_about = "Runs SCENARIO.toml in the pure simulator (src/policy/sim) instead of a real \
+                  world: one viewer of each class, every world peer a simulated peer holding \
+                  what the world would draw for it, in its online spells, behind its class's \
+                  link, giving the viewer an even share of its upload among everyone \
+                  downloading. Prints each policy's penalty (% of the movie, mean and range \
+                  over --seeds). Seconds for worlds a real run takes minutes for; how far its \
+                  numbers are from real worlds is in BENCHMARKS.md \"Scale\"."
+)]
+pub struct SimulateArgs {
+    /// The scenario (see scripts/scenarios/).
+    pub scenario: PathBuf,
+    /// Seeds to average over (latencies, the picker's random choices).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+}
+
+pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    let scenario = Scenario::load(&args.scenario)?;
+    let meta = torrent_of(&scenario)?;
+    let started = Instant::now();
+    let results = simulate(&scenario, &meta, args.seeds)?;
+    println!(
+        "scenario `{}`, simulated, {} seed(s):",
+        scenario.name,
+        args.seeds.max(1)
+    );
+    println!(
+        "{:<16} {:<14} {:>10} {:>16}",
+        "viewer class", "policy", "penalty %", "range"
+    );
+    for r in &results {
+        let (lo, hi) = r
+            .fractions
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), f| {
+                (l.min(*f), h.max(*f))
+            });
+        println!(
+            "{:<16} {:<14} {:>10.1} {:>16}",
+            r.class,
+            r.policy,
+            100.0 * r.mean(),
+            format!("{:.1}-{:.1}", 100.0 * lo, 100.0 * hi)
+        );
+    }
+    eprintln!("simulated in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The scenario's torrent, made in a scratch directory that is removed after.
+fn torrent_of(scenario: &Scenario) -> anyhow::Result<Metainfo> {
+    let dir = std::env::temp_dir().join(format!("btvod-simulate-{}", std::process::id()));
+    let made = build_content(&scenario.content, &dir, "http://127.0.0.1:1/announce");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (_, bytes) = made.context("cannot make the scenario's torrent")?;
+    Ok(Metainfo::from_bytes(&bytes)?)
+}
