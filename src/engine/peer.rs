@@ -90,6 +90,8 @@ pub enum Ended {
     TorrentStopped,
     #[error("inactive")]
     Inactive,
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
     #[error("protocol: {0}")]
     Protocol(#[source] CodecError),
     #[error("write: {0}")]

@@ -98,6 +98,8 @@ async fn on_frame(
 ) -> Result<(), Ended> {
     let message = match frame {
         None => return Err(Ended::ClosedByPeer),
+        // A reset is how a peer that exits ends its connections, not a broken protocol.
+        Some(Err(CodecError::Io(e))) => return Err(Ended::Read(e)),
         Some(Err(e)) => return Err(Ended::Protocol(e)),
         Some(Ok(message)) => message,
     };
