@@ -260,3 +260,43 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
     );
     drop(guard);
 }
+
+/// A world in parts refuses what cannot work, each with one line saying what to do.
+#[test]
+fn world_parts_refuse_bad_combinations_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/scenarios/demo.toml");
+    let run = dir.path().join("run").display().to_string();
+    let latency = dir.path().join("latency.toml");
+    let text = std::fs::read_to_string(scenario).unwrap();
+    std::fs::write(
+        &latency,
+        text.replace("upload = \"160KiB\"", "upload = \"160KiB\"\nrtt_ms = 50"),
+    )
+    .unwrap();
+    let latency = latency.display().to_string();
+    let cases: [(&[&str], &str); 5] = [
+        (&[scenario, "--part", "3/2"], "1 <= K <= N"),
+        (&[scenario, "--part", "x"], "K/N"),
+        (&[scenario, "--part", "2/2"], "needs --tracker and --origin"),
+        (
+            &[
+                scenario,
+                "--tracker",
+                "http://a/announce",
+                "--origin",
+                "http://a/",
+            ],
+            "part 1 starts the tracker",
+        ),
+        (&[&latency, "--part", "1/2"], "link latency"),
+    ];
+    for (args, expect) in cases {
+        let mut all = vec!["world", "--run-dir", &run];
+        all.extend_from_slice(args);
+        let out = btvod(&all, dir.path());
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr(&out);
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+}
