@@ -263,12 +263,20 @@ mod tests {
         // The seed is there before the viewer (arriving at 15 s) and stays.
         assert_eq!((seed.arrive, seed.leave), (Duration::ZERO, None));
         let partials = &view.peers[1..];
-        assert!(partials.iter().all(|p| matches!(&p.holding, Holding::Set(v) if v.len() == 8)));
+        assert!(
+            partials
+                .iter()
+                .all(|p| matches!(&p.holding, Holding::Set(v) if v.len() == 8))
+        );
         // Spells every 40 s; the first (0-10 s) ended before the viewer came.
         assert_eq!(partials[0].arrive, Duration::from_secs(25));
         assert_eq!(partials[0].leave, Some(Duration::from_secs(35)));
         let share = 30.0 * 1024.0 / 1.25;
-        assert!(partials.iter().all(|p| (p.upload_rate - share).abs() < 1e-6));
+        assert!(
+            partials
+                .iter()
+                .all(|p| (p.upload_rate - share).abs() < 1e-6)
+        );
     }
 
     #[test]
