@@ -50,6 +50,7 @@ for n in $SIZES; do
     /usr/bin/time -f "%e %U %S %M" -o "$WORK/time-$n" \
         "$BIN" world "$scenario" --run-dir "$run" "${flags[@]}" > /dev/null 2> "$WORK/world-$n.log" || true
     read -r wall user sys rss_kib < "$WORK/time-$n"
+    [[ -f "$run/world.json" ]] || { echo "| $n | $viewers | failed: see target/bench-scale/world-$n.log | | | | | |"; continue; }
     python3 - "$run/world.json" "$n" "$viewers" "$wall" "$user" "$sys" "$rss_kib" <<'EOF'
 import json, sys
 path, n, viewers, wall, user, sys_s, rss = sys.argv[1:]

@@ -22,6 +22,7 @@ mod member;
 pub mod part;
 mod peers;
 pub mod plot;
+mod process_limits;
 pub mod report;
 pub mod roster;
 pub mod runner;

@@ -51,6 +51,9 @@ pub(crate) struct WorldShared {
     pub bind: IpAddr,
     /// Which share of the scenario's members this world runs.
     pub part: Part,
+    /// Connections each member keeps at most (fewer than the engine's default in a world too
+    /// big for the open-files limit).
+    pub max_peers: usize,
     pub tracker_url: String,
     pub origin_url: String,
     pub started: Instant,
@@ -116,6 +119,7 @@ impl WorldShared {
         SessionOptions {
             listen: SocketAddr::new(self.bind, 0),
             torrent: TorrentConfig {
+                max_peers: self.max_peers,
                 upload_limit: limits.upload,
                 download_limit: limits.download,
                 // Peers told of each other would connect around the world's relays.

@@ -23,11 +23,14 @@ use super::links::Links;
 use super::member::LtProgram;
 use super::part::{Part, RemoteServices};
 use super::peers::run_peer;
+pub use super::process_limits::MAX_MEMBERS_PER_PROCESS;
+use super::process_limits::connections_per_member;
 use super::roster::{PeerRecord, PeerRole, PeerState, Roster};
 use super::scenario::{PeerClient, Scenario};
 use super::shared::WorldShared;
 use super::viewers::run_viewer;
 use crate::engine::session::PolicyKind;
+use crate::engine::torrent::TorrentConfig;
 use crate::make_torrent::{MakeTorrentOptions, make_torrent};
 use crate::proto::metainfo::Metainfo;
 use crate::service::origin::{self, OriginConfig, OriginMeter};
@@ -48,6 +51,11 @@ pub enum WorldError {
     Listen(std::io::Error),
     #[error("{0}")]
     Unsupported(&'static str),
+    #[error(
+        "this part runs {0} peers and viewers; one process runs at most \
+         {MAX_MEMBERS_PER_PROCESS}: split the world with --part"
+    )]
+    TooManyMembers(usize),
     #[error("viewer class {class}: no file `{file}` in the torrent")]
     NoMovie { class: String, file: String },
 }
@@ -142,6 +150,13 @@ impl World {
                  its relays stand on loopback addresses",
             ));
         }
+        let members = (0..(scenario.peer_count() + scenario.viewer_count()) as usize)
+            .filter(|&m| options.part.holds(m))
+            .count();
+        if members > MAX_MEMBERS_PER_PROCESS {
+            return Err(WorldError::TooManyMembers(members));
+        }
+        let max_peers = connections_per_member(members, TorrentConfig::default().max_peers);
         let dir_err = |source| WorldError::RunDir {
             path: run_dir.to_path_buf(),
             source,
@@ -194,13 +209,15 @@ impl World {
             links,
             bind: options.bind,
             part: options.part,
+            max_peers,
             tracker_url,
             origin_url,
             started: Instant::now(),
             events: Mutex::new(Some(events)),
         });
         shared.event(&format!(
-            "world `{}` started: tracker {}, origin {}",
+            "world `{}` started: tracker {}, origin {}, {members} members here with at most \
+             {max_peers} connections each",
             shared.scenario.name, shared.tracker_url, shared.origin_url
         ));
         let roster = Roster::new(shared.started);

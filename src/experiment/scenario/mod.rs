@@ -64,8 +64,9 @@ use self::raw::RawScenario;
 use crate::engine::session::PolicyKind;
 use crate::service::relay::LinkDelay;
 
-/// Most peers and viewers a world may hold: each is a listener and tasks on one machine.
-pub const MAX_WORLD_PEERS: u32 = 500;
+/// Most peers and viewers a scenario may hold, over all its parts (a guard against typos; one
+/// process runs at most `world::MAX_MEMBERS_PER_PROCESS` of them).
+pub const MAX_WORLD_PEERS: u32 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {

@@ -244,7 +244,7 @@ impl RawScenario {
         if total > u64::from(MAX_WORLD_PEERS) {
             return bad(
                 "peers",
-                format!("{total} peers and viewers; at most {MAX_WORLD_PEERS} on one machine"),
+                format!("{total} peers and viewers; at most {MAX_WORLD_PEERS} in a scenario"),
             );
         }
         Ok(Scenario {
