@@ -168,23 +168,7 @@ impl World {
         let events = std::fs::File::create(run_dir.join("events.log")).map_err(dir_err)?;
 
         let meter = Arc::new(OriginMeter::new());
-        let (urls, listeners) = match (&options.remote, options.part.runs_services()) {
-            (Some(remote), false) => (remote.clone(), None),
-            (None, true) => {
-                let tracker = bind(options.bind).await?;
-                let origin = bind(options.bind).await?;
-                let urls = RemoteServices {
-                    tracker_url: format!("http://{}/announce", local(&tracker)?),
-                    origin_url: format!("http://{}/", local(&origin)?),
-                };
-                (urls, Some((tracker, origin)))
-            }
-            _ => {
-                return Err(WorldError::Unsupported(
-                    "part 1 runs the tracker and the origin; every other part is given theirs",
-                ));
-            }
-        };
+        let (urls, listeners) = service_listeners(&options).await?;
         let RemoteServices {
             tracker_url,
             origin_url,
@@ -376,6 +360,28 @@ async fn wait_first_arrivals(shared: &WorldShared, roster: &Roster) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// The tracker's and origin's URLs: part 1 listens for them (returned), another part is given
+/// part 1's.
+async fn service_listeners(
+    options: &WorldOptions,
+) -> Result<(RemoteServices, Option<(TcpListener, TcpListener)>), WorldError> {
+    match (&options.remote, options.part.runs_services()) {
+        (Some(remote), false) => Ok((remote.clone(), None)),
+        (None, true) => {
+            let tracker = bind(options.bind).await?;
+            let origin = bind(options.bind).await?;
+            let urls = RemoteServices {
+                tracker_url: format!("http://{}/announce", local(&tracker)?),
+                origin_url: format!("http://{}/", local(&origin)?),
+            };
+            Ok((urls, Some((tracker, origin))))
+        }
+        _ => Err(WorldError::Unsupported(
+            "part 1 runs the tracker and the origin; every other part is given theirs",
+        )),
+    }
 }
 
 async fn bind(address: IpAddr) -> Result<TcpListener, WorldError> {
