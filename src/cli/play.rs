@@ -65,7 +65,7 @@ pub enum PlayPolicy {
 }
 
 impl PlayPolicy {
-    fn kind(self) -> PolicyKind {
+    pub(super) fn kind(self) -> PolicyKind {
         match self {
             PlayPolicy::Deadline => PolicyKind::Deadline,
             PlayPolicy::Rarest => PolicyKind::Rarest,
@@ -169,6 +169,14 @@ pub async fn run(mut args: PlayArgs) -> anyhow::Result<()> {
         Ended::Failed(e) => bail!("{e}"),
         Ended::Interrupted => bail!("interrupted before the movie was complete"),
     }
+}
+
+/// Stops the session and returns its final stats: the torrent task's last snapshot, taken once
+/// it has taken in everything, which is what a report scores.
+pub(super) async fn shut_down(session: Session) -> TorrentStats {
+    let stats = session.torrent.stats.clone();
+    session.shutdown().await;
+    stats.borrow().clone()
 }
 
 /// Writes `report` as pretty JSON to `--report`'s path, if one was given.

@@ -165,9 +165,7 @@ pub async fn run(mut args: StreamArgs, default_player: Player) -> anyhow::Result
     // No new readers; the torrent task takes in what the last ones said and ends, and its
     // final snapshot is the report's.
     let notes = web.stop();
-    let stats = session.torrent.stats.clone();
-    session.shutdown().await;
-    let final_stats = stats.borrow().clone();
+    let final_stats = super::play::shut_down(session).await;
     let vod = VodReport::new(
         &meta,
         file,

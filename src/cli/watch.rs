@@ -134,9 +134,7 @@ pub async fn run(mut args: WatchArgs) -> anyhow::Result<()> {
         })
         .await;
     let ended = play(&mut movie, &session, delay, args.no_tty).await;
-    let stats = session.torrent.stats.clone();
-    session.shutdown().await;
-    let final_stats = stats.borrow().clone();
+    let final_stats = super::play::shut_down(session).await;
     let report = VodReport::new(
         &meta,
         file,

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use btvod::engine::session::PolicyKind;
 use btvod::experiment::part::{Part, RemoteServices};
 use btvod::experiment::scenario::PeerClient;
 use btvod::experiment::world::build_content;
@@ -75,20 +74,13 @@ pub struct WorldArgs {
     pub peer_client: Option<ClientArg>,
     /// Every viewer plays under this policy, whatever its class says.
     #[arg(long, value_enum)]
-    pub viewer_policy: Option<ViewerPolicy>,
+    pub viewer_policy: Option<super::play::PlayPolicy>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub enum ClientArg {
     Btvod,
     Libtorrent,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy)]
-pub enum ViewerPolicy {
-    Deadline,
-    Rarest,
-    Sequential,
 }
 
 pub async fn run(args: WorldArgs) -> anyhow::Result<()> {
@@ -138,11 +130,7 @@ pub async fn run(args: WorldArgs) -> anyhow::Result<()> {
             ClientArg::Btvod => PeerClient::Btvod,
             ClientArg::Libtorrent => PeerClient::Libtorrent,
         }),
-        viewer_policy: args.viewer_policy.map(|p| match p {
-            ViewerPolicy::Deadline => PolicyKind::Deadline,
-            ViewerPolicy::Rarest => PolicyKind::Rarest,
-            ViewerPolicy::Sequential => PolicyKind::Sequential,
-        }),
+        viewer_policy: args.viewer_policy.map(|p| p.kind()),
         ..WorldOptions::default()
     };
     let world = World::start(scenario, &args.run_dir, options)

@@ -107,8 +107,12 @@ pub fn viewer_view(
     let mut peers = Vec::new();
     for (c, peer_class) in scenario.peers.iter().enumerate() {
         // Everyone downloading from this peer but itself shares its upload.
-        let others =
-            downloaders - online_share(peer_class) * f64::from(u8::from(downloads(peer_class)));
+        let itself = if downloads(peer_class) {
+            online_share(peer_class)
+        } else {
+            0.0
+        };
+        let others = downloaders - itself;
         // No upload limit (0) is the loopback's speed, about 1 GB/s.
         let upload = match peer_class.limits.upload {
             0 => 1e9,

@@ -18,7 +18,7 @@ use super::{PeerTraffic, ProgressFn, RunOutcome, RunnerOptions, ViewerOutcome, r
 use crate::engine::report::VodReport;
 use crate::engine::session::PolicyKind;
 use crate::experiment::roster::PeerRole;
-use crate::experiment::scenario::{PeerClient, Scenario};
+use crate::experiment::scenario::Scenario;
 use crate::proto::metainfo::Metainfo;
 
 /// How each run's world is spread over processes or hosts.
@@ -210,11 +210,7 @@ fn spawn_part(
     if let Some(client) = scenario.peers.first().map(|c| c.client)
         && scenario.peers.iter().all(|c| c.client == client)
     {
-        let name = match client {
-            PeerClient::Btvod => "btvod",
-            PeerClient::Libtorrent => "libtorrent",
-        };
-        args.extend(["--peer-client".into(), name.into()]);
+        args.extend(["--peer-client".into(), client.name().into()]);
     }
     if let Some((tracker, origin, _)) = remote {
         args.extend(["--tracker".into(), tracker.clone()]);
