@@ -256,8 +256,8 @@ fn accepted_fds(port: u16) -> usize {
 }
 
 /// 300 connections that say nothing, reconnecting whenever they are dropped, against a leecher
-/// capped at 16 peers: its peer count and descriptors stay within the cap, and it still dials
-/// an honest seed and completes meanwhile.
+/// capped at 16 peers: its peer count and descriptors stay within the cap and its turnover
+/// slack, and it still dials an honest seed and completes meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_connections_hold_the_cap_and_the_download_goes_on() {
     const ATTACKERS: usize = 300;
@@ -307,11 +307,13 @@ async fn hundreds_of_connections_hold_the_cap_and_the_download_goes_on() {
         leech.stats()
     );
     world.assert_downloaded(0);
-    assert!(most_peers <= CAP, "{most_peers} peers with a cap of {CAP}");
+    // Incoming connections may pass the cap by the turnover slack until idle ones are closed.
+    let most = CAP + btvod::policy::turnover::slack(CAP);
+    assert!(most_peers <= most, "{most_peers} peers with a cap of {CAP}");
     // The flood did take what it could (half the cap may be handshaking at once); a cap that
     // did not hold would show hundreds here.
     assert!(
-        (CAP / 2..=CAP).contains(&most_fds),
+        (CAP / 2..=most).contains(&most_fds),
         "btvod's side held up to {most_fds} descriptors with a cap of {CAP} peers"
     );
     for a in attackers {

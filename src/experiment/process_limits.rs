@@ -3,7 +3,8 @@
 /// Most world peers and viewers one process runs: each holds up to `max_peers` connections,
 /// and on loopback both ends of a connection are this process's descriptors.
 pub const MAX_MEMBERS_PER_PROCESS: usize = 2000;
-/// Descriptors a member needs at most with the engine's default 50 connections.
+/// Descriptors a member needs at most with the engine's default 50 connections and their
+/// turnover slack of 10.
 const FDS_PER_MEMBER: u64 = 64;
 
 /// The connections each of `members` may keep so that the world fits this process's
@@ -15,7 +16,9 @@ pub(crate) fn connections_per_member(members: usize, default: usize) -> usize {
     // Each member: its connections (on loopback the other end is another member's), its
     // listener and a few files.
     let fit = limit.saturating_sub(512) / members;
-    (fit.saturating_sub(4) as usize).clamp(8, default.max(8))
+    // A member may hold its cap plus the turnover slack (a fifth more) for a while.
+    let cap = fit.saturating_sub(4) * 5 / 6;
+    (cap as usize).clamp(8, default.max(8))
 }
 
 /// Raises this process's open-files limit to `wanted` where it is lower (the hard limit too

@@ -2,6 +2,7 @@
 //! us the most (or, as a seed, take the most), re-evaluated every 10 s; one optimistic slot
 //! rotates every 30 s to a random interested peer; a peer that snubs us loses its regular slot.
 //! Between rounds a slot left idle (its peer lost interest or left) goes at once to a waiting peer.
+//! With a known upload capacity, a round that left much of it unused opens more regular slots.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -22,6 +23,12 @@ pub struct ChokerConfig {
     pub newcomer_weight: u32,
     /// A peer that unchokes us but sends nothing for this long is snubbing us.
     pub snub_after: Duration,
+    /// Our upload limit in bytes per second, when there is one. Peers that can only take a
+    /// little each (their downloads capped) would otherwise leave most of it idle: a seed
+    /// of 256 KiB/s with four slots on 4 KiB/s peers sends 16 KiB/s while others wait.
+    pub upload_capacity: Option<f64>,
+    /// The most regular slots a round may open to use `upload_capacity`.
+    pub max_regular_slots: usize,
 }
 
 impl Default for ChokerConfig {
@@ -33,6 +40,8 @@ impl Default for ChokerConfig {
             newcomer_age: Duration::from_secs(60),
             newcomer_weight: 3,
             snub_after: Duration::from_secs(60),
+            upload_capacity: None,
+            max_regular_slots: 40,
         }
     }
 }
@@ -91,11 +100,14 @@ pub struct Choker {
     optimistic: Option<PeerKey>,
     optimistic_since: Time,
     last_rechoke: Option<Time>,
+    /// Regular slots this round: `regular_slots`, or more while upload capacity is unused.
+    slots: usize,
 }
 
 impl Choker {
     pub fn new(config: ChokerConfig) -> Self {
         Self {
+            slots: config.regular_slots,
             config,
             unchoked: BTreeSet::new(),
             optimistic: None,
@@ -114,6 +126,10 @@ impl Choker {
     }
     pub fn optimistic(&self) -> Option<PeerKey> {
         self.optimistic
+    }
+    /// Regular slots in use this round.
+    pub fn regular_slot_count(&self) -> usize {
+        self.slots
     }
 
     /// Call often (every second, and when a peer's interest changes or it leaves); it ranks
@@ -138,6 +154,7 @@ impl Choker {
             return self.fill_idle_slots(now, peers, am_seed);
         }
         self.last_rechoke = Some(now);
+        self.slots = self.resize_slots(peers);
 
         let regular = self.regular(now, peers, am_seed);
         self.update_optimistic(now, peers, &regular, rng);
@@ -162,9 +179,41 @@ impl Choker {
     /// The best interested, non-snubbing peers by the rate that matters now.
     fn regular(&self, now: Time, peers: &[ChokerPeer], am_seed: bool) -> BTreeSet<PeerKey> {
         self.ranked_candidates(now, peers, am_seed)
-            .take(self.config.regular_slots)
+            .take(self.slots)
             .map(|p| p.key)
             .collect()
+    }
+
+    /// The regular slot count for the round starting now. Below 80% of a known capacity with
+    /// every slot busy, open as many more slots as the unused upload would fill at the rate
+    /// the busy ones took; above 95%, close one a round back toward the configured count.
+    fn resize_slots(&self, peers: &[ChokerPeer]) -> usize {
+        let base = self.config.regular_slots;
+        let Some(capacity) = self.config.upload_capacity.filter(|c| *c > 0.0) else {
+            return base;
+        };
+        let busy: Vec<&ChokerPeer> = peers
+            .iter()
+            .filter(|p| p.interested && self.unchoked.contains(&p.key))
+            .collect();
+        let used: f64 = peers.iter().map(|p| p.upload_rate).sum();
+        if used >= 0.95 * capacity {
+            return self.slots.saturating_sub(1).max(base);
+        }
+        let waiting = peers
+            .iter()
+            .any(|p| p.interested && !self.unchoked.contains(&p.key));
+        if used >= 0.8 * capacity || !waiting || busy.len() < self.slots {
+            return self.slots;
+        }
+        let per_slot = busy.iter().map(|p| p.upload_rate).sum::<f64>() / busy.len().max(1) as f64;
+        let wanted = if per_slot > 0.0 {
+            let extra = ((0.9 * capacity - used) / per_slot).ceil() as usize;
+            self.slots + extra
+        } else {
+            self.slots
+        };
+        wanted.clamp(base, self.config.max_regular_slots.max(base))
     }
 
     /// Interested, non-snubbing peers, best first by the rate that matters now.
@@ -206,7 +255,7 @@ impl Choker {
             .map(|p| p.key)
             .collect();
         let busy = self.unchoked.intersection(&interested).count();
-        let free = (self.config.regular_slots + 1).saturating_sub(busy);
+        let free = (self.slots + 1).saturating_sub(busy);
         if free == 0 {
             return Vec::new();
         }

@@ -274,3 +274,65 @@ fn a_departed_peer_s_slot_goes_at_once_to_a_waiting_peer() {
     let decisions = choker.rechoke(secs(101), &peers, false, &mut rng(1));
     assert_eq!(decisions, vec![ChokeDecision::Unchoke(PeerKey(waiting))]);
 }
+
+/// A seed with `capacity` bytes/s whose `n` interested peers each take `each` bytes/s while
+/// unchoked (their downloads capped), after a first round has unchoked some of them.
+fn capped_seed_round(capacity: f64, n: u64, each: f64) -> Choker {
+    let mut choker = Choker::new(ChokerConfig {
+        upload_capacity: Some(capacity),
+        ..ChokerConfig::default()
+    });
+    let mut peers = settled((1..=n).map(|k| peer(k, 0.0)).collect(), secs(100));
+    let _ = choker.rechoke(secs(100), &peers, true, &mut rng(1));
+    for p in &mut peers {
+        if choker.unchoked().any(|k| k == p.key) {
+            p.upload_rate = each;
+        }
+    }
+    let _ = choker.rechoke(secs(110), &peers, true, &mut rng(1));
+    choker
+}
+
+#[test]
+fn unused_upload_capacity_opens_more_slots() {
+    // Five busy slots send 20 of 256 KiB/s: enough slots to fill 90% at 4 KiB/s each,
+    // bounded by the configured maximum.
+    let choker = capped_seed_round(256.0 * 1024.0, 60, 4096.0);
+    assert_eq!(choker.regular_slot_count(), 40);
+    assert_eq!(choker.unchoked().count(), 41);
+
+    let choker = capped_seed_round(64.0 * 1024.0, 60, 4096.0);
+    // 20 KiB/s used, 57.6 wanted: ceil(37.6 / 4) = 10 more.
+    assert_eq!(choker.regular_slot_count(), 14);
+    assert_eq!(choker.unchoked().count(), 15);
+}
+
+#[test]
+fn a_saturated_or_unlimited_upload_keeps_the_configured_slots() {
+    // Five slots at 16 KiB/s fill 80 KiB/s: saturated, nothing opens.
+    let choker = capped_seed_round(80.0 * 1024.0, 60, 16.0 * 1024.0);
+    assert_eq!(choker.regular_slot_count(), 4);
+    // No known capacity: the configured count whatever the rates.
+    let mut choker = Choker::new(ChokerConfig::default());
+    let mut peers = settled((1..=60).map(|k| peer(k, 0.0)).collect(), secs(100));
+    let _ = choker.rechoke(secs(100), &peers, true, &mut rng(1));
+    for p in &mut peers {
+        p.upload_rate = 1.0;
+    }
+    let _ = choker.rechoke(secs(110), &peers, true, &mut rng(1));
+    assert_eq!(choker.regular_slot_count(), 4);
+    assert_eq!(choker.unchoked().count(), 5);
+}
+
+#[test]
+fn opened_slots_close_one_a_round_once_upload_is_saturated() {
+    let capacity = 256.0 * 1024.0;
+    let mut choker = capped_seed_round(capacity, 60, 4096.0);
+    assert_eq!(choker.regular_slot_count(), 40);
+    let mut peers = settled((1..=60).map(|k| peer(k, 0.0)).collect(), secs(120));
+    for p in &mut peers {
+        p.upload_rate = capacity / 60.0;
+    }
+    let _ = choker.rechoke(secs(120), &peers, true, &mut rng(1));
+    assert_eq!(choker.regular_slot_count(), 39);
+}

@@ -1,10 +1,12 @@
-//! Pure decisions: which blocks to request (`picker`), whom to unchoke (`choker`). Time and
-//! randomness are passed in by the caller; nothing here reads a clock or owns an unseeded RNG.
+//! Pure decisions: which blocks to request (`picker`), whom to unchoke (`choker`), which
+//! connections make room at the cap (`turnover`). Time and randomness are passed in by the
+//! caller; nothing here reads a clock or owns an unseeded RNG.
 
 pub mod bounds;
 pub mod choker;
 pub mod picker;
 pub mod sim;
+pub mod turnover;
 pub mod vod;
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
-//! Incoming connections, over TCP and over uTP: each is admitted only while the peer cap and
-//! the share of it that unidentified connections may hold allow, then given its own peer task.
+//! Incoming connections, over TCP and over uTP: each is admitted only while the peer cap (and
+//! its turnover slack) and the share of it that unidentified connections may hold allow, then
+//! given its own peer task.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::peer::link::Link;
 use crate::engine::peer::{self, PeerContext};
-use crate::policy::PeerKey;
+use crate::policy::{PeerKey, turnover};
 
 /// What every accepted connection is checked against and started with.
 #[derive(Clone)]
@@ -32,7 +33,9 @@ impl Admission {
     fn admit(&self, addr: SocketAddr, link: Link) {
         // A dual-stack socket shows IPv4 peers as mapped IPv6: one address per peer.
         let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
-        if self.live.load(Ordering::Relaxed) >= self.max_peers {
+        // Past the cap by at most the slack: the torrent's turnover then closes idle old
+        // connections, so the first peers to come cannot hold every slot for good.
+        if self.live.load(Ordering::Relaxed) >= self.max_peers + turnover::slack(self.max_peers) {
             tracing::debug!(%addr, "connection refused: peer cap reached");
             return;
         }

@@ -225,10 +225,14 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         ..Default::default()
     };
     let (stats_tx, stats_rx) = watch::channel(stats0);
-    let choker_config = if setup.playback.is_some() {
-        ChokerConfig::viewer()
-    } else {
-        ChokerConfig::default()
+    let choker_config = ChokerConfig {
+        upload_capacity: (setup.config.upload_limit > 0)
+            .then_some(setup.config.upload_limit as f64),
+        ..if setup.playback.is_some() {
+            ChokerConfig::viewer()
+        } else {
+            ChokerConfig::default()
+        }
     };
     let pex = setup.config.pex && !setup.private;
     let torrent = Torrent {

@@ -5,8 +5,10 @@ use tokio::time::Instant;
 
 use super::Torrent;
 use crate::engine::peer::PeerCommand;
-use crate::policy::PeerKey;
+use std::sync::atomic::Ordering;
+
 use crate::policy::choker::{ChokeDecision, ChokerPeer};
+use crate::policy::{PeerKey, turnover};
 use crate::proto::geometry::BlockRef;
 use crate::proto::wire::Message;
 
@@ -45,6 +47,7 @@ impl Torrent {
             }
         }
         self.rechoke();
+        self.turn_over();
         if let Some(p) = &mut self.playback {
             p.session_mut().on_tick();
         }
@@ -75,25 +78,7 @@ impl Torrent {
     pub(super) fn rechoke(&mut self) {
         let now = self.now();
         let seed = self.have().is_complete();
-        let at = |t: Instant| t.saturating_duration_since(self.started);
-        let view: Vec<ChokerPeer> = self
-            .peers
-            .iter()
-            .map(|(key, p)| ChokerPeer {
-                key: *key,
-                connected_at: at(p.connected_at),
-                interested: p.peer_interested,
-                am_interested: p.am_interested,
-                download_rate: p.download.rate(),
-                upload_rate: p.upload.rate(),
-                unchoked_us_at: if p.peer_choking {
-                    None
-                } else {
-                    p.last_unchoked_us_at.map(at)
-                },
-                last_block_at: p.last_block_at.map(at),
-            })
-            .collect();
+        let view = self.choker_view();
         for decision in self.choker.rechoke(now, &view, seed, &mut self.rng) {
             let (key, choke) = match decision {
                 ChokeDecision::Choke(k) => (k, true),
@@ -109,6 +94,44 @@ impl Torrent {
                     Message::Unchoke
                 };
                 peer.send(PeerCommand::Send(m));
+            }
+        }
+    }
+
+    /// Every connected peer as the choker and turnover see it.
+    fn choker_view(&self) -> Vec<ChokerPeer> {
+        let at = |t: Instant| t.saturating_duration_since(self.started);
+        self.peers
+            .iter()
+            .map(|(key, p)| ChokerPeer {
+                key: *key,
+                connected_at: at(p.connected_at),
+                interested: p.peer_interested,
+                am_interested: p.am_interested,
+                download_rate: p.download.rate(),
+                upload_rate: p.upload.rate(),
+                unchoked_us_at: if p.peer_choking {
+                    None
+                } else {
+                    p.last_unchoked_us_at.map(at)
+                },
+                last_block_at: p.last_block_at.map(at),
+            })
+            .collect()
+    }
+
+    /// Past the peer cap (incoming connections may use the slack), closes the oldest idle
+    /// connections to bring the count back; see `policy::turnover`.
+    fn turn_over(&mut self) {
+        let live = self.live.load(Ordering::Relaxed);
+        let Some(excess) = live.checked_sub(self.config.max_peers).filter(|e| *e > 0) else {
+            return;
+        };
+        let unchoked = self.choker.unchoked().collect();
+        for key in turnover::to_close(self.now(), &self.choker_view(), &unchoked, excess) {
+            if let Some(peer) = self.peers.get(&key) {
+                tracing::debug!(addr = %peer.addr, "closed to make room at the peer cap");
+                peer.send(PeerCommand::Close);
             }
         }
     }

@@ -1,0 +1,101 @@
+//! Connection turnover at the peer cap: which connections to close so that newcomers fit.
+//!
+//! A torrent accepts a few connections past its cap (`slack`) and then closes as many idle
+//! old ones. Without it the first peers to arrive hold every slot for good: in a flash crowd
+//! the seeds are full of partial peers before the first viewer knocks.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::policy::choker::ChokerPeer;
+use crate::policy::{PeerKey, Time};
+
+/// A connection younger than this is never closed to make room: it has not had its chance
+/// at an optimistic unchoke yet.
+pub const MIN_AGE: Duration = Duration::from_secs(60);
+
+/// Incoming connections accepted past a cap of `cap`, to be replaced by turnover.
+pub fn slack(cap: usize) -> usize {
+    (cap / 5).max(1)
+}
+
+/// Up to `excess` connections to close: those that neither give nor take (we choke them,
+/// and they choke us or we want nothing from them), connected for at least `MIN_AGE`, the
+/// longest-connected first. Fewer when fewer qualify.
+#[must_use]
+pub fn to_close(
+    now: Time,
+    peers: &[ChokerPeer],
+    unchoked_by_us: &BTreeSet<PeerKey>,
+    excess: usize,
+) -> Vec<PeerKey> {
+    let mut idle: Vec<&ChokerPeer> = peers
+        .iter()
+        .filter(|p| !unchoked_by_us.contains(&p.key))
+        .filter(|p| !p.am_interested || p.unchoked_us_at.is_none())
+        .filter(|p| now.saturating_sub(p.connected_at) >= MIN_AGE)
+        .collect();
+    idle.sort_by_key(|p| (p.connected_at, p.key));
+    idle.into_iter().take(excess).map(|p| p.key).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Time {
+        Duration::from_secs(s)
+    }
+
+    fn peer(key: u64, connected: u64) -> ChokerPeer {
+        ChokerPeer {
+            key: PeerKey(key),
+            connected_at: secs(connected),
+            interested: true,
+            am_interested: false,
+            download_rate: 0.0,
+            upload_rate: 0.0,
+            unchoked_us_at: None,
+            last_block_at: None,
+        }
+    }
+
+    #[test]
+    fn the_oldest_idle_connections_go_first() {
+        let peers = vec![peer(1, 30), peer(2, 10), peer(3, 20), peer(4, 0)];
+        let unchoked = BTreeSet::from([PeerKey(4)]);
+        assert_eq!(
+            to_close(secs(100), &peers, &unchoked, 2),
+            vec![PeerKey(2), PeerKey(3)]
+        );
+    }
+
+    #[test]
+    fn peers_we_serve_or_that_serve_us_and_newcomers_stay() {
+        let serving_us = ChokerPeer {
+            am_interested: true,
+            unchoked_us_at: Some(secs(5)),
+            ..peer(1, 0)
+        };
+        let served = peer(2, 0);
+        let newcomer = peer(3, 50);
+        let peers = vec![serving_us, served, newcomer];
+        let unchoked = BTreeSet::from([PeerKey(2)]);
+        assert!(to_close(secs(100), &peers, &unchoked, 3).is_empty());
+        // A peer that chokes us, though we want its pieces, gives nothing: it may go.
+        let choking = ChokerPeer {
+            am_interested: true,
+            ..peer(4, 0)
+        };
+        assert_eq!(
+            to_close(secs(100), &[choking], &unchoked, 1),
+            vec![PeerKey(4)]
+        );
+    }
+
+    #[test]
+    fn slack_is_a_fifth_of_the_cap_and_at_least_one() {
+        assert_eq!(slack(50), 10);
+        assert_eq!(slack(3), 1);
+    }
+}
