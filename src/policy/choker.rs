@@ -192,10 +192,10 @@ impl Choker {
         let Some(capacity) = self.config.upload_capacity.filter(|c| *c > 0.0) else {
             return base;
         };
-        let busy: Vec<&ChokerPeer> = peers
+        let (busy, busy_rate) = peers
             .iter()
             .filter(|p| p.interested && self.unchoked.contains(&p.key))
-            .collect();
+            .fold((0usize, 0.0), |(n, rate), p| (n + 1, rate + p.upload_rate));
         let used: f64 = peers.iter().map(|p| p.upload_rate).sum();
         if used >= 0.95 * capacity {
             return self.slots.saturating_sub(1).max(base);
@@ -203,10 +203,10 @@ impl Choker {
         let waiting = peers
             .iter()
             .any(|p| p.interested && !self.unchoked.contains(&p.key));
-        if used >= 0.8 * capacity || !waiting || busy.len() < self.slots {
+        if used >= 0.8 * capacity || !waiting || busy < self.slots {
             return self.slots;
         }
-        let per_slot = busy.iter().map(|p| p.upload_rate).sum::<f64>() / busy.len().max(1) as f64;
+        let per_slot = busy_rate / busy.max(1) as f64;
         let wanted = if per_slot > 0.0 {
             let extra = ((0.9 * capacity - used) / per_slot).ceil() as usize;
             self.slots + extra

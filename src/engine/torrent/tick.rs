@@ -1,12 +1,12 @@
 //! The torrent task's once-a-second work: rates, request timeouts, the choker's round,
 //! deadlines, and the per-peer trace.
 
+use std::sync::atomic::Ordering;
+
 use tokio::time::Instant;
 
 use super::Torrent;
 use crate::engine::peer::PeerCommand;
-use std::sync::atomic::Ordering;
-
 use crate::policy::choker::{ChokeDecision, ChokerPeer};
 use crate::policy::{PeerKey, turnover};
 use crate::proto::geometry::BlockRef;
@@ -123,10 +123,13 @@ impl Torrent {
     /// Past the peer cap (incoming connections may use the slack), closes the oldest idle
     /// connections to bring the count back; see `policy::turnover`.
     fn turn_over(&mut self) {
-        let live = self.live.load(Ordering::Relaxed);
-        let Some(excess) = live.checked_sub(self.config.max_peers).filter(|e| *e > 0) else {
+        let excess = self
+            .live
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.config.max_peers);
+        if excess == 0 {
             return;
-        };
+        }
         let unchoked = self.choker.unchoked().collect();
         for key in turnover::to_close(self.now(), &self.choker_view(), &unchoked, excess) {
             if let Some(peer) = self.peers.get(&key) {
