@@ -246,11 +246,11 @@ mod tests {
     "#;
 
     fn meta() -> Metainfo {
-        let dir = std::env::temp_dir().join(format!("btvod-sim-test-{}", std::process::id()));
+        // Each test its own directory: tests run in parallel in one process.
+        let dir = tempfile::tempdir().unwrap();
         let s = scenario(WORLD);
         let (_, bytes) =
-            crate::experiment::world::build_content(&s.content, &dir, "http://x/a").unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
+            crate::experiment::world::build_content(&s.content, dir.path(), "http://x/a").unwrap();
         Metainfo::from_bytes(&bytes).unwrap()
     }
 
