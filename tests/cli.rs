@@ -300,3 +300,37 @@ fn world_parts_refuse_bad_combinations_with_one_clear_line() {
         assert!(err.contains(expect), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn simulate_sizes_the_crowd_and_reports_server_bytes_per_viewer() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/scenarios/flash-crowd.toml"
+    );
+    let deadline_mib = |viewers: &str| {
+        let out = btvod(
+            &["simulate", scenario, "--seeds", "1", "--viewers", viewers],
+            dir.path(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("server MiB/viewer"), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some("deadline"))
+            .unwrap_or_else(|| panic!("no deadline row: {text}"));
+        line.split_whitespace()
+            .last()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    // One viewer alone on the 128 KiB/s seed pays less per head than 12 sharing it.
+    let alone = deadline_mib("1");
+    let crowd = deadline_mib("12");
+    assert!(alone < crowd, "alone {alone} MiB, in a crowd {crowd} MiB");
+    let out = btvod(&["simulate", scenario, "--viewers", "0"], dir.path());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--viewers"), "{}", stderr(&out));
+}

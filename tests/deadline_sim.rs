@@ -446,3 +446,64 @@ fn a_seek_cancels_the_old_windows_requests_in_the_simulator() {
         keeps.ledger.penalty_bytes
     );
 }
+
+/// One peer at 2 R holding nothing when the movie starts, as the fluid swarm model hands
+/// the simulator a member that downloads meanwhile.
+fn one_peer_world(peer: SimPeer) -> btvod::policy::sim::Scenario {
+    let mut world = scenario(ScenarioKind::FastSwarm, 1);
+    world.peers = vec![peer];
+    world
+}
+
+#[test]
+fn a_peer_serves_the_pieces_it_gains_during_the_run() {
+    let rate = 2.0 * btvod::policy::sim::RATE as f64;
+    let latency = Duration::from_millis(20);
+    let pieces = scenario(ScenarioKind::FastSwarm, 1).geometry.piece_count();
+    let empty = || SimPeer::new(Holding::Pieces(0..0), rate, latency);
+    // Each piece from one second before its deadline (the first is due at 4 s).
+    let gains = (0..pieces)
+        .map(|p| (Duration::from_secs(3 + u64::from(p)), p))
+        .collect();
+    let o = run_policy(&one_peer_world(empty().gaining(gains)), &deadline()).unwrap();
+    assert!(
+        o.penalty_fraction() < 0.05,
+        "{:.3} of the movie from the server",
+        o.penalty_fraction()
+    );
+    assert!(
+        o.arrivals
+            .iter()
+            .all(|(t, _, b)| { *t >= Duration::from_secs(3 + u64::from(b.piece().get())) })
+    );
+    // Without the gains it never holds anything: the server supplies all.
+    let o = run_policy(&one_peer_world(empty()), &deadline()).unwrap();
+    assert_eq!(o.ledger.penalty_bytes, o.movie_bytes);
+}
+
+#[test]
+fn a_peer_sends_at_its_new_rate_from_each_rate_step() {
+    let r = btvod::policy::sim::RATE as f64;
+    let slow = SimPeer::new(Holding::All, 0.1 * r, Duration::from_millis(20));
+    let stepped = slow
+        .clone()
+        .with_rate_steps(vec![(Duration::from_secs(30), 4.0 * r)]);
+    let without = run_policy(&one_peer_world(slow), &deadline()).unwrap();
+    let with = run_policy(&one_peer_world(stepped), &deadline()).unwrap();
+    // 10% of R throughout pays about 90%; four times R from 30 s pays only for the first
+    // 30 s of the movie's deadlines (a quarter of it).
+    assert!(
+        without.penalty_fraction() > 0.8,
+        "{}",
+        without.penalty_fraction()
+    );
+    assert!(
+        with.penalty_fraction() < 0.35,
+        "{}",
+        with.penalty_fraction()
+    );
+    // A rate that is not positive is refused.
+    let bad = SimPeer::new(Holding::All, r, Duration::ZERO)
+        .with_rate_steps(vec![(Duration::from_secs(1), 0.0)]);
+    assert!(run_policy(&one_peer_world(bad), &deadline()).is_err());
+}

@@ -1,5 +1,5 @@
-//! `btvod simulate SCENARIO.toml`: the scenario in the pure simulator, one viewer of each
-//! class under each of btvod's policies, in virtual time.
+//! `btvod simulate SCENARIO.toml`: the scenario in the pure simulator, its viewers under each
+//! of btvod's policies, in virtual time.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,12 +14,14 @@ use clap::Args;
 #[derive(Args, Debug)]
 #[command(
     long_about = "Runs SCENARIO.toml in the pure simulator (src/policy/sim) instead of a real \
-                  world: one viewer of each class, every world peer a simulated peer holding \
-                  what the world would draw for it, in its online spells, behind its class's \
-                  link, giving the viewer an even share of its upload among everyone \
-                  downloading. Prints each policy's penalty (% of the movie, mean and range \
-                  over --seeds). Seconds for worlds a real run takes minutes for; how far its \
-                  numbers are from real worlds is in BENCHMARKS.md \"Scale\"."
+                  world, as each viewer sees it (up to 12 of each class, spread over their \
+                  arrivals): every other member is a simulated peer holding what the world \
+                  draws for it plus what a fluid model of the swarm says it downloads \
+                  meanwhile, in its online spells, behind its class's link, giving the viewer \
+                  its share of its upload. Prints each policy's penalty (% of the movie, mean \
+                  and range over --seeds and viewers) and the server bytes per viewer. Seconds \
+                  for worlds a real run takes minutes for; how far its numbers are from real \
+                  worlds is in BENCHMARKS.md \"Scale\"."
 )]
 pub struct SimulateArgs {
     /// The scenario (see scripts/scenarios/).
@@ -27,10 +29,19 @@ pub struct SimulateArgs {
     /// Seeds to average over (latencies, the picker's random choices).
     #[arg(long, default_value_t = 3)]
     pub seeds: u64,
+    /// Every viewer class holds this many viewers instead of the scenario's count (a crowd
+    /// of any size: the scaling curve of BENCHMARKS.md "Scale").
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub viewers: Option<u32>,
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let scenario = Scenario::load(&args.scenario)?;
+    let mut scenario = Scenario::load(&args.scenario)?;
+    if let Some(n) = args.viewers {
+        for class in &mut scenario.viewers {
+            class.count = n;
+        }
+    }
     let meta = torrent_of(&scenario)?;
     let started = Instant::now();
     let results = simulate(&scenario, &meta, args.seeds)?;
@@ -40,8 +51,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         args.seeds.max(1)
     );
     println!(
-        "{:<16} {:<14} {:>10} {:>16}",
-        "viewer class", "policy", "penalty %", "range"
+        "{:<16} {:<14} {:>10} {:>16} {:>18}",
+        "viewer class", "policy", "penalty %", "range", "server MiB/viewer"
     );
     for r in &results {
         let (lo, hi) = r
@@ -51,11 +62,12 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
                 (l.min(*f), h.max(*f))
             });
         println!(
-            "{:<16} {:<14} {:>10.1} {:>16}",
+            "{:<16} {:<14} {:>10.1} {:>16} {:>18.2}",
             r.class,
             r.policy,
             100.0 * r.mean(),
-            format!("{:.1}-{:.1}", 100.0 * lo, 100.0 * hi)
+            format!("{:.1}-{:.1}", 100.0 * lo, 100.0 * hi),
+            r.mean() * r.movie_bytes as f64 / (1024.0 * 1024.0)
         );
     }
     eprintln!("simulated in {:.1} s", started.elapsed().as_secs_f64());

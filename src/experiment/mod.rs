@@ -9,7 +9,8 @@
 //!   member is doing, `shared` what every member's task reads, `peers` and `viewers` their
 //!   lives; a world peer runs btvod or libtorrent (`scripts/lt_peer.py`), seen alike through
 //!   `member`; `links` puts latency relays in front of them.
-//! - [`simulate`]: a scenario in the pure simulator, as one viewer sees it.
+//! - [`simulate`]: a scenario in the pure simulator, as each viewer sees it, with
+//!   `swarm_model` for how the rest of the swarm grows meanwhile.
 //! - [`part`]: a world split over processes or hosts, each part running its share.
 //! - [`runner`]: an experiment, a scenario run per policy and repetition, with [`report`] and
 //!   [`plot`] for its results and [`deadline_settings`] for the deadline policy's knobs.
@@ -29,6 +30,7 @@ pub mod runner;
 pub mod scenario;
 mod shared;
 pub mod simulate;
+mod swarm_model;
 mod viewers;
 pub mod world;
 

@@ -1,16 +1,20 @@
-//! A scenario file in the pure simulator (`policy::sim`), seen by one viewer: every world peer
-//! becomes a simulated peer holding exactly the pieces the world draws for it (seeds all of
-//! them), online in the same spells (arrival, churn), behind its class's link, and giving this
-//! viewer an even share of its upload among everyone downloading from it (the scenario's
-//! viewers and its partial peers, each counted for the share of the time it is online). What the model leaves out (choking, partial peers' pieces
-//! growing, viewers serving each other) is why its numbers are calibrated against real worlds
-//! (BENCHMARKS.md "Scale").
+//! A scenario file in the pure simulator (`policy::sim`), seen by each of its viewers in turn:
+//! every other member (world peer spell or viewer) becomes a simulated peer holding the pieces
+//! the world draws for it and those the fluid model (`swarm_model.rs`) says it gains, online
+//! in the same spells, behind its class's link, and giving this viewer the share of its upload
+//! the model says. What the model leaves out (choking, which pieces a member can offer whom)
+//! is why its numbers are calibrated against real worlds (BENCHMARKS.md "Scale").
 
 use std::time::Duration;
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
 use super::content::draw_pieces;
-use super::scenario::{PeerClass, Scenario};
+use super::scenario::{PeerClass, Scenario, ViewerClass};
 use super::shared::SeedUse;
+use super::swarm_model::{self, Course, Member, Progress};
 use crate::policy::picker::DeadlineConfig;
 use crate::policy::sim::{self, Holding, SimError, SimPeer};
 use crate::policy::vod::{Schedule, VodError, VodParams};
@@ -22,6 +26,8 @@ pub enum SimulateError {
     NoViewers,
     #[error("viewer class {0}: no such file in the torrent")]
     NoMovie(String),
+    #[error("viewer class {0} has no viewer {1}")]
+    NoViewer(String, u32),
     #[error("viewer class {class}: {source}")]
     Params { class: String, source: VodError },
     #[error("{0}")]
@@ -33,8 +39,10 @@ pub enum SimulateError {
 pub struct SimulatedPenalty {
     pub class: String,
     pub policy: &'static str,
-    /// Penalty fraction of the movie, one per seed.
+    /// Penalty fraction of the movie, one per seed and simulated viewer.
     pub fractions: Vec<f64>,
+    /// The movie's length, for penalties in bytes.
+    pub movie_bytes: u64,
 }
 
 impl SimulatedPenalty {
@@ -52,7 +60,11 @@ pub fn policies() -> [sim::Policy; 3] {
     ]
 }
 
-/// Every viewer class's first viewer under each policy, for `seeds` seeds (1, 2, ...).
+/// Viewers simulated per class at most, evenly spread over its arrivals.
+const VIEWERS_PER_CLASS: u32 = 12;
+
+/// Each viewer class's viewers (up to [`VIEWERS_PER_CLASS`]) under each policy, for `seeds`
+/// seeds (1, 2, ...).
 pub fn simulate(
     scenario: &Scenario,
     meta: &Metainfo,
@@ -61,104 +73,273 @@ pub fn simulate(
     if scenario.viewers.is_empty() {
         return Err(SimulateError::NoViewers);
     }
+    let crowd = Crowd::new(scenario, meta)?;
     let mut out = Vec::new();
-    for class_index in 0..scenario.viewers.len() {
+    for (class_index, class) in scenario.viewers.iter().enumerate() {
         for policy in policies() {
             let mut fractions = Vec::new();
             for seed in 1..=seeds.max(1) {
-                let world = viewer_view(scenario, meta, class_index, seed)?;
-                fractions.push(sim::run_policy(&world, &policy)?.penalty_fraction());
+                for viewer in sampled(class.count) {
+                    let world = crowd.viewer_view(scenario, meta, class_index, viewer, seed)?;
+                    fractions.push(sim::run_policy(&world, &policy)?.penalty_fraction());
+                }
             }
             out.push(SimulatedPenalty {
-                class: scenario.viewers[class_index].name.clone(),
+                class: class.name.clone(),
                 policy: policy.name(),
                 fractions,
+                movie_bytes: schedule_of(meta, class)?.movie_len(),
             });
         }
     }
     Ok(out)
 }
 
-/// The world as the first viewer of class `class_index` meets it, in the simulator's terms.
-pub fn viewer_view(
-    scenario: &Scenario,
-    meta: &Metainfo,
-    class_index: usize,
-    seed: u64,
-) -> Result<sim::Scenario, SimulateError> {
-    let class = &scenario.viewers[class_index];
+/// Which of a class's `count` viewers are simulated.
+fn sampled(count: u32) -> Vec<u32> {
+    if count <= VIEWERS_PER_CLASS {
+        return (0..count).collect();
+    }
+    let mut out: Vec<u32> = (0..VIEWERS_PER_CLASS)
+        .map(|k| k * (count - 1) / (VIEWERS_PER_CLASS - 1))
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Every member of the scenario's world and what the fluid model says of it.
+pub struct Crowd {
+    members: Vec<Member>,
+    about: Vec<About>,
+    courses: Vec<Course>,
+}
+
+/// What the simulator needs of a member beside the model.
+struct About {
+    /// What it holds when it comes.
+    holding: Holding,
+    /// Its link's one-way latency to a viewer.
+    latency: Duration,
+    /// Which viewer it is: class and index.
+    viewer: Option<(usize, u32)>,
+}
+
+impl Crowd {
+    /// Runs the fluid model (`swarm_model.rs`) over the scenario's world.
+    pub fn new(scenario: &Scenario, meta: &Metainfo) -> Result<Self, SimulateError> {
+        let mut crowd = Crowd {
+            members: Vec::new(),
+            about: Vec::new(),
+            courses: Vec::new(),
+        };
+        let mut horizon = Duration::ZERO;
+        for (v, class) in scenario.viewers.iter().enumerate() {
+            let schedule = schedule_of(meta, class)?;
+            for j in 0..class.count {
+                let from = class.arrival.of(j, class.count);
+                let movie: Vec<(u32, Duration)> = schedule
+                    .movie_pieces()
+                    .filter_map(|p| meta.geometry.piece(p))
+                    .filter_map(|p| Some((p.get(), from + schedule.deadline(p)?)))
+                    .collect();
+                let last = movie.last().map_or(from, |m| m.1);
+                horizon = horizon.max(last + Duration::from_secs(120));
+                crowd.members.push(Member {
+                    spells: vec![(from, class.stay.map(|stay| last + stay))],
+                    upload: rate_or_unlimited(class.limits.upload),
+                    progress: Progress::Viewer {
+                        movie,
+                        download: download_limit(class.limits.download),
+                    },
+                });
+                crowd.about.push(About {
+                    holding: Holding::Set(Vec::new()),
+                    latency: Duration::ZERO,
+                    viewer: Some((v, j)),
+                });
+            }
+        }
+        for (c, class) in scenario.peers.iter().enumerate() {
+            crowd.add_world_peers(scenario, meta, c, class, horizon);
+        }
+        crowd.courses = swarm_model::run(&crowd.members, &meta.geometry, horizon);
+        Ok(crowd)
+    }
+
+    /// A world peer class's members, one per online spell.
+    fn add_world_peers(
+        &mut self,
+        scenario: &Scenario,
+        meta: &Metainfo,
+        c: usize,
+        class: &PeerClass,
+        horizon: Duration,
+    ) {
+        let pieces = meta.geometry.piece_count();
+        for i in 0..class.count {
+            let (holding, progress) = if class.is_seed_class() {
+                (Holding::All, Progress::Seed)
+            } else {
+                let draw_seed = scenario_seed(scenario, c, i);
+                let held = draw_pieces(
+                    class.draw,
+                    class.fraction_for(i),
+                    pieces,
+                    i,
+                    class.count,
+                    draw_seed,
+                );
+                let mut missing: Vec<u32> = (0..pieces).filter(|p| !held.contains(p)).collect();
+                missing.shuffle(&mut StdRng::seed_from_u64(draw_seed));
+                let download = download_limit(class.limits.download);
+                (Holding::Set(held), Progress::Partial { missing, download })
+            };
+            // A peer that reincarnates comes back as a new one; otherwise it keeps its pieces.
+            let spells = spells(class, i, horizon);
+            let lives = match class.reincarnate {
+                Some(_) => spells.into_iter().map(|s| vec![s]).collect(),
+                None => vec![spells],
+            };
+            for spells in lives {
+                self.members.push(Member {
+                    spells,
+                    upload: rate_or_unlimited(class.limits.upload),
+                    progress: progress.clone(),
+                });
+                self.about.push(About {
+                    holding: holding.clone(),
+                    latency: class.link.rtt / 2,
+                    viewer: None,
+                });
+            }
+        }
+    }
+
+    /// The world as viewer `viewer` of class `class_index` meets it, in the simulator's terms:
+    /// every other member holding what the model says it holds when, and giving this viewer
+    /// its share of its upload.
+    pub fn viewer_view(
+        &self,
+        scenario: &Scenario,
+        meta: &Metainfo,
+        class_index: usize,
+        viewer: u32,
+        seed: u64,
+    ) -> Result<sim::Scenario, SimulateError> {
+        let class = &scenario.viewers[class_index];
+        let me = self
+            .about
+            .iter()
+            .position(|a| a.viewer == Some((class_index, viewer)))
+            .ok_or_else(|| SimulateError::NoViewer(class.name.clone(), viewer))?;
+        let arrive = self.members[me].spells[0].0;
+        let peers = (0..self.members.len())
+            .filter(|&m| m != me)
+            .flat_map(|m| {
+                let spells = self.members[m].spells.clone();
+                spells
+                    .into_iter()
+                    .filter_map(move |spell| self.peer_seen_at(m, spell, arrive))
+            })
+            .collect();
+        Ok(sim::Scenario {
+            name: format!("{} ({} #{viewer})", scenario.name, class.name),
+            geometry: meta.geometry.clone(),
+            schedule: schedule_of(meta, class)?,
+            peers,
+            pipeline: Duration::from_secs(1),
+            depth: 2..=64,
+            tick: Duration::from_millis(250),
+            seed,
+            player: None,
+        })
+    }
+
+    /// Member `m` in one of its spells as a simulated peer for a viewer arriving at `arrive`,
+    /// or `None` when the spell is over by then or the member holds nothing.
+    fn peer_seen_at(
+        &self,
+        m: usize,
+        (from, to): (Duration, Option<Duration>),
+        arrive: Duration,
+    ) -> Option<SimPeer> {
+        if to.is_some_and(|to| to <= arrive) {
+            return None;
+        }
+        let course = &self.courses[m];
+        // Times in the viewer's run: from its arrival.
+        let meet = from.max(arrive);
+        let during = |t: Duration| t > meet && to.is_none_or(|to| t < to);
+        let holding = match &self.about[m].holding {
+            Holding::Set(held) => {
+                let mut held = held.clone();
+                held.extend(course.gains.iter().filter(|g| g.0 <= meet).map(|g| g.1));
+                let gains_later = course.gains.iter().any(|g| during(g.0));
+                if held.is_empty() && !gains_later {
+                    return None;
+                }
+                Holding::Set(held)
+            }
+            other => other.clone(),
+        };
+        // Its share when it meets the viewer, then its later changes.
+        let rate = course
+            .share
+            .iter()
+            .take_while(|s| s.0 <= meet)
+            .last()
+            .or(course.share.first())?
+            .1;
+        let steps = course
+            .share
+            .iter()
+            .filter(|s| during(s.0))
+            .map(|&(t, r)| (t - arrive, r))
+            .collect();
+        let gains = course
+            .gains
+            .iter()
+            .filter(|g| during(g.0))
+            .map(|&(t, p)| (t - arrive, p))
+            .collect();
+        let mut peer = SimPeer::new(holding, rate, self.about[m].latency)
+            .arriving_at(meet - arrive)
+            .gaining(gains)
+            .with_rate_steps(steps);
+        if let Some(to) = to {
+            peer = peer.leaving_at(to - arrive);
+        }
+        Some(peer)
+    }
+}
+
+/// The class's deadlines for its movie.
+fn schedule_of(meta: &Metainfo, class: &ViewerClass) -> Result<Schedule, SimulateError> {
     let file = meta
         .movie_file(class.file.as_deref())
         .ok_or_else(|| SimulateError::NoMovie(class.name.clone()))?;
-    let params = VodParams::new(class.rate, class.delay, class.prefetch);
     let movie = meta.geometry.files()[file].range();
-    let schedule = params
+    VodParams::new(class.rate, class.delay, class.prefetch)
         .and_then(|p| Schedule::new(p, &meta.geometry, movie))
         .map_err(|source| SimulateError::Params {
             class: class.name.clone(),
             source,
-        })?;
-    let arrive = class.arrival.of(0, class.count);
-    let horizon = arrive
-        + class.delay
-        + Duration::from_secs_f64(meta.files[file].length as f64 / class.rate.max(1) as f64)
-        + Duration::from_secs(120);
-    let downloaders = downloaders(scenario);
-    let mut peers = Vec::new();
-    for (c, peer_class) in scenario.peers.iter().enumerate() {
-        // Everyone downloading from this peer but itself shares its upload.
-        let itself = if downloads(peer_class) {
-            online_share(peer_class)
-        } else {
-            0.0
-        };
-        let others = downloaders - itself;
-        // No upload limit (0) is the loopback's speed, about 1 GB/s.
-        let upload = match peer_class.limits.upload {
-            0 => 1e9,
-            limit => limit as f64,
-        };
-        let rate = upload / others.max(1.0);
-        let latency = peer_class.link.rtt / 2;
-        for i in 0..peer_class.count {
-            let holding = if peer_class.is_seed_class() {
-                Holding::All
-            } else {
-                let draw_seed = scenario_seed(scenario, c, i);
-                Holding::Set(draw_pieces(
-                    peer_class.draw,
-                    peer_class.fraction_for(i),
-                    meta.geometry.piece_count(),
-                    i,
-                    peer_class.count,
-                    draw_seed,
-                ))
-            };
-            for (from, to) in spells(peer_class, i, horizon) {
-                // Times from this viewer's arrival; a spell already over is left out.
-                if to.is_some_and(|t| t <= arrive) {
-                    continue;
-                }
-                let mut peer = SimPeer::new(holding.clone(), rate, latency)
-                    .arriving_at(from.saturating_sub(arrive));
-                if let Some(to) = to {
-                    peer = peer.leaving_at(to - arrive);
-                }
-                peers.push(peer);
-            }
-        }
+        })
+}
+
+/// An upload limit in bytes per second; none (0) is the loopback's speed, about 1 GB/s.
+fn rate_or_unlimited(limit: u64) -> f64 {
+    match limit {
+        0 => 1e9,
+        limit => limit as f64,
     }
-    Ok(sim::Scenario {
-        name: format!("{} ({})", scenario.name, class.name),
-        geometry: meta.geometry.clone(),
-        schedule,
-        peers,
-        pipeline: Duration::from_secs(1),
-        depth: 2..=64,
-        tick: Duration::from_millis(250),
-        seed,
-        player: None,
-    })
+}
+
+fn download_limit(limit: u64) -> f64 {
+    match limit {
+        0 => f64::INFINITY,
+        limit => limit as f64,
+    }
 }
 
 /// The seed the world draws partial peer `i` of class `c`'s first incarnation with.
@@ -167,31 +348,6 @@ fn scenario_seed(scenario: &Scenario, c: usize, i: u32) -> u64 {
         scenario.seed,
         &[SeedUse::PartialDraw as u64, c as u64, u64::from(i), 0],
     )
-}
-
-/// Whether a peer of the class downloads (and so competes with the viewer for uploads).
-fn downloads(class: &PeerClass) -> bool {
-    !class.is_seed_class()
-}
-
-/// Partial peers (weighted by the time they are online) and viewers: who competes for a
-/// peer's upload on average.
-fn downloaders(scenario: &Scenario) -> f64 {
-    let partial: f64 = scenario
-        .peers
-        .iter()
-        .filter(|c| downloads(c))
-        .map(|c| f64::from(c.count) * online_share(c))
-        .sum();
-    partial + f64::from(scenario.viewer_count())
-}
-
-/// The share of the time a peer of the class is online: its churn's on / (on + off).
-fn online_share(class: &PeerClass) -> f64 {
-    match (class.leave_after, class.rejoin_after) {
-        (Some(on), Some(off)) => on.as_secs_f64() / (on + off).as_secs_f64().max(1e-9),
-        _ => 1.0,
-    }
 }
 
 /// A world peer's online spells from the world's start until `horizon`: arrival, then churn.
@@ -255,31 +411,46 @@ mod tests {
     }
 
     #[test]
-    fn each_world_peer_gives_the_viewer_its_share_in_its_spells() {
+    fn each_member_meets_the_viewer_with_what_it_holds_then_and_its_share() {
         let s = scenario(WORLD);
         let meta = meta();
-        let view = viewer_view(&s, &meta, 0, 1).unwrap();
+        let crowd = Crowd::new(&s, &meta).unwrap();
+        let view = crowd.viewer_view(&s, &meta, 0, 0, 1).unwrap();
         assert_eq!(view.geometry, meta.geometry);
-        // Partial peers are online a quarter of the time: downloaders 2 x 0.25 + 1 viewer.
+        // Only the viewer downloads when it comes at 15 s: the seed's whole upload is its share.
         let seed = &view.peers[0];
-        assert!((seed.upload_rate - 90.0 * 1024.0 / 1.5).abs() < 1e-6);
         assert_eq!(seed.holding, Holding::All);
-        // The seed is there before the viewer (arriving at 15 s) and stays.
+        assert!((seed.upload_rate - 90.0 * 1024.0).abs() < 1e-6);
         assert_eq!((seed.arrive, seed.leave), (Duration::ZERO, None));
+        // The partial peers completed in their first spell (0-10 s, from the seed and each
+        // other), over before the viewer came, and are back at 40 s with every piece.
         let partials = &view.peers[1..];
         assert!(
             partials
                 .iter()
-                .all(|p| matches!(&p.holding, Holding::Set(v) if v.len() == 8))
+                .all(|p| matches!(&p.holding, Holding::Set(v) if v.len() == 16))
         );
-        // Spells every 40 s; the first (0-10 s) ended before the viewer came.
         assert_eq!(partials[0].arrive, Duration::from_secs(25));
         assert_eq!(partials[0].leave, Some(Duration::from_secs(35)));
-        let share = 30.0 * 1024.0 / 1.25;
+    }
+
+    #[test]
+    fn a_viewer_that_came_earlier_serves_a_later_one() {
+        // A seed far slower than the movie, and a second viewer 20 s after the first.
+        let text = WORLD
+            .replace("90KiB", "20KiB")
+            .replace("count = 1\n        rate", "count = 2\n        rate")
+            .replace(
+                "arrive = 15",
+                "arrive = 15\n        arrive_spread = 20\n        upload = \"200KiB\"",
+            );
+        let meta = meta();
+        let results = simulate(&scenario(&text), &meta, 1).unwrap();
+        let first_and_second = &results[0].fractions;
+        assert_eq!(first_and_second.len(), 2);
         assert!(
-            partials
-                .iter()
-                .all(|p| (p.upload_rate - share).abs() < 1e-6)
+            first_and_second[0] > 0.3 && first_and_second[1] < first_and_second[0] / 2.0,
+            "{first_and_second:?}"
         );
     }
 

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 pub use player::PlayerScript;
-pub use scenarios::{ScenarioKind, scenario};
+pub use scenarios::{RATE, ScenarioKind, scenario};
 
 use crate::policy::PeerKey;
 use crate::policy::picker::{
@@ -82,6 +82,10 @@ pub struct SimPeer {
     /// Sends every block it was asked for, CANCEL or not, as libtorrent does with requests it
     /// has already moved to its send buffer (rate-limited peers keep many there).
     pub ignores_cancel: bool,
+    /// Pieces it comes to hold during the run (a peer downloading too), each from a time.
+    pub gains: Vec<(Time, u32)>,
+    /// Its upload rate for us from each time on, as others start or stop sharing it.
+    pub rate_steps: Vec<(Time, f64)>,
 }
 
 impl SimPeer {
@@ -94,7 +98,17 @@ impl SimPeer {
             leave: None,
             corrupt: false,
             ignores_cancel: false,
+            gains: Vec::new(),
+            rate_steps: Vec::new(),
         }
+    }
+    pub fn gaining(mut self, gains: Vec<(Time, u32)>) -> Self {
+        self.gains = gains;
+        self
+    }
+    pub fn with_rate_steps(mut self, steps: Vec<(Time, f64)>) -> Self {
+        self.rate_steps = steps;
+        self
     }
     pub fn leaving_at(mut self, at: Time) -> Self {
         self.leave = Some(at);

@@ -16,12 +16,16 @@ use crate::policy::{PeerKey, PeerView, Time};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BLOCK_LEN, BlockRef, Geometry, PieceIndex};
 
-/// What happens, in this order when two events share an instant: peers come, data moves,
-/// then deadlines fall due (a block arriving exactly at its deadline is in time), then the
-/// periodic asking, then peers go.
+/// What happens, in this order when two events share an instant: peers come (and gain pieces
+/// or change rate), data moves, then deadlines fall due (a block arriving exactly at its
+/// deadline is in time), then the periodic asking, then peers go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
     Join(usize),
+    /// The peer comes to hold this piece.
+    Gain(usize, u32),
+    /// The peer's `k`-th rate step takes effect.
+    RateStep(usize, usize),
     RequestAtPeer(usize, BlockRef),
     CancelAtPeer(usize, BlockRef),
     Sent(usize, BlockRef),
@@ -34,7 +38,7 @@ enum Event {
 impl Event {
     fn class(&self) -> u8 {
         match self {
-            Event::Join(_) => 0,
+            Event::Join(_) | Event::Gain(..) | Event::RateStep(..) => 0,
             Event::RequestAtPeer(..)
             | Event::CancelAtPeer(..)
             | Event::Sent(..)
@@ -131,8 +135,12 @@ impl<'a> World<'a> {
         let mut peers = Vec::new();
         for (i, spec) in scenario.peers.iter().enumerate() {
             let bad = |reason: PeerSpecError| SimError::BadPeer { peer: i, reason };
-            if !(spec.upload_rate.is_finite() && spec.upload_rate > 0.0) {
-                return Err(bad(PeerSpecError::RateNotPositive(spec.upload_rate)));
+            let rates =
+                std::iter::once(spec.upload_rate).chain(spec.rate_steps.iter().map(|s| s.1));
+            for rate in rates {
+                if !(rate.is_finite() && rate > 0.0) {
+                    return Err(bad(PeerSpecError::RateNotPositive(rate)));
+                }
             }
             peers.push(PeerSim {
                 has: holding_bits(g, &spec.holding, &mut rng).map_err(bad)?,
@@ -179,6 +187,12 @@ impl<'a> World<'a> {
             w.at(spec.arrive, Event::Join(i));
             if let Some(leave) = spec.leave {
                 w.at(leave, Event::Leave(i));
+            }
+            for &(t, piece) in &spec.gains {
+                w.at(t, Event::Gain(i, piece));
+            }
+            for (k, &(t, _)) in spec.rate_steps.iter().enumerate() {
+                w.at(t, Event::RateStep(i, k));
             }
         }
         if let Some(d) = w.session.next_deadline() {
@@ -228,6 +242,13 @@ impl<'a> World<'a> {
                 self.picker.on_peer_bitfield(key(i), &has);
                 self.ask(i);
             }
+            Event::Gain(i, piece) => self.gain(i, piece),
+            Event::RateStep(i, k) => {
+                let rate = self.scenario.peers[i].rate_steps[k].1;
+                if let Some(p) = self.peers.get_mut(i) {
+                    p.rate = rate;
+                }
+            }
             Event::Leave(i) => {
                 if let Some(p) = self.peers.get_mut(i) {
                     p.present = false;
@@ -269,6 +290,21 @@ impl<'a> World<'a> {
                 self.at(next, Event::Tick);
             }
         }
+    }
+
+    /// A downloading peer comes to hold a piece, and says so if it is connected.
+    fn gain(&mut self, i: usize, piece: u32) {
+        let Some(piece) = self.scenario.geometry.piece(piece) else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(i) else {
+            return;
+        };
+        if !p.has.set(piece) || !p.present {
+            return;
+        }
+        self.picker.on_peer_have(key(i), piece);
+        self.ask(i);
     }
 
     /// The peer starts sending the next block of its queue if its link is idle.

@@ -1,0 +1,140 @@
+use std::time::Duration;
+
+use super::{Member, Progress, run};
+use crate::proto::geometry::Geometry;
+
+const PIECE: u32 = 1000;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Ten pieces of 1000 bytes.
+fn geometry() -> Geometry {
+    Geometry::new(PIECE, &[10 * u64::from(PIECE)]).unwrap()
+}
+
+fn seed(upload: f64) -> Member {
+    Member {
+        spells: vec![(Duration::ZERO, None)],
+        upload,
+        progress: Progress::Seed,
+    }
+}
+
+fn partial(missing: Vec<u32>, upload: f64) -> Member {
+    Member {
+        spells: vec![(Duration::ZERO, None)],
+        upload,
+        progress: Progress::Partial {
+            missing,
+            download: f64::INFINITY,
+        },
+    }
+}
+
+/// A viewer arriving at `from` whose piece i is due `due_after + i` seconds later.
+fn viewer(from: u64, due_after: u64, upload: f64) -> Member {
+    let movie = (0..10)
+        .map(|i| (i, secs(from + due_after + u64::from(i))))
+        .collect();
+    Member {
+        spells: vec![(secs(from), None)],
+        upload,
+        progress: Progress::Viewer {
+            movie,
+            download: f64::INFINITY,
+        },
+    }
+}
+
+#[test]
+fn a_seed_splits_its_upload_among_downloaders_until_they_complete() {
+    // 1000 B/s for two peers missing 2 and 4 pieces: 500 B/s each until the first is done
+    // (4 s), then all of it for the other, which then needs 2 more pieces (2 s).
+    let members = [
+        seed(1000.0),
+        partial(vec![0, 1], 1.0),
+        partial(vec![2, 3, 4, 5], 1.0),
+    ];
+    let courses = run(&members, &geometry(), secs(20));
+    assert_eq!(courses[1].gains, vec![(secs(2), 0), (secs(4), 1)]);
+    assert_eq!(courses[2].gains.last(), Some(&(secs(6), 5)));
+    let shares = &courses[0].share;
+    assert_eq!(shares[0], (Duration::ZERO, 500.0));
+    assert_eq!(shares[1], (secs(4), 1000.0));
+}
+
+#[test]
+fn a_partial_peer_takes_no_more_than_its_download_limit() {
+    let mut slow = partial(vec![0, 1], 1.0);
+    slow.progress = Progress::Partial {
+        missing: vec![0, 1],
+        download: 250.0,
+    };
+    let courses = run(&[seed(1000.0), slow], &geometry(), secs(20));
+    assert_eq!(courses[1].gains, vec![(secs(4), 0), (secs(8), 1)]);
+}
+
+#[test]
+fn without_uploaders_a_viewer_holds_each_piece_at_its_deadline() {
+    let courses = run(&[viewer(5, 4, 1000.0)], &geometry(), secs(30));
+    let expected: Vec<_> = (0..10).map(|i| (secs(9 + u64::from(i)), i)).collect();
+    assert_eq!(courses[0].gains, expected);
+}
+
+#[test]
+fn a_viewer_helps_only_the_viewers_it_is_ahead_of() {
+    // The first viewer gets 3000 B/s from the seed alone (the later one has nothing it lacks):
+    // three pieces a second from t = 0. The second, arriving at 10 s when the first is
+    // complete, gets the first's whole upload and the seed's.
+    let members = [seed(3000.0), viewer(0, 20, 2000.0), viewer(10, 20, 0.5)];
+    let courses = run(&members, &geometry(), secs(40));
+    assert_eq!(
+        courses[1].gains[..3],
+        [(secs(1), 0), (secs(1), 1), (secs(1), 2)]
+    );
+    assert_eq!(courses[1].gains.last(), Some(&(secs(4), 9)));
+    // From 10 s: 3000 + 2000 B/s, five pieces a second.
+    assert_eq!(courses[2].gains[4], (secs(11), 4));
+    assert_eq!(courses[2].gains.last(), Some(&(secs(12), 9)));
+    // Before the second came, the first helped no one: its whole upload is its share.
+    assert_eq!(courses[1].share[0], (Duration::ZERO, 2000.0));
+}
+
+#[test]
+fn a_member_offline_gets_nothing_and_shares_nothing() {
+    let mut late = partial(vec![0], 1.0);
+    late.spells = vec![(secs(5), None)];
+    let mut gone = seed(1000.0);
+    gone.spells = vec![(Duration::ZERO, Some(secs(3)))];
+    let courses = run(&[gone, late, seed(500.0)], &geometry(), secs(10));
+    // Only the second seed is there when the partial peer comes: 1000 B in 2 s.
+    assert_eq!(courses[1].gains, vec![(secs(7), 0)]);
+    assert!(courses[0].share.iter().all(|s| s.0 < secs(3)));
+}
+
+#[test]
+fn a_member_keeps_what_it_gained_across_its_spells() {
+    let mut churning = partial(vec![0, 1, 2], 1.0);
+    churning.spells = vec![(Duration::ZERO, Some(secs(2))), (secs(10), None)];
+    let courses = run(&[seed(1000.0), churning], &geometry(), secs(20));
+    // Two pieces in the first spell, the third a second into the second.
+    assert_eq!(
+        courses[1].gains,
+        vec![(secs(1), 0), (secs(2), 1), (secs(11), 2)]
+    );
+}
+
+#[test]
+fn a_viewer_helps_partial_peers_only_once_complete() {
+    // The viewer's upload is far larger than the seed's, but until its movie is complete
+    // (its last piece due at 10 s, nobody else to fetch it from) the partial peer gets only
+    // half the seed's 100 B/s: 500 B by then, not one piece. Then the viewer's upload.
+    let members = [seed(100.0), viewer(0, 1, 1e9), partial(vec![0, 1, 2], 1.0)];
+    let courses = run(&members, &geometry(), secs(20));
+    assert_eq!(
+        courses[2].gains,
+        vec![(secs(11), 0), (secs(11), 1), (secs(11), 2)]
+    );
+}
