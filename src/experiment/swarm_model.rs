@@ -104,9 +104,9 @@ pub(super) fn run(members: &[Member], geometry: &Geometry, horizon: Duration) ->
         let downloading: Vec<bool> = (0..members.len())
             .map(|i| online[i] && states[i].held < members[i].progress.wanted())
             .collect();
-        let shares = shares(members, &states, &online, &downloading);
+        let step = Step::new(members, &states, &online, &downloading);
         for (i, course) in courses.iter_mut().enumerate() {
-            let s = shares[i];
+            let s = step.shares[i];
             let changed = course
                 .share
                 .last()
@@ -115,10 +115,8 @@ pub(super) fn run(members: &[Member], geometry: &Geometry, horizon: Duration) ->
                 course.share.push((t, s));
             }
         }
-        let inflow = Inflow::new(members, &states, &online, &shares);
         for i in (0..members.len()).filter(|&i| downloading[i]) {
-            let got = inflow.of(members, &states, &shares, i);
-            let rate = got.min(members[i].progress.download());
+            let rate = step.received[i];
             fill(
                 geometry,
                 &members[i],
@@ -150,8 +148,71 @@ fn force_deadlines(members: &[Member], states: &mut [State], courses: &mut [Cour
     }
 }
 
-/// Each online member's upload per member it helps.
-fn shares(members: &[Member], states: &[State], online: &[bool], downloading: &[bool]) -> Vec<f64> {
+/// One step's shares and what each downloading member receives.
+struct Step {
+    /// Each online member's upload per member it helps that can take it.
+    shares: Vec<f64>,
+    received: Vec<f64>,
+}
+
+impl Step {
+    /// Even shares first; then the members offered more than their download limit take only
+    /// that, and their uploaders give what is left to the others they help (one round of
+    /// max-min fairness: a seed is not held back by peers capped at a few KiB/s).
+    fn new(members: &[Member], states: &[State], online: &[bool], downloading: &[bool]) -> Self {
+        let helped = helped(members, states, online, downloading);
+        let mut shares: Vec<f64> = (0..members.len())
+            .map(|i| match online[i] {
+                true => members[i].upload / helped[i].max(1) as f64,
+                false => 0.0,
+            })
+            .collect();
+        let inflow = Inflow::new(members, states, online, &shares);
+        let offered: Vec<f64> = (0..members.len())
+            .map(|d| match downloading[d] {
+                true => inflow.of(members, states, &shares, d),
+                false => 0.0,
+            })
+            .collect();
+        let limit = |d: usize| members[d].progress.download();
+        let capped: Vec<bool> = (0..members.len())
+            .map(|d| downloading[d] && offered[d] > limit(d))
+            .collect();
+        // The share of a share a capped member leaves.
+        let left = |d: usize| match capped[d] {
+            true => 1.0 - limit(d) / offered[d],
+            false => 0.0,
+        };
+        let left_all: f64 = (0..members.len()).map(left).sum();
+        let capped_all = capped.iter().filter(|c| **c).count();
+        for k in 0..members.len() {
+            // Uploaders that help every downloader: seeds, partial peers, complete viewers.
+            let everyone = !is_viewer(&members[k]) || !downloading[k];
+            let uncapped = helped[k].saturating_sub(capped_all - usize::from(capped[k]));
+            if online[k] && everyone && uncapped > 0 {
+                let freed = shares[k] * (left_all - left(k));
+                shares[k] += freed / uncapped as f64;
+            }
+        }
+        let inflow = Inflow::new(members, states, online, &shares);
+        let received = (0..members.len())
+            .map(|d| match (downloading[d], capped[d]) {
+                (false, _) => 0.0,
+                (true, true) => limit(d),
+                (true, false) => inflow.of(members, states, &shares, d).min(limit(d)),
+            })
+            .collect();
+        Self { shares, received }
+    }
+}
+
+/// How many members each online member helps.
+fn helped(
+    members: &[Member],
+    states: &[State],
+    online: &[bool],
+    downloading: &[bool],
+) -> Vec<usize> {
     let partials = (0..members.len())
         .filter(|&i| downloading[i] && !is_viewer(&members[i]))
         .count();
@@ -165,9 +226,9 @@ fn shares(members: &[Member], states: &[State], online: &[bool], downloading: &[
         .enumerate()
         .map(|(i, m)| {
             if !online[i] {
-                return 0.0;
+                return 0;
             }
-            let helped = if is_viewer(m) {
+            if is_viewer(m) {
                 // A viewer helps the viewers it has played past; once complete, everyone.
                 let held = viewer_held(m, &states[i]);
                 let behind = viewers.partition_point(|&h| h < held);
@@ -178,8 +239,7 @@ fn shares(members: &[Member], states: &[State], online: &[bool], downloading: &[
                 }
             } else {
                 partials + viewers.len() - usize::from(downloading[i])
-            };
-            m.upload / helped.max(1) as f64
+            }
         })
         .collect()
 }

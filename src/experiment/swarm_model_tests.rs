@@ -138,3 +138,26 @@ fn a_viewer_helps_partial_peers_only_once_complete() {
         vec![(secs(11), 0), (secs(11), 1), (secs(11), 2)]
     );
 }
+
+#[test]
+fn what_a_capped_downloader_cannot_take_goes_to_the_others() {
+    // Half the seed's 1000 B/s is offered to a peer that takes 100 B/s: the other 400 go to
+    // the uncapped peer, which gets about 900 B/s (a piece a second after the first).
+    let mut capped = partial(vec![0], 1.0);
+    capped.progress = Progress::Partial {
+        missing: vec![0],
+        download: 100.0,
+    };
+    let members = [seed(1000.0), capped, partial(vec![1, 2, 3], 1.0)];
+    let courses = run(&members, &geometry(), secs(20));
+    assert_eq!(courses[1].gains, vec![(secs(10), 0)]);
+    assert_eq!(
+        courses[2].gains,
+        vec![(secs(2), 1), (secs(3), 2), (secs(4), 3)]
+    );
+    assert!(
+        (courses[0].share[0].1 - 900.0).abs() < 1.0,
+        "{:?}",
+        courses[0].share
+    );
+}
