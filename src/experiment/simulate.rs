@@ -76,6 +76,7 @@ pub fn simulate(
     let crowd = Crowd::new(scenario, meta)?;
     let mut out = Vec::new();
     for (class_index, class) in scenario.viewers.iter().enumerate() {
+        let movie_bytes = schedule_of(meta, class)?.movie_len();
         for policy in policies() {
             let mut fractions = Vec::new();
             for seed in 1..=seeds.max(1) {
@@ -88,7 +89,7 @@ pub fn simulate(
                 class: class.name.clone(),
                 policy: policy.name(),
                 fractions,
-                movie_bytes: schedule_of(meta, class)?.movie_len(),
+                movie_bytes,
             });
         }
     }
@@ -146,10 +147,10 @@ impl Crowd {
                 horizon = horizon.max(last + Duration::from_secs(120));
                 crowd.members.push(Member {
                     spells: vec![(from, class.stay.map(|stay| last + stay))],
-                    upload: rate_or_unlimited(class.limits.upload),
+                    upload: class.limits.upload_rate().unwrap_or(LOOPBACK_RATE),
                     progress: Progress::Viewer {
                         movie,
-                        download: download_limit(class.limits.download),
+                        download: class.limits.download_rate().unwrap_or(f64::INFINITY),
                     },
                 });
                 crowd.about.push(About {
@@ -191,7 +192,7 @@ impl Crowd {
                 );
                 let mut missing: Vec<u32> = (0..pieces).filter(|p| !held.contains(p)).collect();
                 missing.shuffle(&mut StdRng::seed_from_u64(draw_seed));
-                let download = download_limit(class.limits.download);
+                let download = class.limits.download_rate().unwrap_or(f64::INFINITY);
                 (Holding::Set(held), Progress::Partial { missing, download })
             };
             // A peer that reincarnates comes back as a new one; otherwise it keeps its pieces.
@@ -203,7 +204,7 @@ impl Crowd {
             for spells in lives {
                 self.members.push(Member {
                     spells,
-                    upload: rate_or_unlimited(class.limits.upload),
+                    upload: class.limits.upload_rate().unwrap_or(LOOPBACK_RATE),
                     progress: progress.clone(),
                 });
                 self.about.push(About {
@@ -236,10 +237,10 @@ impl Crowd {
         let peers = (0..self.members.len())
             .filter(|&m| m != me)
             .flat_map(|m| {
-                let spells = self.members[m].spells.clone();
-                spells
-                    .into_iter()
-                    .filter_map(move |spell| self.peer_seen_at(m, spell, arrive))
+                self.members[m]
+                    .spells
+                    .iter()
+                    .filter_map(move |&spell| self.peer_seen_at(m, spell, arrive))
             })
             .collect();
         Ok(sim::Scenario {
@@ -327,20 +328,8 @@ fn schedule_of(meta: &Metainfo, class: &ViewerClass) -> Result<Schedule, Simulat
         })
 }
 
-/// An upload limit in bytes per second; none (0) is the loopback's speed, about 1 GB/s.
-fn rate_or_unlimited(limit: u64) -> f64 {
-    match limit {
-        0 => 1e9,
-        limit => limit as f64,
-    }
-}
-
-fn download_limit(limit: u64) -> f64 {
-    match limit {
-        0 => f64::INFINITY,
-        limit => limit as f64,
-    }
-}
+/// An unlimited upload on the loopback, bytes per second (the simulator needs a finite rate).
+const LOOPBACK_RATE: f64 = 1e9;
 
 /// The seed the world draws partial peer `i` of class `c`'s first incarnation with.
 fn scenario_seed(scenario: &Scenario, c: usize, i: u32) -> u64 {

@@ -41,11 +41,10 @@ pub fn viewer_bounds(
         if peer.role == PeerRole::Viewer {
             continue;
         }
-        let upload = match scenario.peers.iter().find(|c| c.name == peer.class) {
-            Some(class) if class.limits.upload > 0 => class.limits.upload as f64,
-            Some(_) => f64::INFINITY,
-            None => continue,
+        let Some(class) = scenario.peers.iter().find(|c| c.name == peer.class) else {
+            continue;
         };
+        let upload = class.limits.upload_rate().unwrap_or(f64::INFINITY);
         spells.extend(holding_spells(
             id as u32,
             peer,

@@ -191,6 +191,17 @@ pub struct Limits {
     pub download: u64,
 }
 
+impl Limits {
+    /// The upload cap in bytes per second, `None` when unlimited.
+    pub fn upload_rate(&self) -> Option<f64> {
+        (self.upload > 0).then_some(self.upload as f64)
+    }
+    /// The download cap in bytes per second, `None` when unlimited.
+    pub fn download_rate(&self) -> Option<f64> {
+        (self.download > 0).then_some(self.download as f64)
+    }
+}
+
 /// When the peers of a class arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Arrival {
