@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use super::Torrent;
 use super::assembly::Stored;
@@ -16,6 +16,10 @@ use crate::proto::PeerId;
 use crate::proto::bitfield::{Bitfield, BitfieldError};
 use crate::proto::geometry::BlockRef;
 use crate::proto::wire::{BlockSpec, Message};
+
+/// A connection up this long is the one both sides keep when a second one to the same peer
+/// arrives (see `resolve_duplicate`); dials crossing each other are milliseconds apart.
+const SETTLED_CONNECTION: Duration = Duration::from_secs(5);
 
 /// Why a peer's message ends its connection.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +142,10 @@ impl Torrent {
     /// already connected to is dropped, except when both sides dialled each other at once:
     /// then each side sees the other's connection second, and both must drop the same one or
     /// the pair is left with none. The rule both apply is that the connection dialled by the
-    /// lower peer id stays; an existing connection that loses is closed here.
+    /// lower peer id stays; an existing connection that loses is closed here. An existing
+    /// connection older than `SETTLED_CONNECTION` always stays: both sides see it as the old
+    /// one, and closing it would void every request in flight on it and its measured rates
+    /// (a re-announce made every pair of a world redial and swap connections at once).
     fn resolve_duplicate(&mut self, peer_id: PeerId, outgoing: bool) -> bool {
         // A connection we are already closing does not count: the peer may be back before its
         // `Gone` event is.
@@ -149,7 +156,7 @@ impl Torrent {
         let Some((&old_key, old)) = existing else {
             return true;
         };
-        if old.outgoing == outgoing {
+        if old.outgoing == outgoing || old.connected_at.elapsed() >= SETTLED_CONNECTION {
             return false;
         }
         let we_are_lower = self.ctx.our_id < peer_id;

@@ -454,7 +454,10 @@ impl Torrent {
             let Some(addr) = self.addresses.next() else {
                 break;
             };
-            if self.peers.values().any(|p| p.addr == addr)
+            if self
+                .peers
+                .values()
+                .any(|p| p.addr == addr || p.listening_addr() == Some(addr))
                 || self.dialing.values().any(|a| *a == addr)
                 || self.bans.is_banned_addr(&addr)
             {
