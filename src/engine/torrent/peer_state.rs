@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pex::PexLink;
 use crate::engine::peer::PeerCommand;
+use crate::policy::PeerKey;
 use crate::proto::PeerId;
 use crate::proto::geometry::BLOCK_LEN;
 
@@ -161,11 +162,12 @@ impl PeerState {
     /// `Torrent::trace_peers`): the choke and interest flags both ways, requests in flight
     /// against the queue wanted, rate and bytes received, pieces the peer has (the last two
     /// from the picker's book).
-    pub fn trace(&self, at_s: f64, policy: &str, in_flight: usize, has: u32) {
+    pub fn trace(&self, at_s: f64, policy: &str, key: PeerKey, in_flight: usize, has: u32) {
         tracing::trace!(
             target: "btvod::peer_trace",
             t = format_args!("{at_s:.1}"),
             policy,
+            %key,
             peer = %self.addr,
             choking_us = self.peer_choking,
             we_choke = self.am_choking,

@@ -71,7 +71,13 @@ impl Torrent {
         let book = self.picker.book();
         for (key, peer) in &self.peers {
             let has = book.peer_piece_count(*key);
-            peer.trace(at_s, self.picker.name(), book.in_flight_count(*key), has);
+            peer.trace(
+                at_s,
+                self.picker.name(),
+                *key,
+                book.in_flight_count(*key),
+                has,
+            );
         }
     }
 

@@ -38,6 +38,7 @@ impl Torrent {
                 }
                 continue;
             }
+            self.trace_missing(now, piece);
             self.picker.on_piece_owned_elsewhere(piece);
             let missing: Vec<BlockRef> = self
                 .geometry
@@ -50,6 +51,32 @@ impl Torrent {
             }
         }
         self.publish_stats();
+    }
+
+    /// At debug level: which blocks of a piece due now are missing, and of which peers each
+    /// was asked how long ago (none: nobody was), the question every bought block raises.
+    fn trace_missing(&self, now: crate::policy::Time, piece: PieceIndex) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let book = self.picker.book();
+        let missing: Vec<String> = self
+            .geometry
+            .blocks(piece)
+            .filter(|b| !self.assembly.has_block(*b))
+            .map(|b| {
+                let asked: Vec<String> = book
+                    .requesters(b)
+                    .iter()
+                    .map(|&k| match book.sent_at(k, b) {
+                        Some(at) => format!("{k} {:.1}s ago", now.saturating_sub(at).as_secs_f64()),
+                        None => k.to_string(),
+                    })
+                    .collect();
+                format!("block {} asked of [{}]", b.index(), asked.join(", "))
+            })
+            .collect();
+        tracing::debug!(%piece, ?missing, "deadline: blocks missing");
     }
 
     pub(super) fn on_server_fetched(&mut self, fetched: ServerFetched) {
