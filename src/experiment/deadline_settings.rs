@@ -8,7 +8,8 @@ use crate::policy::picker::{AheadOrder, DeadlineConfig};
 /// The settings [`set_deadline`] knows.
 pub const SETTINGS: &str = "urgent_window, urgent_min_pieces, safety_margin, urgent_share, \
      crowd_size, at_risk_holders, ahead_order, ahead_horizon, max_requesters, duplicate_gain, \
-     cancel_late_after, trust_new_peers, lateness_margin, unmeasured_rate, unmeasured_rtt";
+     cancel_late_after, trust_new_peers, lateness_margin, unmeasured_rate, unmeasured_rtt, \
+     make_room_for_urgent";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeadlineSettingError {
@@ -50,6 +51,11 @@ pub fn set_deadline(
             .ok_or_else(|| bad_value(key, value, "a number zero or more"))
     };
     let secs = || num().map(Duration::from_secs_f64);
+    let flag = || match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad_value(key, value, "true or false")),
+    };
     match key {
         "urgent_window" => config.urgent_window = secs()?,
         "urgent_min_pieces" => config.urgent_min_pieces = num()? as u32,
@@ -66,13 +72,8 @@ pub fn set_deadline(
         "duplicate_gain" => config.duplicate_gain = secs()?,
         "cancel_late_after" if value == "none" => config.cancel_late_after = None,
         "cancel_late_after" => config.cancel_late_after = Some(secs()?),
-        "trust_new_peers" => {
-            config.trust_new_peers = match value {
-                "true" => true,
-                "false" => false,
-                _ => return Err(bad_value(key, value, "true or false")),
-            }
-        }
+        "trust_new_peers" => config.trust_new_peers = flag()?,
+        "make_room_for_urgent" => config.make_room_for_urgent = flag()?,
         "lateness_margin" if value == "none" => config.lateness_margin = None,
         "lateness_margin" => config.lateness_margin = Some(num()?),
         "unmeasured_rate" => config.unmeasured_rate = num()?,

@@ -11,6 +11,7 @@
 
 mod config;
 mod estimate;
+mod preempt;
 mod spare;
 #[cfg(test)]
 mod tests;
@@ -358,15 +359,21 @@ impl Picker for DeadlinePicker {
         link.observe(peer, busy);
         let taken_back = self.cancel_late(now, key);
         let mut out = Vec::with_capacity(slots);
-        if slots == 0 {
-            return out;
-        }
         let queued = self.queued(key);
         let mut pipe = match self.links.get(&key) {
             Some(link) => Pipe::new(link, now, &self.config, self.trusts(link), queued),
             None => return out,
         };
         let window = self.window(now);
+        let made_room = if self.config.make_room_for_urgent && !pipe.trusted {
+            self.make_room_for_urgent(key, &window, &mut pipe, slots)
+        } else {
+            Vec::new()
+        };
+        let slots = slots + made_room.len();
+        if slots == 0 {
+            return out;
+        }
         // BiToS' mix, slot by slot: this many slots try the at-risk pieces beyond the window
         // before the urgent ones (in a crowd only, see `crowd_size`).
         let crowd = self.book.downloaders() > self.config.crowd_size;
@@ -375,8 +382,11 @@ impl Picker for DeadlinePicker {
         let at_risk = self.config.at_risk_holders;
         self.request_beyond(key, &window, &mut pipe, rare_first, &mut out, at_risk);
         self.request_urgent(now, key, &window, &mut pipe, slots, &mut out);
-        self.request_ahead(key, &window, &mut pipe, slots, &mut out);
-        self.request_other_files(key, &mut pipe, slots, &mut out);
+        // Not the work just taken back again, in the same call.
+        if made_room.is_empty() {
+            self.request_ahead(key, &window, &mut pipe, slots, &mut out);
+            self.request_other_files(key, &mut pipe, slots, &mut out);
+        }
         let idle = self.book.in_flight_count(key) == 0;
         if out.is_empty() && idle {
             let probe = self.probe(now, key, &window, &taken_back, &mut out);

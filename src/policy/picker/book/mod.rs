@@ -270,6 +270,10 @@ impl PieceBook {
     pub fn has_unrequested(&self, piece: PieceIndex) -> bool {
         self.unrequested_of(piece.get()) > 0
     }
+    /// How many blocks of the piece have been asked of nobody (0 if it is not wanted).
+    pub fn unrequested_count(&self, piece: PieceIndex) -> u64 {
+        self.unrequested_of(piece.get())
+    }
     /// Started pieces with blocks nobody was asked for yet, ascending.
     pub fn open_pieces(&self) -> impl Iterator<Item = PieceIndex> + '_ {
         self.open.iter().filter_map(|&p| self.geometry.piece(p))

@@ -80,6 +80,9 @@ pub struct DeadlineConfig {
     pub unmeasured_rate: f64,
     /// RTT assumed before one is measured. Default 200 ms.
     pub unmeasured_rtt: Duration,
+    /// A peer's requests due after the urgent window are taken back when that lets an urgent
+    /// block nobody was asked for arrive from it in time (`preempt.rs`). Default true.
+    pub make_room_for_urgent: bool,
 }
 
 impl Default for DeadlineConfig {
@@ -100,6 +103,7 @@ impl Default for DeadlineConfig {
             lateness_margin: Some(2.0),
             unmeasured_rate: 16.0 * 1024.0,
             unmeasured_rtt: Duration::from_millis(200),
+            make_room_for_urgent: true,
         }
     }
 }

@@ -70,6 +70,10 @@ impl PeerLink {
         }
     }
 
+    pub(super) fn probe(&self) -> Option<BlockRef> {
+        self.probe
+    }
+
     pub(super) fn set_probe(&mut self, block: BlockRef) {
         self.probe = Some(block);
     }
@@ -219,7 +223,12 @@ impl Pipe {
 
     /// When one more block requested now would arrive.
     pub(super) fn next_arrival(&self) -> f64 {
-        self.now + self.rtt + (self.queued + f64::from(BLOCK_LEN)) / self.rate
+        self.arrival_after(f64::from(BLOCK_LEN))
+    }
+
+    /// When the last of `bytes` more requested now would arrive.
+    pub(super) fn arrival_after(&self, bytes: f64) -> f64 {
+        self.now + self.rtt + (self.queued + bytes) / self.rate
     }
 
     /// How many more blocks to ask of this peer for a piece nobody else will fetch (no VoD
@@ -233,6 +242,12 @@ impl Pipe {
         }
         let n = self.blocks_by(by.max(self.now + slice));
         if n == 0 && self.queued <= 0.0 { 1 } else { n }
+    }
+
+    /// A request taken back in this call: the peer drops it unless it ignores cancels
+    /// (`ignored`, the share of cancels it ignored so far), so less is queued ahead.
+    pub(super) fn take_back(&mut self, bytes: f64, ignored: f64) {
+        self.queued = (self.queued - bytes * (1.0 - ignored)).max(0.0);
     }
 
     /// Seconds until everything already in the pipe has arrived.

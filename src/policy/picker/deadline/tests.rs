@@ -457,3 +457,57 @@ fn a_peer_whose_blocks_come_late_needs_a_larger_margin() {
     // Learned: about 0.9 s late, 0.3 s deviation, so a 1.5 s margin with 2 deviations.
     assert!(!asked_for_piece_2_after_late_blocks(Some(2.0)));
 }
+
+/// Peer 2's queue is full of pieces beyond a 2 s urgent window when piece 1 (due at 2 s) loses
+/// its peer to a choke. What is peer 2 asked for with no free slot, and what is taken back?
+fn urgent_block_after_a_choke(make_room_for_urgent: bool) -> (Vec<BlockRef>, Vec<BlockRef>) {
+    let (g, mut picker) = fixture(DeadlineConfig {
+        urgent_window: secs(2.0),
+        urgent_min_pieces: 1,
+        make_room_for_urgent,
+        ..urgent_only()
+    });
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    picker.on_peer_bitfield(PeerKey(2), &Bitfield::full(8));
+    let urgent = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 4);
+    assert_eq!(pieces_of(&urgent), vec![0, 1]);
+    let rate = 64.0 * 1024.0;
+    let ahead = picker.next_requests(Duration::ZERO, &view(2, rate, 10), 6);
+    assert_eq!(
+        pieces_of(&ahead),
+        vec![2, 3, 4],
+        "peer 2 has 1.5 s of work ahead"
+    );
+    picker.on_choked(PeerKey(1));
+    let asked = picker.next_requests(secs(0.1), &view(2, rate, 10), 0);
+    let cancelled: Vec<BlockRef> = std::iter::from_fn(|| picker.book_mut().poll_cancel())
+        .map(|(peer, b)| {
+            assert_eq!(peer, PeerKey(2));
+            b
+        })
+        .collect();
+    // Piece 0 (due at 1 s) cannot make it from peer 2 whatever is taken back.
+    assert!(asked.iter().all(|b| b.piece() != g.piece(0).unwrap()));
+    (asked, cancelled)
+}
+
+#[test]
+fn work_ahead_gives_way_to_an_urgent_block_nobody_was_asked_for() {
+    let (asked, cancelled) = urgent_block_after_a_choke(true);
+    assert_eq!(pieces_of(&asked), vec![1], "piece 1 is asked of peer 2");
+    assert!(!cancelled.is_empty());
+    // The work with the most slack gives way first; the block being sent never does.
+    assert!(cancelled.iter().any(|b| b.piece().get() == 4));
+    assert!(
+        cancelled.iter().all(|b| b.piece().get() >= 3),
+        "{cancelled:?}"
+    );
+    assert!(
+        cancelled.iter().all(|b| !asked.contains(b)),
+        "not asked again at once"
+    );
+
+    let (asked, cancelled) = urgent_block_after_a_choke(false);
+    assert!(asked.is_empty(), "without room, nothing: {asked:?}");
+    assert!(cancelled.is_empty());
+}
