@@ -48,6 +48,15 @@ if [[ -z "$SCENARIOS" ]]; then
     done
 fi
 
+# libtorrent's policies and worlds need Debian's binding (scripts/test.sh installs it): say so
+# now rather than after a grid of failed runs.
+if [[ "$POLICIES ${WORLD[*]:-}" == *libtorrent* || "${WORLD[*]:-}" == *both* ]] \
+    && ! /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1; then
+    echo "bench-penalty: /usr/bin/python3 cannot import libtorrent; install python3-libtorrent" \
+        "(scripts/test.sh installs the test dependencies)" >&2
+    exit 1
+fi
+
 cd "$ROOT"
 cargo build --release --quiet
 BIN="$ROOT/target/release/btvod"
