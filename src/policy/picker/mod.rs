@@ -58,8 +58,10 @@ pub trait Picker {
     fn book(&self) -> &PieceBook;
     fn book_mut(&mut self) -> &mut PieceBook;
 
-    /// Up to `slots` blocks to request from `peer` now. Each returned block is recorded as in
-    /// flight to that peer until it arrives or is voided.
+    /// Blocks to request from `peer` now: up to `slots`, plus as many as the call took back
+    /// from that peer (CANCELs to poll from the book), so the requests in flight to it grow by
+    /// at most `slots`. Each returned block is recorded as in flight to that peer until it
+    /// arrives or is voided.
     fn next_requests(&mut self, now: Time, peer: &PeerView, slots: usize) -> Vec<BlockRef>;
 
     /// The peer's full piece set (BITFIELD; HAVE ALL / HAVE NONE as a full or empty set).
