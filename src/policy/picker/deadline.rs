@@ -368,9 +368,9 @@ impl Picker for DeadlinePicker {
         let made_room = if self.config.make_room_for_urgent && !pipe.trusted {
             self.make_room_for_urgent(key, &window, &mut pipe, slots)
         } else {
-            Vec::new()
+            0
         };
-        let slots = slots + made_room.len();
+        let slots = slots + made_room;
         if slots == 0 {
             return out;
         }
@@ -383,7 +383,7 @@ impl Picker for DeadlinePicker {
         self.request_beyond(key, &window, &mut pipe, rare_first, &mut out, at_risk);
         self.request_urgent(now, key, &window, &mut pipe, slots, &mut out);
         // Not the work just taken back again, in the same call.
-        if made_room.is_empty() {
+        if made_room == 0 {
             self.request_ahead(key, &window, &mut pipe, slots, &mut out);
             self.request_other_files(key, &mut pipe, slots, &mut out);
         }

@@ -17,21 +17,23 @@ impl DeadlinePicker {
     /// first, then the latest), as few as let the urgent blocks nobody was asked for that it
     /// holds arrive in time and fit in `slots` plus the freed ones. A piece that would not
     /// arrive in time even with every such request taken back is left to others. Never the
-    /// request the peer is serving now, nor a probe. Returns the blocks taken back.
+    /// request the peer is serving now, nor a probe. Returns how many were taken back.
     pub(super) fn make_room_for_urgent(
         &mut self,
         key: PeerKey,
         window: &Window,
         pipe: &mut Pipe,
         slots: usize,
-    ) -> Vec<BlockRef> {
+    ) -> usize {
         let mut spare = self.spare_requests(key, window);
         if spare.is_empty() {
-            return Vec::new();
+            return 0;
         }
+        // What taking back every spare request left would free, kept as they are taken.
+        let mut spare_bytes: f64 = spare.iter().map(|b| f64::from(b.len())).sum();
         let ignored = self.book.cancel_ignored_share(key);
         let block = f64::from(BLOCK_LEN);
-        let mut taken = Vec::new();
+        let mut taken = 0usize;
         let mut need_blocks = 0usize;
         for position in window.urgent.clone() {
             let Some(piece) = self.piece_at(position) else {
@@ -46,24 +48,23 @@ impl DeadlinePicker {
             }
             let due = deadline - pipe.margin;
             let blocks = need_blocks + unasked;
-            // What taking back all the spare requests left would free, in time and in slots.
-            let spare_bytes: f64 = spare.iter().map(|b| f64::from(b.len())).sum();
             let best = pipe.arrival_after(blocks as f64 * block - spare_bytes * (1.0 - ignored));
-            if best > due || blocks > slots + taken.len() + spare.len() {
+            if best > due || blocks > slots + taken + spare.len() {
                 continue;
             }
             need_blocks = blocks;
             while pipe.arrival_after(need_blocks as f64 * block) > due
-                || need_blocks > slots + taken.len()
+                || need_blocks > slots + taken
             {
                 let Some(b) = spare.pop() else { break };
+                spare_bytes -= f64::from(b.len());
                 pipe.take_back(f64::from(b.len()), ignored);
                 self.book.request_timed_out(key, b);
-                taken.push(b);
+                taken += 1;
             }
         }
-        if !taken.is_empty() {
-            tracing::debug!(%key, n = taken.len(), "taking back work ahead for urgent blocks");
+        if taken > 0 {
+            tracing::debug!(%key, n = taken, "taking back work ahead for urgent blocks");
         }
         taken
     }
