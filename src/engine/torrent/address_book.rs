@@ -50,9 +50,21 @@ impl AddressBook {
         self.queue.push_back(addr);
     }
 
-    /// As `offer`, remembering that the address speaks uTP (a PEX flag).
-    pub(super) fn offer_utp(&mut self, addr: SocketAddr) {
+    /// As `offer`, but dialled before the addresses already queued (a seed, say, for a
+    /// torrent that still downloads). Known addresses stay where they are.
+    pub(super) fn offer_first(&mut self, addr: SocketAddr) {
+        if self.known.contains(&addr) || self.known.len() >= MAX_KNOWN {
+            return self.offer(addr);
+        }
         self.offer(addr);
+        if self.queue.back() == Some(&addr) {
+            self.queue.pop_back();
+            self.queue.push_front(addr);
+        }
+    }
+
+    /// Remembers that a known address speaks uTP (a PEX flag).
+    pub(super) fn hint_utp(&mut self, addr: SocketAddr) {
         if self.known.contains(&addr) {
             self.utp.insert(addr);
         }
@@ -61,6 +73,11 @@ impl AddressBook {
     /// Whether `addr` was said to speak uTP.
     pub(super) fn speaks_utp(&self, addr: &SocketAddr) -> bool {
         self.utp.contains(addr)
+    }
+
+    /// Some address waits to be dialled.
+    pub(super) fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
     }
 
     /// The next address to dial.
@@ -166,9 +183,22 @@ mod tests {
     }
 
     #[test]
+    fn an_address_offered_first_is_dialled_before_those_queued() {
+        let mut book = AddressBook::default();
+        book.offer(addr(1));
+        book.offer(addr(2));
+        book.offer_first(addr(3));
+        book.offer_first(addr(1));
+        let queued: Vec<_> = std::iter::from_fn(|| book.next()).collect();
+        assert_eq!(queued, vec![addr(3), addr(1), addr(2)]);
+        assert!(!book.has_queued());
+    }
+
+    #[test]
     fn a_utp_hint_lasts_as_long_as_the_address_is_known() {
         let mut book = AddressBook::default();
-        book.offer_utp(addr(1));
+        book.offer(addr(1));
+        book.hint_utp(addr(1));
         book.offer(addr(2));
         assert!(book.speaks_utp(&addr(1)) && !book.speaks_utp(&addr(2)));
         book.forget(addr(1));

@@ -43,7 +43,7 @@ use super::rate_limit::RateLimiter;
 use super::storage::Storage;
 use crate::policy::choker::{Choker, ChokerConfig};
 use crate::policy::picker::Picker;
-use crate::policy::{PeerKey, Time, Waste};
+use crate::policy::{PeerKey, Time, Waste, turnover};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{Geometry, PieceIndex};
 use crate::proto::{InfoHash, PeerId};
@@ -66,6 +66,9 @@ pub struct TorrentConfig {
     pub handshake_timeout: Duration,
     /// A connected peer that sends no complete frame for this long is dropped.
     pub inactivity_timeout: Duration,
+    /// At the peer cap, with addresses not yet dialled, while we still download: a peer that
+    /// has sent us no block for this long is given up for one of them (`policy::turnover`).
+    pub replace_silent_after: Duration,
     /// Peer exchange (BEP 11): tell peers whom we are connected to and dial whom they tell
     /// of. Never for a private torrent; off in worlds, whose relays it would get around.
     pub pex: bool,
@@ -85,6 +88,7 @@ impl Default for TorrentConfig {
             tick: Duration::from_secs(1),
             handshake_timeout: peer::HANDSHAKE_TIMEOUT,
             inactivity_timeout: peer::INACTIVITY_TIMEOUT,
+            replace_silent_after: turnover::GIVES_NOTHING_FOR,
             pex: true,
             encryption: EncryptionPolicy::default(),
             utp: UtpPolicy::default(),
@@ -265,6 +269,7 @@ pub async fn start(setup: TorrentSetup) -> TorrentHandle {
         storage_failed: false,
         bans: Bans::default(),
         last_tick: Instant::now(),
+        last_replaced: None,
         // Unbounded but not fed by peers: one message per piece in `verifying` (a piece is
         // checked once at a time), and no new requests go out while eight wait.
         checked: mpsc::unbounded_channel(),
@@ -371,6 +376,9 @@ struct Torrent {
     bans: Bans,
     /// When `on_tick` last ran, for the rate meters.
     last_tick: Instant,
+    /// When peers that give us nothing were last given up for untried addresses (see
+    /// `replace_useless`).
+    last_replaced: Option<Instant>,
     /// Results of `verify`, back from the blocking pool.
     checked: (
         mpsc::UnboundedSender<Checked>,
@@ -435,17 +443,22 @@ impl Torrent {
     }
 
     fn add_candidate(&mut self, addr: SocketAddr) {
-        self.add_candidate_hinted(addr, false);
+        self.add_candidate_hinted(addr, false, false);
     }
 
-    /// As `add_candidate`, remembering whether the source said the peer speaks uTP.
-    fn add_candidate_hinted(&mut self, addr: SocketAddr, speaks_utp: bool) {
+    /// As `add_candidate`, remembering whether the source said the peer speaks uTP; one it
+    /// said is a seed is dialled before the rest (the caller offers seeds only while we
+    /// download).
+    fn add_candidate_hinted(&mut self, addr: SocketAddr, speaks_utp: bool, seed: bool) {
         if self.bans.is_banned_addr(&addr) {
             return;
         }
-        match speaks_utp {
-            true => self.addresses.offer_utp(addr),
+        match seed {
+            true => self.addresses.offer_first(addr),
             false => self.addresses.offer(addr),
+        }
+        if speaks_utp {
+            self.addresses.hint_utp(addr);
         }
     }
 

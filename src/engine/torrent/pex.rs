@@ -81,7 +81,8 @@ impl Torrent {
                 continue;
             }
             offered += 1;
-            self.add_candidate_hinted(addr, flags.has(PexFlags::UTP));
+            let seed = flags.has(PexFlags::SEED);
+            self.add_candidate_hinted(addr, flags.has(PexFlags::UTP), seed);
         }
         tracing::debug!(%from, offered, "PEX message");
     }

@@ -48,6 +48,7 @@ impl Torrent {
         }
         self.rechoke();
         self.turn_over();
+        self.replace_useless();
         if let Some(p) = &mut self.playback {
             p.session_mut().on_tick();
         }
@@ -140,6 +141,46 @@ impl Torrent {
         for key in turnover::to_close(self.now(), &self.choker_view(), &unchoked, excess) {
             if let Some(peer) = self.peers.get(&key) {
                 tracing::debug!(addr = %peer.addr, "closed to make room at the peer cap");
+                peer.send(PeerCommand::Close);
+            }
+        }
+    }
+
+    /// At most once a rechoke interval: while we still want data and get less than our
+    /// download limit, at the peer cap with addresses not yet dialled, gives up the peers
+    /// that give us nothing so that the dial loop meets others; see `policy::turnover`.
+    fn replace_useless(&mut self) {
+        let now = Instant::now();
+        if self
+            .last_replaced
+            .is_some_and(|at| now < at + self.choker.config().rechoke_interval)
+        {
+            return;
+        }
+        let cap = self.config.max_peers;
+        let starved = self.config.download_limit == 0 || {
+            let rate: f64 = self.peers.values().map(|p| p.download.rate()).sum();
+            rate < 0.9 * self.config.download_limit as f64
+        };
+        let wanting = self.peers.values().any(|p| p.am_interested);
+        if self.live.load(Ordering::Relaxed) < cap
+            || !self.addresses.has_queued()
+            || !starved
+            || !wanting
+        {
+            return;
+        }
+        let unchoked = self.choker.unchoked().collect();
+        let view = self.choker_view();
+        let n = turnover::replace_at_most(cap);
+        let silent_for = self.config.replace_silent_after;
+        let useless = turnover::to_replace(self.now(), &view, &unchoked, silent_for, n);
+        if !useless.is_empty() {
+            self.last_replaced = Some(now);
+        }
+        for key in useless {
+            if let Some(peer) = self.peers.get(&key) {
+                tracing::debug!(addr = %peer.addr, "gave up a peer that gives us nothing, to try another");
                 peer.send(PeerCommand::Close);
             }
         }
