@@ -146,9 +146,10 @@ impl Torrent {
         }
     }
 
-    /// At most once a rechoke interval: while we still want data and get less than our
-    /// download limit, at the peer cap with addresses not yet dialled, gives up the peers
-    /// that give us nothing so that the dial loop meets others; see `policy::turnover`.
+    /// At most once a rechoke interval: at the peer cap with addresses not yet dialled, while
+    /// we still want pieces and get less than 90% of our download limit (or have none), gives
+    /// up the peers that give us nothing so that the dial loop meets others; see
+    /// `policy::turnover`.
     fn replace_useless(&mut self) {
         let now = Instant::now();
         if self
@@ -158,16 +159,18 @@ impl Torrent {
             return;
         }
         let cap = self.config.max_peers;
+        if self.live.load(Ordering::Relaxed) < cap || !self.addresses.has_queued() {
+            return;
+        }
         let starved = self.config.download_limit == 0 || {
             let rate: f64 = self.peers.values().map(|p| p.download.rate()).sum();
             rate < 0.9 * self.config.download_limit as f64
         };
-        let wanting = self.peers.values().any(|p| p.am_interested);
-        if self.live.load(Ordering::Relaxed) < cap
-            || !self.addresses.has_queued()
-            || !starved
-            || !wanting
-        {
+        // Pieces no connected peer has are exactly what other peers may bring: we need not
+        // be interested in anyone to want more.
+        let book = self.picker.book();
+        let wanting = self.geometry.pieces().any(|p| book.wants(p));
+        if !starved || !wanting {
             return;
         }
         let unchoked = self.choker.unchoked().collect();
