@@ -308,7 +308,13 @@ proptest! {
                     // Requests taken back in the call may be replaced: the queue grows by at
                     // most `slots`.
                     let after = picker.book().in_flight_count(key);
-                    prop_assert!(after <= before.len() + slots, "{} in flight, {} before, {} slots", after, before.len(), slots);
+                    prop_assert!(
+                        after <= before.len() + slots,
+                        "{} in flight, {} before, {} slots",
+                        after,
+                        before.len(),
+                        slots
+                    );
                     let distinct: BTreeSet<_> = out.iter().copied().collect();
                     prop_assert_eq!(distinct.len(), out.len(), "a block twice in one answer");
                     let book = picker.book();

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use btvod::engine::torrent::TorrentConfig;
+use btvod::proto::bitfield::Bitfield;
 use btvod::proto::wire::{Handshake, Message};
 use btvod::proto::{InfoHash, PeerId};
 use bytes::{Bytes, BytesMut};
@@ -45,11 +46,7 @@ async fn greet(
     stream.read_exact(&mut theirs).await?;
     let mut out = BytesMut::new();
     Handshake::ours(info_hash, PeerId([id; 20])).encode(&mut out);
-    let mut bits = vec![0u8; pieces.div_ceil(8) as usize];
-    for piece in 0..pieces {
-        bits[(piece / 8) as usize] |= 0x80 >> (piece % 8);
-    }
-    Message::Bitfield(Bytes::from(bits)).encode(&mut out);
+    Message::Bitfield(Bytes::from(Bitfield::full(pieces).to_wire())).encode(&mut out);
     stream.write_all(&out).await
 }
 

@@ -72,14 +72,8 @@ pub fn to_replace(
         .filter(|p| silent_since(p.connected_at))
         .filter(|p| p.last_block_at.is_none_or(silent_since))
         .collect();
-    useless.sort_by_key(|p| {
-        (
-            p.last_block_at.is_some(),
-            p.last_block_at,
-            p.connected_at,
-            p.key,
-        )
-    });
+    // None sorts first: peers that never sent a block go before the longest silent.
+    useless.sort_by_key(|p| (p.last_block_at, p.connected_at, p.key));
     useless.into_iter().take(n).map(|p| p.key).collect()
 }
 

@@ -32,8 +32,24 @@ pub(super) struct AddressBook {
 impl AddressBook {
     /// Queues `addr` unless it is known already or the book is full.
     pub(super) fn offer(&mut self, addr: SocketAddr) {
+        if self.admit(addr) {
+            self.queue.push_back(addr);
+        }
+    }
+
+    /// As `offer`, but dialled before the addresses already queued (a seed, say, for a
+    /// torrent that still downloads). Known addresses stay where they are.
+    pub(super) fn offer_first(&mut self, addr: SocketAddr) {
+        if self.admit(addr) {
+            self.queue.push_front(addr);
+        }
+    }
+
+    /// Records `addr` as known, unless it is already or the book is full; says whether it
+    /// is new, and so is to be queued.
+    fn admit(&mut self, addr: SocketAddr) -> bool {
         if self.known.contains(&addr) {
-            return;
+            return false;
         }
         if self.known.len() >= MAX_KNOWN {
             if self.refused == 0 {
@@ -44,23 +60,9 @@ impl AddressBook {
                 );
             }
             self.refused += 1;
-            return;
+            return false;
         }
-        self.known.insert(addr);
-        self.queue.push_back(addr);
-    }
-
-    /// As `offer`, but dialled before the addresses already queued (a seed, say, for a
-    /// torrent that still downloads). Known addresses stay where they are.
-    pub(super) fn offer_first(&mut self, addr: SocketAddr) {
-        if self.known.contains(&addr) || self.known.len() >= MAX_KNOWN {
-            return self.offer(addr);
-        }
-        self.offer(addr);
-        if self.queue.back() == Some(&addr) {
-            self.queue.pop_back();
-            self.queue.push_front(addr);
-        }
+        self.known.insert(addr)
     }
 
     /// Remembers that a known address speaks uTP (a PEX flag).

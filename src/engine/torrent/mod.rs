@@ -45,6 +45,7 @@ use crate::policy::choker::{Choker, ChokerConfig};
 use crate::policy::picker::Picker;
 use crate::policy::{PeerKey, Time, Waste, turnover};
 use crate::proto::bitfield::Bitfield;
+use crate::proto::extension::pex::PexFlags;
 use crate::proto::geometry::{Geometry, PieceIndex};
 use crate::proto::{InfoHash, PeerId};
 
@@ -443,21 +444,20 @@ impl Torrent {
     }
 
     fn add_candidate(&mut self, addr: SocketAddr) {
-        self.add_candidate_hinted(addr, false, false);
+        self.add_candidate_hinted(addr, PexFlags(0));
     }
 
-    /// As `add_candidate`, remembering whether the source said the peer speaks uTP; one it
-    /// said is a seed is dialled before the rest (the caller offers seeds only while we
-    /// download).
-    fn add_candidate_hinted(&mut self, addr: SocketAddr, speaks_utp: bool, seed: bool) {
+    /// As `add_candidate`, with what peer exchange said of it: one that speaks uTP is dialled
+    /// over uTP first, a seed before the rest (PEX offers seeds only while we download).
+    fn add_candidate_hinted(&mut self, addr: SocketAddr, hints: PexFlags) {
         if self.bans.is_banned_addr(&addr) {
             return;
         }
-        match seed {
+        match hints.has(PexFlags::SEED) {
             true => self.addresses.offer_first(addr),
             false => self.addresses.offer(addr),
         }
-        if speaks_utp {
+        if hints.has(PexFlags::UTP) {
             self.addresses.hint_utp(addr);
         }
     }

@@ -81,8 +81,7 @@ impl Torrent {
                 continue;
             }
             offered += 1;
-            let seed = flags.has(PexFlags::SEED);
-            self.add_candidate_hinted(addr, flags.has(PexFlags::UTP), seed);
+            self.add_candidate_hinted(addr, flags);
         }
         tracing::debug!(%from, offered, "PEX message");
     }
