@@ -8,7 +8,7 @@ use crate::policy::picker::{AheadOrder, DeadlineConfig};
 /// The settings [`set_deadline`] knows.
 pub const SETTINGS: &str = "urgent_window, urgent_min_pieces, safety_margin, urgent_share, \
      crowd_size, at_risk_holders, ahead_order, ahead_horizon, max_requesters, duplicate_gain, \
-     cancel_late_after, trust_new_peers, lateness_margin, unmeasured_rate, unmeasured_rtt, \
+     cancel_late_after, trust_new_peers, opening_blocks, lateness_margin, unmeasured_rate, unmeasured_rtt, \
      make_room_for_urgent";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -73,6 +73,7 @@ pub fn set_deadline(
         "cancel_late_after" if value == "none" => config.cancel_late_after = None,
         "cancel_late_after" => config.cancel_late_after = Some(secs()?),
         "trust_new_peers" => config.trust_new_peers = flag()?,
+        "opening_blocks" => config.opening_blocks = num()? as usize,
         "make_room_for_urgent" => config.make_room_for_urgent = flag()?,
         "lateness_margin" if value == "none" => config.lateness_margin = None,
         "lateness_margin" => config.lateness_margin = Some(num()?),

@@ -163,7 +163,9 @@ impl DeadlinePicker {
     /// (BENCHMARKS.md, "trusting new peers"). Decided once per call: it scans every link.
     fn trusts(&self, link: &PeerLink) -> bool {
         !link.is_measured()
-            && (self.config.trust_new_peers || !self.links.values().any(PeerLink::is_measured))
+            && (self.config.trust_new_peers
+                || (self.config.opening_blocks > 0
+                    && !self.links.values().any(PeerLink::is_measured)))
     }
 
     /// The peer has the piece and we still need blocks of it.
@@ -202,7 +204,14 @@ impl DeadlinePicker {
             // their deadlines.
             Some(d) if pipe.trusted => {
                 let by = d - pipe.margin;
-                if pipe.reachable_by(by) { usize::MAX } else { 0 }
+                match pipe.reachable_by(by) {
+                    true if self.config.trust_new_peers => usize::MAX,
+                    true => self
+                        .config
+                        .opening_blocks
+                        .saturating_sub(pipe.queued_blocks()),
+                    false => 0,
+                }
             }
             Some(d) => pipe.blocks_by(d - pipe.margin),
             None => usize::MAX,

@@ -66,6 +66,12 @@ pub struct DeadlineConfig {
     /// start, while no peer is measured yet, new peers are trusted regardless: there is no
     /// faster peer to keep a block for.
     pub trust_new_peers: bool,
+    /// While no peer is measured yet (the first second of a download), a new peer is trusted
+    /// with up to this many blocks it could deliver in time, beyond what `unmeasured_rate`
+    /// would give it; 0 holds it to `unmeasured_rate` from the start. A cap, because a peer
+    /// that sends every block it was asked for, cancelled or not (libtorrent reads requests
+    /// into its send buffer), turns a deep opening queue into late blocks. Default 4.
+    pub opening_blocks: usize,
     /// Per peer, the margin grows to the smoothed lateness of its blocks (arrival minus the
     /// estimate they were asked on) plus this many smoothed deviations, as TCP sets its
     /// retransmission timer from the RTT (RFC 6298), up to `MAX_LEARNED_MARGIN_S`: a peer
@@ -100,6 +106,7 @@ impl Default for DeadlineConfig {
             duplicate_gain: Duration::from_millis(500),
             cancel_late_after: None,
             trust_new_peers: false,
+            opening_blocks: 4,
             lateness_margin: Some(2.0),
             unmeasured_rate: 16.0 * 1024.0,
             unmeasured_rtt: Duration::from_millis(200),

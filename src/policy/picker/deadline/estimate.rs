@@ -250,6 +250,11 @@ impl Pipe {
         self.queued = (self.queued - bytes * (1.0 - ignored)).max(0.0);
     }
 
+    /// Whole blocks in the pipe ahead of a new request.
+    pub(super) fn queued_blocks(&self) -> usize {
+        (self.queued / f64::from(BLOCK_LEN)) as usize
+    }
+
     /// Seconds until everything already in the pipe has arrived.
     pub(super) fn backlog(&self) -> f64 {
         self.rtt + self.queued / self.rate

@@ -511,3 +511,29 @@ fn work_ahead_gives_way_to_an_urgent_block_nobody_was_asked_for() {
     assert!(asked.is_empty(), "without room, nothing: {asked:?}");
     assert!(cancelled.is_empty());
 }
+
+#[test]
+fn at_the_start_a_new_peer_is_trusted_with_a_few_blocks_only() {
+    // Nobody is measured yet. Trusted without a cap, an unknown peer would take every block
+    // reachable in time; one that sends what it was asked for whatever we cancel (libtorrent)
+    // then delivers most of them after the server covered their pieces.
+    let opening = |blocks: usize| {
+        let (_, mut picker) = fixture(DeadlineConfig {
+            opening_blocks: blocks,
+            ..urgent_only()
+        });
+        picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+        picker.next_requests(Duration::ZERO, &view(1, 0.0, 10), 16)
+    };
+    let uncapped = opening(16);
+    assert_eq!(uncapped.len(), 16, "{uncapped:?}");
+    let capped = opening(2);
+    assert_eq!(capped.len(), 2, "{capped:?}");
+    assert_eq!(pieces_of(&capped), vec![0], "the most urgent first");
+    // Held to the 16 KiB/s guess instead, nothing fits piece 0 (due at 1 s less the margin).
+    let guess = opening(0);
+    assert!(
+        !guess.is_empty() && guess.iter().all(|b| b.piece().get() >= 1),
+        "{guess:?}"
+    );
+}
