@@ -1,10 +1,10 @@
 //! Tit-for-tat choking: whom we upload to. Regular slots go to the interested peers that give
-//! us the most (or, as a seed, take the most), re-evaluated every 10 s; one optimistic slot
-//! rotates every 30 s to a random interested peer; a peer that snubs us loses its regular slot.
+//! us the most (or, as a seed, take the most), re-evaluated every 10 s; optimistic slots (one
+//! per five regular ones, at least one) rotate every 30 s to random interested peers; a peer that snubs us loses its regular slot.
 //! Between rounds a slot left idle (its peer lost interest or left) goes at once to a waiting peer.
 //! With a known upload capacity, a round that left much of it unused opens more regular slots.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rand::Rng;
@@ -13,10 +13,14 @@ use crate::policy::{PeerKey, Time};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChokerConfig {
-    /// Unchoke slots earned by rate (the optimistic slot comes on top).
+    /// Unchoke slots earned by rate (the optimistic slots come on top).
     pub regular_slots: usize,
     pub rechoke_interval: Duration,
     pub optimistic_interval: Duration,
+    /// One optimistic slot per this many regular slots, at least one (libtorrent's default):
+    /// a seed that opened 40 slots to peers that can take little each is otherwise entered
+    /// by one newcomer per 30 s, however many wait.
+    pub slots_per_optimistic: usize,
     /// Peers connected for less than this are `newcomer_weight` times as likely to be picked
     /// optimistically: they have nothing to trade yet and need a first piece.
     pub newcomer_age: Duration,
@@ -37,6 +41,7 @@ impl Default for ChokerConfig {
             regular_slots: 4,
             rechoke_interval: Duration::from_secs(10),
             optimistic_interval: Duration::from_secs(30),
+            slots_per_optimistic: 5,
             newcomer_age: Duration::from_secs(60),
             newcomer_weight: 3,
             snub_after: Duration::from_secs(60),
@@ -97,8 +102,8 @@ pub enum ChokeDecision {
 pub struct Choker {
     config: ChokerConfig,
     unchoked: BTreeSet<PeerKey>,
-    optimistic: Option<PeerKey>,
-    optimistic_since: Time,
+    /// Optimistically unchoked peers, each with when it got its slot.
+    optimistic: BTreeMap<PeerKey, Time>,
     last_rechoke: Option<Time>,
     /// Regular slots this round: `regular_slots`, or more while upload capacity is unused.
     slots: usize,
@@ -110,8 +115,7 @@ impl Choker {
             slots: config.regular_slots,
             config,
             unchoked: BTreeSet::new(),
-            optimistic: None,
-            optimistic_since: Duration::ZERO,
+            optimistic: BTreeMap::new(),
             last_rechoke: None,
         }
     }
@@ -124,8 +128,13 @@ impl Choker {
     pub fn unchoked(&self) -> impl Iterator<Item = PeerKey> + '_ {
         self.unchoked.iter().copied()
     }
-    pub fn optimistic(&self) -> Option<PeerKey> {
-        self.optimistic
+    /// Peers in optimistic slots.
+    pub fn optimistic(&self) -> impl Iterator<Item = PeerKey> + '_ {
+        self.optimistic.keys().copied()
+    }
+    /// Optimistic slots this round: one per `slots_per_optimistic` regular ones, at least one.
+    pub fn optimistic_slot_count(&self) -> usize {
+        (self.slots / self.config.slots_per_optimistic.max(1)).max(1)
     }
     /// Regular slots in use this round.
     pub fn regular_slot_count(&self) -> usize {
@@ -144,9 +153,7 @@ impl Choker {
     ) -> Vec<ChokeDecision> {
         let present: BTreeSet<PeerKey> = peers.iter().map(|p| p.key).collect();
         self.unchoked.retain(|k| present.contains(k));
-        if self.optimistic.is_some_and(|k| !present.contains(&k)) {
-            self.optimistic = None;
-        }
+        self.optimistic.retain(|k, _| present.contains(k));
         let due = self
             .last_rechoke
             .is_none_or(|t| now >= t + self.config.rechoke_interval);
@@ -160,7 +167,7 @@ impl Choker {
         self.update_optimistic(now, peers, &regular, rng);
 
         let mut next = regular;
-        next.extend(self.optimistic);
+        next.extend(self.optimistic.keys());
         let mut decisions: Vec<ChokeDecision> = self
             .unchoked
             .difference(&next)
@@ -171,7 +178,7 @@ impl Choker {
             )
             .collect();
         decisions.sort();
-        tracing::debug!(?next, optimistic = ?self.optimistic, "rechoke");
+        tracing::debug!(?next, optimistic = ?self.optimistic.keys(), "rechoke");
         self.unchoked = next;
         decisions
     }
@@ -255,7 +262,7 @@ impl Choker {
             .map(|p| p.key)
             .collect();
         let busy = self.unchoked.intersection(&interested).count();
-        let free = (self.slots + 1).saturating_sub(busy);
+        let free = (self.slots + self.optimistic_slot_count()).saturating_sub(busy);
         if free == 0 {
             return Vec::new();
         }
@@ -275,9 +282,7 @@ impl Choker {
         let mut decisions = Vec::with_capacity(waiting.len() + idle.len());
         for key in idle {
             self.unchoked.remove(&key);
-            if self.optimistic == Some(key) {
-                self.optimistic = None;
-            }
+            self.optimistic.remove(&key);
             decisions.push(ChokeDecision::Choke(key));
         }
         for key in waiting {
@@ -288,6 +293,9 @@ impl Choker {
         decisions
     }
 
+    /// Keeps each optimistic peer that still wants data for `optimistic_interval`, then
+    /// fills the free optimistic slots by lot among the other interested peers, newcomers
+    /// weighted up. A peer whose turn just ended is drawn only if nobody else waits.
     fn update_optimistic(
         &mut self,
         now: Time,
@@ -295,24 +303,31 @@ impl Choker {
         regular: &BTreeSet<PeerKey>,
         rng: &mut impl Rng,
     ) {
-        let current = self
-            .optimistic
-            .and_then(|k| peers.iter().find(|p| p.key == k));
-        let keep = current.is_some_and(|p| {
-            p.interested
-                && !regular.contains(&p.key)
-                && now < self.optimistic_since + self.config.optimistic_interval
-        });
-        if keep {
-            return;
-        }
+        let interval = self.config.optimistic_interval;
+        let wants =
+            |k: &PeerKey| !regular.contains(k) && peers.iter().any(|p| p.key == *k && p.interested);
+        let previous = std::mem::take(&mut self.optimistic);
+        self.optimistic = previous
+            .iter()
+            .filter(|&(k, &since)| wants(k) && now < since + interval)
+            .map(|(&k, &since)| (k, since))
+            .collect();
         let mut candidates: Vec<&ChokerPeer> = peers
             .iter()
-            .filter(|p| p.interested && !regular.contains(&p.key))
+            .filter(|p| {
+                p.interested && !regular.contains(&p.key) && !self.optimistic.contains_key(&p.key)
+            })
             .collect();
-        // Rotate: the old optimistic peer only keeps the slot if nobody else wants it.
-        if candidates.len() > 1 {
-            candidates.retain(|p| Some(p.key) != self.optimistic);
+        let free = self
+            .optimistic_slot_count()
+            .saturating_sub(self.optimistic.len());
+        // Rotate: the peers whose turn ended keep a slot only if too few others want one.
+        let fresh = candidates
+            .iter()
+            .filter(|p| !previous.contains_key(&p.key))
+            .count();
+        if fresh >= free {
+            candidates.retain(|p| !previous.contains_key(&p.key));
         }
         candidates.sort_by_key(|p| p.key);
         let weight = |p: &ChokerPeer| {
@@ -322,19 +337,22 @@ impl Choker {
                 1
             }
         };
-        let total: u32 = candidates.iter().map(|p| weight(p)).sum();
-        self.optimistic = None;
-        if total > 0 {
-            let mut ticket = rng.random_range(0..total);
-            for p in candidates {
-                if ticket < weight(p) {
-                    self.optimistic = Some(p.key);
-                    break;
-                }
-                ticket -= weight(p);
+        for _ in 0..free {
+            let total: u32 = candidates.iter().map(|p| weight(p)).sum();
+            if total == 0 {
+                break;
             }
+            let mut ticket = rng.random_range(0..total);
+            let Some(i) = candidates.iter().position(|p| {
+                let hit = ticket < weight(p);
+                ticket = ticket.saturating_sub(weight(p));
+                hit
+            }) else {
+                break;
+            };
+            let chosen = candidates.remove(i);
+            self.optimistic.insert(chosen.key, now);
         }
-        self.optimistic_since = now;
     }
 }
 

@@ -49,7 +49,7 @@ fn regular_slots_go_to_the_best_interested_uploaders() {
     let peers = settled(peers, secs(100));
     let mut choker = Choker::new(ChokerConfig::default());
     let decisions = choker.rechoke(secs(100), &peers, false, &mut rng(1));
-    let opt = choker.optimistic().expect("an optimistic peer").0;
+    let opt = choker.optimistic().next().expect("an optimistic peer").0;
     assert!(
         (1..=3).contains(&opt),
         "optimistic among the rest, got {opt}"
@@ -83,7 +83,11 @@ fn regular_slots_are_reevaluated_every_ten_seconds() {
     let mut peers = settled((1..=5).map(|k| peer(k, k as f64)).collect(), secs(100));
     let mut choker = Choker::new(ChokerConfig::default());
     choker.rechoke(secs(100), &peers, false, &mut rng(1));
-    assert_eq!(choker.optimistic(), Some(PeerKey(1)), "the only one left");
+    assert_eq!(
+        choker.optimistic().next(),
+        Some(PeerKey(1)),
+        "the only one left"
+    );
     // Peer 1 becomes the fastest: nothing changes before 10 s have passed.
     peers[0].download_rate = 1000.0;
     assert!(
@@ -95,7 +99,7 @@ fn regular_slots_are_reevaluated_every_ten_seconds() {
     // Peer 1 now holds a regular slot; peer 2 (slowest) falls out of the top 4 and is the
     // only candidate for the optimistic slot, so nobody is choked.
     assert!(decisions.is_empty(), "{decisions:?}");
-    assert_eq!(choker.optimistic(), Some(PeerKey(2)));
+    assert_eq!(choker.optimistic().next(), Some(PeerKey(2)));
 }
 
 /// Six interested peers, five slots: after the first round exactly one waits choked.
@@ -170,13 +174,13 @@ fn the_optimistic_slot_rotates_every_thirty_seconds() {
     let mut choker = Choker::new(ChokerConfig::default());
     let mut r = rng(3);
     choker.rechoke(secs(100), &peers, false, &mut r);
-    let first = choker.optimistic().expect("optimistic");
+    let first = choker.optimistic().next().expect("optimistic");
     for t in [110, 120] {
         choker.rechoke(secs(t), &peers, false, &mut r);
-        assert_eq!(choker.optimistic(), Some(first), "kept at t={t}");
+        assert_eq!(choker.optimistic().next(), Some(first), "kept at t={t}");
     }
     let decisions = choker.rechoke(secs(130), &peers, false, &mut r);
-    let second = choker.optimistic().expect("optimistic");
+    let second = choker.optimistic().next().expect("optimistic");
     assert_ne!(second, first, "rotated at 30 s");
     assert_eq!(
         decisions,
@@ -195,7 +199,7 @@ fn newcomers_are_three_times_as_likely_to_be_optimistic() {
         .filter(|&seed| {
             let mut choker = Choker::new(ChokerConfig::default());
             choker.rechoke(now, &peers, false, &mut rng(seed));
-            choker.optimistic() == Some(PeerKey(2))
+            choker.optimistic().next() == Some(PeerKey(2))
         })
         .count();
     let share = newcomer_wins as f64 / trials as f64;
@@ -220,7 +224,7 @@ fn a_snubbing_peer_loses_its_regular_slot_but_may_be_optimistic() {
     let mut choker = Choker::new(config.clone());
     choker.rechoke(now, &peers, false, &mut rng(1));
     assert_eq!(
-        choker.optimistic(),
+        choker.optimistic().next(),
         Some(PeerKey(5)),
         "snubbed: optimistic only"
     );
@@ -231,7 +235,7 @@ fn a_snubbing_peer_loses_its_regular_slot_but_may_be_optimistic() {
     let mut choker = Choker::new(config);
     choker.rechoke(now, &peers, false, &mut rng(1));
     assert_eq!(
-        choker.optimistic(),
+        choker.optimistic().next(),
         Some(PeerKey(1)),
         "slowest left out of regulars"
     );
@@ -299,12 +303,16 @@ fn unused_upload_capacity_opens_more_slots() {
     // bounded by the configured maximum.
     let choker = capped_seed_round(256.0 * 1024.0, 60, 4096.0);
     assert_eq!(choker.regular_slot_count(), 40);
-    assert_eq!(choker.unchoked().count(), 41);
+    assert_eq!(
+        choker.unchoked().count(),
+        48,
+        "and one optimistic slot per five"
+    );
 
     let choker = capped_seed_round(64.0 * 1024.0, 60, 4096.0);
     // 20 KiB/s used, 57.6 wanted: ceil(37.6 / 4) = 10 more.
     assert_eq!(choker.regular_slot_count(), 14);
-    assert_eq!(choker.unchoked().count(), 15);
+    assert_eq!(choker.unchoked().count(), 16);
 }
 
 #[test]
@@ -335,4 +343,43 @@ fn opened_slots_close_one_a_round_once_upload_is_saturated() {
     }
     let _ = choker.rechoke(secs(120), &peers, true, &mut rng(1));
     assert_eq!(choker.regular_slot_count(), 39);
+}
+
+#[test]
+fn one_optimistic_slot_per_five_regular_ones_each_rotating() {
+    let peers = settled((1..=30).map(|k| peer(k, k as f64)).collect(), secs(100));
+    let config = ChokerConfig {
+        regular_slots: 10,
+        ..ChokerConfig::default()
+    };
+    let mut choker = Choker::new(config);
+    let mut r = rng(5);
+    choker.rechoke(secs(100), &peers, false, &mut r);
+    assert_eq!(choker.optimistic_slot_count(), 2);
+    let first: BTreeSet<PeerKey> = choker.optimistic().collect();
+    assert_eq!(first.len(), 2, "both optimistic slots filled");
+    assert!(
+        first.iter().all(|k| k.0 <= 20),
+        "optimistic peers are not the ten fastest: {first:?}"
+    );
+    assert_eq!(choker.unchoked().count(), 12);
+    choker.rechoke(secs(110), &peers, false, &mut r);
+    assert_eq!(
+        choker.optimistic().collect::<BTreeSet<_>>(),
+        first,
+        "kept within 30 s"
+    );
+    choker.rechoke(secs(130), &peers, false, &mut r);
+    let second: BTreeSet<PeerKey> = choker.optimistic().collect();
+    assert_eq!(second.len(), 2);
+    assert!(
+        second.is_disjoint(&first),
+        "{first:?} rotated out for {second:?}"
+    );
+}
+
+#[test]
+fn a_small_choker_keeps_one_optimistic_slot() {
+    let choker = Choker::new(ChokerConfig::viewer());
+    assert_eq!(choker.optimistic_slot_count(), 1, "8 regular slots");
 }
