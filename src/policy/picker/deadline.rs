@@ -389,9 +389,12 @@ impl Picker for DeadlinePicker {
         let p = if crowd { self.config.urgent_share } else { 1.0 };
         let rare_first = (0..slots).filter(|_| !self.rng.random_bool(p)).count();
         let at_risk = self.config.at_risk_holders;
-        self.request_beyond(key, &window, &mut pipe, rare_first, &mut out, at_risk);
+        // Nothing beyond the window when room was just made: that is the work taken back,
+        // and asking it again in the same call would undo the room.
+        if made_room == 0 {
+            self.request_beyond(key, &window, &mut pipe, rare_first, &mut out, at_risk);
+        }
         self.request_urgent(now, key, &window, &mut pipe, slots, &mut out);
-        // Not the work just taken back again, in the same call.
         if made_room == 0 {
             self.request_ahead(key, &window, &mut pipe, slots, &mut out);
             self.request_other_files(key, &mut pipe, slots, &mut out);

@@ -537,3 +537,38 @@ fn at_the_start_a_new_peer_is_trusted_with_a_few_blocks_only() {
         "{guess:?}"
     );
 }
+
+#[test]
+fn work_taken_back_for_an_urgent_block_is_not_asked_again_as_at_risk_work() {
+    // In a crowd every slot may first go to pieces few peers hold beyond the window (here
+    // all of them: only peer 2 holds pieces 2-7), which is where the work taken back lies.
+    let (g, mut picker) = fixture(DeadlineConfig {
+        urgent_window: secs(2.0),
+        urgent_min_pieces: 1,
+        crowd_size: 0,
+        urgent_share: 0.0,
+        at_risk_holders: 1,
+        ..DeadlineConfig::default()
+    });
+    let mut first_two = Bitfield::empty(8);
+    for i in 0..2 {
+        first_two.set(g.piece(i).unwrap());
+    }
+    picker.on_peer_bitfield(PeerKey(1), &first_two);
+    picker.on_peer_bitfield(PeerKey(2), &Bitfield::full(8));
+    let urgent = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 4);
+    assert_eq!(pieces_of(&urgent), vec![0, 1]);
+    let rate = 64.0 * 1024.0;
+    let ahead = picker.next_requests(Duration::ZERO, &view(2, rate, 10), 6);
+    assert_eq!(pieces_of(&ahead), vec![2, 3, 4], "at-risk work ahead");
+    picker.on_choked(PeerKey(1));
+    let asked = picker.next_requests(secs(0.1), &view(2, rate, 10), 0);
+    let cancelled: Vec<BlockRef> =
+        std::iter::from_fn(|| picker.book_mut().poll_cancel().map(|(_, b)| b)).collect();
+    assert!(!cancelled.is_empty(), "room was made");
+    assert_eq!(pieces_of(&asked), vec![1], "{asked:?}");
+    assert!(
+        cancelled.iter().all(|b| !asked.contains(b)),
+        "asked again at once: {asked:?}, taken back {cancelled:?}"
+    );
+}
