@@ -206,10 +206,13 @@ impl DeadlinePicker {
                 let by = d - pipe.margin;
                 match pipe.reachable_by(by) {
                     true if self.config.trust_new_peers => usize::MAX,
-                    true => self
-                        .config
-                        .opening_blocks
-                        .saturating_sub(pipe.queued_blocks()),
+                    // Trust adds to the guess and never takes from it: a piece due late
+                    // gets what `unmeasured_rate` would give it.
+                    true => pipe.blocks_by(by).max(
+                        self.config
+                            .opening_blocks
+                            .saturating_sub(pipe.queued_blocks()),
+                    ),
                     false => 0,
                 }
             }

@@ -66,9 +66,10 @@ pub struct DeadlineConfig {
     /// start, while no peer is measured yet, new peers are trusted regardless: there is no
     /// faster peer to keep a block for.
     pub trust_new_peers: bool,
-    /// While no peer is measured yet (the first second of a download), a new peer is trusted
-    /// with up to this many blocks it could deliver in time, beyond what `unmeasured_rate`
-    /// would give it; 0 holds it to `unmeasured_rate` from the start. A cap, because a peer
+    /// While no peer is measured yet (the first second of a download), a new peer may hold up
+    /// to this many queued blocks it could deliver in time even where `unmeasured_rate` would
+    /// give it fewer (the pieces due first); it never gets fewer than that guess gives. 0
+    /// holds it to `unmeasured_rate` from the start. A cap, because a peer
     /// that sends every block it was asked for, cancelled or not (libtorrent reads requests
     /// into its send buffer), turns a deep opening queue into late blocks. Default 4.
     pub opening_blocks: usize,
