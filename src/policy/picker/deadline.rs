@@ -206,8 +206,8 @@ impl DeadlinePicker {
                 let by = d - pipe.margin;
                 match pipe.reachable_by(by) {
                     true if self.config.trust_new_peers => usize::MAX,
-                    // Trust adds to the guess and never takes from it: a piece due late
-                    // gets what `unmeasured_rate` would give it.
+                    // Trust raises the guess and never lowers it: a piece due late gets
+                    // what `unmeasured_rate` would give it.
                     true => pipe.blocks_by(by).max(
                         self.config
                             .opening_blocks

@@ -535,7 +535,7 @@ fn at_the_start_a_new_peer_is_trusted_with_a_few_blocks_only() {
         !guess.is_empty() && guess.iter().all(|b| b.piece().get() >= 1),
         "{guess:?}"
     );
-    // Trust adds to the guess and never takes from it: pieces due later still get what the
+    // Trust raises the guess and never lowers it: pieces due later still get what the
     // guess gives them (a cap on the whole queue starved a slow swarm's peers at the start).
     assert!(
         capped.len() > 2 && capped.len() >= guess.len() && capped.len() < uncapped.len(),
