@@ -8,7 +8,7 @@ use tokio::time::{Duration, Instant};
 use super::Torrent;
 use super::assembly::Stored;
 use super::ban::Identity;
-use super::peer_state::PeerState;
+use super::peer_state::{self, PeerState};
 use crate::engine::peer::{PeerCommand, PeerEvent};
 use crate::policy::picker::BlockOutcome;
 use crate::policy::{PeerKey, PeerView};
@@ -383,6 +383,7 @@ impl Torrent {
     /// Asks the picker for as many blocks as the peer's pipeline has room for.
     pub(super) fn fill_requests(&mut self, key: PeerKey) {
         let now = self.now();
+        let room = self.room_under_download_limit();
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
@@ -393,7 +394,9 @@ impl Torrent {
         {
             return;
         }
-        let slots = peer.free_slots(self.picker.book().in_flight_count(key));
+        let slots = peer
+            .free_slots(self.picker.book().in_flight_count(key))
+            .min(room);
         if slots == 0 {
             return;
         }
@@ -405,6 +408,16 @@ impl Torrent {
         for block in self.picker.next_requests(now, &view, slots) {
             peer.send(PeerCommand::Send(Message::Request(spec_of(block))));
         }
+    }
+
+    /// Requests the download limit leaves room for, over every peer (`limited_total_queue`).
+    fn room_under_download_limit(&self) -> usize {
+        let Some(total) = peer_state::limited_total_queue(self.config.download_limit) else {
+            return usize::MAX;
+        };
+        let book = self.picker.book();
+        let in_flight: usize = self.peers.keys().map(|k| book.in_flight_count(*k)).sum();
+        total.saturating_sub(in_flight)
     }
 }
 

@@ -19,6 +19,21 @@ use crate::proto::geometry::BLOCK_LEN;
 const PIPELINE_SECS: f64 = 2.0;
 const MIN_QUEUE: usize = 16;
 const MAX_QUEUE: usize = 250;
+/// Under a download limit, the requests in flight to all peers together hold at most this many
+/// seconds of the limit, and at least `LIMITED_TOTAL_MIN` blocks.
+const LIMITED_TOTAL_SECS: f64 = 8.0;
+const LIMITED_TOTAL_MIN: usize = 4;
+
+/// Under a download limit (bytes per second, 0 for none), how many blocks may be in flight to
+/// all peers together. A block beyond that only waits in the limiter after it has arrived, and
+/// with 50 peers each asked for its own queue a block waited minutes there: its sender looked
+/// silent, was given up, and the blocks it had already sent were lost with the connection.
+pub fn limited_total_queue(download_limit: u64) -> Option<usize> {
+    (download_limit > 0).then(|| {
+        let blocks = download_limit as f64 * LIMITED_TOTAL_SECS / f64::from(BLOCK_LEN);
+        (blocks.ceil() as usize).max(LIMITED_TOTAL_MIN)
+    })
+}
 
 /// Bytes per second, smoothed over a few one-second ticks.
 #[derive(Debug, Default, Clone)]
@@ -302,5 +317,14 @@ mod tests {
         );
         p.cap_queue_for_limit(0);
         assert_eq!(p.desired_queue(), MIN_QUEUE);
+    }
+
+    #[test]
+    fn a_download_limit_caps_the_requests_to_all_peers_together() {
+        assert_eq!(limited_total_queue(0), None, "no limit, no cap");
+        // 4 KiB/s for eight seconds is two blocks: never fewer than four.
+        assert_eq!(limited_total_queue(4 * 1024), Some(LIMITED_TOTAL_MIN));
+        // 1 MiB/s for eight seconds is 512 blocks.
+        assert_eq!(limited_total_queue(1024 * 1024), Some(512));
     }
 }
