@@ -37,6 +37,11 @@ use estimate::{PeerLink, Pipe};
 const LATE_SLICE_S: f64 = 1.0;
 const LATE_FIRST_BLOCKS: usize = 4;
 
+/// Estimated arrivals of the requests in flight to other peers, read once per call and only
+/// for the peers a stuck block is asked of (reading every peer's queue cost most of a call
+/// in a swarm of hundreds).
+type Arrivals = HashMap<PeerKey, Vec<(BlockRef, f64)>>;
+
 /// Rounds of fresh-piece scanning per call before a peer's remaining slots are left empty.
 const FRESH_SCAN_ROUNDS: usize = 4;
 
@@ -247,7 +252,7 @@ impl DeadlinePicker {
         slots: usize,
         out: &mut Vec<BlockRef>,
     ) {
-        let mut elsewhere: Option<HashMap<BlockRef, f64>> = None;
+        let mut elsewhere = Arrivals::new();
         for position in window.urgent.clone() {
             if out.len() >= slots {
                 break;
@@ -276,7 +281,7 @@ impl DeadlinePicker {
         pipe: &mut Pipe,
         slots: usize,
         out: &mut Vec<BlockRef>,
-        elsewhere: &mut Option<HashMap<BlockRef, f64>>,
+        elsewhere: &mut Arrivals,
     ) {
         let Some(deadline) = self.table.secs(piece) else {
             return;
@@ -295,8 +300,19 @@ impl DeadlinePicker {
             {
                 continue;
             }
-            let arrivals = elsewhere.get_or_insert_with(|| self.arrivals_elsewhere(now, key));
-            let there = arrivals.get(&block).copied().unwrap_or(f64::INFINITY);
+            // The block is in flight only to its requesters: their queues are all we read.
+            let there = requesters
+                .iter()
+                .map(|&k| {
+                    let queue = elsewhere
+                        .entry(k)
+                        .or_insert_with(|| self.arrivals_at(now, k));
+                    queue
+                        .iter()
+                        .find(|(b, _)| *b == block)
+                        .map_or(f64::INFINITY, |&(_, at)| at)
+                })
+                .fold(f64::INFINITY, f64::min);
             if there > due && here + gain <= there && self.book.request_duplicate(now, key, block) {
                 tracing::debug!(%key, %piece, "racing a stuck urgent block");
                 out.push(block);
@@ -305,20 +321,12 @@ impl DeadlinePicker {
         }
     }
 
-    /// The earliest estimated arrival of every block in flight to peers other than `key`.
-    fn arrivals_elsewhere(&self, now: Time, key: PeerKey) -> HashMap<BlockRef, f64> {
-        let mut map: HashMap<BlockRef, f64> = HashMap::new();
-        for (&k, link) in &self.links {
-            if k == key {
-                continue;
-            }
+    /// The estimated arrival of every block in flight to peer `k`, in its queue's order.
+    fn arrivals_at(&self, now: Time, k: PeerKey) -> Vec<(BlockRef, f64)> {
+        self.links.get(&k).map_or_else(Vec::new, |link| {
             let ahead = self.still_coming(k);
-            for (block, at) in link.arrivals(now, &self.config, ahead, self.book.requests(k)) {
-                let e = map.entry(block).or_insert(f64::INFINITY);
-                *e = e.min(at);
-            }
-        }
-        map
+            link.arrivals(now, &self.config, ahead, self.book.requests(k))
+        })
     }
 
     /// One block for a peer that unchokes us but that no estimate gave work: the movie block
