@@ -113,6 +113,8 @@ pub struct Crowd {
     members: Vec<Member>,
     about: Vec<About>,
     courses: Vec<Course>,
+    /// Where the model stops: the last viewer's last deadline and two minutes more.
+    horizon: Duration,
 }
 
 /// What the simulator needs of a member beside the model.
@@ -132,6 +134,7 @@ impl Crowd {
             members: Vec::new(),
             about: Vec::new(),
             courses: Vec::new(),
+            horizon: Duration::ZERO,
         };
         let mut horizon = Duration::ZERO;
         for (v, class) in scenario.viewers.iter().enumerate() {
@@ -164,6 +167,7 @@ impl Crowd {
             crowd.add_world_peers(scenario, meta, c, class, horizon);
         }
         crowd.courses = swarm_model::run(&crowd.members, &meta.geometry, horizon);
+        crowd.horizon = horizon;
         Ok(crowd)
     }
 
@@ -240,7 +244,7 @@ impl Crowd {
                 self.members[m]
                     .spells
                     .iter()
-                    .filter_map(move |&spell| self.peer_seen_at(m, spell, arrive))
+                    .flat_map(move |&spell| self.seen_in_spell(m, me, spell, arrive))
             })
             .collect();
         Ok(sim::Scenario {
@@ -256,13 +260,79 @@ impl Crowd {
         })
     }
 
+    /// Member `m` in one of its spells as viewer `me` (arriving at `arrive`) meets it: one
+    /// simulated peer giving its even share all along, or, when it helps more members than
+    /// it has unchoke slots, one for each choking round in which it unchokes the viewer, at
+    /// the share that round's turn gives. Real chokers give a few peers all their upload and
+    /// the rest none; an even trickle from each of hundreds of peers is something the deadline
+    /// policy rightly never asks of (BENCHMARKS.md "Scale").
+    fn seen_in_spell(
+        &self,
+        m: usize,
+        me: usize,
+        spell: (Duration, Option<Duration>),
+        arrive: Duration,
+    ) -> Vec<SimPeer> {
+        let meet = spell.0.max(arrive);
+        let end = spell.1.unwrap_or(self.horizon);
+        match self.turns(m, me, meet, end) {
+            None => self
+                .peer_seen_at(m, spell, arrive, None)
+                .into_iter()
+                .collect(),
+            Some(turns) => turns
+                .into_iter()
+                .filter_map(|(from, to, rate)| {
+                    self.peer_seen_at(m, (from, Some(to)), arrive, Some(rate))
+                })
+                .collect(),
+        }
+    }
+
+    /// The rounds between `meet` and `end` in which member `m` unchokes viewer `me`, with the
+    /// rate it then gives: one round in `n` when its even share spreads over `n` times its
+    /// slots, at `n` times that share (the same bytes on average). `None` when it never helps
+    /// more members than it has slots: then nothing changes.
+    fn turns(
+        &self,
+        m: usize,
+        me: usize,
+        meet: Duration,
+        end: Duration,
+    ) -> Option<Vec<(Duration, Duration, f64)>> {
+        let upload = self.members[m].upload;
+        let share = &self.courses[m].share;
+        // Which of its rounds is this viewer's: fixed per pair, spread over the members.
+        let turn = (m as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ me as u64;
+        let mut crowded = false;
+        let mut out = Vec::new();
+        let mut k = meet.as_secs() / UNCHOKE_ROUND.as_secs();
+        loop {
+            let from = (UNCHOKE_ROUND * k as u32).max(meet);
+            if from >= end {
+                break;
+            }
+            let to = (UNCHOKE_ROUND * (k as u32 + 1)).min(end);
+            let s = share_at(share, from)?;
+            let n = (upload / s / UNCHOKE_SLOTS).ceil().max(1.0) as u64;
+            crowded |= n > 1;
+            if k.wrapping_add(turn) % n == 0 {
+                out.push((from, to, s * n as f64));
+            }
+            k += 1;
+        }
+        crowded.then_some(out)
+    }
+
     /// Member `m` in one of its spells as a simulated peer for a viewer arriving at `arrive`,
-    /// or `None` when the spell is over by then or the member holds nothing.
+    /// or `None` when the spell is over by then or the member holds nothing; `rate`, if
+    /// given, replaces the model's share.
     fn peer_seen_at(
         &self,
         m: usize,
         (from, to): (Duration, Option<Duration>),
         arrive: Duration,
+        rate: Option<f64>,
     ) -> Option<SimPeer> {
         if to.is_some_and(|to| to <= arrive) {
             return None;
@@ -284,19 +354,18 @@ impl Crowd {
             other => other.clone(),
         };
         // Its share when it meets the viewer, then its later changes.
-        let rate = course
-            .share
-            .iter()
-            .take_while(|s| s.0 <= meet)
-            .last()
-            .or(course.share.first())?
-            .1;
-        let steps = course
-            .share
-            .iter()
-            .filter(|s| during(s.0))
-            .map(|&(t, r)| (t - arrive, r))
-            .collect();
+        let (rate, steps) = match rate {
+            Some(rate) => (rate, Vec::new()),
+            None => (
+                share_at(&course.share, meet)?,
+                course
+                    .share
+                    .iter()
+                    .filter(|s| during(s.0))
+                    .map(|&(t, r)| (t - arrive, r))
+                    .collect(),
+            ),
+        };
         let gains = course
             .gains
             .iter()
@@ -312,6 +381,22 @@ impl Crowd {
         }
         Some(peer)
     }
+}
+
+/// Peers a member uploads to at once: btvod's four regular unchoke slots and its optimistic
+/// one.
+const UNCHOKE_SLOTS: f64 = 5.0;
+/// How long an unchoke lasts before the choker decides again.
+const UNCHOKE_ROUND: Duration = Duration::from_secs(10);
+
+/// A member's share at `t`: the last one set by then, else its first.
+fn share_at(share: &[(Duration, f64)], t: Duration) -> Option<f64> {
+    share
+        .iter()
+        .take_while(|s| s.0 <= t)
+        .last()
+        .or(share.first())
+        .map(|s| s.1)
 }
 
 /// The class's deadlines for its movie.
@@ -421,6 +506,37 @@ mod tests {
         );
         assert_eq!(partials[0].arrive, Duration::from_secs(25));
         assert_eq!(partials[0].leave, Some(Duration::from_secs(35)));
+    }
+
+    #[test]
+    fn a_member_helping_more_than_its_slots_unchokes_the_viewer_in_turns() {
+        // Twelve viewers at once: the seed helps twelve members with five slots.
+        let text = WORLD.replace("count = 1\n        rate", "count = 12\n        rate");
+        let s = scenario(&text);
+        let meta = meta();
+        let crowd = Crowd::new(&s, &meta).unwrap();
+        let view = crowd.viewer_view(&s, &meta, 0, 0, 1).unwrap();
+        let seed: Vec<_> = view
+            .peers
+            .iter()
+            .filter(|p| p.holding == Holding::All)
+            .collect();
+        assert!(
+            seed.len() > 1,
+            "the seed comes in turns, not as one trickle"
+        );
+        let slot = 90.0 * 1024.0 / UNCHOKE_SLOTS;
+        for (turn, next) in seed.iter().zip(seed.iter().skip(1)) {
+            assert!(turn.leave.unwrap() - turn.arrive <= UNCHOKE_ROUND);
+            assert!(next.arrive >= turn.leave.unwrap(), "turns do not overlap");
+        }
+        for turn in &seed {
+            assert!(
+                turn.upload_rate >= slot - 1e-6 && turn.upload_rate <= 90.0 * 1024.0,
+                "an unchoked viewer gets at least a slot's share: {}",
+                turn.upload_rate
+            );
+        }
     }
 
     #[test]
