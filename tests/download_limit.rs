@@ -10,13 +10,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use btvod::engine::torrent::TorrentConfig;
-use btvod::proto::bitfield::Bitfield;
-use btvod::proto::wire::{Handshake, Message};
-use btvod::proto::{InfoHash, PeerId};
-use bytes::{Bytes, BytesMut};
+use btvod::proto::InfoHash;
 use common::movie_dir::MovieDir;
+use common::raw_peer::answer_as_seed;
 use common::session::{KIB, SessionExt, options, plaintext, shutdown_all};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -38,7 +36,10 @@ async fn holding_peer(
         let Ok((mut stream, _)) = listener.accept().await else {
             return;
         };
-        if greet(&mut stream, info_hash, pieces, id).await.is_err() {
+        if answer_as_seed(&mut stream, info_hash, pieces, id, true)
+            .await
+            .is_err()
+        {
             return;
         }
         while let Ok(id) = read_frame_id(&mut stream).await {
@@ -50,21 +51,6 @@ async fn holding_peer(
         }
     });
     (addr, task)
-}
-
-async fn greet(
-    stream: &mut TcpStream,
-    info_hash: InfoHash,
-    pieces: u32,
-    id: u8,
-) -> std::io::Result<()> {
-    let mut theirs = [0u8; 68];
-    stream.read_exact(&mut theirs).await?;
-    let mut out = BytesMut::new();
-    Handshake::ours(info_hash, PeerId([id; 20])).encode(&mut out);
-    Message::Bitfield(Bytes::from(Bitfield::full(pieces).to_wire())).encode(&mut out);
-    Message::Unchoke.encode(&mut out);
-    stream.write_all(&out).await
 }
 
 /// The id of the next frame (`None` for a keep-alive), its payload read and dropped.

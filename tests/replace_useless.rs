@@ -7,14 +7,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use btvod::engine::torrent::TorrentConfig;
-use btvod::proto::bitfield::Bitfield;
-use btvod::proto::wire::{Handshake, Message};
-use btvod::proto::{InfoHash, PeerId};
-use bytes::{Bytes, BytesMut};
+use btvod::proto::InfoHash;
 use common::movie_dir::MovieDir;
+use common::raw_peer::answer_as_seed;
 use common::session::{SessionExt, options, plaintext, shutdown_all};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -27,27 +25,16 @@ async fn useless_peer(info_hash: InfoHash, pieces: u32, id: u8) -> (SocketAddr, 
         let Ok((mut stream, _)) = listener.accept().await else {
             return;
         };
-        if greet(&mut stream, info_hash, pieces, id).await.is_err() {
+        if answer_as_seed(&mut stream, info_hash, pieces, id, false)
+            .await
+            .is_err()
+        {
             return;
         }
         let mut sink = [0u8; 4096];
         while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     });
     (addr, task)
-}
-
-async fn greet(
-    stream: &mut TcpStream,
-    info_hash: InfoHash,
-    pieces: u32,
-    id: u8,
-) -> std::io::Result<()> {
-    let mut theirs = [0u8; 68];
-    stream.read_exact(&mut theirs).await?;
-    let mut out = BytesMut::new();
-    Handshake::ours(info_hash, PeerId([id; 20])).encode(&mut out);
-    Message::Bitfield(Bytes::from(Bitfield::full(pieces).to_wire())).encode(&mut out);
-    stream.write_all(&out).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

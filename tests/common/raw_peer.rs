@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use btvod::proto::bitfield::Bitfield;
 use btvod::proto::wire::{BlockSpec, Handshake, Message, WireDecoder};
 use btvod::proto::{InfoHash, PeerId};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
@@ -199,6 +200,26 @@ pub fn handshake_bytes(info_hash: InfoHash, peer_id: [u8; 20], fast: bool) -> By
     let mut out = BytesMut::new();
     h.encode(&mut out);
     out
+}
+
+/// Answers a peer that dialled us as one holding all `pieces`: reads its handshake, then sends
+/// ours (peer id `[id; 20]`) and a full bitfield, and an UNCHOKE if `unchoke`.
+pub async fn answer_as_seed(
+    stream: &mut TcpStream,
+    info_hash: InfoHash,
+    pieces: u32,
+    id: u8,
+    unchoke: bool,
+) -> std::io::Result<()> {
+    let mut theirs = [0u8; 68];
+    stream.read_exact(&mut theirs).await?;
+    let mut out = BytesMut::new();
+    Handshake::ours(info_hash, PeerId([id; 20])).encode(&mut out);
+    Message::Bitfield(Bytes::from(Bitfield::full(pieces).to_wire())).encode(&mut out);
+    if unchoke {
+        Message::Unchoke.encode(&mut out);
+    }
+    stream.write_all(&out).await
 }
 
 pub fn spec(piece: u32, offset: u32, len: u32) -> BlockSpec {
