@@ -316,7 +316,7 @@ impl Crowd {
             let s = share_at(share, from)?;
             let n = (upload / s / UNCHOKE_SLOTS).ceil().max(1.0) as u64;
             crowded |= n > 1;
-            if k.wrapping_add(turn) % n == 0 {
+            if k.wrapping_add(turn).is_multiple_of(n) {
                 out.push((from, to, s * n as f64));
             }
             k += 1;
