@@ -136,7 +136,6 @@ impl Crowd {
             courses: Vec::new(),
             horizon: Duration::ZERO,
         };
-        let mut horizon = Duration::ZERO;
         for (v, class) in scenario.viewers.iter().enumerate() {
             let schedule = schedule_of(meta, class)?;
             for j in 0..class.count {
@@ -147,7 +146,7 @@ impl Crowd {
                     .filter_map(|p| Some((p.get(), from + schedule.deadline(p)?)))
                     .collect();
                 let last = movie.last().map_or(from, |m| m.1);
-                horizon = horizon.max(last + Duration::from_secs(120));
+                crowd.horizon = crowd.horizon.max(last + Duration::from_secs(120));
                 crowd.members.push(Member {
                     spells: vec![(from, class.stay.map(|stay| last + stay))],
                     upload: class.limits.upload_rate().unwrap_or(LOOPBACK_RATE),
@@ -164,10 +163,9 @@ impl Crowd {
             }
         }
         for (c, class) in scenario.peers.iter().enumerate() {
-            crowd.add_world_peers(scenario, meta, c, class, horizon);
+            crowd.add_world_peers(scenario, meta, c, class);
         }
-        crowd.courses = swarm_model::run(&crowd.members, &meta.geometry, horizon);
-        crowd.horizon = horizon;
+        crowd.courses = swarm_model::run(&crowd.members, &meta.geometry, crowd.horizon);
         Ok(crowd)
     }
 
@@ -178,7 +176,6 @@ impl Crowd {
         meta: &Metainfo,
         c: usize,
         class: &PeerClass,
-        horizon: Duration,
     ) {
         let pieces = meta.geometry.piece_count();
         for i in 0..class.count {
@@ -200,7 +197,7 @@ impl Crowd {
                 (Holding::Set(held), Progress::Partial { missing, download })
             };
             // A peer that reincarnates comes back as a new one; otherwise it keeps its pieces.
-            let spells = spells(class, i, horizon);
+            let spells = spells(class, i, self.horizon);
             let lives = match class.reincarnate {
                 Some(_) => spells.into_iter().map(|s| vec![s]).collect(),
                 None => vec![spells],

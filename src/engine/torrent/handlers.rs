@@ -383,8 +383,7 @@ impl Torrent {
     /// Asks the picker for as many blocks as the peer's pipeline has room for.
     pub(super) fn fill_requests(&mut self, key: PeerKey) {
         let now = self.now();
-        let room = self.room_under_download_limit();
-        let Some(peer) = self.peers.get_mut(&key) else {
+        let Some(peer) = self.peers.get(&key) else {
             return;
         };
         if peer.peer_choking
@@ -396,7 +395,7 @@ impl Torrent {
         }
         let slots = peer
             .free_slots(self.picker.book().in_flight_count(key))
-            .min(room);
+            .min(self.room_under_download_limit());
         if slots == 0 {
             return;
         }
