@@ -15,6 +15,7 @@ use super::content::draw_pieces;
 use super::scenario::{PeerClass, Scenario, ViewerClass};
 use super::shared::SeedUse;
 use super::swarm_model::{self, Course, Member, Progress};
+use crate::policy::pacing;
 use crate::policy::picker::DeadlineConfig;
 use crate::policy::sim::{self, Holding, SimError, SimPeer};
 use crate::policy::vod::{Schedule, VodError, VodParams};
@@ -249,8 +250,9 @@ impl Crowd {
             geometry: meta.geometry.clone(),
             schedule: schedule_of(meta, class)?,
             peers,
-            pipeline: Duration::from_secs(1),
-            depth: 2..=64,
+            // Paced as the engine paces a real viewer's requests.
+            pipeline: pacing::PIPELINE,
+            depth: pacing::MIN_QUEUE..=pacing::MAX_QUEUE,
             tick: Duration::from_millis(250),
             seed,
             player: None,

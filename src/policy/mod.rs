@@ -4,6 +4,7 @@
 
 pub mod bounds;
 pub mod choker;
+pub mod pacing;
 pub mod picker;
 pub mod sim;
 pub mod turnover;

@@ -12,13 +12,10 @@ use tokio_util::sync::CancellationToken;
 use super::pex::PexLink;
 use crate::engine::peer::PeerCommand;
 use crate::policy::PeerKey;
+use crate::policy::pacing::{MAX_QUEUE, MIN_QUEUE, PIPELINE};
 use crate::proto::PeerId;
 use crate::proto::geometry::BLOCK_LEN;
 
-/// Seconds of a peer's rate kept requested ahead.
-const PIPELINE_SECS: f64 = 2.0;
-const MIN_QUEUE: usize = 16;
-const MAX_QUEUE: usize = 250;
 /// Under a download limit, the requests in flight to all peers together hold at most this many
 /// seconds of the limit, and at least `LIMITED_TOTAL_MIN` blocks.
 const LIMITED_TOTAL_SECS: f64 = 8.0;
@@ -168,7 +165,7 @@ impl PeerState {
     /// the peer's queue, so a deeper queue would measure a longer trip and ask for a deeper
     /// queue again, until requests outlive the request timeout.
     pub fn desired_queue(&self) -> usize {
-        let blocks = self.download.rate() * PIPELINE_SECS / f64::from(BLOCK_LEN);
+        let blocks = self.download.rate() * PIPELINE.as_secs_f64() / f64::from(BLOCK_LEN);
         let depth = (blocks as usize).clamp(MIN_QUEUE, MAX_QUEUE);
         self.queue_cap.map_or(depth, |cap| depth.min(cap))
     }
@@ -202,7 +199,8 @@ impl PeerState {
     /// behind each other (and, for a VoD client, urgent blocks behind idle ones).
     pub fn cap_queue_for_limit(&mut self, download_limit: u64) {
         self.queue_cap = (download_limit > 0).then(|| {
-            let blocks = (download_limit as f64 * PIPELINE_SECS / f64::from(BLOCK_LEN)).ceil();
+            let blocks =
+                (download_limit as f64 * PIPELINE.as_secs_f64() / f64::from(BLOCK_LEN)).ceil();
             (blocks as usize).max(2)
         });
     }
