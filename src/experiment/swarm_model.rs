@@ -6,16 +6,20 @@
 //! The rules, kept simple on purpose (BENCHMARKS.md "Scale" says how far they carry):
 //! - every online member splits its upload evenly among the members it can help: online
 //!   members still downloading, except that a viewer helps another viewer only while it has
-//!   played further into the movie (viewers fetch in about playback order), and partial peers
-//!   only once it is complete (before, it holds the movie's start at most);
-//! - a partial peer fills its missing pieces in a drawn order with what it receives, up to its
-//!   download limit, and stops competing once complete;
+//!   played further into the movie (viewers fetch in about playback order), and a partial
+//!   peer only while it holds a piece the partial peer lacks (`from_viewers.rs`);
+//! - a partial peer fills its missing pieces with what it receives, up to its download limit:
+//!   what viewers give it with their pieces, the rest in a drawn order; it stops competing
+//!   once complete;
 //! - a viewer fills the movie in order with what it receives and holds every piece by its
 //!   deadline at the latest (the server covers what the swarm did not).
+
+mod from_viewers;
 
 use std::time::Duration;
 
 use crate::proto::geometry::Geometry;
+use from_viewers::{Lacks, Orders, Reach};
 
 /// One step of the model.
 const STEP: Duration = Duration::from_secs(1);
@@ -62,6 +66,15 @@ impl Progress {
             Progress::Viewer { movie, .. } => movie.len(),
         }
     }
+    /// Whether a member holding `held` of its wanted pieces still asks for more at `t`. A
+    /// viewer does until its last deadline: a VoD viewer fetches in time, not early, so the
+    /// world keeps serving it while it plays, however far ahead the model's fill runs.
+    fn wants_at(&self, held: usize, t: Duration) -> bool {
+        match self {
+            Progress::Viewer { movie, .. } => movie.last().is_some_and(|m| t < m.1),
+            _ => held < self.wanted(),
+        }
+    }
     fn download(&self) -> f64 {
         match self {
             Progress::Seed => 0.0,
@@ -91,20 +104,34 @@ pub(super) struct Course {
 struct State {
     held: usize,
     bytes: f64,
+    /// Partial peers: which pieces it lacks (it gains them out of its drawn order too).
+    lacks: Option<Lacks>,
 }
 
 /// Runs the model from the world's start to `horizon`.
 pub(super) fn run(members: &[Member], geometry: &Geometry, horizon: Duration) -> Vec<Course> {
     let mut courses = vec![Course::default(); members.len()];
-    let mut states = vec![State::default(); members.len()];
+    let orders = Orders::new(members);
+    let mut states: Vec<State> = members
+        .iter()
+        .map(|m| State {
+            lacks: match &m.progress {
+                Progress::Partial { missing, .. } => {
+                    Some(orders.lacks(missing, geometry.piece_count()))
+                }
+                _ => None,
+            },
+            ..State::default()
+        })
+        .collect();
     let mut t = Duration::ZERO;
     while t <= horizon {
         force_deadlines(members, &mut states, &mut courses, t);
         let online: Vec<bool> = members.iter().map(|m| m.online(t)).collect();
         let downloading: Vec<bool> = (0..members.len())
-            .map(|i| online[i] && states[i].held < members[i].progress.wanted())
+            .map(|i| online[i] && members[i].progress.wants_at(states[i].held, t))
             .collect();
-        let step = Step::new(members, &states, &online, &downloading);
+        let step = Step::new(members, &states, &online, &downloading, &orders);
         for (i, course) in courses.iter_mut().enumerate() {
             let s = step.shares[i];
             let changed = course
@@ -116,7 +143,18 @@ pub(super) fn run(members: &[Member], geometry: &Geometry, horizon: Duration) ->
             }
         }
         for i in (0..members.len()).filter(|&i| downloading[i]) {
-            let rate = step.received[i];
+            let mut rate = step.received[i];
+            if let Some(lacks) = &mut states[i].lacks {
+                // What the viewers gave, in proportion to what they offered.
+                let from = rate * step.from_viewers[i] / step.offered[i].max(f64::MIN_POSITIVE);
+                let bytes = from * STEP.as_secs_f64();
+                let len = |p| piece_len(geometry, p);
+                for p in from_viewers::fill_from_viewers(len, &orders, &step.reach, lacks, bytes) {
+                    states[i].held += 1;
+                    courses[i].gains.push((t + STEP, p));
+                }
+                rate -= from;
+            }
             fill(
                 geometry,
                 &members[i],
@@ -125,6 +163,9 @@ pub(super) fn run(members: &[Member], geometry: &Geometry, horizon: Duration) ->
                 rate,
                 t,
             );
+            if let Some(lacks) = &mut states[i].lacks {
+                lacks.skip_held(&orders);
+            }
         }
         t += STEP;
     }
@@ -153,24 +194,36 @@ struct Step {
     /// Each online member's upload per member it helps that can take it.
     shares: Vec<f64>,
     received: Vec<f64>,
+    /// What each downloading member is offered in all, and partial peers by viewers.
+    offered: Vec<f64>,
+    from_viewers: Vec<f64>,
+    reach: Reach,
 }
 
 impl Step {
     /// Even shares first; then the members offered more than their download limit take only
     /// that, and their uploaders give what is left to the others they help (one round of
     /// max-min fairness: a seed is not held back by peers capped at a few KiB/s).
-    fn new(members: &[Member], states: &[State], online: &[bool], downloading: &[bool]) -> Self {
-        let helped = helped(members, states, online, downloading);
+    fn new(
+        members: &[Member],
+        states: &[State],
+        online: &[bool],
+        downloading: &[bool],
+        orders: &Orders,
+    ) -> Self {
+        let mut reach = Reach::new(members, states, online, downloading, orders);
+        let helped = helped(members, states, online, downloading, orders, &reach);
         let mut shares: Vec<f64> = (0..members.len())
             .map(|i| match online[i] {
                 true => members[i].upload / helped[i].max(1) as f64,
                 false => 0.0,
             })
             .collect();
+        reach.with_shares(&shares);
         let inflow = Inflow::new(members, states, online, &shares);
         let offered: Vec<f64> = (0..members.len())
             .map(|d| match downloading[d] {
-                true => inflow.of(members, states, &shares, d),
+                true => inflow.of(members, states, &shares, &reach, d),
                 false => 0.0,
             })
             .collect();
@@ -194,15 +247,36 @@ impl Step {
                 shares[k] += freed / uncapped as f64;
             }
         }
+        reach.with_shares(&shares);
         let inflow = Inflow::new(members, states, online, &shares);
+        let offered: Vec<f64> = (0..members.len())
+            .map(|d| match downloading[d] {
+                true => inflow.of(members, states, &shares, &reach, d),
+                false => 0.0,
+            })
+            .collect();
         let received = (0..members.len())
             .map(|d| match (downloading[d], capped[d]) {
                 (false, _) => 0.0,
                 (true, true) => limit(d),
-                (true, false) => inflow.of(members, states, &shares, d).min(limit(d)),
+                (true, false) => offered[d].min(limit(d)),
             })
             .collect();
-        Self { shares, received }
+        let from_viewers = states
+            .iter()
+            .enumerate()
+            .map(|(d, s)| match (&s.lacks, downloading[d]) {
+                (Some(l), true) => reach.offered_to(l),
+                _ => 0.0,
+            })
+            .collect();
+        Self {
+            shares,
+            received,
+            offered,
+            from_viewers,
+            reach,
+        }
     }
 }
 
@@ -212,13 +286,15 @@ fn helped(
     states: &[State],
     online: &[bool],
     downloading: &[bool],
+    orders: &Orders,
+    reach: &Reach,
 ) -> Vec<usize> {
     let partials = (0..members.len())
         .filter(|&i| downloading[i] && !is_viewer(&members[i]))
         .count();
     let mut viewers: Vec<usize> = (0..members.len())
         .filter(|&i| downloading[i] && is_viewer(&members[i]))
-        .map(|i| states[i].held)
+        .map(|i| viewer_held(&members[i], &states[i]))
         .collect();
     viewers.sort_unstable();
     members
@@ -229,14 +305,10 @@ fn helped(
                 return 0;
             }
             if is_viewer(m) {
-                // A viewer helps the viewers it has played past; once complete, everyone.
+                // A viewer helps the viewers it has played past and the partial peers that
+                // lack a piece it holds.
                 let held = viewer_held(m, &states[i]);
-                let behind = viewers.partition_point(|&h| h < held);
-                if held == usize::MAX {
-                    partials + behind
-                } else {
-                    behind
-                }
+                viewers.partition_point(|&h| h < held) + reach.partials_helped(orders, i, held)
             } else {
                 partials + viewers.len() - usize::from(downloading[i])
             }
@@ -278,15 +350,24 @@ impl Inflow {
     }
 
     /// Every online member's share that helps downloading member `d`.
-    fn of(&self, members: &[Member], states: &[State], shares: &[f64], d: usize) -> f64 {
+    fn of(
+        &self,
+        members: &[Member],
+        states: &[State],
+        shares: &[f64],
+        reach: &Reach,
+        d: usize,
+    ) -> f64 {
         if is_viewer(&members[d]) {
             let held = states[d].held;
             let first_ahead = self.viewers.partition_point(|v| v.0 <= held);
             self.others + self.after[first_ahead]
         } else {
-            // Partial peers get from the viewers that are complete.
-            let first_complete = self.viewers.partition_point(|v| v.0 < usize::MAX);
-            self.others - shares[d] + self.after[first_complete]
+            let viewers = states[d]
+                .lacks
+                .as_ref()
+                .map_or(0.0, |l| reach.offered_to(l));
+            self.others - shares[d] + viewers
         }
     }
 }
@@ -314,17 +395,31 @@ fn fill(
     t: Duration,
 ) {
     state.bytes += rate * STEP.as_secs_f64();
-    while let Some(piece) = member.progress.piece(state.held) {
-        let len = geometry
-            .piece(piece)
-            .map_or(0.0, |p| f64::from(geometry.piece_size(p)));
+    loop {
+        let piece = match (&mut state.lacks, &member.progress) {
+            (Some(lacks), Progress::Partial { missing, .. }) => lacks.next_drawn(missing),
+            _ => member.progress.piece(state.held),
+        };
+        let Some(piece) = piece else {
+            break;
+        };
+        let len = piece_len(geometry, piece);
         if state.bytes < len {
             break;
         }
         state.bytes -= len;
         state.held += 1;
+        if let Some(lacks) = &mut state.lacks {
+            lacks.took_drawn(piece);
+        }
         course.gains.push((t + STEP, piece));
     }
+}
+
+fn piece_len(geometry: &Geometry, piece: u32) -> f64 {
+    geometry
+        .piece(piece)
+        .map_or(0.0, |p| f64::from(geometry.piece_size(p)))
 }
 
 #[cfg(test)]

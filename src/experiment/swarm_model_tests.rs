@@ -87,7 +87,8 @@ fn without_uploaders_a_viewer_holds_each_piece_at_its_deadline() {
 fn a_viewer_helps_only_the_viewers_it_is_ahead_of() {
     // The first viewer gets 3000 B/s from the seed alone (the later one has nothing it lacks):
     // three pieces a second from t = 0. The second, arriving at 10 s when the first is
-    // complete, gets the first's whole upload and the seed's.
+    // complete, gets the first's whole upload and half the seed's (the first plays until
+    // 29 s and is served until then).
     let members = [seed(3000.0), viewer(0, 20, 2000.0), viewer(10, 20, 0.5)];
     let courses = run(&members, &geometry(), secs(40));
     assert_eq!(
@@ -95,9 +96,9 @@ fn a_viewer_helps_only_the_viewers_it_is_ahead_of() {
         [(secs(1), 0), (secs(1), 1), (secs(1), 2)]
     );
     assert_eq!(courses[1].gains.last(), Some(&(secs(4), 9)));
-    // From 10 s: 3000 + 2000 B/s, five pieces a second.
-    assert_eq!(courses[2].gains[4], (secs(11), 4));
-    assert_eq!(courses[2].gains.last(), Some(&(secs(12), 9)));
+    // From 10 s: 1500 + 2000 B/s, three and a half pieces a second.
+    assert_eq!(courses[2].gains[4], (secs(12), 4));
+    assert_eq!(courses[2].gains.last(), Some(&(secs(13), 9)));
     // Before the second came, the first helped no one: its whole upload is its share.
     assert_eq!(courses[1].share[0], (Duration::ZERO, 2000.0));
 }
@@ -127,16 +128,26 @@ fn a_member_keeps_what_it_gained_across_its_spells() {
 }
 
 #[test]
-fn a_viewer_helps_partial_peers_only_once_complete() {
-    // The viewer's upload is far larger than the seed's, but until its movie is complete
-    // (its last piece due at 10 s, nobody else to fetch it from) the partial peer gets only
-    // half the seed's 100 B/s: 500 B by then, not one piece. Then the viewer's upload.
-    let members = [seed(100.0), viewer(0, 1, 1e9), partial(vec![0, 1, 2], 1.0)];
+fn a_viewer_helps_a_partial_peer_with_the_pieces_it_holds() {
+    // The seed's 100 B/s fetch nothing in time, so the viewer holds piece k from its deadline
+    // at k + 1 s. Its upload is far larger than the seed's: the partial peer, lacking 9, 5
+    // and 1 (drawn in that order), takes each from the viewer in the step after the viewer
+    // holds it, in the viewer's order and long before the viewer is complete.
+    let members = [seed(100.0), viewer(0, 1, 1e9), partial(vec![9, 5, 1], 1.0)];
     let courses = run(&members, &geometry(), secs(20));
     assert_eq!(
         courses[2].gains,
-        vec![(secs(11), 0), (secs(11), 1), (secs(11), 2)]
+        vec![(secs(3), 1), (secs(7), 5), (secs(11), 9)]
     );
+}
+
+#[test]
+fn a_viewer_holding_nothing_a_partial_peer_lacks_leaves_it_to_the_others() {
+    // The partial peer lacks only piece 9, which the viewer holds from 10 s: until then the
+    // seed's whole upload is split between the two, and the viewer's offer is no help.
+    let members = [seed(1000.0), viewer(0, 20, 1e9), partial(vec![9], 1.0)];
+    let courses = run(&members, &geometry(), secs(20));
+    assert_eq!(courses[2].gains, vec![(secs(2), 9)]);
 }
 
 #[test]
@@ -159,5 +170,21 @@ fn what_a_capped_downloader_cannot_take_goes_to_the_others() {
         (courses[0].share[0].1 - 900.0).abs() < 1.0,
         "{:?}",
         courses[0].share
+    );
+}
+
+#[test]
+fn a_viewer_is_served_until_its_last_deadline_however_early_it_fills() {
+    // The viewer holds the whole movie at 10 s, but plays until 39 s: a VoD viewer fetches
+    // in time, not early, so the seed still splits its upload with it when a partial peer
+    // comes at 15 s. The partial peer gets 500 B/s, not 1000: a piece every two seconds.
+    let mut late = partial(vec![0, 1, 2, 3], 1.0);
+    late.spells = vec![(secs(15), None)];
+    let members = [seed(1000.0), viewer(0, 30, 0.5), late];
+    let courses = run(&members, &geometry(), secs(40));
+    assert_eq!(courses[1].gains.last(), Some(&(secs(10), 9)));
+    assert_eq!(
+        courses[2].gains,
+        vec![(secs(17), 0), (secs(19), 1), (secs(21), 2), (secs(23), 3)]
     );
 }
