@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use super::content::draw_pieces;
 use super::scenario::{PeerClass, Scenario, ViewerClass};
 use super::shared::SeedUse;
-use super::swarm_model::{self, Course, Member, Progress};
+use super::swarm_model::{self, Course, Member, Progress, Rebirth};
 use crate::policy::pacing;
 use crate::policy::picker::DeadlineConfig;
 use crate::policy::sim::{self, Holding, SimError, SimPeer};
@@ -120,8 +120,8 @@ pub struct Crowd {
 
 /// What the simulator needs of a member beside the model.
 struct About {
-    /// What it holds when it comes.
-    holding: Holding,
+    /// What it holds when it comes, and when each later life begins (`Rebirth`).
+    lives: Vec<Holding>,
     /// Its link's one-way latency to a viewer.
     latency: Duration,
     /// Which viewer it is: class and index.
@@ -155,9 +155,10 @@ impl Crowd {
                         movie,
                         download: class.limits.download_rate().unwrap_or(f64::INFINITY),
                     },
+                    rebirth: None,
                 });
                 crowd.about.push(About {
-                    holding: Holding::Set(Vec::new()),
+                    lives: vec![Holding::Set(Vec::new())],
                     latency: Duration::ZERO,
                     viewer: Some((v, j)),
                 });
@@ -180,10 +181,9 @@ impl Crowd {
     ) {
         let pieces = meta.geometry.piece_count();
         for i in 0..class.count {
-            let (holding, progress) = if class.is_seed_class() {
-                (Holding::All, Progress::Seed)
-            } else {
-                let draw_seed = scenario_seed(scenario, c, i);
+            // Each life a partial peer starts: what it holds, and the order it fetches the rest.
+            let draw = |life: u64| {
+                let draw_seed = scenario_seed(scenario, c, i, life);
                 let held = draw_pieces(
                     class.draw,
                     class.fraction_for(i),
@@ -194,27 +194,38 @@ impl Crowd {
                 );
                 let mut missing: Vec<u32> = (0..pieces).filter(|p| !held.contains(p)).collect();
                 missing.shuffle(&mut StdRng::seed_from_u64(draw_seed));
+                (held, missing)
+            };
+            let (lives, progress, rebirth) = if class.is_seed_class() {
+                (vec![Holding::All], Progress::Seed, None)
+            } else {
+                let (held, missing) = draw(0);
                 let download = class.limits.download_rate().unwrap_or(f64::INFINITY);
-                (Holding::Set(held), Progress::Partial { missing, download })
-            };
-            // A peer that reincarnates comes back as a new one; otherwise it keeps its pieces.
-            let spells = spells(class, i, self.horizon);
-            let lives = match class.reincarnate {
-                Some(_) => spells.into_iter().map(|s| vec![s]).collect(),
-                None => vec![spells],
-            };
-            for spells in lives {
-                self.members.push(Member {
-                    spells,
-                    upload: class.limits.upload_rate().unwrap_or(LOOPBACK_RATE),
-                    progress: progress.clone(),
+                let mut lives = vec![Holding::Set(held)];
+                // It leaves and rejoins with what it had; it starts over only once complete.
+                let rebirth = class.reincarnate.map(|linger| {
+                    // Each life lasts its linger and a step at least: draw as many as fit.
+                    let most = self.horizon.as_secs() / (linger.as_secs() + 1);
+                    let (held, missing): (Vec<_>, Vec<_>) = (1..=most).map(draw).unzip();
+                    lives.extend(held.into_iter().map(Holding::Set));
+                    Rebirth {
+                        linger,
+                        lives: missing,
+                    }
                 });
-                self.about.push(About {
-                    holding: holding.clone(),
-                    latency: class.link.rtt / 2,
-                    viewer: None,
-                });
-            }
+                (lives, Progress::Partial { missing, download }, rebirth)
+            };
+            self.members.push(Member {
+                spells: spells(class, i, self.horizon),
+                upload: class.limits.upload_rate().unwrap_or(LOOPBACK_RATE),
+                progress,
+                rebirth,
+            });
+            self.about.push(About {
+                lives,
+                latency: class.link.rtt / 2,
+                viewer: None,
+            });
         }
     }
 
@@ -272,17 +283,44 @@ impl Crowd {
         spell: (Duration, Option<Duration>),
         arrive: Duration,
     ) -> Vec<SimPeer> {
+        // Each life in the spell is a peer of its own: starting over, it holds other pieces.
+        let rebirths = &self.courses[m].rebirths;
+        let end = spell.1.unwrap_or(self.horizon);
+        let mut life = rebirths.partition_point(|&r| r <= spell.0);
+        let mut from = spell.0;
+        let mut out = Vec::new();
+        loop {
+            let next = rebirths.get(life).copied().filter(|&r| r < end);
+            let to = next.or(spell.1);
+            out.extend(self.seen_in_life(m, me, (from, to), life, arrive));
+            let Some(next) = next else {
+                return out;
+            };
+            from = next;
+            life += 1;
+        }
+    }
+
+    /// Member `m` in one life within one of its spells, as viewer `me` meets it.
+    fn seen_in_life(
+        &self,
+        m: usize,
+        me: usize,
+        spell: (Duration, Option<Duration>),
+        life: usize,
+        arrive: Duration,
+    ) -> Vec<SimPeer> {
         let meet = spell.0.max(arrive);
         let end = spell.1.unwrap_or(self.horizon);
         match self.turns(m, me, meet, end) {
             None => self
-                .peer_seen_at(m, spell, arrive, None)
+                .peer_seen_at(m, spell, life, arrive, None)
                 .into_iter()
                 .collect(),
             Some(turns) => turns
                 .into_iter()
                 .filter_map(|(from, to, rate)| {
-                    self.peer_seen_at(m, (from, Some(to)), arrive, Some(rate))
+                    self.peer_seen_at(m, (from, Some(to)), life, arrive, Some(rate))
                 })
                 .collect(),
         }
@@ -330,6 +368,7 @@ impl Crowd {
         &self,
         m: usize,
         (from, to): (Duration, Option<Duration>),
+        life: usize,
         arrive: Duration,
         rate: Option<f64>,
     ) -> Option<SimPeer> {
@@ -340,10 +379,14 @@ impl Crowd {
         // Times in the viewer's run: from its arrival.
         let meet = from.max(arrive);
         let during = |t: Duration| t > meet && to.is_none_or(|to| t < to);
-        let holding = match &self.about[m].holding {
+        let born = life
+            .checked_sub(1)
+            .map_or(Duration::ZERO, |k| course.rebirths[k]);
+        let holding = match &self.about[m].lives[life] {
             Holding::Set(held) => {
                 let mut held = held.clone();
-                held.extend(course.gains.iter().filter(|g| g.0 <= meet).map(|g| g.1));
+                let before = course.gains.iter().filter(|g| born <= g.0 && g.0 <= meet);
+                held.extend(before.map(|g| g.1));
                 let gains_later = course.gains.iter().any(|g| during(g.0));
                 if held.is_empty() && !gains_later {
                     return None;
@@ -416,10 +459,12 @@ fn schedule_of(meta: &Metainfo, class: &ViewerClass) -> Result<Schedule, Simulat
 const LOOPBACK_RATE: f64 = 1e9;
 
 /// The seed the world draws partial peer `i` of class `c`'s first incarnation with.
-fn scenario_seed(scenario: &Scenario, c: usize, i: u32) -> u64 {
+/// The draw of partial peer `i` of class `c` in its `life`-th incarnation, as the world
+/// draws it (`peers.rs`).
+fn scenario_seed(scenario: &Scenario, c: usize, i: u32, life: u64) -> u64 {
     super::content::mix(
         scenario.seed,
-        &[SeedUse::PartialDraw as u64, c as u64, u64::from(i), 0],
+        &[SeedUse::PartialDraw as u64, c as u64, u64::from(i), life],
     )
 }
 
@@ -505,6 +550,40 @@ mod tests {
         );
         assert_eq!(partials[0].arrive, Duration::from_secs(25));
         assert_eq!(partials[0].leave, Some(Duration::from_secs(35)));
+    }
+
+    #[test]
+    fn a_partial_peer_that_starts_over_meets_the_viewer_as_each_of_its_lives() {
+        // Without churn the partial peers complete within seconds; with `reincarnate` each
+        // then seeds 2 s and starts over with a fresh half of the movie, as in a real world.
+        let text = WORLD.replace(
+            "leave_after = 10\n        rejoin_after = 30",
+            "reincarnate = true\n        linger = 2",
+        );
+        let s = scenario(&text);
+        let meta = meta();
+        let crowd = Crowd::new(&s, &meta).unwrap();
+        let rebirths = &crowd
+            .courses
+            .iter()
+            .map(|c| c.rebirths.len())
+            .collect::<Vec<_>>();
+        // Members: the viewer, the seed, the two partial peers.
+        assert!(rebirths[2..].iter().all(|&n| n >= 2), "{rebirths:?}");
+        let view = crowd.viewer_view(&s, &meta, 0, 0, 1).unwrap();
+        // A life that begins after the viewer came holds only its own draw at first.
+        let later: Vec<_> = view.peers[1..]
+            .iter()
+            .filter(|p| p.arrive > Duration::ZERO)
+            .collect();
+        assert!(!later.is_empty());
+        for p in later {
+            assert!(
+                matches!(&p.holding, Holding::Set(v) if v.len() < 16),
+                "{p:?}"
+            );
+            assert!(!p.gains.is_empty());
+        }
     }
 
     #[test]

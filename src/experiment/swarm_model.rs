@@ -10,9 +10,10 @@
 //!   peer only while it holds a piece the partial peer lacks (`from_viewers.rs`);
 //! - a partial peer fills its missing pieces with what it receives, up to its download limit:
 //!   what viewers give it with their pieces, the rest in a drawn order; it stops competing
-//!   once complete;
+//!   once complete, and one that reincarnates starts over after its linger (`Rebirth`);
 //! - a viewer fills the movie in order with what it receives and holds every piece by its
-//!   deadline at the latest (the server covers what the swarm did not).
+//!   deadline at the latest (the server covers what the swarm did not); it is served until
+//!   its last deadline, since a VoD viewer fetches in time rather than early.
 
 mod from_viewers;
 
@@ -34,6 +35,16 @@ pub(super) struct Member {
     /// Bytes per second it uploads in all.
     pub upload: f64,
     pub progress: Progress,
+    /// A partial peer that starts over once complete (`reincarnate` in a scenario).
+    pub rebirth: Option<Rebirth>,
+}
+
+/// How a partial peer starts over: it seeds `linger` once complete, then lacks the next of
+/// `lives` (each a drawn order of missing pieces, as a new incarnation in a real world).
+#[derive(Debug, Clone)]
+pub(super) struct Rebirth {
+    pub linger: Duration,
+    pub lives: Vec<Vec<u32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,15 +77,6 @@ impl Progress {
             Progress::Viewer { movie, .. } => movie.len(),
         }
     }
-    /// Whether a member holding `held` of its wanted pieces still asks for more at `t`. A
-    /// viewer does until its last deadline: a VoD viewer fetches in time, not early, so the
-    /// world keeps serving it while it plays, however far ahead the model's fill runs.
-    fn wants_at(&self, held: usize, t: Duration) -> bool {
-        match self {
-            Progress::Viewer { movie, .. } => movie.last().is_some_and(|m| t < m.1),
-            _ => held < self.wanted(),
-        }
-    }
     fn download(&self) -> f64 {
         match self {
             Progress::Seed => 0.0,
@@ -95,6 +97,9 @@ impl Progress {
 pub(super) struct Course {
     /// Pieces it comes to hold while online, with when.
     pub gains: Vec<(Duration, u32)>,
+    /// When it started over as its next life (`Rebirth`): it holds only what that life drew,
+    /// and the gains after it.
+    pub rebirths: Vec<Duration>,
     /// The upload it gives each member it helps, from each time on (while online).
     pub share: Vec<(Duration, f64)>,
 }
@@ -106,6 +111,9 @@ struct State {
     bytes: f64,
     /// Partial peers: which pieces it lacks (it gains them out of its drawn order too).
     lacks: Option<Lacks>,
+    /// Which life it is in (`Rebirth`), and since when it is complete.
+    life: usize,
+    complete_since: Option<Duration>,
 }
 
 /// Runs the model from the world's start to `horizon`.
@@ -127,9 +135,10 @@ pub(super) fn run(members: &[Member], geometry: &Geometry, horizon: Duration) ->
     let mut t = Duration::ZERO;
     while t <= horizon {
         force_deadlines(members, &mut states, &mut courses, t);
+        start_over(members, &orders, geometry, &mut states, &mut courses, t);
         let online: Vec<bool> = members.iter().map(|m| m.online(t)).collect();
         let downloading: Vec<bool> = (0..members.len())
-            .map(|i| online[i] && members[i].progress.wants_at(states[i].held, t))
+            .map(|i| online[i] && wants_at(&members[i], &states[i], t))
             .collect();
         let step = Step::new(members, &states, &online, &downloading, &orders);
         for (i, course) in courses.iter_mut().enumerate() {
@@ -170,6 +179,38 @@ pub(super) fn run(members: &[Member], geometry: &Geometry, horizon: Duration) ->
         t += STEP;
     }
     courses
+}
+
+/// Partial peers complete for `linger` start their next life, lacking what it drew.
+fn start_over(
+    members: &[Member],
+    orders: &Orders,
+    geometry: &Geometry,
+    states: &mut [State],
+    courses: &mut [Course],
+    t: Duration,
+) {
+    for (i, m) in members.iter().enumerate() {
+        let state = &mut states[i];
+        let (Some(rebirth), Some(lacks)) = (&m.rebirth, &state.lacks) else {
+            continue;
+        };
+        if state.held < lacks.wanted() {
+            continue;
+        }
+        let since = *state.complete_since.get_or_insert(t);
+        let Some(next) = rebirth.lives.get(state.life) else {
+            continue;
+        };
+        if t >= since + rebirth.linger {
+            *state = State {
+                lacks: Some(orders.lacks(next, geometry.piece_count())),
+                life: state.life + 1,
+                ..State::default()
+            };
+            courses[i].rebirths.push(t);
+        }
+    }
 }
 
 /// Viewers hold every piece whose deadline has passed: the server brought what was missing.
@@ -372,6 +413,17 @@ impl Inflow {
     }
 }
 
+/// Whether a member still asks for pieces at `t`. A viewer does until its last deadline: a
+/// VoD viewer fetches in time, not early, so the world keeps serving it while it plays,
+/// however far ahead the model's fill runs.
+fn wants_at(m: &Member, state: &State, t: Duration) -> bool {
+    match (&m.progress, &state.lacks) {
+        (Progress::Viewer { movie, .. }, _) => movie.last().is_some_and(|m| t < m.1),
+        (_, Some(lacks)) => state.held < lacks.wanted(),
+        _ => false,
+    }
+}
+
 /// How far a viewer is, counting a complete one as holding everything.
 fn viewer_held(m: &Member, state: &State) -> usize {
     if state.held >= m.progress.wanted() {
@@ -397,7 +449,7 @@ fn fill(
     state.bytes += rate * STEP.as_secs_f64();
     loop {
         let piece = match (&mut state.lacks, &member.progress) {
-            (Some(lacks), Progress::Partial { missing, .. }) => lacks.next_drawn(missing),
+            (Some(lacks), _) => lacks.next_drawn(),
             _ => member.progress.piece(state.held),
         };
         let Some(piece) = piece else {

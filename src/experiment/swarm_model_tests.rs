@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::{Member, Progress, run};
+use super::{Member, Progress, Rebirth, run};
 use crate::proto::geometry::Geometry;
 
 const PIECE: u32 = 1000;
@@ -19,6 +19,7 @@ fn seed(upload: f64) -> Member {
         spells: vec![(Duration::ZERO, None)],
         upload,
         progress: Progress::Seed,
+        rebirth: None,
     }
 }
 
@@ -30,6 +31,7 @@ fn partial(missing: Vec<u32>, upload: f64) -> Member {
             missing,
             download: f64::INFINITY,
         },
+        rebirth: None,
     }
 }
 
@@ -45,6 +47,7 @@ fn viewer(from: u64, due_after: u64, upload: f64) -> Member {
             movie,
             download: f64::INFINITY,
         },
+        rebirth: None,
     }
 }
 
@@ -186,5 +189,22 @@ fn a_viewer_is_served_until_its_last_deadline_however_early_it_fills() {
     assert_eq!(
         courses[2].gains,
         vec![(secs(17), 0), (secs(19), 1), (secs(21), 2), (secs(23), 3)]
+    );
+}
+
+#[test]
+fn a_partial_peer_that_starts_over_lacks_its_next_life_s_pieces_after_lingering() {
+    // Complete at 2 s (two pieces at the seed's 1000 B/s), it seeds 2 s and starts over at
+    // 4 s lacking 2 and 3, which take two more seconds; it has no third life.
+    let mut again = partial(vec![0, 1], 1.0);
+    again.rebirth = Some(Rebirth {
+        linger: secs(2),
+        lives: vec![vec![2, 3]],
+    });
+    let courses = run(&[seed(1000.0), again], &geometry(), secs(20));
+    assert_eq!(courses[1].rebirths, vec![secs(4)]);
+    assert_eq!(
+        courses[1].gains,
+        vec![(secs(1), 0), (secs(2), 1), (secs(5), 2), (secs(6), 3)]
     );
 }

@@ -42,6 +42,7 @@ impl Orders {
             }
         }
         let mut out = Lacks {
+            order: missing.to_vec(),
             lacks,
             next: 0,
             first_lacking: vec![0; self.orders.len()],
@@ -52,10 +53,12 @@ impl Orders {
     }
 }
 
-/// A partial peer's holdings: which pieces it lacks, where its drawn order goes on, per movie
-/// order the first piece it lacks, and bytes from viewers toward the next piece.
+/// A partial peer's holdings: the drawn order of the pieces it missed, which it lacks, where
+/// its drawn order goes on, per movie order the first piece it lacks, and bytes from viewers
+/// toward the next piece.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Lacks {
+    order: Vec<u32>,
     lacks: Vec<bool>,
     next: usize,
     first_lacking: Vec<usize>,
@@ -89,9 +92,14 @@ impl Lacks {
         }
     }
 
+    /// How many pieces it wants in all (it held the others when its life began).
+    pub(super) fn wanted(&self) -> usize {
+        self.order.len()
+    }
+
     /// The next piece of its drawn order it lacks.
-    pub(super) fn next_drawn(&mut self, missing: &[u32]) -> Option<u32> {
-        while let Some(&p) = missing.get(self.next) {
+    pub(super) fn next_drawn(&mut self) -> Option<u32> {
+        while let Some(&p) = self.order.get(self.next) {
             if !self.has(p) {
                 return Some(p);
             }
