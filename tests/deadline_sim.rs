@@ -164,7 +164,9 @@ fn deadline_beats_rarest_first_and_matches_or_beats_sequential() {
         (ScenarioKind::AboutR, 0.1, 1.0, 0.25),
         (ScenarioKind::OneFastManySlow, 0.1, 0.5, 0.0),
         (ScenarioKind::ScarcePieces, 0.9, 1.0, 0.0),
-        (ScenarioKind::SlowSwarm, 0.9, 0.8, 0.0),
+        // Sequential gained here when a CANCEL came to stop the block a peer was pacing, as
+        // a btvod uploader does (14.47 MiB against 17.82 before; deadline 11.61).
+        (ScenarioKind::SlowSwarm, 0.9, 0.85, 0.0),
         (ScenarioKind::PartialHolders, 0.2, 1.0, 0.0),
     ];
     for (kind, of_rarest, of_sequential, slack_mib) in cases {

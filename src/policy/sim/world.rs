@@ -28,7 +28,8 @@ enum Event {
     RateStep(usize, usize),
     RequestAtPeer(usize, BlockRef),
     CancelAtPeer(usize, BlockRef),
-    Sent(usize, BlockRef),
+    /// The peer finished sending a block (its `k`-th start: an aborted send's event is void).
+    Sent(usize, BlockRef, u64),
     BlockArrives(usize, BlockRef),
     Deadline,
     Tick,
@@ -59,7 +60,9 @@ struct PeerSim {
     present: bool,
     /// Requests it received and has not started sending, FIFO.
     queue: VecDeque<BlockRef>,
-    sending: bool,
+    /// The block it is sending, and how many sends it started.
+    sending: Option<BlockRef>,
+    sends: u64,
     /// Our measurement of its rate: unknown (0) until its first block arrived.
     measured: f64,
 }
@@ -150,7 +153,8 @@ impl<'a> World<'a> {
                 ignores_cancel: spec.ignores_cancel,
                 present: false,
                 queue: VecDeque::new(),
-                sending: false,
+                sending: None,
+                sends: 0,
                 measured: 0.0,
             });
         }
@@ -263,16 +267,12 @@ impl<'a> World<'a> {
                 p.queue.push_back(block);
                 self.send_next(i);
             }
-            Event::CancelAtPeer(i, block) => {
-                if let Some(p) = self.peers.get_mut(i).filter(|p| !p.ignores_cancel) {
-                    p.queue.retain(|b| *b != block);
-                }
-            }
-            Event::Sent(i, block) => {
-                let Some(p) = self.peers.get_mut(i) else {
+            Event::CancelAtPeer(i, block) => self.cancel_at_peer(i, block),
+            Event::Sent(i, block, k) => {
+                let Some(p) = self.peers.get_mut(i).filter(|p| p.sends == k) else {
                     return;
                 };
-                p.sending = false;
+                p.sending = None;
                 let latency = p.latency;
                 if p.present {
                     self.at(self.now + latency, Event::BlockArrives(i, block));
@@ -312,15 +312,33 @@ impl<'a> World<'a> {
         let Some(p) = self.peers.get_mut(i) else {
             return;
         };
-        if p.sending || !p.present {
+        if p.sending.is_some() || !p.present {
             return;
         }
         let Some(block) = p.queue.pop_front() else {
             return;
         };
-        p.sending = true;
+        p.sending = Some(block);
+        p.sends += 1;
         let took = Duration::from_secs_f64(f64::from(block.len()) / p.rate);
-        self.at(self.now + took, Event::Sent(i, block));
+        let k = p.sends;
+        self.at(self.now + took, Event::Sent(i, block, k));
+    }
+
+    /// A CANCEL reaches the peer. A btvod uploader drops the request, even the block it is
+    /// pacing under its upload limit (`engine/peer/pump.rs`), and goes on to the next one;
+    /// what it paid goes back to its limit, shared by everyone it serves, so the time is lost
+    /// to us. libtorrent sends what it has queued regardless (`ignores_cancel`).
+    fn cancel_at_peer(&mut self, i: usize, block: BlockRef) {
+        let Some(p) = self.peers.get_mut(i).filter(|p| !p.ignores_cancel) else {
+            return;
+        };
+        p.queue.retain(|b| *b != block);
+        if p.sending == Some(block) {
+            p.sending = None;
+            p.sends += 1;
+            self.send_next(i);
+        }
     }
 
     fn block_arrives(&mut self, i: usize, block: BlockRef) {
