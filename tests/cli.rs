@@ -334,3 +334,35 @@ fn simulate_sizes_the_crowd_and_reports_server_bytes_per_viewer() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--viewers"), "{}", stderr(&out));
 }
+
+#[test]
+fn simulate_takes_the_deadline_policys_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/scenarios/slow.toml");
+    let deadline_percent = |extra: &[&str]| {
+        let mut args = vec!["simulate", scenario, "--seeds", "1"];
+        args.extend_from_slice(extra);
+        let out = btvod(&args, dir.path());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some("deadline"))
+            .unwrap_or_else(|| panic!("no deadline row: {text}"));
+        line.split_whitespace()
+            .nth(2)
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    // Asking only for blocks due 30 s after they would arrive leaves most to the server.
+    let default = deadline_percent(&[]);
+    let cautious = deadline_percent(&["--deadline-set", "safety_margin=30"]);
+    assert!(cautious > default + 10.0, "{cautious}% against {default}%");
+    let out = btvod(
+        &["simulate", scenario, "--deadline-set", "no_such_knob=1"],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no_such_knob"), "{}", stderr(&out));
+}

@@ -43,7 +43,7 @@ fn simulated(name: &str, dir: &Path) -> HashMap<String, f64> {
     let scenario = Scenario::load(&path).unwrap();
     let (_, bytes) = build_content(&scenario.content, &dir.join(name), "http://x/a").unwrap();
     let meta = Metainfo::from_bytes(&bytes).unwrap();
-    simulate(&scenario, &meta, 3)
+    simulate(&scenario, &meta, 3, &Default::default())
         .unwrap()
         .into_iter()
         // One viewer class per shipped scenario; "rarest-first" is the record's "rarest".

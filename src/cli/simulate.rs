@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use btvod::experiment::Scenario;
+use btvod::experiment::deadline_settings::set_deadline;
 use btvod::experiment::simulate::simulate;
 use btvod::experiment::world::build_content;
+use btvod::policy::picker::DeadlineConfig;
 use btvod::proto::metainfo::Metainfo;
 use clap::Args;
 
@@ -33,6 +35,10 @@ pub struct SimulateArgs {
     /// of any size: the scaling curve of BENCHMARKS.md "Scale").
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub viewers: Option<u32>,
+    /// A deadline policy setting, KEY=VALUE (repeatable; seconds for times), as for
+    /// `btvod experiment`: the direction of a change in seconds before a real run.
+    #[arg(long = "deadline-set", value_name = "KEY=VALUE")]
+    pub deadline_set: Vec<String>,
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
@@ -42,9 +48,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             class.count = n;
         }
     }
+    let mut deadline = DeadlineConfig::default();
+    for setting in &args.deadline_set {
+        set_deadline(&mut deadline, setting)?;
+    }
     let meta = torrent_of(&scenario)?;
     let started = Instant::now();
-    let results = simulate(&scenario, &meta, args.seeds)?;
+    let results = simulate(&scenario, &meta, args.seeds, &deadline)?;
     println!(
         "scenario `{}`, simulated, {} seed(s):",
         scenario.name,

@@ -52,10 +52,11 @@ impl SimulatedPenalty {
     }
 }
 
-/// The policies btvod plays, in the simulator's terms.
-pub fn policies() -> [sim::Policy; 3] {
+/// The policies btvod plays, in the simulator's terms, the deadline policy with `deadline`'s
+/// settings.
+pub fn policies(deadline: &DeadlineConfig) -> [sim::Policy; 3] {
     [
-        sim::Policy::Deadline(DeadlineConfig::default()),
+        sim::Policy::Deadline(deadline.clone()),
         sim::Policy::RarestFirst,
         sim::Policy::Sequential,
     ]
@@ -65,11 +66,12 @@ pub fn policies() -> [sim::Policy; 3] {
 const VIEWERS_PER_CLASS: u32 = 12;
 
 /// Each viewer class's viewers (up to [`VIEWERS_PER_CLASS`]) under each policy, for `seeds`
-/// seeds (1, 2, ...).
+/// seeds (1, 2, ...), the deadline policy with `deadline`'s settings.
 pub fn simulate(
     scenario: &Scenario,
     meta: &Metainfo,
     seeds: u64,
+    deadline: &DeadlineConfig,
 ) -> Result<Vec<SimulatedPenalty>, SimulateError> {
     if scenario.viewers.is_empty() {
         return Err(SimulateError::NoViewers);
@@ -78,7 +80,7 @@ pub fn simulate(
     let mut out = Vec::new();
     for (class_index, class) in scenario.viewers.iter().enumerate() {
         let movie_bytes = schedule_of(meta, class)?.movie_len();
-        for policy in policies() {
+        for policy in policies(deadline) {
             let mut fractions = Vec::new();
             for seed in 1..=seeds.max(1) {
                 for viewer in sampled(class.count) {

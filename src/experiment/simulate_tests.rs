@@ -139,7 +139,7 @@ fn a_viewer_that_came_earlier_serves_a_later_one() {
             "arrive = 15\n        arrive_spread = 20\n        upload = \"200KiB\"",
         );
     let meta = meta();
-    let results = simulate(&scenario(&text), &meta, 1).unwrap();
+    let results = simulate(&scenario(&text), &meta, 1, &DeadlineConfig::default()).unwrap();
     let first_and_second = &results[0].fractions;
     assert_eq!(first_and_second.len(), 2);
     assert!(
@@ -152,7 +152,7 @@ fn a_viewer_that_came_earlier_serves_a_later_one() {
 fn a_fast_world_needs_no_server_and_a_slow_one_needs_it_more() {
     let meta = meta();
     let penalty = |text: &str| {
-        let results = simulate(&scenario(text), &meta, 1).unwrap();
+        let results = simulate(&scenario(text), &meta, 1, &DeadlineConfig::default()).unwrap();
         assert_eq!(results.len(), 3, "one row per policy: {results:?}");
         results[0].mean()
     };
