@@ -25,6 +25,7 @@ pub use self::contender::{Contender, UnknownPolicy};
 pub use self::outcome::{PeerTraffic, RunOutcome, Sample, ViewerOutcome};
 pub use self::parts::PartsPlan;
 use self::viewer_job::ViewerJob;
+use super::roster::{PeerRecord, PeerRole};
 use super::scenario::{PeerClient, Scenario};
 use super::world::{World, WorldError, WorldOptions, WorldSummary};
 use crate::engine::session::PolicyKind;
@@ -377,8 +378,23 @@ async fn collect_viewers(tasks: Vec<JoinHandle<ViewerOutcome>>, outcome: &mut Ru
     }
 }
 
-/// The origin's meter and every world peer's traffic from the world's final summary.
+/// Why no world peer ran, if none did (each has an error): the first one's error.
+fn none_ran(peers: &[PeerRecord]) -> Option<String> {
+    let mut world_peers = peers.iter().filter(|p| p.role != PeerRole::Viewer);
+    let first = world_peers.clone().next()?;
+    let why = first.error.as_deref()?;
+    world_peers
+        .all(|p| p.error.is_some())
+        .then(|| format!("no world peer ran ({}: {why})", first.name))
+}
+
+/// The origin's meter and every world peer's traffic from the world's final summary. A world
+/// none of whose peers ran (a client missing, say) gave the viewers nothing: its penalty
+/// measures that failure, not a policy, so the run is an error.
 fn take_world(summary: WorldSummary, outcome: &mut RunOutcome) {
+    if let Some(why) = none_ran(&summary.peers) {
+        outcome.error.get_or_insert(why);
+    }
     outcome.origin_bytes = summary.origin_bytes_served;
     outcome.peers = summary
         .peers
@@ -392,4 +408,37 @@ fn take_world(summary: WorldSummary, outcome: &mut RunOutcome) {
             completions: p.completions,
         })
         .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(name: &str, role: PeerRole, error: Option<&str>) -> PeerRecord {
+        PeerRecord {
+            name: name.into(),
+            role,
+            error: error.map(str::to_string),
+            ..PeerRecord::default()
+        }
+    }
+
+    #[test]
+    fn a_world_none_of_whose_peers_ran_fails_the_run() {
+        let missing = "cannot import libtorrent";
+        let all_failed = [
+            peer("seed-0", PeerRole::Seed, Some(missing)),
+            peer("partial-0", PeerRole::Partial, Some(missing)),
+            peer("viewer-0", PeerRole::Viewer, None),
+        ];
+        let why = none_ran(&all_failed).expect("the run fails");
+        assert!(why.contains("seed-0") && why.contains(missing), "{why}");
+        // One peer that ran is a world, however poor.
+        let one_ran = [
+            peer("seed-0", PeerRole::Seed, Some(missing)),
+            peer("partial-0", PeerRole::Partial, None),
+        ];
+        assert_eq!(none_ran(&one_ran), None);
+        assert_eq!(none_ran(&[peer("viewer-0", PeerRole::Viewer, None)]), None);
+    }
 }
