@@ -272,12 +272,8 @@ impl Crowd {
         })
     }
 
-    /// Member `m` in one of its spells as viewer `me` (arriving at `arrive`) meets it: one
-    /// simulated peer giving its even share all along, or, when it helps more members than
-    /// it has unchoke slots, one for each choking round in which it unchokes the viewer, at
-    /// the share that round's turn gives. Real chokers give a few peers all their upload and
-    /// the rest none; an even trickle from each of hundreds of peers is something the deadline
-    /// policy rightly never asks of (BENCHMARKS.md "Scale").
+    /// Member `m` in one of its spells as viewer `me` (arriving at `arrive`) meets it: the
+    /// peers of each of its lives in that spell (`seen_in_life`).
     fn seen_in_spell(
         &self,
         m: usize,
@@ -303,7 +299,12 @@ impl Crowd {
         }
     }
 
-    /// Member `m` in one life within one of its spells, as viewer `me` meets it.
+    /// Member `m` in one life within one of its spells, as viewer `me` meets it: one
+    /// simulated peer giving its even share all along, or, when it helps more members than
+    /// it has unchoke slots, one for each choking round in which it unchokes the viewer, at
+    /// the share that round's turn gives. Real chokers give a few peers all their upload and
+    /// the rest none; an even trickle from each of hundreds of peers is something the deadline
+    /// policy rightly never asks of (BENCHMARKS.md "Scale").
     fn seen_in_life(
         &self,
         m: usize,
@@ -460,9 +461,8 @@ fn schedule_of(meta: &Metainfo, class: &ViewerClass) -> Result<Schedule, Simulat
 /// An unlimited upload on the loopback, bytes per second (the simulator needs a finite rate).
 const LOOPBACK_RATE: f64 = 1e9;
 
-/// The seed the world draws partial peer `i` of class `c`'s first incarnation with.
-/// The draw of partial peer `i` of class `c` in its `life`-th incarnation, as the world
-/// draws it (`peers.rs`).
+/// The seed the world draws partial peer `i` of class `c`'s `life`-th incarnation with
+/// (`peers.rs`).
 fn scenario_seed(scenario: &Scenario, c: usize, i: u32, life: u64) -> u64 {
     super::content::mix(
         scenario.seed,

@@ -111,8 +111,7 @@ struct State {
     bytes: f64,
     /// Partial peers: which pieces it lacks (it gains them out of its drawn order too).
     lacks: Option<Lacks>,
-    /// Which life it is in (`Rebirth`), and since when it is complete.
-    life: usize,
+    /// Since when it is complete (it starts over after its `Rebirth`'s linger).
     complete_since: Option<Duration>,
 }
 
@@ -199,13 +198,13 @@ fn start_over(
             continue;
         }
         let since = *state.complete_since.get_or_insert(t);
-        let Some(next) = rebirth.lives.get(state.life) else {
+        // Its first life is `Progress::Partial`'s, each rebirth starts the next.
+        let Some(next) = rebirth.lives.get(courses[i].rebirths.len()) else {
             continue;
         };
         if t >= since + rebirth.linger {
             *state = State {
                 lacks: Some(orders.lacks(next, geometry.piece_count())),
-                life: state.life + 1,
                 ..State::default()
             };
             courses[i].rebirths.push(t);
@@ -261,13 +260,7 @@ impl Step {
             })
             .collect();
         reach.with_shares(&shares);
-        let inflow = Inflow::new(members, states, online, &shares);
-        let offered: Vec<f64> = (0..members.len())
-            .map(|d| match downloading[d] {
-                true => inflow.of(members, states, &shares, &reach, d),
-                false => 0.0,
-            })
-            .collect();
+        let (offered, _) = offers(members, states, online, downloading, &shares, &reach);
         let limit = |d: usize| members[d].progress.download();
         let capped: Vec<bool> = (0..members.len())
             .map(|d| downloading[d] && offered[d] > limit(d))
@@ -289,26 +282,12 @@ impl Step {
             }
         }
         reach.with_shares(&shares);
-        let inflow = Inflow::new(members, states, online, &shares);
-        let offered: Vec<f64> = (0..members.len())
-            .map(|d| match downloading[d] {
-                true => inflow.of(members, states, &shares, &reach, d),
-                false => 0.0,
-            })
-            .collect();
+        let (offered, from_viewers) = offers(members, states, online, downloading, &shares, &reach);
         let received = (0..members.len())
             .map(|d| match (downloading[d], capped[d]) {
                 (false, _) => 0.0,
                 (true, true) => limit(d),
                 (true, false) => offered[d].min(limit(d)),
-            })
-            .collect();
-        let from_viewers = states
-            .iter()
-            .enumerate()
-            .map(|(d, s)| match (&s.lacks, downloading[d]) {
-                (Some(l), true) => reach.offered_to(l),
-                _ => 0.0,
             })
             .collect();
         Self {
@@ -319,6 +298,32 @@ impl Step {
             reach,
         }
     }
+}
+
+/// What each downloading member is offered in all, and what of it viewers offer a partial
+/// peer, at these shares.
+fn offers(
+    members: &[Member],
+    states: &[State],
+    online: &[bool],
+    downloading: &[bool],
+    shares: &[f64],
+    reach: &Reach,
+) -> (Vec<f64>, Vec<f64>) {
+    let inflow = Inflow::new(members, states, online, shares);
+    let from_viewers: Vec<f64> = (0..members.len())
+        .map(|d| match (&states[d].lacks, downloading[d]) {
+            (Some(l), true) => reach.offered_to(l),
+            _ => 0.0,
+        })
+        .collect();
+    let offered = (0..members.len())
+        .map(|d| match downloading[d] {
+            true => inflow.of(members, states, shares, from_viewers[d], d),
+            false => 0.0,
+        })
+        .collect();
+    (offered, from_viewers)
 }
 
 /// How many members each online member helps.
@@ -390,13 +395,14 @@ impl Inflow {
         }
     }
 
-    /// Every online member's share that helps downloading member `d`.
+    /// Every online member's share that helps downloading member `d` (`from_viewers`: what
+    /// viewers offer it, if it is a partial peer).
     fn of(
         &self,
         members: &[Member],
         states: &[State],
         shares: &[f64],
-        reach: &Reach,
+        from_viewers: f64,
         d: usize,
     ) -> f64 {
         if is_viewer(&members[d]) {
@@ -404,11 +410,7 @@ impl Inflow {
             let first_ahead = self.viewers.partition_point(|v| v.0 <= held);
             self.others + self.after[first_ahead]
         } else {
-            let viewers = states[d]
-                .lacks
-                .as_ref()
-                .map_or(0.0, |l| reach.offered_to(l));
-            self.others - shares[d] + viewers
+            self.others - shares[d] + from_viewers
         }
     }
 }

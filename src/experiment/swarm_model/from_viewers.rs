@@ -81,14 +81,10 @@ impl Lacks {
         }
     }
 
-    /// Takes the piece if it still lacks it.
-    fn take(&mut self, piece: u32) -> bool {
-        match self.lacks.get_mut(piece as usize) {
-            Some(l) if *l => {
-                *l = false;
-                true
-            }
-            _ => false,
+    /// It holds the piece now.
+    fn take(&mut self, piece: u32) {
+        if let Some(l) = self.lacks.get_mut(piece as usize) {
+            *l = false;
         }
     }
 
@@ -130,6 +126,13 @@ struct OrderReach {
     share_from: Vec<f64>,
     /// Downloading partial peers' first lacking positions.
     lacking: Vec<usize>,
+}
+
+impl OrderReach {
+    /// How far the furthest online viewer holds the order.
+    fn furthest(&self) -> usize {
+        self.viewers.last().map_or(0, |v| v.0)
+    }
 }
 
 impl Reach {
@@ -205,10 +208,9 @@ pub(super) fn fill_from_viewers(
     let mut gained = Vec::new();
     lacks.bytes += bytes;
     for (g, o) in reach.per_order.iter().enumerate() {
-        let reach = o.viewers.last().map_or(0, |v| v.0);
         let order = &orders.orders[g];
         let mut at = lacks.first_lacking[g];
-        while at < reach {
+        while at < o.furthest() {
             let p = order[at];
             if lacks.has(p) {
                 at += 1;
@@ -230,7 +232,7 @@ pub(super) fn fill_from_viewers(
         .per_order
         .iter()
         .enumerate()
-        .all(|(g, o)| lacks.first_lacking[g] >= o.viewers.last().map_or(0, |v| v.0))
+        .all(|(g, o)| lacks.first_lacking[g] >= o.furthest())
     {
         lacks.bytes = 0.0;
     }
