@@ -518,3 +518,19 @@ fn a_peer_sends_at_its_new_rate_from_each_rate_step() {
         .with_rate_steps(vec![(Duration::from_secs(1), 0.0)]);
     assert!(run_policy(&one_peer_world(bad), &deadline()).is_err());
 }
+
+#[test]
+fn a_cancel_stops_the_block_a_btvod_peer_is_paying_for() {
+    // One peer at a third of R: the server covers most pieces while the peer still paces a
+    // block of them. A btvod uploader drops that block when the CANCEL comes; libtorrent
+    // (`ignoring_cancel`) sends it, and whatever it has queued, anyway.
+    let r = btvod::policy::sim::RATE as f64;
+    let peer = SimPeer::new(Holding::All, r / 3.0, Duration::from_millis(20));
+    let drops = run_policy(&one_peer_world(peer.clone()), &Policy::Sequential).unwrap();
+    let sends = run_policy(&one_peer_world(peer.ignoring_cancel()), &Policy::Sequential).unwrap();
+    // Without the drop, 2.5 MB of blocks came after the server (10.3 MB from libtorrent).
+    assert_eq!(drops.waste.duplicate, 0, "blocks came after the server");
+    assert!(sends.waste.duplicate > 0);
+    // The time a dropped block would have taken goes to the next one.
+    assert!(drops.ledger.penalty_bytes < sends.ledger.penalty_bytes);
+}
