@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::policy::picker::{AheadOrder, DeadlineConfig};
+use crate::policy::picker::{AheadOrder, DeadlineConfig, UnmeasuredRate};
 
 /// The settings [`set_deadline`] knows.
 pub const SETTINGS: &str = "urgent_window, urgent_min_pieces, safety_margin, urgent_share, \
@@ -34,7 +34,9 @@ fn bad_value(key: &str, value: &str, expected: &'static str) -> DeadlineSettingE
 }
 
 /// Sets one `DeadlineConfig` field from `key=value` (seconds for durations; `none` turns
-/// `cancel_late_after`, `ahead_horizon` or `lateness_margin` off), for experiments with the policy's settings.
+/// `cancel_late_after`, `ahead_horizon` or `lateness_margin` off; `unmeasured_rate` in bytes
+/// per second, or as a share of the playback rate with a trailing `R`, as in `0.125R`), for
+/// experiments with the policy's settings.
 pub fn set_deadline(
     config: &mut DeadlineConfig,
     setting: &str,
@@ -77,11 +79,32 @@ pub fn set_deadline(
         "make_room_for_urgent" => config.make_room_for_urgent = flag()?,
         "lateness_margin" if value == "none" => config.lateness_margin = None,
         "lateness_margin" => config.lateness_margin = Some(num()?),
-        "unmeasured_rate" => config.unmeasured_rate = num()?,
+        "unmeasured_rate" => config.unmeasured_rate = unmeasured_rate(value)?,
         "unmeasured_rtt" => config.unmeasured_rtt = secs()?,
         other => return Err(DeadlineSettingError::Unknown(other.to_string())),
     }
     Ok(())
+}
+
+/// `8192` (bytes per second) or `0.125R` (a share of the playback rate).
+fn unmeasured_rate(value: &str) -> Result<UnmeasuredRate, DeadlineSettingError> {
+    let (number, guess): (_, fn(f64) -> UnmeasuredRate) = match value.strip_suffix('R') {
+        Some(share) => (share, UnmeasuredRate::ShareOfPlayback),
+        None => (value, UnmeasuredRate::Fixed),
+    };
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(guess)
+        .ok_or_else(|| {
+            bad_value(
+                "unmeasured_rate",
+                value,
+                "bytes per second, or a share of the playback rate like 0.125R",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -96,6 +119,7 @@ mod tests {
             "ahead_horizon=none",
             "trust_new_peers=true",
             "urgent_share = 0.5",
+            "unmeasured_rate=0.25R",
         ] {
             set_deadline(&mut config, setting).unwrap();
         }
@@ -103,6 +127,19 @@ mod tests {
         assert_eq!(config.ahead_horizon, None);
         assert!(config.trust_new_peers);
         assert_eq!(config.urgent_share, 0.5);
+        assert_eq!(
+            config.unmeasured_rate,
+            UnmeasuredRate::ShareOfPlayback(0.25)
+        );
+        set_deadline(&mut config, "unmeasured_rate=8192").unwrap();
+        assert_eq!(config.unmeasured_rate, UnmeasuredRate::Fixed(8192.0));
+        for bad in [
+            "unmeasured_rate=0R",
+            "unmeasured_rate=R",
+            "unmeasured_rate=-5",
+        ] {
+            assert!(set_deadline(&mut config, bad).is_err(), "{bad}");
+        }
         let unknown = set_deadline(&mut config, "crowd=3")
             .unwrap_err()
             .to_string();

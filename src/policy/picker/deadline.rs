@@ -28,8 +28,8 @@ use crate::policy::vod::{DeadlineTable, Schedule};
 use crate::policy::{PeerKey, PeerView, Time};
 use crate::proto::bitfield::Bitfield;
 use crate::proto::geometry::{BlockRef, Geometry, PieceIndex};
-pub use config::{AheadOrder, DeadlineConfig, DeadlineError};
-use estimate::{PeerLink, Pipe};
+pub use config::{AheadOrder, DeadlineConfig, DeadlineError, UnmeasuredRate};
+use estimate::{Assumed, PeerLink, Pipe};
 
 /// Without a VoD server, a block that cannot make its deadline is still asked of peers: each
 /// peer is given about this many seconds of its rate at a time (an unmeasured one this many
@@ -160,6 +160,12 @@ impl DeadlinePicker {
     fn piece_at(&self, position: usize) -> Option<PieceIndex> {
         let &(_, i) = self.table.order().get(position)?;
         self.book.geometry().piece(i)
+    }
+
+    /// What the estimates assume of a peer not measured yet, against the current table's
+    /// playback rate.
+    fn assumed(&self) -> Assumed {
+        Assumed::new(&self.config, self.table.rate())
     }
 
     /// Whether this peer, not measured yet, is asked for any block it could deliver in time
@@ -325,7 +331,7 @@ impl DeadlinePicker {
     fn arrivals_at(&self, now: Time, k: PeerKey) -> Vec<(BlockRef, f64)> {
         self.links.get(&k).map_or_else(Vec::new, |link| {
             let ahead = self.still_coming(k);
-            link.arrivals(now, &self.config, ahead, self.book.requests(k))
+            link.arrivals(now, &self.assumed(), ahead, self.book.requests(k))
         })
     }
 
@@ -381,7 +387,10 @@ impl Picker for DeadlinePicker {
         let mut out = Vec::with_capacity(slots);
         let queued = self.queued(key);
         let mut pipe = match self.links.get(&key) {
-            Some(link) => Pipe::new(link, now, &self.config, self.trusts(link), queued),
+            Some(link) => {
+                let settings = (&self.config, &self.assumed());
+                Pipe::new(link, now, settings, self.trusts(link), queued)
+            }
             None => return out,
         };
         let window = self.window(now);
@@ -505,7 +514,7 @@ impl DeadlinePicker {
         let ahead = (self.still_coming(key), self.book.cancel_ignored_share(key));
         let sent = self.book.requests(key);
         let grace = grace.as_secs_f64();
-        let late = link.late_requests(now, &self.config, grace, ahead, sent, |b| {
+        let late = link.late_requests(now, &self.assumed(), grace, ahead, sent, |b| {
             self.table.secs(b.piece())
         });
         for &block in &late {

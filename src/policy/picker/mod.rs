@@ -16,7 +16,7 @@ mod sequential;
 mod tests;
 
 pub use book::{FreshOrder, PieceBook, PieceState};
-pub use deadline::{AheadOrder, DeadlineConfig, DeadlineError, DeadlinePicker};
+pub use deadline::{AheadOrder, DeadlineConfig, DeadlineError, DeadlinePicker, UnmeasuredRate};
 pub use rarest::RarestFirst;
 pub use sequential::Sequential;
 

@@ -13,6 +13,8 @@ pub struct DeadlineTable {
     due: Vec<Option<Due>>,
     /// The pieces that have a due time, by (time, index).
     order: Vec<(Time, u32)>,
+    /// The fastest playhead's R, bytes per second (0: no playhead with a piece due).
+    rate: u64,
 }
 
 impl DeadlineTable {
@@ -21,6 +23,7 @@ impl DeadlineTable {
         Self {
             due: vec![None; pieces as usize],
             order: Vec::new(),
+            rate: 0,
         }
     }
 
@@ -52,6 +55,7 @@ impl DeadlineTable {
                     *slot = Due::earliest(*slot, due);
                 }
             }
+            table.rate = table.rate.max(head.rate());
         }
         table.order = table
             .due
@@ -91,6 +95,12 @@ impl DeadlineTable {
         &self.order
     }
 
+    /// The playback rate the deadlines advance at, bytes per second: the fastest playhead's
+    /// (`None` while no playhead has a piece due).
+    pub fn rate(&self) -> Option<f64> {
+        (self.rate > 0).then_some(self.rate as f64)
+    }
+
     /// How many pieces of the order are due at or before `t`.
     pub fn count_due_by(&self, t: Time) -> usize {
         self.order.partition_point(|(at, _)| *at <= t)
@@ -121,6 +131,7 @@ mod tests {
         }
         let order: Vec<u32> = t.order().iter().map(|(_, i)| *i).collect();
         assert_eq!(order, vec![1, 2, 3, 4, 5]);
+        assert_eq!(t.rate(), Some(100.0));
     }
 
     #[test]
@@ -138,6 +149,8 @@ mod tests {
         assert_eq!(at(9), Some(secs(2.0)));
         let order: Vec<u32> = t.order().iter().map(|(_, i)| *i).collect();
         assert_eq!(order, vec![0, 8, 1, 9, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(t.rate(), Some(1000.0));
+        assert_eq!(DeadlineTable::empty(10).rate(), None, "no reader, no rate");
         assert_eq!(t.count_due_by(secs(1.0)), 2);
     }
 

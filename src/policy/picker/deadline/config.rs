@@ -82,9 +82,12 @@ pub struct DeadlineConfig {
     /// the duplicates by half, and moved matched and scarce in btvod worlds and scarce in the
     /// libtorrent world by less than a spread (BENCHMARKS.md, "Learned margins").
     pub lateness_margin: Option<f64>,
-    /// Bytes per second assumed for a peer that has not delivered yet. Low on purpose: an
-    /// unmeasured peer gets work with slack, not the most urgent blocks. Default 16 KiB/s.
-    pub unmeasured_rate: f64,
+    /// The rate assumed for a peer that has not delivered yet. Low on purpose: an unmeasured
+    /// peer gets work with slack, not the most urgent blocks. Default an eighth of the
+    /// playback rate R: a fixed 16 KiB/s was a quarter of R in the shipped worlds and a
+    /// sixteenth in the policy simulator's, and 8 KiB/s (R/8 there) cut churn's btvod world
+    /// from 28.1 +- 3.1% to 21.4 +- 1.1% (BENCHMARKS.md, "Tuning, seventh round").
+    pub unmeasured_rate: UnmeasuredRate,
     /// RTT assumed before one is measured. Default 200 ms.
     pub unmeasured_rtt: Duration,
     /// A peer's requests due after the urgent window are taken back when that lets an urgent
@@ -109,10 +112,34 @@ impl Default for DeadlineConfig {
             trust_new_peers: false,
             opening_blocks: 4,
             lateness_margin: Some(2.0),
-            unmeasured_rate: 16.0 * 1024.0,
+            unmeasured_rate: UnmeasuredRate::ShareOfPlayback(0.125),
             unmeasured_rtt: Duration::from_millis(200),
             make_room_for_urgent: true,
         }
+    }
+}
+
+/// The rate assumed for a peer that has not delivered yet (`DeadlineConfig::unmeasured_rate`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnmeasuredRate {
+    /// Bytes per second, whatever the movie's rate.
+    Fixed(f64),
+    /// This share of the playback rate R (the fastest playhead's).
+    ShareOfPlayback(f64),
+}
+
+/// What `ShareOfPlayback` assumes while no playhead has a piece due (nothing is then urgent,
+/// so the guess orders only work with slack): the fixed guess measured before the share.
+const NO_PLAYBACK_GUESS: f64 = 16.0 * 1024.0;
+
+impl UnmeasuredRate {
+    /// Bytes per second, given the deadline table's playback rate.
+    pub fn bytes_per_sec(self, playback: Option<f64>) -> f64 {
+        let rate = match self {
+            Self::Fixed(rate) => rate,
+            Self::ShareOfPlayback(share) => playback.map_or(NO_PLAYBACK_GUESS, |r| share * r),
+        };
+        rate.max(1.0)
     }
 }
 
@@ -157,11 +184,13 @@ impl DeadlineConfig {
         if self.max_requesters == 0 {
             return Err(bad("max_requesters", "0".into(), "at least 1"));
         }
-        if !(self.unmeasured_rate.is_finite() && self.unmeasured_rate > 0.0) {
+        let (UnmeasuredRate::Fixed(guess) | UnmeasuredRate::ShareOfPlayback(guess)) =
+            self.unmeasured_rate;
+        if !(guess.is_finite() && guess > 0.0) {
             return Err(bad(
                 "unmeasured_rate",
-                self.unmeasured_rate.to_string(),
-                "a positive number of bytes per second",
+                format!("{:?}", self.unmeasured_rate),
+                "a positive rate or share of the playback rate",
             ));
         }
         if self

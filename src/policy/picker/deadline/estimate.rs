@@ -9,6 +9,23 @@ use crate::policy::picker::PieceBook;
 use crate::policy::{PeerKey, PeerView, Time};
 use crate::proto::geometry::{BLOCK_LEN, BlockRef};
 
+/// What the estimates assume of a peer that has not been measured yet, resolved for one call
+/// (the rate guess may be a share of the deadline table's playback rate).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Assumed {
+    rate: f64,
+    rtt: Duration,
+}
+
+impl Assumed {
+    pub(super) fn new(config: &DeadlineConfig, playback: Option<f64>) -> Self {
+        Self {
+            rate: config.unmeasured_rate.bytes_per_sec(playback),
+            rtt: config.unmeasured_rtt,
+        }
+    }
+}
+
 /// What the picker remembers about one connection between calls.
 #[derive(Clone, Debug, Default)]
 pub(super) struct PeerLink {
@@ -44,13 +61,13 @@ impl PeerLink {
         }
     }
 
-    /// The rate used for estimates: the measured one, or the configured guess for a peer that
-    /// has not delivered anything yet.
-    pub(super) fn rate(&self, config: &DeadlineConfig) -> f64 {
+    /// The rate used for estimates: the measured one, or the guess for a peer that has not
+    /// delivered anything yet.
+    pub(super) fn rate(&self, assumed: &Assumed) -> f64 {
         if self.rate > 0.0 {
             self.rate
         } else {
-            config.unmeasured_rate.max(1.0)
+            assumed.rate
         }
     }
 
@@ -59,8 +76,8 @@ impl PeerLink {
         self.rate > 0.0
     }
 
-    pub(super) fn rtt(&self, config: &DeadlineConfig) -> f64 {
-        self.rtt.unwrap_or(config.unmeasured_rtt).as_secs_f64()
+    pub(super) fn rtt(&self, assumed: &Assumed) -> f64 {
+        self.rtt.unwrap_or(assumed.rtt).as_secs_f64()
     }
 
     /// The probe is over once its request is no longer in flight (arrived, voided).
@@ -124,12 +141,12 @@ impl PeerLink {
     pub(super) fn arrivals(
         &self,
         now: Time,
-        config: &DeadlineConfig,
+        assumed: &Assumed,
         ahead: f64,
         sent: impl Iterator<Item = (BlockRef, Time)>,
     ) -> Vec<(BlockRef, f64)> {
-        let rate = self.rate(config);
-        let rtt = self.rtt(config);
+        let rate = self.rate(assumed);
+        let rtt = self.rtt(assumed);
         let mut bytes = ahead;
         sent.map(|(block, sent)| {
             bytes += f64::from(block.len());
@@ -150,14 +167,14 @@ impl PeerLink {
     pub(super) fn late_requests(
         &self,
         now: Time,
-        config: &DeadlineConfig,
+        assumed: &Assumed,
         grace: f64,
         (ahead, ignored): (f64, f64),
         sent: impl Iterator<Item = (BlockRef, Time)>,
         deadline: impl Fn(BlockRef) -> Option<f64>,
     ) -> Vec<BlockRef> {
-        let rate = self.rate(config);
-        let rtt = self.rtt(config);
+        let rate = self.rate(assumed);
+        let rtt = self.rtt(assumed);
         let mut kept_bytes = ahead;
         let mut late = Vec::new();
         for (block, sent) in sent {
@@ -204,15 +221,15 @@ impl Pipe {
     pub(super) fn new(
         link: &PeerLink,
         now: Time,
-        config: &DeadlineConfig,
+        (config, assumed): (&DeadlineConfig, &Assumed),
         trusted: bool,
         queued: f64,
     ) -> Self {
         Self {
             at: now,
             now: now.as_secs_f64(),
-            rate: link.rate(config),
-            rtt: link.rtt(config),
+            rate: link.rate(assumed),
+            rtt: link.rtt(assumed),
             queued,
             margin: link.margin(config),
             promised: Vec::new(),

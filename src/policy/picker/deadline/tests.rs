@@ -274,7 +274,7 @@ fn settings_out_of_range_are_refused_with_their_name() {
 
 #[test]
 fn a_new_peer_is_trusted_with_blocks_due_soon_and_not_judged_late() {
-    // At 0.5 s piece 0 is due at 1 s: at the 16 KiB/s guess nothing would fit, so a seed
+    // At 0.5 s piece 0 is due at 1 s: at the guess (R/8, 4 KiB/s) nothing would fit, so a seed
     // that just unchoked us would leave it to the server.
     let unknown = |picker: &mut DeadlinePicker| {
         picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
@@ -517,9 +517,11 @@ fn at_the_start_a_new_peer_is_trusted_with_a_few_blocks_only() {
     // Nobody is measured yet. Trusted without a cap, an unknown peer would take every block
     // reachable in time; one that sends what it was asked for whatever we cancel (libtorrent)
     // then delivers most of them after the server covered their pieces.
+    // A guess of R/2 (16 KiB/s) leaves the later pieces room beside the opening blocks.
     let opening = |blocks: usize| {
         let (_, mut picker) = fixture(DeadlineConfig {
             opening_blocks: blocks,
+            unmeasured_rate: UnmeasuredRate::ShareOfPlayback(0.5),
             ..urgent_only()
         });
         picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
@@ -529,7 +531,7 @@ fn at_the_start_a_new_peer_is_trusted_with_a_few_blocks_only() {
     assert_eq!(uncapped.len(), 16, "{uncapped:?}");
     let capped = opening(2);
     assert_eq!(pieces_of(&capped[..2]), vec![0], "the most urgent first");
-    // Held to the 16 KiB/s guess instead, nothing fits piece 0 (due at 1 s less the margin).
+    // Held to the guess instead, nothing fits piece 0 (due at 1 s less the margin).
     let guess = opening(0);
     assert!(
         !guess.is_empty() && guess.iter().all(|b| b.piece().get() >= 1),
@@ -575,5 +577,37 @@ fn work_taken_back_for_an_urgent_block_is_not_asked_again_as_at_risk_work() {
     assert!(
         cancelled.iter().all(|b| !asked.contains(b)),
         "asked again at once: {asked:?}, taken back {cancelled:?}"
+    );
+}
+
+#[test]
+fn the_guess_for_an_unmeasured_peer_is_a_share_of_the_playback_rate() {
+    // One peer is measured, so a new one is held to the guess. The fixture's R is 32 KiB/s.
+    let asked_of_new_peer = |unmeasured_rate| {
+        let (_, mut picker) = fixture(DeadlineConfig {
+            unmeasured_rate,
+            ..urgent_only()
+        });
+        picker.on_peer_bitfield(PeerKey(2), &Bitfield::empty(8));
+        let _ = picker.next_requests(Duration::ZERO, &view(2, FAST, 10), 4);
+        picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+        picker
+            .next_requests(Duration::ZERO, &view(1, 0.0, 10), 16)
+            .len()
+    };
+    let half = asked_of_new_peer(UnmeasuredRate::ShareOfPlayback(0.5));
+    assert_eq!(
+        half,
+        asked_of_new_peer(UnmeasuredRate::Fixed(16.0 * 1024.0))
+    );
+    let eighth = asked_of_new_peer(UnmeasuredRate::ShareOfPlayback(0.125));
+    assert!(
+        0 < eighth && eighth < half,
+        "R/8: {eighth} blocks, R/2: {half}"
+    );
+    assert_eq!(
+        UnmeasuredRate::ShareOfPlayback(0.125).bytes_per_sec(None),
+        16.0 * 1024.0,
+        "no playhead: the fixed guess"
     );
 }
