@@ -11,7 +11,7 @@ use btvod::policy::picker::{
 use btvod::policy::vod::{Schedule, VodParams};
 use btvod::policy::{PeerKey, PeerView};
 use btvod::proto::bitfield::Bitfield;
-use btvod::proto::geometry::{BLOCK_LEN, Geometry};
+use btvod::proto::geometry::{BLOCK_LEN, BlockRef, Geometry};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -75,6 +75,19 @@ fn build(g: &Geometry, rarest: bool, fields: &[Bitfield]) -> Box<dyn Picker> {
     picker
 }
 
+/// The blocks asked for arrive at once, and completed pieces pass their hash check.
+fn deliver(picker: &mut dyn Picker, now: Duration, key: PeerKey, blocks: &[BlockRef]) {
+    for &b in blocks {
+        if let BlockOutcome::New {
+            piece_complete: true,
+        } = picker.on_block(now, key, b)
+        {
+            picker.on_piece_verified(b.piece());
+        }
+    }
+    black_box(picker.cancellations());
+}
+
 /// A picker in steady state, kept across samples so its one-second setup is paid once.
 struct Steady {
     rarest: bool,
@@ -101,15 +114,7 @@ impl Steady {
             self.round += 1;
             let start = Instant::now();
             let blocks = self.picker.next_requests(now, &PeerView::new(key), SLOTS);
-            for &b in &blocks {
-                if let BlockOutcome::New {
-                    piece_complete: true,
-                } = self.picker.on_block(now, key, b)
-                {
-                    self.picker.on_piece_verified(b.piece());
-                }
-            }
-            black_box(self.picker.cancellations());
+            deliver(self.picker.as_mut(), now, key, &blocks);
             total += start.elapsed();
             if blocks.is_empty() && self.picker.book().is_endgame() {
                 self.picker = build(&geometry(), self.rarest, fields);
@@ -194,15 +199,7 @@ impl DeadlineSteady {
             self.round += 1;
             let start = Instant::now();
             let blocks = self.picker.next_requests(now, &crowd_view(key), SLOTS);
-            for &b in &blocks {
-                if let BlockOutcome::New {
-                    piece_complete: true,
-                } = self.picker.on_block(now, key, b)
-                {
-                    self.picker.on_piece_verified(b.piece());
-                }
-            }
-            black_box(self.picker.cancellations());
+            deliver(&mut self.picker, now, key, &blocks);
             total += start.elapsed();
             if blocks.is_empty() && self.picker.book().is_endgame() {
                 *self = Self::new(g, schedule, fields);
