@@ -520,7 +520,7 @@ fn a_peer_sends_at_its_new_rate_from_each_rate_step() {
 }
 
 #[test]
-fn a_cancel_stops_the_block_a_btvod_peer_is_paying_for() {
+fn a_cancel_stops_the_block_a_btvod_peer_is_pacing() {
     // One peer at a third of R: the server covers most pieces while the peer still paces a
     // block of them. A btvod uploader drops that block when the CANCEL comes; libtorrent
     // (`ignoring_cancel`) sends it, and whatever it has queued, anyway.

@@ -387,10 +387,14 @@ impl Picker for DeadlinePicker {
         let mut out = Vec::with_capacity(slots);
         let queued = self.queued(key);
         let mut pipe = match self.links.get(&key) {
-            Some(link) => {
-                let settings = (&self.config, &self.assumed());
-                Pipe::new(link, now, settings, self.trusts(link), queued)
-            }
+            Some(link) => Pipe::new(
+                link,
+                now,
+                &self.config,
+                &self.assumed(),
+                self.trusts(link),
+                queued,
+            ),
             None => return out,
         };
         let window = self.window(now);

@@ -13,8 +13,8 @@ pub struct DeadlineTable {
     due: Vec<Option<Due>>,
     /// The pieces that have a due time, by (time, index).
     order: Vec<(Time, u32)>,
-    /// The fastest playhead's R, bytes per second (0: no playhead with a piece due).
-    rate: u64,
+    /// The fastest playhead's R, bytes per second (`None`: no playhead with a piece due).
+    rate: Option<u64>,
 }
 
 impl DeadlineTable {
@@ -23,7 +23,7 @@ impl DeadlineTable {
         Self {
             due: vec![None; pieces as usize],
             order: Vec::new(),
-            rate: 0,
+            rate: None,
         }
     }
 
@@ -55,7 +55,7 @@ impl DeadlineTable {
                     *slot = Due::earliest(*slot, due);
                 }
             }
-            table.rate = table.rate.max(head.rate());
+            table.rate = table.rate.max(Some(head.rate()));
         }
         table.order = table
             .due
@@ -98,7 +98,7 @@ impl DeadlineTable {
     /// The playback rate the deadlines advance at, bytes per second: the fastest playhead's
     /// (`None` while no playhead has a piece due).
     pub fn rate(&self) -> Option<f64> {
-        (self.rate > 0).then_some(self.rate as f64)
+        self.rate.map(|r| r as f64)
     }
 
     /// How many pieces of the order are due at or before `t`.

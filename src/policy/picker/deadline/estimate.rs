@@ -221,7 +221,8 @@ impl Pipe {
     pub(super) fn new(
         link: &PeerLink,
         now: Time,
-        (config, assumed): (&DeadlineConfig, &Assumed),
+        config: &DeadlineConfig,
+        assumed: &Assumed,
         trusted: bool,
         queued: f64,
     ) -> Self {
