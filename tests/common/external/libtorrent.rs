@@ -270,10 +270,17 @@ impl LibtorrentPeer {
         });
         match outcome {
             Some(Ok(found)) => Ok(found),
-            Some(Err(why)) => Err(format!(
-                "libtorrent peer did not {what}: {why}\n{}",
-                self.report()
-            )),
+            Some(Err(why)) => {
+                // Its exit status tells a crash (128 + signal) from a clean exit.
+                let status = self.process.wait_exit(Duration::from_secs(2)).map_or_else(
+                    |_| "still running".to_string(),
+                    |status| status.to_string(),
+                );
+                Err(format!(
+                    "libtorrent peer did not {what}: {why} ({status})\n{}",
+                    self.report()
+                ))
+            }
             None => Err(format!(
                 "libtorrent peer did not {what} within {timeout:?}\n{}",
                 self.report()
