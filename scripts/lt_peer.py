@@ -4,8 +4,9 @@
 Run with /usr/bin/python3 (Debian's python3-libtorrent imports only there). Prints one JSON
 object per line on stdout: {"event":"listening","port":N} first, then "status" about once a
 second, "tracker_reply"/"tracker_error" as announces come back, and "complete" once every
-piece is present. Fatal errors go to stderr as {"event":"error","message":...} with a non-zero
-exit. SIGTERM and SIGINT stop it cleanly (exit 0).
+piece is present, verified and written to disk. Fatal errors go to stderr as
+{"event":"error","message":...} with a non-zero exit. SIGTERM and SIGINT stop it cleanly
+(exit 0).
 
 Exit codes: 0 done or stopped, 1 error, 2 bad arguments, 3 --max-seconds ran out before
 --exit-when-complete was satisfied.
@@ -14,6 +15,7 @@ Exit codes: 0 done or stopped, 1 error, 2 bad arguments, 3 --max-seconds ran out
 import argparse
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -120,9 +122,31 @@ def loopback_settings(listen_port, upload_limit, download_limit=0, host="127.0.0
         "upload_rate_limit": upload_limit,
         "download_rate_limit": download_limit,
         "rate_limit_ip_overhead": False,
+        # storage: cache_flushed_alert, which "complete" waits for.
         "alert_mask": lt.alert_category.error | lt.alert_category.status
-        | lt.alert_category.tracker,
+        | lt.alert_category.tracker | lt.alert_category.storage,
     }
+
+
+# Read ends of the pipes libtorrent writes to when alerts are waiting, by session.
+_ALERT_PIPES = {}
+
+
+def wait_for_alerts(ses, timeout_s):
+    """Returns once the session has alerts to pop, or after timeout_s seconds.
+
+    Not ses.wait_for_alert(): in libtorrent 2.0 it returns a pointer into the alert queue that
+    libtorrent's own threads are still filling, which moves when the queue grows, and the
+    binding then reads it. Under load that crashed the process now and then (SIGSEGV in the
+    binding's wrapper of the alert it returns; libtorrent issue #5018). The queue's notify pipe
+    (set_alert_fd) wakes us as promptly without touching the queue."""
+    fd = _ALERT_PIPES[id(ses)]
+    ready, _, _ = select.select([fd], [], [], max(0.0, timeout_s))
+    if ready:
+        try:
+            os.read(fd, 4096)
+        except BlockingIOError:
+            pass
 
 
 def start_session(settings, plugins=True):
@@ -136,6 +160,11 @@ def start_session(settings, plugins=True):
     everyone.add_rule("0.0.0.0", "255.255.255.255", global_class)
     everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", global_class)
     ses.set_peer_class_filter(everyone)
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    ses.set_alert_fd(write_end)
+    _ALERT_PIPES[id(ses)] = read_end
     return ses
 
 
@@ -184,7 +213,7 @@ def wait_listening(ses, deadline):
         port = ses.listen_port()
         if port:
             return port
-        ses.wait_for_alert(100)
+        wait_for_alerts(ses, 0.1)
         for alert in ses.pop_alerts():
             if isinstance(alert, lt.listen_failed_alert):
                 fail(f"cannot listen on 127.0.0.1: {alert.message()}")
@@ -245,6 +274,10 @@ def main():
         handle.connect_peer((host, port))
 
     completed = False
+    # libtorrent reports a torrent finished once every piece is verified, which may be before
+    # its disk thread has written them: "complete" waits for the flush it then asks for.
+    flushing = False
+    flushed = False
     next_status = 0.0
     next_dht_announce = 0.0
     first_piece = False
@@ -264,10 +297,12 @@ def main():
             # libtorrent announces every 15 min on its own; a test cannot wait for that.
             handle.force_dht_announce()
             next_dht_announce = now + 2.0
-        ses.wait_for_alert(100)
+        wait_for_alerts(ses, 0.1)
         for alert in ses.pop_alerts():
             if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
                 fail(alert.message())
+            elif isinstance(alert, lt.cache_flushed_alert) and flushing:
+                flushed = True
             elif isinstance(alert, lt.metadata_received_alert):
                 emit("metadata", seconds=round(time.monotonic() - started, 3))
             elif isinstance(alert, lt.piece_finished_alert) and not first_piece:
@@ -286,7 +321,10 @@ def main():
         if now >= next_status:
             status_event(handle.status(lt.status_flags_t.query_pieces))
             next_status = now + STATUS_PERIOD_S
-        if not completed and s.has_metadata and (s.is_seeding or s.is_finished):
+        if not flushing and s.has_metadata and (s.is_seeding or s.is_finished):
+            flushing = True
+            handle.flush_cache()
+        if flushed and not completed:
             completed = True
             status_event(handle.status(lt.status_flags_t.query_pieces))
             emit("complete")

@@ -98,7 +98,7 @@ HTTP_ATTEMPTS = 4
 # The JSON-lines protocol and argument helpers are lt_peer.py's (same directory).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lt_peer import (  # noqa: E402
-    emit, fail, host_port, loopback_settings, start_session, wait_listening)
+    emit, fail, host_port, loopback_settings, start_session, wait_for_alerts, wait_listening)
 
 
 def parse_args():
@@ -174,7 +174,7 @@ def wait_checked(ses, handle, deadline):
                 return
         if handle.status().state not in checking:
             return
-        ses.wait_for_alert(20)
+        wait_for_alerts(ses, 0.02)
     fail("libtorrent did not finish checking the save path within 120 s")
 
 
@@ -586,7 +586,7 @@ class Viewer:
         deadline = time.monotonic() + 2.0
         self.waste = {}
         while not self.waste and time.monotonic() < deadline:
-            self.ses.wait_for_alert(100)
+            wait_for_alerts(self.ses, 0.1)
             self.pump_alerts()
 
 
@@ -715,7 +715,7 @@ def main():
             wait = MAX_POLL_S
             if report is None and viewer.cursor <= movie.last:
                 wait = min(wait, max(0.0, movie.deadline(viewer.cursor) - viewer.now()))
-            ses.wait_for_alert(max(1, int(wait * 1000)))
+            wait_for_alerts(ses, wait)
         if report is None:
             # Stopped by a signal before the movie was complete: still say where it stood.
             report = write_report(viewer, args.report)
