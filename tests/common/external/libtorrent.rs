@@ -272,10 +272,10 @@ impl LibtorrentPeer {
             Some(Ok(found)) => Ok(found),
             Some(Err(why)) => {
                 // Its exit status tells a crash (128 + signal) from a clean exit.
-                let status = self.process.wait_exit(Duration::from_secs(2)).map_or_else(
-                    |_| "still running".to_string(),
-                    |status| status.to_string(),
-                );
+                let status = self
+                    .process
+                    .wait_exit(Duration::from_secs(2))
+                    .map_or_else(|_| "still running".to_string(), |status| status.to_string());
                 Err(format!(
                     "libtorrent peer did not {what}: {why} ({status})\n{}",
                     self.report()
