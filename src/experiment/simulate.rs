@@ -313,11 +313,14 @@ impl Crowd {
         life: usize,
         arrive: Duration,
     ) -> Vec<SimPeer> {
-        let meet = spell.0.max(arrive);
+        let meet = self.first_unchoke(m, spell.0, arrive);
         let end = spell.1.unwrap_or(self.horizon);
+        if meet >= end {
+            return Vec::new();
+        }
         match self.turns(m, me, meet, end) {
             None => self
-                .peer_seen_at(m, spell, life, arrive, None)
+                .peer_seen_at(m, (meet, spell.1), life, arrive, None)
                 .into_iter()
                 .collect(),
             Some(turns) => turns
@@ -327,6 +330,24 @@ impl Crowd {
                 })
                 .collect(),
         }
+    }
+
+    /// When member `m`, online since `since`, first uploads to a viewer arriving at `arrive`:
+    /// at once, unless it was there first with more members to help than it has slots; then
+    /// at its next choking round (a real choker does not hand a busy slot to a newcomer
+    /// between rounds).
+    fn first_unchoke(&self, m: usize, since: Duration, arrive: Duration) -> Duration {
+        let helped = &self.courses[m].helped;
+        let busy = helped
+            .iter()
+            .take_while(|h| h.0 <= arrive)
+            .last()
+            .is_some_and(|h| h.1 as f64 > UNCHOKE_SLOTS);
+        if arrive <= since || !busy {
+            return arrive.max(since);
+        }
+        let rounds = (arrive - since).as_secs_f64() / UNCHOKE_ROUND.as_secs_f64();
+        since + UNCHOKE_ROUND.mul_f64(rounds.ceil())
     }
 
     /// The rounds between `meet` and `end` in which member `m` unchokes viewer `me`, with the

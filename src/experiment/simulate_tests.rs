@@ -98,6 +98,30 @@ fn a_partial_peer_that_starts_over_meets_the_viewer_as_each_of_its_lives() {
 }
 
 #[test]
+fn a_busy_member_there_first_unchokes_a_newcomer_at_its_next_round() {
+    // Eight partial peers, capped at 1 KiB/s, still download when the viewer comes at 15 s:
+    // the seed (online since 0) helps nine members with five slots and rechokes every 10 s.
+    let text = WORLD
+        .replace("count = 2\n        have = 0.5", "count = 8\n        have = 0.5")
+        .replace(
+            "leave_after = 10\n        rejoin_after = 30",
+            "download = \"1KiB\"",
+        );
+    let s = scenario(&text);
+    let meta = meta();
+    let crowd = Crowd::new(&s, &meta).unwrap();
+    let view = crowd.viewer_view(&s, &meta, 0, 0, 1).unwrap();
+    let seed = view
+        .peers
+        .iter()
+        .find(|p| p.holding == Holding::All)
+        .unwrap();
+    assert_eq!(seed.arrive, Duration::from_secs(5), "its round at 20 s");
+    // The partial peers' upload leaves it most of the seed's once it is unchoked.
+    assert!(seed.upload_rate > 60.0 * 1024.0, "{}", seed.upload_rate);
+}
+
+#[test]
 fn a_member_helping_more_than_its_slots_unchokes_the_viewer_in_turns() {
     // Twelve viewers at once: the seed helps twelve members with five slots.
     let text = WORLD.replace("count = 1\n        rate", "count = 12\n        rate");

@@ -102,6 +102,8 @@ pub(super) struct Course {
     pub rebirths: Vec<Duration>,
     /// The upload it gives each member it helps, from each time on (while online).
     pub share: Vec<(Duration, f64)>,
+    /// How many members it helps, from each time on (while online).
+    pub helped: Vec<(Duration, usize)>,
 }
 
 /// Where each member is: how many of its wanted pieces it holds, bytes into the next.
@@ -148,6 +150,10 @@ pub(super) fn run(members: &[Member], geometry: &Geometry, horizon: Duration) ->
                 .is_none_or(|&(_, last)| (s - last).abs() > SHARE_CHANGE * last);
             if online[i] && s > 0.0 && changed {
                 course.share.push((t, s));
+            }
+            let h = step.helped[i];
+            if online[i] && course.helped.last().is_none_or(|&(_, last)| last != h) {
+                course.helped.push((t, h));
             }
         }
         for i in (0..members.len()).filter(|&i| downloading[i]) {
@@ -238,6 +244,8 @@ struct Step {
     offered: Vec<f64>,
     from_viewers: Vec<f64>,
     reach: Reach,
+    /// How many members each online member helps.
+    helped: Vec<usize>,
 }
 
 impl Step {
@@ -296,6 +304,7 @@ impl Step {
             offered,
             from_viewers,
             reach,
+            helped,
         }
     }
 }
