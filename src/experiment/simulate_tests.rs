@@ -102,7 +102,10 @@ fn a_busy_member_there_first_unchokes_a_newcomer_at_its_next_round() {
     // Eight partial peers, capped at 1 KiB/s, still download when the viewer comes at 15 s:
     // the seed (online since 0) helps nine members with five slots and rechokes every 10 s.
     let text = WORLD
-        .replace("count = 2\n        have = 0.5", "count = 8\n        have = 0.5")
+        .replace(
+            "count = 2\n        have = 0.5",
+            "count = 8\n        have = 0.5",
+        )
         .replace(
             "leave_after = 10\n        rejoin_after = 30",
             "download = \"1KiB\"",
