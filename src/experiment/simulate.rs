@@ -2,8 +2,10 @@
 //! every other member (world peer spell or viewer) becomes a simulated peer holding the pieces
 //! the world draws for it and those the fluid model (`swarm_model.rs`) says it gains, online
 //! in the same spells, behind its class's link, and giving this viewer the share of its upload
-//! the model says. What the model leaves out (choking, which pieces a member can offer whom)
-//! is why its numbers are calibrated against real worlds (BENCHMARKS.md "Scale").
+//! the model says, in choking rounds where a real choker would use them (turns among more
+//! members than slots, a newcomer's wait for a busy member's next round). What the model
+//! leaves out (connection caps, who wins a slot, which pieces a member can offer whom) is why
+//! its numbers are calibrated against real worlds (BENCHMARKS.md "Scale").
 
 use std::time::Duration;
 
