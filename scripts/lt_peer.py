@@ -65,6 +65,8 @@ def parse_args():
                    metavar="HOST:PORT", help="peer to dial (repeatable)")
     p.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = unlimited")
     p.add_argument("--download-limit", type=int, default=0, help="bytes/s, 0 = unlimited")
+    p.add_argument("--max-connections", type=int, default=0,
+                   help="connections kept at most, 0 = libtorrent's default (200)")
     p.add_argument("--seed-mode", action="store_true",
                    help="content is complete: fail if libtorrent's check finds pieces missing")
     p.add_argument("--sequential", action="store_true", help="download pieces in order")
@@ -94,8 +96,8 @@ def parse_args():
         p.error("--listen-port must be 0..65535")
     if args.magnet and (args.seed_mode or args.deadlines_after is not None):
         p.error("--magnet cannot be used with --seed-mode or --deadlines-after")
-    if args.upload_limit < 0 or args.download_limit < 0 or args.max_seconds < 0:
-        p.error("limits and --max-seconds must not be negative")
+    if min(args.upload_limit, args.download_limit, args.max_seconds, args.max_connections) < 0:
+        p.error("limits, --max-seconds and --max-connections must not be negative")
     return args
 
 
@@ -171,6 +173,8 @@ def start_session(settings, plugins=True):
 def make_session(args):
     settings = loopback_settings(args.listen_port, args.upload_limit, args.download_limit,
                                  args.listen_host)
+    if args.max_connections:
+        settings["connections_limit"] = args.max_connections
     if args.dht_bootstrap:
         host, port = args.dht_bootstrap
         # A DHT of loopback nodes: libtorrent's address restrictions would refuse every one.

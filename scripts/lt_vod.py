@@ -122,6 +122,8 @@ def parse_args():
                    help="announce here instead of the torrent's trackers (repeatable)")
     p.add_argument("--listen-port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any)")
     p.add_argument("--upload-limit", type=int, default=0, help="bytes/s, 0 = unlimited")
+    p.add_argument("--max-connections", type=int, default=0,
+                   help="connections kept at most, 0 = libtorrent's default (200)")
     p.add_argument("--request-queue-time", type=int, default=None, metavar="S",
                    help="libtorrent's request_queue_time: seconds of download kept requested "
                         "from each peer (libtorrent's default, 3, when not given)")
@@ -138,8 +140,8 @@ def parse_args():
         p.error("--listen-port must be 0..65535")
     if args.request_queue_time is not None and not args.request_queue_time > 0:
         p.error("--request-queue-time must be more than 0")
-    if args.upload_limit < 0 or args.max_seconds < 0:
-        p.error("--upload-limit and --max-seconds must not be negative")
+    if min(args.upload_limit, args.max_seconds, args.max_connections) < 0:
+        p.error("--upload-limit, --max-seconds and --max-connections must not be negative")
     scheme = urllib.parse.urlsplit(args.server).scheme
     if scheme not in ("http", "file"):
         p.error(f"--server must be an http:// or file: URL, got {args.server!r}")
@@ -148,6 +150,8 @@ def parse_args():
 
 def make_session(args):
     settings = loopback_settings(args.listen_port, args.upload_limit)
+    if args.max_connections:
+        settings["connections_limit"] = args.max_connections
     settings.update({
         # libtorrent's housekeeping tick (500 ms by default) also paces new connections and
         # time-critical requests, and deadlines can be fractions of a second apart: tick faster.

@@ -141,6 +141,44 @@ fn a_rate_limited_libtorrent_seed_holds_its_limit_on_loopback() {
     world.assert_downloaded(&world.leech_dir);
 }
 
+/// The most peers a slow libtorrent seed reports connected while two leechers dial it.
+fn most_peers_of_a_seed_dialled_by_two(max_connections: Option<u32>) -> u32 {
+    let world = World::new(MIB, 4);
+    let (torrent, _) = make_torrent_with_libtorrent(&world.content_path(), PIECE_LEN, &[]);
+    let seed = LibtorrentPeer::start(
+        &torrent,
+        &world.seed_dir,
+        &LtOptions {
+            // 1 MiB at 64 KiB/s: both leechers still want it throughout the test.
+            upload_limit: 64 * 1024,
+            max_connections,
+            ..LtOptions::seed()
+        },
+    );
+    let leechers: Vec<_> = (0..2)
+        .map(|i| {
+            let dir = world.leech_dir.join(i.to_string());
+            fs::create_dir_all(&dir).expect("leech dir");
+            LibtorrentPeer::start(&torrent, &dir, &LtOptions::download_from(seed.addr()))
+        })
+        .collect();
+    let mut most = 0;
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        most = most.max(seed.last_status().map_or(0, |s| s.peers));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(leechers);
+    most
+}
+
+#[test]
+fn a_libtorrent_peer_keeps_to_its_connection_cap() {
+    // The scenario key `max_peers` reaches a libtorrent world peer as --max-connections.
+    assert_eq!(most_peers_of_a_seed_dialled_by_two(None), 2);
+    assert_eq!(most_peers_of_a_seed_dialled_by_two(Some(1)), 1);
+}
+
 #[test]
 fn transmission_downloads_from_a_libtorrent_seed_that_dials_it() {
     let world = World::new(2 * MIB, 3);

@@ -135,6 +135,14 @@ fn bad_scenarios_are_refused_with_the_key_named() {
         ),
         (format!("{base}[[peers]]\nname = \"a/b\"\n"), "name"),
         (
+            format!("{base}[[peers]]\nname = \"p\"\nmax_peers = 0\n"),
+            "max_peers",
+        ),
+        (
+            format!("{base}[[viewers]]\nrate = 60\ndelay = 6\nprefetch = 2\nmax_peers = -3\n"),
+            "max_peers",
+        ),
+        (
             format!("{base}[[viewers]]\nrate = 60\ndelay = 2\nprefetch = 3\n"),
             "prefetch",
         ),
@@ -167,6 +175,23 @@ fn bad_scenarios_are_refused_with_the_key_named() {
     let p = &ok.peers[0];
     assert_eq!(p.limits.upload, 64 * 1024, "a bare rate is KiB/s");
     assert_eq!(p.limits.download, 0, "no download cap by default");
+    assert_eq!(
+        p.limits.max_peers, None,
+        "the client's own connection cap by default"
+    );
+    assert_eq!(p.limits.connections(50), 50);
+    let capped = scenario(&format!(
+        "{base}[[peers]]\nname = \"p\"\nmax_peers = 12\n[[viewers]]\nrate = 60\ndelay = 6\n\
+         prefetch = 2\nmax_peers = 80\n"
+    ));
+    let (peer, viewer) = (capped.peers[0].limits, capped.viewers[0].limits);
+    assert_eq!(peer.max_peers, Some(12));
+    assert_eq!(peer.connections(50), 12, "the class's cap when lower");
+    assert_eq!(
+        viewer.connections(27),
+        27,
+        "never above what the process allows each member"
+    );
     let fractions: Vec<f64> = (0..5).map(|i| p.fraction_for(i)).collect();
     assert!((fractions[0] - 0.2).abs() < 1e-9 && (fractions[4] - 0.6).abs() < 1e-9);
     assert!(

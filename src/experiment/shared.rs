@@ -119,7 +119,7 @@ impl WorldShared {
         SessionOptions {
             listen: SocketAddr::new(self.bind, 0),
             torrent: TorrentConfig {
-                max_peers: self.max_peers,
+                max_peers: limits.connections(self.max_peers),
                 upload_limit: limits.upload,
                 download_limit: limits.download,
                 // Peers told of each other would connect around the world's relays.

@@ -111,6 +111,7 @@ impl LtPeer {
             .arg(save_path)
             .args(["--upload-limit", &limits.upload.to_string()])
             .args(["--download-limit", &limits.download.to_string()])
+            .args(max_connections_args(limits))
             .args(["--listen-port", &listen.port().to_string()])
             .args(["--listen-host", &listen.ip().to_string()])
             .arg("--stop-on-eof")
@@ -227,4 +228,12 @@ async fn last_line(stderr: tokio::process::ChildStderr) -> String {
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), read_all).await;
     last
+}
+
+/// `--max-connections N` when the class caps its connections (else libtorrent's default).
+pub(crate) fn max_connections_args(limits: Limits) -> Vec<String> {
+    limits
+        .max_peers
+        .map(|n| vec!["--max-connections".to_string(), n.to_string()])
+        .unwrap_or_default()
 }

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 mod lt_peer;
 
 pub(crate) use self::lt_peer::LtPeer;
+pub(crate) use self::lt_peer::max_connections_args;
 pub use self::lt_peer::{LtPeerError, LtProgram};
 use crate::engine::session::Session;
 use crate::engine::torrent::TorrentStats;

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::viewer_job::ViewerJob;
 use super::{Sample, ViewerOutcome};
 use crate::experiment::error::ViewerError;
+use crate::experiment::member::max_connections_args;
 
 impl ViewerJob {
     pub(super) async fn play_libtorrent(
@@ -94,6 +95,7 @@ impl ViewerJob {
             .args(["--mode", if deadline { "deadline" } else { "sequential" }])
             .args(["--tracker", world.tracker_url()])
             .args(["--upload-limit", &c.limits.upload.to_string()])
+            .args(max_connections_args(c.limits))
             .args(["--max-seconds", &max_s.as_secs().to_string()])
             .arg("--report")
             .arg(report)

@@ -33,6 +33,8 @@
 //! rejoin_after = 10              # ...and come back (with what it had) after this many offline
 //! reincarnate = true             # after completing, linger, then restart with a fresh partial set
 //! linger = 5                     # seconds a completed peer seeds before it reincarnates
+//! max_peers = 50                 # optional: connections each peer keeps at most (default:
+//!                                #   its client's, btvod 50, libtorrent 200)
 //!
 //! [[viewers]]                    # VoD viewers run by the world (repeat for each class)
 //! name = "viewer"
@@ -48,6 +50,7 @@
 //! download = "unlimited"
 //! stay = 10                      # optional: seconds to keep seeding after the movie is
 //!                                #   complete; default: until the world stops
+//! max_peers = 50                 # optional, as for [[peers]]
 //! ```
 //!
 //! `draw = "stripe"` gives peer i of a class the contiguous run of pieces starting at i/count of
@@ -184,14 +187,24 @@ impl PeerClass {
     }
 }
 
-/// Upload and download caps in bytes per second (0 = unlimited).
+/// Upload and download caps in bytes per second (0 = unlimited), and the connection cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Limits {
     pub upload: u64,
     pub download: u64,
+    /// Connections each member keeps at most (`None`: its client's default; a world too big
+    /// for the open-files limit may hold a btvod member to fewer).
+    pub max_peers: Option<u32>,
 }
 
 impl Limits {
+    /// Connections a btvod member keeps at most, given the most the world's process allows
+    /// each member (the open-files rule): the class's cap if it is lower.
+    pub fn connections(&self, process_cap: usize) -> usize {
+        self.max_peers
+            .map_or(process_cap, |cap| process_cap.min(cap as usize))
+    }
+
     /// The upload cap in bytes per second, `None` when unlimited.
     pub fn upload_rate(&self) -> Option<f64> {
         (self.upload > 0).then_some(self.upload as f64)

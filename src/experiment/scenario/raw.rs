@@ -88,6 +88,7 @@ struct RawPeerClass {
     #[serde(default)]
     reincarnate: bool,
     linger: Option<f64>,
+    max_peers: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -118,6 +119,7 @@ struct RawViewerClass {
     upload: Option<Amount>,
     download: Option<Amount>,
     stay: Option<f64>,
+    max_peers: Option<u32>,
 }
 
 fn default_viewer_name() -> String {
@@ -353,6 +355,19 @@ impl RawContent {
     }
 }
 
+/// Most connections a client is asked to keep (libtorrent's default is 200).
+const MAX_CONNECTIONS: u32 = 10_000;
+
+fn connections(at: &str, max_peers: Option<u32>) -> Check<Option<u32>> {
+    match max_peers {
+        Some(n) if n == 0 || n > MAX_CONNECTIONS => bad(
+            at,
+            format!("{n}: a member keeps 1 to {MAX_CONNECTIONS} connections"),
+        ),
+        other => Ok(other),
+    }
+}
+
 fn arrival(at: &str, arrive: f64, spread: f64) -> Check<Arrival> {
     Ok(Arrival {
         at: seconds(&format!("{at}.arrive"), arrive)?,
@@ -419,6 +434,7 @@ impl RawPeerClass {
             limits: Limits {
                 upload: rate(&format!("{at}.upload"), self.upload.as_ref())?,
                 download: rate(&format!("{at}.download"), self.download.as_ref())?,
+                max_peers: connections(&format!("{at}.max_peers"), self.max_peers)?,
             },
             arrival: arrival(at, self.arrive, self.arrive_spread)?,
             leave_after,
@@ -466,6 +482,7 @@ impl RawViewerClass {
             limits: Limits {
                 upload: rate(&format!("{at}.upload"), self.upload.as_ref())?,
                 download: rate(&format!("{at}.download"), self.download.as_ref())?,
+                max_peers: connections(&format!("{at}.max_peers"), self.max_peers)?,
             },
             stay: self
                 .stay

@@ -42,6 +42,8 @@ pub struct LtOptions {
     pub transport: Option<&'static str>,
     /// Local service discovery (BEP 14) on.
     pub lsd: bool,
+    /// libtorrent's `connections_limit`; its default (200) when None.
+    pub max_connections: Option<u32>,
 }
 
 impl LtOptions {
@@ -113,6 +115,9 @@ impl LtOptions {
         }
         if let Some(transport) = self.transport {
             args.extend(["--transport".into(), transport.into()]);
+        }
+        if let Some(n) = self.max_connections {
+            args.extend(["--max-connections".into(), n.to_string()]);
         }
         args
     }
