@@ -101,11 +101,12 @@ def parse_args():
     return args
 
 
-def loopback_settings(listen_port, upload_limit, download_limit=0, host="127.0.0.1"):
+def loopback_settings(listen_port, upload_limit, download_limit=0, host="127.0.0.1",
+                      max_connections=0):
     """Settings for a libtorrent peer that talks only to peers on the loopback (shared with
-    lt_vod.py)."""
+    lt_vod.py); max_connections 0 keeps libtorrent's connection limit."""
     shown = f"[{host}]" if ":" in host else host
-    return {
+    settings = {
         "listen_interfaces": f"{shown}:{listen_port}",
         # A port asked for by number must be that port, not a silent substitute.
         "listen_system_port_fallback": listen_port == 0,
@@ -128,6 +129,9 @@ def loopback_settings(listen_port, upload_limit, download_limit=0, host="127.0.0
         "alert_mask": lt.alert_category.error | lt.alert_category.status
         | lt.alert_category.tracker | lt.alert_category.storage,
     }
+    if max_connections:
+        settings["connections_limit"] = max_connections
+    return settings
 
 
 # Read ends of the pipes libtorrent writes to when alerts are waiting, by session.
@@ -172,9 +176,7 @@ def start_session(settings, plugins=True):
 
 def make_session(args):
     settings = loopback_settings(args.listen_port, args.upload_limit, args.download_limit,
-                                 args.listen_host)
-    if args.max_connections:
-        settings["connections_limit"] = args.max_connections
+                                 args.listen_host, args.max_connections)
     if args.dht_bootstrap:
         host, port = args.dht_bootstrap
         # A DHT of loopback nodes: libtorrent's address restrictions would refuse every one.

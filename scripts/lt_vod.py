@@ -149,9 +149,8 @@ def parse_args():
 
 
 def make_session(args):
-    settings = loopback_settings(args.listen_port, args.upload_limit)
-    if args.max_connections:
-        settings["connections_limit"] = args.max_connections
+    settings = loopback_settings(args.listen_port, args.upload_limit,
+                                 max_connections=args.max_connections)
     settings.update({
         # libtorrent's housekeeping tick (500 ms by default) also paces new connections and
         # time-critical requests, and deadlines can be fractions of a second apart: tick faster.

@@ -339,13 +339,9 @@ impl Crowd {
     /// at its next choking round (a real choker does not hand a busy slot to a newcomer
     /// between rounds).
     fn first_unchoke(&self, m: usize, since: Duration, arrive: Duration) -> Duration {
-        let helped = &self.courses[m].helped;
-        let busy = helped
-            .iter()
-            .take_while(|h| h.0 <= arrive)
-            .last()
-            .is_some_and(|h| h.1 as f64 > UNCHOKE_SLOTS);
-        if arrive <= since || !busy {
+        let busy =
+            || last_at(&self.courses[m].helped, arrive).is_some_and(|h| h as f64 > UNCHOKE_SLOTS);
+        if arrive <= since || !busy() {
             return arrive.max(since);
         }
         let rounds = (arrive - since).as_secs_f64() / UNCHOKE_ROUND.as_secs_f64();
@@ -459,12 +455,13 @@ const UNCHOKE_ROUND: Duration = Duration::from_secs(10);
 
 /// A member's share at `t`: the last one set by then, else its first.
 fn share_at(share: &[(Duration, f64)], t: Duration) -> Option<f64> {
-    share
-        .iter()
-        .take_while(|s| s.0 <= t)
-        .last()
-        .or(share.first())
-        .map(|s| s.1)
+    last_at(share, t).or(share.first().map(|s| s.1))
+}
+
+/// The last value of a series (by time) set at or before `t`.
+fn last_at<T: Copy>(series: &[(Duration, T)], t: Duration) -> Option<T> {
+    let after = series.partition_point(|s| s.0 <= t);
+    after.checked_sub(1).map(|i| series[i].1)
 }
 
 /// The class's deadlines for its movie.

@@ -358,7 +358,7 @@ impl RawContent {
 /// Most connections a client is asked to keep (libtorrent's default is 200).
 const MAX_CONNECTIONS: u32 = 10_000;
 
-fn connections(at: &str, max_peers: Option<u32>) -> Check<Option<u32>> {
+fn connection_cap(at: &str, max_peers: Option<u32>) -> Check<Option<u32>> {
     match max_peers {
         Some(n) if n == 0 || n > MAX_CONNECTIONS => bad(
             at,
@@ -434,7 +434,7 @@ impl RawPeerClass {
             limits: Limits {
                 upload: rate(&format!("{at}.upload"), self.upload.as_ref())?,
                 download: rate(&format!("{at}.download"), self.download.as_ref())?,
-                max_peers: connections(&format!("{at}.max_peers"), self.max_peers)?,
+                max_peers: connection_cap(&format!("{at}.max_peers"), self.max_peers)?,
             },
             arrival: arrival(at, self.arrive, self.arrive_spread)?,
             leave_after,
@@ -482,7 +482,7 @@ impl RawViewerClass {
             limits: Limits {
                 upload: rate(&format!("{at}.upload"), self.upload.as_ref())?,
                 download: rate(&format!("{at}.download"), self.download.as_ref())?,
-                max_peers: connections(&format!("{at}.max_peers"), self.max_peers)?,
+                max_peers: connection_cap(&format!("{at}.max_peers"), self.max_peers)?,
             },
             stay: self
                 .stay
