@@ -96,6 +96,7 @@ fn a_piece_that_cannot_make_its_deadline_is_not_started() {
 fn a_stuck_urgent_block_is_raced_by_a_faster_peer_and_the_loser_cancelled() {
     let config = DeadlineConfig {
         cancel_late_after: None,
+        max_requesters: 2,
         ..urgent_only()
     };
     let (g, mut picker) = fixture(config);
@@ -129,6 +130,30 @@ fn a_stuck_urgent_block_is_raced_by_a_faster_peer_and_the_loser_cancelled() {
     picker.on_peer_bitfield(PeerKey(3), &Bitfield::full(8));
     let other = picker.next_requests(secs(0.2), &view(3, SLOW, 10), 2);
     assert!(other.iter().all(|b| b.piece() != p0), "{other:?}");
+}
+
+#[test]
+fn by_default_a_stuck_urgent_block_stays_with_its_one_peer() {
+    let (g, mut picker) = fixture(DeadlineConfig {
+        cancel_late_after: None,
+        ..urgent_only()
+    });
+    let p0 = g.piece(0).unwrap();
+    picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
+    let first = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 2);
+    assert_eq!(pieces_of(&first), vec![0]);
+    assert!(
+        picker
+            .next_requests(secs(0.1), &view(1, SLOW, 10), 0)
+            .is_empty()
+    );
+    // As in the race above, but a libtorrent peer would send its copy anyway.
+    picker.on_peer_bitfield(PeerKey(2), &Bitfield::full(8));
+    let got = picker.next_requests(secs(0.1), &view(2, FAST, 10), 2);
+    assert!(got.iter().all(|b| b.piece() != p0), "{got:?}");
+    for b in g.blocks(p0) {
+        assert_eq!(picker.book().requesters(b), &[PeerKey(1)]);
+    }
 }
 
 #[test]
