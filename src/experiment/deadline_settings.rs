@@ -7,7 +7,7 @@ use crate::policy::picker::{AheadOrder, DeadlineConfig, UnmeasuredRate};
 
 /// The settings [`set_deadline`] knows.
 pub const SETTINGS: &str = "urgent_window, urgent_min_pieces, safety_margin, urgent_share, \
-     crowd_size, at_risk_holders, ahead_order, ahead_horizon, max_requesters, duplicate_gain, \
+     crowd_size, at_risk_holders, ahead_order, ahead_horizon, max_requesters, race_alone, duplicate_gain, \
      cancel_late_after, trust_new_peers, opening_blocks, lateness_margin, unmeasured_rate, unmeasured_rtt, \
      make_room_for_urgent";
 
@@ -71,6 +71,7 @@ pub fn set_deadline(
         "ahead_horizon" if value == "none" => config.ahead_horizon = None,
         "ahead_horizon" => config.ahead_horizon = Some(secs()?),
         "max_requesters" => config.max_requesters = num()? as usize,
+        "race_alone" => config.race_alone = flag()?,
         "duplicate_gain" => config.duplicate_gain = secs()?,
         "cancel_late_after" if value == "none" => config.cancel_late_after = None,
         "cancel_late_after" => config.cancel_late_after = Some(secs()?),

@@ -145,6 +145,7 @@ impl World {
                 let schedule = Schedule::new(params, &geometry, movie).expect("a movie range");
                 let config = DeadlineConfig {
                     max_requesters: 1 + input.below(3) as usize,
+                    race_alone: input.bool(),
                     ..DeadlineConfig::default()
                 };
                 max_requesters = config.max_requesters;

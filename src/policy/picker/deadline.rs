@@ -259,6 +259,8 @@ impl DeadlinePicker {
         out: &mut Vec<BlockRef>,
     ) {
         let mut elsewhere = Arrivals::new();
+        let crowd = self.book.downloaders() > self.config.crowd_size;
+        let races = self.config.max_requesters >= 2 && (crowd || self.config.race_alone);
         for position in window.urgent.clone() {
             if out.len() >= slots {
                 break;
@@ -270,7 +272,7 @@ impl DeadlinePicker {
                 continue;
             }
             self.take(key, piece, pipe, slots, out);
-            if self.config.max_requesters >= 2 && self.book.state(piece) == PieceState::Started {
+            if races && self.book.state(piece) == PieceState::Started {
                 self.race_stuck_blocks(now, key, piece, pipe, slots, out, &mut elsewhere);
             }
         }

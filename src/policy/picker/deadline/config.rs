@@ -47,11 +47,14 @@ pub struct DeadlineConfig {
     /// 2 s and 57% unbounded; flash-crowd, whose viewers trade what they hold, 32% with 8 s
     /// against 37-48% with 4, 10 s or no bound.
     pub ahead_horizon: Option<Duration>,
-    /// At most this many peers are asked for one block at once; 2 or more races urgent
-    /// blocks stuck at a slower peer. Default 1: libtorrent peers send a block already in
-    /// their send buffer even when cancelled, so races there came back twice, and without
-    /// them the penalty held (BENCHMARKS.md "Tuning, tenth round").
+    /// At most this many peers are asked for one block at once; 1 disables duplicate requests
+    /// of stuck urgent blocks. Default 2.
     pub max_requesters: usize,
+    /// Whether stuck urgent blocks are raced outside a crowd too (see `crowd_size`). Default
+    /// false: among few peers, races of libtorrent peers' blocks came back twice (they send
+    /// what is in their send buffer whatever the CANCEL) and the penalty was lower without
+    /// them; in crowd-200 no races cost 9 points (BENCHMARKS.md "Tuning, tenth round").
+    pub race_alone: bool,
     /// A stuck urgent block is raced by another peer only if that peer's estimate beats the
     /// current one by at least this much. Default 0.5 s.
     pub duplicate_gain: Duration,
@@ -108,7 +111,8 @@ impl Default for DeadlineConfig {
             at_risk_holders: 2,
             ahead_order: AheadOrder::Deadline,
             ahead_horizon: Some(Duration::from_secs(8)),
-            max_requesters: 1,
+            max_requesters: 2,
+            race_alone: false,
             duplicate_gain: Duration::from_millis(500),
             cancel_late_after: None,
             trust_new_peers: false,

@@ -96,7 +96,7 @@ fn a_piece_that_cannot_make_its_deadline_is_not_started() {
 fn a_stuck_urgent_block_is_raced_by_a_faster_peer_and_the_loser_cancelled() {
     let config = DeadlineConfig {
         cancel_late_after: None,
-        max_requesters: 2,
+        race_alone: true,
         ..urgent_only()
     };
     let (g, mut picker) = fixture(config);
@@ -132,13 +132,13 @@ fn a_stuck_urgent_block_is_raced_by_a_faster_peer_and_the_loser_cancelled() {
     assert!(other.iter().all(|b| b.piece() != p0), "{other:?}");
 }
 
-#[test]
-fn by_default_a_stuck_urgent_block_stays_with_its_one_peer() {
-    let (g, mut picker) = fixture(DeadlineConfig {
-        cancel_late_after: None,
-        ..urgent_only()
-    });
-    let p0 = g.piece(0).unwrap();
+/// Peer 1 takes piece 0 and then slows to 4 s a block; peer 2, fast, asks for work at 0.1 s.
+/// Returns piece 0 and what peer 2 was given.
+fn stuck_then_faster(config: DeadlineConfig, downloaders: u64) -> (Vec<BlockRef>, Vec<BlockRef>) {
+    let (g, mut picker) = fixture(config);
+    for k in 0..downloaders {
+        picker.on_peer_bitfield(PeerKey(100 + k), &Bitfield::empty(8));
+    }
     picker.on_peer_bitfield(PeerKey(1), &Bitfield::full(8));
     let first = picker.next_requests(Duration::ZERO, &view(1, FAST, 10), 2);
     assert_eq!(pieces_of(&first), vec![0]);
@@ -147,13 +147,24 @@ fn by_default_a_stuck_urgent_block_stays_with_its_one_peer() {
             .next_requests(secs(0.1), &view(1, SLOW, 10), 0)
             .is_empty()
     );
-    // As in the race above, but a libtorrent peer would send its copy anyway.
     picker.on_peer_bitfield(PeerKey(2), &Bitfield::full(8));
     let got = picker.next_requests(secs(0.1), &view(2, FAST, 10), 2);
-    assert!(got.iter().all(|b| b.piece() != p0), "{got:?}");
-    for b in g.blocks(p0) {
-        assert_eq!(picker.book().requesters(b), &[PeerKey(1)]);
-    }
+    (g.blocks(g.piece(0).unwrap()).collect(), got)
+}
+
+#[test]
+fn a_stuck_urgent_block_is_raced_by_default_only_in_a_crowd() {
+    let config = DeadlineConfig {
+        cancel_late_after: None,
+        crowd_size: 1,
+        ..urgent_only()
+    };
+    // One other downloader: not a crowd, so a libtorrent peer's copy is not asked twice.
+    let (p0, got) = stuck_then_faster(config.clone(), 1);
+    assert!(got.iter().all(|b| !p0.contains(b)), "{got:?}");
+    // Two: a crowd, where races paid (crowd-200).
+    let (p0, got) = stuck_then_faster(config, 2);
+    assert_eq!(got, p0);
 }
 
 #[test]
