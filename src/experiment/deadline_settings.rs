@@ -7,9 +7,9 @@ use crate::policy::picker::{AheadOrder, DeadlineConfig, UnmeasuredRate};
 
 /// The settings [`set_deadline`] knows.
 pub const SETTINGS: &str = "urgent_window, urgent_min_pieces, safety_margin, urgent_share, \
-     crowd_size, at_risk_holders, ahead_order, ahead_horizon, max_requesters, race_alone, duplicate_gain, \
-     cancel_late_after, trust_new_peers, opening_blocks, lateness_margin, unmeasured_rate, unmeasured_rtt, \
-     make_room_for_urgent";
+     crowd_size, at_risk_holders, ahead_order, ahead_horizon, max_requesters, race_alone, \
+     duplicate_gain, cancel_late_after, trust_new_peers, opening_blocks, lateness_margin, \
+     unmeasured_rate, unmeasured_rtt, make_room_for_urgent";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeadlineSettingError {

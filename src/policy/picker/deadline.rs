@@ -179,6 +179,12 @@ impl DeadlinePicker {
                     && !self.links.values().any(PeerLink::is_measured)))
     }
 
+    /// More than `crowd_size` connected peers still download: the crowd rule's mix and races
+    /// of stuck blocks apply.
+    fn in_crowd(&self) -> bool {
+        self.book.downloaders() > self.config.crowd_size
+    }
+
     /// The peer has the piece and we still need blocks of it.
     fn askable(&self, key: PeerKey, piece: PieceIndex) -> bool {
         self.book.peer_has(key, piece)
@@ -259,8 +265,7 @@ impl DeadlinePicker {
         out: &mut Vec<BlockRef>,
     ) {
         let mut elsewhere = Arrivals::new();
-        let crowd = self.book.downloaders() > self.config.crowd_size;
-        let races = self.config.max_requesters >= 2 && (crowd || self.config.race_alone);
+        let races = self.config.max_requesters >= 2 && (self.in_crowd() || self.config.race_alone);
         for position in window.urgent.clone() {
             if out.len() >= slots {
                 break;
@@ -411,8 +416,11 @@ impl Picker for DeadlinePicker {
         }
         // BiToS' mix, slot by slot: this many slots try the at-risk pieces beyond the window
         // before the urgent ones (in a crowd only, see `crowd_size`).
-        let crowd = self.book.downloaders() > self.config.crowd_size;
-        let p = if crowd { self.config.urgent_share } else { 1.0 };
+        let p = if self.in_crowd() {
+            self.config.urgent_share
+        } else {
+            1.0
+        };
         let rare_first = (0..slots).filter(|_| !self.rng.random_bool(p)).count();
         let at_risk = self.config.at_risk_holders;
         // Nothing beyond the window when room was just made: that is the work taken back,

@@ -422,7 +422,8 @@ impl<'a> World<'a> {
                 .map(|b| u64::from(b.len()))
                 .sum();
             self.picker.on_piece_owned_elsewhere(piece);
-            tracing::debug!(%piece, bytes = missing, at = ?self.now, "simulated: fetching from the server");
+            let at = self.now;
+            tracing::debug!(%piece, bytes = missing, ?at, "simulated: fetching from the server");
             self.session.on_server_bytes(piece, missing);
             self.out.server_fetches.push((piece, missing));
             let size = u64::from(g.piece_size(piece));
